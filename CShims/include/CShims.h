@@ -1,0 +1,169 @@
+// CShims: the thin C layer under HaulKit.
+//
+// It exists for three reasons and no others:
+//   1. Swift cannot call C variadic functions, and curl_easy_setopt,
+//      curl_easy_getinfo, curl_multi_setopt and curl_share_setopt are all
+//      variadic. Each wrapper below fixes one argument type.
+//   2. The per-chunk hot path (curl write callback -> pwrite at the
+//      transfer's offset -> SHA-256) must not allocate, retain or cross into
+//      Swift: curl calls it for every <=16 KiB of body.
+//   3. OpenSSL's SHA-256 context must be exported and restored as bytes
+//      (for resume), which needs the low-level SHA256_CTX layout.
+//
+// Everything else (scheduling, retries, resume, events) is policy and lives
+// in Swift. Every exported symbol is prefixed `hl_`.
+#ifndef HAUL_CSHIMS_H
+#define HAUL_CSHIMS_H
+
+// Give CURL/CURLM/CURLSH distinct incomplete types so Swift sees them as
+// distinct OpaquePointers rather than interchangeable void pointers.
+#define CURL_STRICTER 1
+#include <curl/curl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---------------------------------------------------------------- process
+// Initialises OpenSSL without its atexit handler (which races teardown of
+// curl handles at exit) and then libcurl. Idempotent; call before any other
+// hl_ or curl function.
+void hl_global_init(void);
+
+// ---------------------------------------------------------------- syscalls
+// fallocate(2) and eventfd(2) are Linux extensions that Swift's Glibc module
+// does not export (they sit behind _GNU_SOURCE / sys/eventfd.h).
+int hl_fallocate(int fd, int64_t offset, int64_t length);  // 0 or -1 with errno
+int hl_eventfd(void);  // non-blocking, close-on-exec; -1 with errno on failure
+
+// ---------------------------------------------------------------- variadics
+CURLcode hl_easy_setopt_long(CURL *easy, CURLoption option, long value);
+CURLcode hl_easy_setopt_off(CURL *easy, CURLoption option, curl_off_t value);
+CURLcode hl_easy_setopt_str(CURL *easy, CURLoption option, const char *value);
+CURLcode hl_easy_setopt_ptr(CURL *easy, CURLoption option, void *value);
+CURLcode hl_easy_getinfo_long(CURL *easy, CURLINFO info, long *out);
+CURLcode hl_easy_getinfo_off(CURL *easy, CURLINFO info, curl_off_t *out);
+CURLcode hl_easy_getinfo_str(CURL *easy, CURLINFO info, const char **out);
+CURLMcode hl_multi_setopt_long(CURLM *multi, CURLMoption option, long value);
+CURLSHcode hl_share_setopt_long(CURLSH *share, CURLSHoption option, long value);
+
+// The value of the last response header `name` of the last request, or NULL.
+// (curl_easy_header's out-parameter struct is awkward from Swift.)
+const char *hl_easy_header(CURL *easy, const char *name);
+
+// Pops the next finished transfer from the multi handle. Returns 1 and fills
+// `easy`/`result` when one was found, 0 when there is none. (CURLMsg holds a
+// union that Swift imports poorly.)
+int hl_multi_next_done(CURLM *multi, CURL **easy, CURLcode *result);
+
+// ---------------------------------------------------------------- SHA-256
+// Go's crypto/sha256 MarshalBinary format ("sha\x03", 8 big-endian state
+// words, the 64-byte block buffer, big-endian byte length): the same bytes
+// the CNCF registry stores, and independent of OpenSSL's struct layout.
+#define HL_SHA256_STATE_SIZE 108
+
+// One-shot digest of a memory buffer.
+void hl_sha256(const void *data, size_t len, uint8_t out[32]);
+
+// ---------------------------------------------------------------- hasher
+// The hash frontier of one blob: SHA-256 of the contiguous prefix [0, hashed)
+// of a file that is being written out of order.
+//
+// The owner (the event-loop thread) calls hl_hasher_advance() with the end of
+// the contiguous written prefix. In threaded mode a dedicated thread preads
+// and hashes [hashed, prefix) from the page cache while the loop keeps
+// receiving. In inline mode bytes that land exactly at the frontier are
+// hashed straight from curl's buffer by hl_hasher_offer(), and
+// hl_hasher_step() catches up over bytes that landed ahead of it.
+typedef struct hl_hasher hl_hasher;
+
+// Creates a hasher for a file of `size` bytes. `state` may be NULL (start at
+// offset 0) or a HL_SHA256_STATE_SIZE buffer from hl_hasher_export (resume at
+// the offset it encodes). Returns NULL on a malformed state or when the
+// thread cannot be started.
+hl_hasher *hl_hasher_new(int fd, int64_t size, int threaded, const uint8_t *state);
+void hl_hasher_free(hl_hasher *h);
+
+// Loop thread only.
+void hl_hasher_offer(hl_hasher *h, int64_t offset, const void *buf, size_t len);
+void hl_hasher_advance(hl_hasher *h, int64_t contiguous_prefix);
+// Inline mode: hash at most `budget` bytes of [hashed, prefix) via pread.
+// Returns 0 or an errno.
+int hl_hasher_step(hl_hasher *h, size_t budget);
+
+// Any thread.
+int64_t hl_hasher_hashed(hl_hasher *h);
+int hl_hasher_error(hl_hasher *h);  // errno of a failed pread, or 0
+// Exports the state at the current frontier; returns the frontier offset.
+int64_t hl_hasher_export(hl_hasher *h, uint8_t out[HL_SHA256_STATE_SIZE]);
+// Once hashed == size: writes the digest and returns 0; otherwise -1.
+int hl_hasher_digest(hl_hasher *h, uint8_t out[32]);
+
+// Decodes the byte offset a state encodes; -1 if the state is malformed.
+int64_t hl_sha256_state_offset(const uint8_t state[HL_SHA256_STATE_SIZE]);
+
+// ---------------------------------------------------------------- sinks
+// Where a transfer's body goes. A file sink pwrites each chunk at its offset
+// (no copy); a memory sink appends to a capped buffer (manifests, tokens).
+//
+// The response is checked at the first body byte, before anything is
+// written: a file sink accepts only 206 with a Content-Range equal to the
+// request, or, when `accept_full` is set and the request starts at 0, a 200
+// whose body is the whole file. A rejected or failed write makes the callback
+// return short, which aborts the transfer with CURLE_WRITE_ERROR; `reject`
+// says why.
+enum {
+  HL_SINK_OK = 0,
+  HL_SINK_BAD_STATUS = 1,         // status not acceptable for this request
+  HL_SINK_BAD_CONTENT_RANGE = 2,  // 206 whose Content-Range is missing or wrong
+  HL_SINK_BAD_LENGTH = 3,         // 200 whose Content-Length is not the size
+  HL_SINK_OVERLONG = 4,           // more body than requested
+  HL_SINK_WRITE_FAILED = 5,       // pwrite failed; see err_no
+  HL_SINK_TOO_LARGE = 6,          // memory sink over its limit
+  HL_SINK_STOPPED = 7,            // reached stop_at on purpose (range split)
+};
+
+typedef struct hl_sink {
+  CURL *easy;
+  int fd;               // -1 for a memory sink
+  int64_t start;        // first requested byte
+  int64_t offset;       // next byte to write
+  int64_t end;          // exclusive end of the request
+  int64_t stop_at;      // exclusive end to stop at (<= end); the loop may lower it
+  int64_t total;        // size of the whole file, for Content-Range checks
+  int accept_full;
+  int checked;          // the response was validated
+  long status;          // HTTP status seen at the first body byte
+  int reject;           // HL_SINK_*
+  int err_no;
+  hl_hasher *hasher;    // may be NULL
+  unsigned char *mem;
+  size_t mem_len, mem_cap, mem_limit;
+  // Body of a refused 3xx/4xx/5xx response: drained (so curl finishes the
+  // response, computes the redirect URL and can reuse the connection) up to
+  // HL_SINK_DRAIN_LIMIT, and its start kept for the error message.
+  size_t drained;
+  size_t error_body_len;
+  char error_body[512];
+  char error[CURL_ERROR_SIZE];
+} hl_sink;
+
+#define HL_SINK_DRAIN_LIMIT (64 * 1024)
+
+// Both attach the sink to `easy` (WRITEFUNCTION, WRITEDATA, ERRORBUFFER).
+hl_sink *hl_sink_new_file(CURL *easy, int fd, int64_t start, int64_t end,
+                          int64_t total, int accept_full, hl_hasher *hasher);
+hl_sink *hl_sink_new_memory(CURL *easy, size_t limit);
+void hl_sink_free(hl_sink *sink);
+
+// Parses "bytes FIRST-LAST/TOTAL" (TOTAL may be "*", given as -1). Returns 0
+// on success, -1 on anything else. Exposed for tests and fuzzing.
+int hl_parse_content_range(const char *value, int64_t *first, int64_t *last,
+                           int64_t *total);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,180 @@
+// The hot path: curl's write callback. Each call carries at most 16 KiB
+// (CURL_MAX_WRITE_SIZE); the bytes go straight from curl's buffer to pwrite
+// at the transfer's offset, and to the hash frontier when they land on it.
+#include "CShims.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int parse_i64(const char **p, int64_t *out) {
+  const char *s = *p;
+  if (*s < '0' || *s > '9') return -1;
+  int64_t v = 0;
+  while (*s >= '0' && *s <= '9') {
+    int d = *s - '0';
+    if (v > (INT64_MAX - d) / 10) return -1;
+    v = v * 10 + d;
+    s++;
+  }
+  *p = s;
+  *out = v;
+  return 0;
+}
+
+int hl_parse_content_range(const char *value, int64_t *first, int64_t *last,
+                           int64_t *total) {
+  if (!value) return -1;
+  const char *p = value;
+  while (*p == ' ' || *p == '\t') p++;
+  if (strncasecmp(p, "bytes", 5) != 0) return -1;
+  p += 5;
+  if (*p != ' ' && *p != '\t') return -1;
+  while (*p == ' ' || *p == '\t') p++;
+  if (parse_i64(&p, first) || *p++ != '-' || parse_i64(&p, last) || *p++ != '/')
+    return -1;
+  if (*p == '*') {
+    *total = -1;
+    p++;
+  } else if (parse_i64(&p, total)) {
+    return -1;
+  }
+  while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
+  if (*p != '\0' || *last < *first) return -1;
+  if (*total >= 0 && *last >= *total) return -1;
+  return 0;
+}
+
+// Validates the response once, at its first body byte, before any byte is
+// written. Returns HL_SINK_OK or the reason to refuse.
+static int check_response(hl_sink *s) {
+  curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &s->status);
+  if (s->fd < 0) return HL_SINK_OK;  // memory sinks: the caller judges status
+  if (s->status == 206) {
+    int64_t first, last, total;
+    if (hl_parse_content_range(hl_easy_header(s->easy, "Content-Range"), &first,
+                               &last, &total) != 0)
+      return HL_SINK_BAD_CONTENT_RANGE;
+    if (first != s->start || last != s->end - 1 || (total >= 0 && total != s->total))
+      return HL_SINK_BAD_CONTENT_RANGE;
+    return HL_SINK_OK;
+  }
+  if (s->status == 200 && s->accept_full && s->start == 0) {
+    curl_off_t length = -1;
+    curl_easy_getinfo(s->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+    if (length >= 0 && length != s->total) return HL_SINK_BAD_LENGTH;
+    // The server ignored Range and sends everything: this transfer now
+    // covers the whole file.
+    if (s->stop_at == s->end) s->stop_at = s->total;
+    s->end = s->total;
+    return HL_SINK_OK;
+  }
+  return HL_SINK_BAD_STATUS;
+}
+
+static size_t write_file(char *data, size_t one, size_t n, void *arg) {
+  hl_sink *s = arg;
+  (void)one;  // always 1 for write callbacks
+  if (!s->checked) {
+    s->checked = 1;
+    s->reject = check_response(s);
+  }
+  if (s->reject == HL_SINK_BAD_STATUS && s->status >= 300 && s->status != 200) {
+    // A redirect or error page: keep its start, drain the rest.
+    size_t room = sizeof s->error_body - s->error_body_len;
+    size_t keep = n < room ? n : room;
+    memcpy(s->error_body + s->error_body_len, data, keep);
+    s->error_body_len += keep;
+    s->drained += n;
+    return s->drained <= HL_SINK_DRAIN_LIMIT ? n : 0;
+  }
+  if (s->reject) return 0;
+  size_t take = n;
+  if (s->offset + (int64_t)n > s->stop_at) {
+    take = (size_t)(s->stop_at - s->offset);
+    s->reject = s->stop_at < s->end ? HL_SINK_STOPPED : HL_SINK_OVERLONG;
+  }
+  size_t done = 0;
+  while (done < take) {
+    ssize_t w = pwrite(s->fd, data + done, take - done, s->offset + (int64_t)done);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      s->err_no = errno;
+      s->reject = HL_SINK_WRITE_FAILED;
+      break;
+    }
+    done += (size_t)w;
+  }
+  if (done > 0 && s->hasher) hl_hasher_offer(s->hasher, s->offset, data, done);
+  s->offset += (int64_t)done;
+  return s->reject ? 0 : n;
+}
+
+static size_t write_memory(char *data, size_t one, size_t n, void *arg) {
+  hl_sink *s = arg;
+  (void)one;
+  if (!s->checked) {
+    s->checked = 1;
+    check_response(s);
+  }
+  if (s->mem_len + n > s->mem_limit) {
+    s->reject = HL_SINK_TOO_LARGE;
+    return 0;
+  }
+  if (s->mem_len + n > s->mem_cap) {
+    size_t cap = s->mem_cap ? s->mem_cap : 4096;
+    while (cap < s->mem_len + n) cap *= 2;
+    if (cap > s->mem_limit) cap = s->mem_limit;
+    unsigned char *grown = realloc(s->mem, cap);
+    if (!grown) {
+      s->err_no = ENOMEM;
+      s->reject = HL_SINK_TOO_LARGE;
+      return 0;
+    }
+    s->mem = grown;
+    s->mem_cap = cap;
+  }
+  memcpy(s->mem + s->mem_len, data, n);
+  s->mem_len += n;
+  return n;
+}
+
+static hl_sink *sink_new(CURL *easy) {
+  hl_sink *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->easy = easy;
+  s->fd = -1;
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, s);
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, s->error);
+  return s;
+}
+
+hl_sink *hl_sink_new_file(CURL *easy, int fd, int64_t start, int64_t end,
+                          int64_t total, int accept_full, hl_hasher *hasher) {
+  hl_sink *s = sink_new(easy);
+  if (!s) return NULL;
+  s->fd = fd;
+  s->start = s->offset = start;
+  s->end = s->stop_at = end;
+  s->total = total;
+  s->accept_full = accept_full;
+  s->hasher = hasher;
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_file);
+  return s;
+}
+
+hl_sink *hl_sink_new_memory(CURL *easy, size_t limit) {
+  hl_sink *s = sink_new(easy);
+  if (!s) return NULL;
+  s->mem_limit = limit;
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_memory);
+  return s;
+}
+
+void hl_sink_free(hl_sink *s) {
+  if (!s) return;
+  free(s->mem);
+  free(s);
+}
