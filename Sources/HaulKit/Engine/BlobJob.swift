@@ -1,0 +1,23 @@
+/// A blob download handed to the loop. The caller owns `fd` (opened,
+/// locked and preallocated) and keeps it open until the download ends.
+struct BlobJob: Sendable {
+    let digest: Digest
+    let size: Int64
+    /// `{registry}/v2/{namespace}/{model}/blobs/{digest}`.
+    let url: String
+    /// Headers sent to the registry host only (never to a CDN).
+    let registryHeaders: [String]
+    let fd: Int32
+    /// The data file, for error messages.
+    let path: String
+    /// Plain HTTP allowed (the `--insecure` of Ollama).
+    let insecure: Bool
+}
+
+enum BlobEvent: Sendable {
+    /// Bytes on disk and bytes folded into the hash, both monotonic.
+    case progress(written: Int64, hashed: Int64)
+    /// Every byte is on disk and hashed; this is the SHA-256 of the file.
+    case finished(Digest)
+    case failed(HaulError)
+}

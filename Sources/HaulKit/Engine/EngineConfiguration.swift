@@ -1,0 +1,39 @@
+/// Tunables of the download engine. The defaults come from `make bench`
+/// measurements on a 2-core machine (see bench/RESULTS.md).
+public struct EngineConfiguration: Sendable {
+    public enum HashMode: String, Sendable {
+        /// A hashing thread per blob reads back from the page cache while the
+        /// loop thread only receives and writes.
+        case threaded
+        /// The loop thread hashes: straight from curl's buffer when bytes land
+        /// on the frontier, by reading back otherwise.
+        case inline
+    }
+
+    /// Concurrent range connections, across all blobs of all pulls.
+    public var connections = 16
+    /// Largest piece a connection is handed at once.
+    public var maxPieceSize: Int64 = 64 << 20
+    /// Smallest piece cut for a connection (pieces shrink toward this as the
+    /// unassigned part of a blob runs out).
+    public var minCutSize: Int64 = 4 << 20
+    /// Smallest part split off a running range.
+    public var minPieceSize: Int64 = 1 << 20
+    /// An idle connection only takes over a range expected to need at least
+    /// this many more seconds.
+    public var minStealSeconds = 1.0
+    public var hashMode: HashMode = .threaded
+    public var userAgent = "haul/0.1"
+    /// curl's receive buffer per connection.
+    public var receiveBufferSize = 256 << 10
+    /// Failed attempts of one range, without progress in between, before the
+    /// blob fails.
+    public var retryLimit = 6
+    /// Seconds without a byte before a connection counts as stalled.
+    public var stallTimeout = 30
+    public var connectTimeout = 30
+    /// A CA bundle to trust instead of the system store.
+    public var caFile: String?
+
+    public init() {}
+}

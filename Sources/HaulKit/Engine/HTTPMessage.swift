@@ -1,0 +1,21 @@
+/// A request the engine performs into memory (manifests, tokens): small
+/// bodies only, bounded by `limit`.
+struct HTTPRequest: Sendable {
+    var url: String
+    var headers: [String] = []
+    var followRedirects = false
+    var limit = 4 << 20
+}
+
+struct HTTPResponse: Sendable {
+    var status: Int
+    var body: [UInt8]
+    /// Where a 3xx points (not followed unless asked).
+    var redirectURL: String?
+    /// The URL of the last request, after any redirects curl followed.
+    var effectiveURL: String
+    /// Selected headers of the last response, by lower-cased name.
+    var headers: [String: String]
+
+    static let capturedHeaders = ["content-type", "www-authenticate", "retry-after", "docker-content-digest", "location"]
+}

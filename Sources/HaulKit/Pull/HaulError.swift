@@ -1,0 +1,73 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything that can stop a pull, with the text a user needs to act.
+/// Where Ollama has a message for the same condition, `description` is that
+/// message (reference §5.4), so scripts that match on it keep working.
+public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
+    case invalidModelName
+    case invalidDigest(String)
+    case modelNotFound(String)
+    /// The registry answered 404 for the manifest.
+    case manifestNotFound
+    /// The registry answered another error status for the manifest.
+    case manifestStatus(Int, body: String)
+    case manifestInvalid(String)
+    /// The manifest request failed before any answer.
+    case manifestUnreachable(url: String, message: String)
+    /// The disk cannot hold the missing bytes.
+    case insufficientSpace(path: String, needed: Int64, available: Int64)
+    /// A network failure talking to `url`.
+    case network(url: String, message: String)
+    case blobNotFound(Digest)
+    /// A blob kept failing; `lastError` is the last real cause.
+    case retriesExhausted(Digest, lastError: String)
+    case digestMismatch(want: Digest, got: Digest)
+    /// A system call on one of Haul's files failed.
+    case io(operation: String, path: String, errno: Int32)
+    case cancelled
+
+    public var description: String {
+        switch self {
+        case .invalidModelName:
+            return "invalid model name"
+        case .invalidDigest(let text):
+            return "invalid digest format: \(Self.quoted(text))"
+        case .modelNotFound(let name):
+            return "model '\(name)' not found"
+        case .manifestNotFound:
+            return "pull model manifest: file does not exist"
+        case .manifestStatus(let status, let body):
+            return body.isEmpty ? "pull model manifest: \(status)" : "pull model manifest: \(status): \(body)"
+        case .manifestInvalid(let why):
+            return "pull model manifest: invalid manifest: \(why)"
+        case .manifestUnreachable(let url, let message):
+            return "pull model manifest: Get \"\(url)\": \(message)"
+        case .insufficientSpace(let path, let needed, let available):
+            return "not enough disk space in \(path): the pull needs \(ByteFormat.decimal(needed)) more, "
+                + "\(ByteFormat.decimal(available)) available"
+        case .network(let url, let message):
+            return "\(url): \(message)"
+        case .blobNotFound(let digest):
+            return "\(digest): file does not exist"
+        case .retriesExhausted(_, let lastError):
+            return "max retries exceeded: \(lastError)"
+        case .digestMismatch(let want, let got):
+            return "digest mismatch, file must be downloaded again: want \(want), got \(got)"
+        case .io(let operation, let path, let code):
+            return "\(operation) \(path): \(String(cString: strerror(code)).lowercased())"
+        case .cancelled:
+            return "pull cancelled"
+        }
+    }
+
+    /// Untrusted text shown in a message: bounded and free of control bytes.
+    static func quoted(_ text: String, limit: Int = 120) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars.prefix(limit) {
+            out += scalar.value < 0x20 || scalar.value == 0x7F ? "?" : String(scalar)
+        }
+        return text.unicodeScalars.count > limit ? out + "…" : out
+    }
+}

@@ -1,0 +1,33 @@
+/// What a pull reports, in order: `pullingManifest`, `plan` (every blob and
+/// the whole model's size, known before any byte moves), `progress` per blob
+/// (interleaved, since blobs download concurrently), `verifying`,
+/// `writingManifest`, `success`.
+public enum PullEvent: Sendable, Equatable {
+    case pullingManifest
+    case plan(PullPlan)
+    case progress(BlobProgress)
+    case verifying
+    case writingManifest
+    case success
+}
+
+public struct PullPlan: Sendable, Equatable {
+    public let name: ModelName
+    public let manifestDigest: Digest
+    /// Distinct blobs, in manifest order (layers, then config).
+    public let blobs: [Layer]
+    /// Blobs already stored, which need no download.
+    public let cached: Set<Digest>
+
+    public var totalBytes: Int64 { blobs.reduce(0) { $0 + $1.size } }
+    public var missingBytes: Int64 { blobs.filter { !cached.contains($0.digest) }.reduce(0) { $0 + $1.size } }
+}
+
+public struct BlobProgress: Sendable, Equatable {
+    public let digest: Digest
+    public let total: Int64
+    /// Bytes on disk; never decreases.
+    public let completed: Int64
+    /// Bytes already folded into the SHA-256; never decreases.
+    public let hashed: Int64
+}

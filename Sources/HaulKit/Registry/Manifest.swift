@@ -1,0 +1,125 @@
+import Foundation
+
+/// One entry of a manifest's `layers` (or its `config`).
+public struct Layer: Sendable, Hashable {
+    public let mediaType: String
+    public let digest: Digest
+    public let size: Int64
+}
+
+/// A registry manifest (Docker v2 schema 2 or OCI image manifest), decoded
+/// strictly enough that every digest and size can be trusted as a path and a
+/// byte count, and kept as the exact bytes the registry sent: those bytes are
+/// what Ollama stores, and their SHA-256 is the model's ID.
+public struct Manifest: Sendable {
+    public static let mediaTypes = [
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+    ]
+    /// Larger manifests are refused before decoding; real ones are a few KiB.
+    public static let maxBytes = 4 << 20
+    public static let maxLayers = 4096
+
+    public let raw: [UInt8]
+    public let config: Layer
+    public let layers: [Layer]
+
+    public init(bytes: [UInt8]) throws(HaulError) {
+        guard bytes.count <= Self.maxBytes else {
+            throw .manifestInvalid("larger than \(Self.maxBytes) bytes")
+        }
+        let wire: Wire
+        do {
+            wire = try JSONDecoder().decode(Wire.self, from: Data(bytes))
+        } catch let error as DecodingError {
+            throw .manifestInvalid(Self.explain(error))
+        } catch {
+            throw .manifestInvalid("not JSON")
+        }
+        guard wire.schemaVersion == 2 else {
+            throw .manifestInvalid("schemaVersion \(wire.schemaVersion.map(String.init) ?? "missing"), want 2")
+        }
+        if let mediaType = wire.mediaType, !Self.mediaTypes.contains(mediaType) {
+            throw .manifestInvalid("unsupported mediaType \(HaulError.quoted(mediaType))")
+        }
+        guard wire.layers.count <= Self.maxLayers else {
+            throw .manifestInvalid("\(wire.layers.count) layers, at most \(Self.maxLayers) allowed")
+        }
+        self.raw = bytes
+        self.config = try Self.layer(wire.config, what: "config")
+        var layers: [Layer] = []
+        for (i, l) in wire.layers.enumerated() {
+            layers.append(try Self.layer(l, what: "layer \(i)"))
+        }
+        self.layers = layers
+    }
+
+    /// The blobs to fetch: every distinct digest, layers first in manifest
+    /// order, then the config (Ollama's order). A digest listed twice with
+    /// different sizes is a corrupt manifest.
+    public var blobs: [Layer] {
+        get throws(HaulError) {
+            var seen: [Digest: Int64] = [:]
+            var out: [Layer] = []
+            for layer in layers + [config] {
+                if let size = seen[layer.digest] {
+                    guard size == layer.size else {
+                        throw .manifestInvalid("\(layer.digest) listed with sizes \(size) and \(layer.size)")
+                    }
+                    continue
+                }
+                seen[layer.digest] = layer.size
+                out.append(layer)
+            }
+            return out
+        }
+    }
+
+    /// Bytes of all distinct blobs.
+    public var totalSize: Int64 {
+        ((try? blobs) ?? []).reduce(0) { $0 + $1.size }
+    }
+
+    /// The model's ID: SHA-256 of the raw manifest bytes.
+    public var digest: Digest { Digest(bytes: SHA256.hash(raw)) }
+
+    private struct Wire: Decodable {
+        let schemaVersion: Int?
+        let mediaType: String?
+        let config: WireLayer
+        let layers: [WireLayer]
+    }
+
+    private struct WireLayer: Decodable {
+        let mediaType: String?
+        let digest: String
+        let size: Int64
+    }
+
+    private static func layer(_ w: WireLayer, what: String) throws(HaulError) -> Layer {
+        let digest: Digest
+        do { digest = try Digest(parsing: w.digest) } catch {
+            throw .manifestInvalid("\(what): invalid digest \(HaulError.quoted(w.digest))")
+        }
+        // 1 TiB per blob is far beyond any model file and keeps arithmetic
+        // on sizes safely inside Int64.
+        guard w.size >= 0, w.size <= 1 << 40 else {
+            throw .manifestInvalid("\(what): size \(w.size) out of range")
+        }
+        return Layer(mediaType: w.mediaType ?? "", digest: digest, size: w.size)
+    }
+
+    private static func explain(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let p = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+            return p.isEmpty ? "" : " at \(p)"
+        }
+        switch error {
+        case .keyNotFound(let key, let context): return "missing \(key.stringValue)\(path(context))"
+        case .typeMismatch(_, let context): return "wrong type\(path(context))"
+        case .valueNotFound(_, let context): return "null value\(path(context))"
+        case .dataCorrupted(let context): return "malformed JSON\(path(context))"
+        @unknown default: return "malformed JSON"
+        }
+    }
+}

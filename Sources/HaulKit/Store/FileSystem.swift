@@ -1,0 +1,127 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Thin, typed wrappers over the system calls the store uses. Each throws a
+/// `HaulError.io` that names the operation and path, as Ollama's messages do
+/// (`write …/blobs/sha256-…-partial: no space left on device`).
+enum FileSystem {
+    static func retrying<T: BinaryInteger>(_ body: () -> T) -> T {
+        while true {
+            let r = body()
+            if r >= 0 || errno != EINTR { return r }
+        }
+    }
+
+    static func check(_ result: Int32, _ operation: String, _ path: String) throws(HaulError) {
+        if result < 0 { throw .io(operation: operation, path: path, errno: errno) }
+    }
+
+    /// `mkdir -p` with mode 0755, like Ollama's MkdirAll.
+    static func makeDirectories(_ path: String) throws(HaulError) {
+        var built = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            built += "/" + part
+            if mkdir(built, 0o755) != 0 && errno != EEXIST {
+                throw .io(operation: "mkdir", path: built, errno: errno)
+            }
+        }
+    }
+
+    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    /// File size, or nil if the file does not exist.
+    static func size(_ path: String) -> Int64? {
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return Int64(st.st_size)
+    }
+
+    static func modificationTime(_ path: String) -> Double? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
+    }
+
+    static func readFile(_ path: String, limit: Int) throws(HaulError) -> [UInt8] {
+        let fd = retrying { open(path, O_RDONLY | O_CLOEXEC) }
+        try check(fd, "open", path)
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let n = retrying { chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) } }
+            if n < 0 { throw .io(operation: "read", path: path, errno: errno) }
+            if n == 0 { return out }
+            out.append(contentsOf: chunk[0..<n])
+            if out.count > limit { throw .io(operation: "read", path: path, errno: EFBIG) }
+        }
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(HaulError) {
+        var done = 0
+        while done < bytes.count {
+            let n = retrying { bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) } }
+            if n < 0 { throw .io(operation: "write", path: path, errno: errno) }
+            done += n
+        }
+    }
+
+    /// Makes a rename or create in `directory` durable.
+    static func syncDirectory(_ directory: String) throws(HaulError) {
+        let fd = retrying { open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        try check(fd, "open", directory)
+        defer { close(fd) }
+        try check(fsync(fd), "fsync", directory)
+    }
+
+    /// Replaces `path` with `bytes` atomically: a reader sees the old file
+    /// or the new one, never a torn one, even across a crash.
+    static func writeAtomically(_ bytes: [UInt8], to path: String) throws(HaulError) {
+        let directory = parent(of: path)
+        let temp = directory + "/." + basename(of: path) + ".haul-tmp-\(getpid())"
+        let fd = retrying { open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
+        try check(fd, "open", temp)
+        do {
+            try writeAll(fd, bytes, path: temp)
+            try check(fsync(fd), "fsync", temp)
+            close(fd)
+            try check(rename(temp, path), "rename", path)
+        } catch {
+            close(fd)
+            unlink(temp)
+            throw error
+        }
+        try syncDirectory(directory)
+    }
+
+    static func parent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    static func basename(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+
+    static func listDirectory(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Bytes available to this user on the filesystem holding `path`.
+    static func availableSpace(_ path: String) -> Int64? {
+        var st = statvfs()
+        guard statvfs(path, &st) == 0 else { return nil }
+        return Int64(st.f_bavail) * Int64(st.f_frsize)
+    }
+}

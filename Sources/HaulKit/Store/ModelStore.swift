@@ -1,0 +1,117 @@
+import Foundation
+
+/// A model as it is stored locally.
+public struct LocalModel: Sendable, Equatable {
+    public let name: ModelName
+    /// SHA-256 of the manifest bytes, which is also the registry's digest.
+    public let id: Digest
+    /// Bytes of all blobs the manifest references.
+    public let size: Int64
+    public let modified: Date
+    public let manifest: Manifest
+
+    public static func == (a: LocalModel, b: LocalModel) -> Bool {
+        a.name == b.name && a.id == b.id && a.size == b.size && a.modified == b.modified
+    }
+}
+
+/// Ollama's model directory (reference §6.2):
+///
+///     $OLLAMA_MODELS/blobs/sha256-<hex>
+///     $OLLAMA_MODELS/manifests/<host>/<namespace>/<model>/<tag>   (raw bytes)
+///
+/// plus Haul's own `.haul/partials/` for downloads in progress.
+public struct ModelStore: Sendable {
+    public let root: String
+
+    public init(root: String) {
+        self.root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
+    }
+
+    /// `$OLLAMA_MODELS` (trimmed of spaces and quotes, as Ollama does), else
+    /// `~/.ollama/models`.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> ModelStore {
+        let raw = (environment["OLLAMA_MODELS"] ?? "").trimmingCharacters(in: .whitespaces)
+            .trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
+        if !raw.isEmpty { return ModelStore(root: raw) }
+        let home = environment["HOME"] ?? NSHomeDirectory()
+        return ModelStore(root: home + "/.ollama/models")
+    }
+
+    public var blobsDirectory: String { root + "/blobs" }
+    public var manifestsDirectory: String { root + "/manifests" }
+    public var partialsDirectory: String { root + "/.haul/partials" }
+
+    public func blobPath(_ digest: Digest) -> String { blobsDirectory + "/" + digest.fileName }
+    func partialPath(_ digest: Digest) -> String { partialsDirectory + "/" + digest.fileName + "-partial" }
+
+    public func manifestPath(_ name: ModelName) -> String {
+        ([manifestsDirectory] + name.manifestPathComponents).joined(separator: "/")
+    }
+
+    /// A blob already stored with the size the manifest promises.
+    public func hasBlob(_ layer: Layer) -> Bool {
+        FileSystem.size(blobPath(layer.digest)) == layer.size
+    }
+
+    func prepareDirectories() throws(HaulError) {
+        try FileSystem.makeDirectories(blobsDirectory)
+        try FileSystem.makeDirectories(partialsDirectory)
+    }
+
+    /// Stores the manifest bytes atomically (after every blob is verified).
+    public func writeManifest(_ manifest: Manifest, for name: ModelName) throws(HaulError) {
+        let path = manifestPath(name)
+        try FileSystem.makeDirectories(FileSystem.parent(of: path))
+        try FileSystem.writeAtomically(manifest.raw, to: path)
+    }
+
+    public func manifest(for name: ModelName) throws(HaulError) -> Manifest? {
+        let path = manifestPath(name)
+        guard FileSystem.exists(path) else { return nil }
+        return try Manifest(bytes: FileSystem.readFile(path, limit: Manifest.maxBytes))
+    }
+
+    /// Every stored model, as `ollama list` enumerates them
+    /// (`manifests/*/*/*/*`); unreadable or invalid manifests are skipped.
+    public func list() -> [LocalModel] {
+        var models: [LocalModel] = []
+        for host in FileSystem.listDirectory(manifestsDirectory) {
+            for ns in FileSystem.listDirectory(manifestsDirectory + "/" + host) {
+                for model in FileSystem.listDirectory(manifestsDirectory + "/" + host + "/" + ns) {
+                    let dir = [manifestsDirectory, host, ns, model].joined(separator: "/")
+                    for tag in FileSystem.listDirectory(dir) where !tag.hasPrefix(".") {
+                        guard let name = try? ModelName(host: host, namespace: ns, model: model, tag: tag),
+                              let manifest = try? self.manifest(for: name),
+                              let mtime = FileSystem.modificationTime(manifestPath(name)) else { continue }
+                        let size = manifest.layers.reduce(manifest.config.size) { $0 + $1.size }
+                        models.append(LocalModel(name: name, id: manifest.digest, size: size,
+                                                 modified: Date(timeIntervalSince1970: mtime), manifest: manifest))
+                    }
+                }
+            }
+        }
+        return models.sorted { $0.modified > $1.modified }
+    }
+
+    /// Deletes a model's manifest and every blob no other manifest uses.
+    public func remove(_ name: ModelName) throws(HaulError) {
+        guard let manifest = try self.manifest(for: name) else {
+            throw .modelNotFound(name.displayShortest)
+        }
+        let path = manifestPath(name)
+        try FileSystem.check(unlink(path), "remove", path)
+        // Remove now-empty parent directories up to manifests/, as Ollama does.
+        var dir = FileSystem.parent(of: path)
+        while dir != manifestsDirectory, dir.hasPrefix(manifestsDirectory), rmdir(dir) == 0 {
+            dir = FileSystem.parent(of: dir)
+        }
+        let stillUsed = Set(list().flatMap { [$0.manifest.config.digest] + $0.manifest.layers.map(\.digest) })
+        for layer in manifest.layers + [manifest.config] where !stillUsed.contains(layer.digest) {
+            let blob = blobPath(layer.digest)
+            if unlink(blob) != 0 && errno != ENOENT {
+                throw .io(operation: "remove", path: blob, errno: errno)
+            }
+        }
+    }
+}
