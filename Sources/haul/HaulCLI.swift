@@ -1,0 +1,18 @@
+import ArgumentParser
+import HaulKit
+
+@main
+struct HaulCLI: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "haul",
+        abstract: "Pull models from Ollama-style registries into $OLLAMA_MODELS.",
+        subcommands: [PullCommand.self, ListCommand.self, RemoveCommand.self]
+    )
+}
+
+/// Prints `Error: <message>` the way the ollama CLI does and exits non-zero.
+func fail(_ error: any Error) -> ExitCode {
+    let message = (error as? HaulError)?.description ?? "\(error)"
+    Terminal.standardError.write("Error: \(message)\n")
+    return ExitCode(1)
+}

@@ -1,0 +1,54 @@
+import Foundation
+import HaulKit
+
+/// Turns pull events into output. Called from one task, in order.
+protocol ProgressView: AnyObject {
+    func handle(_ event: PullEvent)
+    func finish(error: (any Error)?)
+}
+
+final class QuietProgress: ProgressView {
+    func handle(_ event: PullEvent) {}
+    func finish(error: (any Error)?) {}
+}
+
+/// Exactly the lines `/api/pull` streams, on stdout; a failure ends with an
+/// `{"error":…}` line as Ollama's stream does.
+final class JSONProgress: ProgressView {
+    func handle(_ event: PullEvent) {
+        if let line = ProgressJSON.line(for: event) { Terminal.standardOutput.write(line + "\n") }
+    }
+
+    func finish(error: (any Error)?) {
+        guard let error else { return }
+        let message = (error as? HaulError)?.description ?? "\(error)"
+        Terminal.standardOutput.write(ProgressJSON.error(message) + "\n")
+    }
+}
+
+/// Per-blob transfer rate over a sliding window, for bars and ETAs.
+struct RateMeter {
+    private var samples: [(time: Double, bytes: Int64)] = []
+
+    mutating func add(_ bytes: Int64, at time: Double) {
+        if let last = samples.last, time - last.time < 0.5 { samples[samples.count - 1] = (last.time, bytes); return }
+        samples.append((time, bytes))
+        samples.removeAll { time - $0.time > 5 }
+    }
+
+    var bytesPerSecond: Double? {
+        guard let first = samples.first, let last = samples.last, last.time - first.time >= 0.5 else { return nil }
+        return Double(last.bytes - first.bytes) / (last.time - first.time)
+    }
+}
+
+/// Ollama's duration style: 59s, 5m3s, 2h10m, 99h+.
+func formatETA(_ seconds: Double) -> String {
+    let s = Int(seconds.rounded())
+    if s >= 100 * 3600 { return "99h+" }
+    if s >= 3600 { return "\(s / 3600)h\(s % 3600 / 60)m" }
+    if s >= 60 { return "\(s / 60)m\(s % 60)s" }
+    return "\(s)s"
+}
+
+func now() -> Double { Date().timeIntervalSince1970 }
