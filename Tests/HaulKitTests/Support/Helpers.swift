@@ -1,0 +1,99 @@
+import Foundation
+@testable import HaulKit
+
+/// A fresh directory under /tmp, removed when the value is released.
+final class TempDir: Sendable {
+    let path: String
+
+    init(_ label: String = "haul") {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString.prefix(8))")
+        try! FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
+        path = base.path
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    func sub(_ name: String) -> String { path + "/" + name }
+}
+
+struct RunResult {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+    let seconds: Double
+}
+
+/// Runs a program to completion, capturing its output.
+func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> RunResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = arguments
+    var env = ProcessInfo.processInfo.environment
+    for (k, v) in environment { env[k] = v }
+    p.environment = env
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    p.standardInput = FileHandle.nullDevice
+    let start = Date()
+    try p.run()
+    // Drain both pipes concurrently so a chatty child never blocks.
+    nonisolated(unsafe) var errData = Data()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async {
+        errData = err.fileHandleForReading.readDataToEndOfFile()
+        group.leave()
+    }
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    p.waitUntilExit()
+    return RunResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                     stderr: String(decoding: errData, as: UTF8.self), seconds: Date().timeIntervalSince(start))
+}
+
+/// The release `haul` binary that `make test` builds (HAUL_BIN), else the
+/// debug one next to the tests.
+var haulBinary: String {
+    if let bin = ProcessInfo.processInfo.environment["HAUL_BIN"] { return bin }
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+    for config in ["release", "debug"] {
+        let p = root.appendingPathComponent(".build/\(config)/haul").path
+        if FileManager.default.isExecutableFile(atPath: p) { return p }
+    }
+    return root.appendingPathComponent(".build/debug/haul").path
+}
+
+func haul(_ arguments: [String], models: String) throws -> RunResult {
+    try run(haulBinary, arguments, environment: ["OLLAMA_MODELS": models])
+}
+
+func fileBytes(_ path: String) -> Data? { try? Data(contentsOf: URL(fileURLWithPath: path)) }
+
+func filesEqual(_ a: String, _ b: String) -> Bool {
+    guard let x = FileManager.default.contents(atPath: a), let y = FileManager.default.contents(atPath: b) else { return false }
+    return x == y
+}
+
+/// Collects every event of a library pull, or the error it ended with.
+func collect(_ stream: AsyncThrowingStream<PullEvent, any Error>) async -> ([PullEvent], (any Error)?) {
+    var events: [PullEvent] = []
+    do {
+        for try await e in stream { events.append(e) }
+        return (events, nil)
+    } catch {
+        return (events, error)
+    }
+}
+
+/// All regular files below `root`, relative paths.
+func listFiles(_ root: String) -> [String] {
+    guard let e = FileManager.default.enumerator(atPath: root) else { return [] }
+    var out: [String] = []
+    while let p = e.nextObject() as? String {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: root + "/" + p, isDirectory: &isDir), !isDir.boolValue { out.append(p) }
+    }
+    return out.sorted()
+}

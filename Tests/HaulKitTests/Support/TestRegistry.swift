@@ -1,0 +1,109 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+@testable import HaulKit
+
+/// The Python test registry (Tests/registry/testregistry.py), started on
+/// 127.0.0.1 with ephemeral ports and stopped when the test is done.
+final class TestRegistry: @unchecked Sendable {
+    // @unchecked: `process` and `stdin` are set once in init and only read
+    // afterwards; Foundation's Process/Pipe are not marked Sendable.
+    let registryPort: Int
+    let cdnPort: Int?
+    private let process: Process
+    private let stdin: Pipe
+
+    static var script: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("registry/testregistry.py").path
+    }
+
+    init(root: String, cdn: Bool = true, rate: String? = nil, slowConnection: Int? = nil, slowFactor: Double = 10) throws {
+        var args = [Self.script, "serve", "--root", root, "--exit-on-eof"]
+        if cdn { args.append("--cdn") }
+        if let rate { args += ["--rate", rate] }
+        if let slowConnection { args += ["--slow-connection", "\(slowConnection)", "--slow-factor", "\(slowFactor)"] }
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3"] + args
+        stdin = Pipe()
+        let stdout = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        try process.run()
+        // The first line is {"registry": PORT, "cdn": PORT}.
+        var line = Data()
+        let handle = stdout.fileHandleForReading
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = handle.availableData
+            if chunk.isEmpty { throw TestFailure("test registry exited before listening") }
+            line.append(chunk)
+        }
+        let ports = try JSONSerialization.jsonObject(with: line) as! [String: Any]
+        registryPort = ports["registry"] as! Int
+        cdnPort = ports["cdn"] as? Int
+    }
+
+    deinit { stop() }
+
+    func stop() {
+        try? stdin.fileHandleForWriting.close()
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+    }
+
+    var host: String { "127.0.0.1:\(registryPort)" }
+
+    func stats() async throws -> [String: Any] {
+        let (data, _) = try await URLSession.shared.data(from: URL(string: "http://\(host)/_stats")!)
+        return try JSONSerialization.jsonObject(with: data) as! [String: Any]
+    }
+
+    /// Bytes the blob listener sent for one blob (including any a client
+    /// aborted after they were on the wire).
+    func bytesServed(_ digest: Digest) async throws -> Int {
+        ((try await stats())["blob_bytes"] as? [String: Int])?[digest.hex] ?? 0
+    }
+
+    func requests(_ digest: Digest) async throws -> Int {
+        ((try await stats())["blob_requests"] as? [String: Int])?[digest.hex] ?? 0
+    }
+
+    /// Arms fault rules on the blob listener, e.g.
+    /// `[["kind": "status", "status": 503, "times": 2]]`.
+    func arm(_ faults: [[String: Any]]) async throws {
+        var request = URLRequest(url: URL(string: "http://\(host)/_faults")!)
+        request.httpMethod = "POST"
+        request.httpBody = try JSONSerialization.data(withJSONObject: faults)
+        _ = try await URLSession.shared.data(for: request)
+    }
+}
+
+/// A model generated into a registry directory.
+struct TestModel: Sendable {
+    let name: String  // ns/model:tag
+    let manifestPath: String
+    let layers: [Layer]
+
+    /// Writes random layers of the given sizes (plus a config blob) under
+    /// `root` with the test registry's generator.
+    static func make(root: String, name: String, layers: [String]) throws -> TestModel {
+        let out = try run("/usr/bin/env", ["python3", TestRegistry.script, "make-model", "--root", root, "--name", name]
+            + layers.flatMap { ["--layer", $0] })
+        guard out.status == 0 else { throw TestFailure("make-model failed: \(out.stderr)") }
+        let parts = name.split(separator: ":")
+        let repo = parts[0].contains("/") ? String(parts[0]) : "library/" + parts[0]
+        let tag = parts.count > 1 ? String(parts[1]) : "latest"
+        let path = "\(root)/manifests/\(repo)/\(tag)"
+        let manifest = try Manifest(bytes: Array(try Data(contentsOf: URL(fileURLWithPath: path))))
+        return TestModel(name: name, manifestPath: path, layers: try manifest.blobs)
+    }
+
+    var manifestBytes: [UInt8] { Array((try? Data(contentsOf: URL(fileURLWithPath: manifestPath))) ?? Data()) }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,400 @@
+#!/usr/bin/env python3
+"""A registry for Haul's tests and demo: Ollama's wire protocol on loopback.
+
+  testregistry.py make-model --root DIR --name ns/model:tag --layer 64M ...
+      Writes random layers, a config blob and a Docker v2 manifest under DIR
+      (DIR/manifests/<ns>/<model>/<tag>, DIR/blobs/sha256-<hex>) and prints
+      the manifest as JSON.
+
+  testregistry.py serve --root DIR [--cdn] [--rate R] [--slow-connection N]
+      Serves GET /v2/<ns>/<model>/manifests/<tag> and GET|HEAD
+      /v2/<ns>/<model>/blobs/sha256:<hex>. With --cdn, blob requests answer
+      307 to a second listener (the "CDN"), which serves byte ranges. Prints
+      {"registry": PORT, "cdn": PORT} on stdout once listening.
+
+  Rates are per connection, in bytes/s (suffixes K, M, G are binary). The
+  N-th connection accepted by the blob listener (0-based) can be made slow
+  with --slow-connection N --slow-factor F (rate/F).
+
+  GET /_stats on the registry port returns request and byte counts as JSON.
+  POST /_faults with a JSON list of fault rules (see FAULTS below) arms
+  fault injection on the blob listener.
+"""
+import argparse
+import hashlib
+import http.server
+import json
+import os
+import random
+import re
+import socket
+import sys
+import threading
+import time
+
+MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def parse_size(text):
+    m = re.fullmatch(r"(\d+)([KMG]?)", text.strip().upper())
+    if not m:
+        raise ValueError("bad size %r" % text)
+    return int(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[m.group(2)]
+
+
+def write_blob(root, data_chunks):
+    os.makedirs(os.path.join(root, "blobs"), exist_ok=True)
+    tmp = os.path.join(root, "blobs", ".tmp-%d" % os.getpid())
+    h = hashlib.sha256()
+    size = 0
+    with open(tmp, "wb") as f:
+        for chunk in data_chunks:
+            h.update(chunk)
+            f.write(chunk)
+            size += len(chunk)
+    digest = h.hexdigest()
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, os.path.join(root, "blobs", "sha256-" + digest))
+    return "sha256:" + digest, size
+
+
+def random_chunks(size, seed):
+    rng = random.Random(seed)
+    left = size
+    while left > 0:
+        n = min(left, 16 << 20)
+        yield rng.randbytes(n)
+        left -= n
+
+
+def make_model(args):
+    ns_model, _, tag = args.name.partition(":")
+    tag = tag or "latest"
+    ns, _, model = ns_model.rpartition("/")
+    ns = ns or "library"
+    layers = []
+    for i, spec in enumerate(args.layer):
+        size_text, _, media = spec.partition(":")
+        media = media or ("application/vnd.ollama.image.model" if i == 0 else "application/vnd.ollama.image.params")
+        digest, size = write_blob(args.root, random_chunks(parse_size(size_text), "%s-%d-%s" % (args.name, i, args.seed)))
+        layers.append({"mediaType": media, "digest": digest, "size": size})
+    config = json.dumps({"model_format": "gguf", "model_family": "test", "model_families": ["test"],
+                         "model_type": "tiny", "file_type": "F16", "architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": [l["digest"] for l in layers]}}).encode()
+    cdigest, csize = write_blob(args.root, [config])
+    manifest = {"schemaVersion": 2, "mediaType": MANIFEST_TYPE,
+                "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": cdigest, "size": csize},
+                "layers": layers}
+    raw = json.dumps(manifest, indent=2).encode()
+    mdir = os.path.join(args.root, "manifests", ns, model)
+    os.makedirs(mdir, exist_ok=True)
+    with open(os.path.join(mdir, tag), "wb") as f:
+        f.write(raw)
+    json.dump(manifest, sys.stdout)
+    sys.stdout.write("\n")
+
+
+class Stats:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.data = {"manifest_requests": 0, "blob_requests": {}, "blob_bytes": {}, "connections": 0,
+                     "range_requests": 0, "redirects": 0}
+
+    def add(self, key, sub=None, n=1):
+        with self.lock:
+            if sub is None:
+                self.data[key] += n
+            else:
+                self.data[key][sub] = self.data[key].get(sub, 0) + n
+
+    def snapshot(self):
+        with self.lock:
+            return json.loads(json.dumps(self.data))
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, addr, handler, state, role):
+        self.state = state
+        self.role = role
+        self.accepted = 0
+        self.accept_lock = threading.Lock()
+        super().__init__(addr, handler)
+
+    def next_connection_index(self):
+        with self.accept_lock:
+            index = self.accepted
+            self.accepted += 1
+        self.state.stats.add("connections")
+        return index
+
+    def handle_error(self, request, client_address):
+        # Clients abort ranges on purpose (splits, cancellation); stay quiet.
+        pass
+
+
+class State:
+    def __init__(self, args):
+        self.root = args.root
+        self.rate = parse_size(args.rate) if args.rate else 0
+        self.slow_connection = args.slow_connection
+        self.slow_factor = args.slow_factor
+        self.stats = Stats()
+        self.faults = []
+        self.fault_lock = threading.Lock()
+        self.cdn_port = None
+        self.registry_port = None
+
+    def take_fault(self, kind_filter=None):
+        """Returns the first armed fault that still has uses, consuming one."""
+        with self.fault_lock:
+            for f in self.faults:
+                if f.get("times", 1) > 0 and (kind_filter is None or f["kind"] in kind_filter):
+                    f["times"] = f.get("times", 1) - 1
+                    return dict(f)
+        return None
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "haul-testregistry"
+
+    def setup(self):
+        # One handler instance serves one connection (keep-alive included).
+        self.conn_index = self.server.next_connection_index()
+        super().setup()
+
+    def log_message(self, *args):
+        pass
+
+    @property
+    def state(self):
+        return self.server.state
+
+    def send_json(self, code, obj, extra=None):
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_HEAD(self):
+        self.do_GET()
+
+    def do_POST(self):
+        if self.path == "/_faults" and self.server.role == "registry":
+            length = int(self.headers.get("Content-Length", "0"))
+            rules = json.loads(self.rfile.read(length) or b"[]")
+            with self.state.fault_lock:
+                self.state.faults = rules
+            return self.send_json(200, {"armed": len(rules)})
+        self.send_json(404, {"errors": [{"code": "NOT_FOUND", "message": "not found"}]})
+
+    def do_GET(self):
+        path = self.path.split("?", 1)[0]
+        if self.server.role == "registry":
+            if path == "/_stats":
+                return self.send_json(200, self.state.stats.snapshot())
+            m = re.fullmatch(r"/v2/([^/]+)/([^/]+)/manifests/([^/]+)", path)
+            if m:
+                return self.manifest(*m.groups())
+            m = re.fullmatch(r"/v2/([^/]+)/([^/]+)/blobs/sha256:([0-9a-f]{64})", path)
+            if m:
+                if self.state.cdn_port:
+                    self.state.stats.add("redirects")
+                    loc = "http://127.0.0.1:%d/cdn/sha256-%s?X-Amz-Expires=86400" % (self.state.cdn_port, m.group(3))
+                    self.send_response(307)
+                    self.send_header("Location", loc)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                return self.blob(m.group(3))
+        elif self.server.role == "cdn":
+            m = re.fullmatch(r"/cdn/sha256-([0-9a-f]{64})", path)
+            if m:
+                return self.blob(m.group(1))
+        self.send_json(404, {"errors": [{"code": "NOT_FOUND", "message": "not found"}]})
+
+    def manifest(self, ns, model, tag):
+        self.state.stats.add("manifest_requests")
+        p = os.path.join(self.state.root, "manifests", ns, model, tag)
+        if not os.path.isfile(p):
+            return self.send_json(404, {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]})
+        with open(p, "rb") as f:
+            body = f.read()
+        self.send_response(200)
+        self.send_header("Content-Type", MANIFEST_TYPE)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Docker-Content-Digest", "sha256:" + hashlib.sha256(body).hexdigest())
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def connection_rate(self):
+        rate = self.state.rate
+        if self.state.slow_connection is not None and self.conn_index == self.state.slow_connection:
+            rate = (rate or (256 << 20)) / self.state.slow_factor
+        return rate
+
+    def blob(self, hexd):
+        p = os.path.join(self.state.root, "blobs", "sha256-" + hexd)
+        if not os.path.isfile(p):
+            return self.send_json(404, {"errors": [{"code": "BLOB_UNKNOWN", "message": "blob unknown"}]})
+        size = os.path.getsize(p)
+        start, end = 0, size - 1
+        ranged = False
+        rng = self.headers.get("Range")
+        if rng:
+            m = re.fullmatch(r"bytes=(\d+)-(\d*)", rng.strip())
+            if not m:
+                return self.send_json(416, {"error": "bad range"})
+            start = int(m.group(1))
+            end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
+            if start > end:
+                self.send_response(416)
+                self.send_header("Content-Range", "bytes */%d" % size)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            ranged = True
+        self.state.stats.add("blob_requests", hexd)
+        if ranged:
+            self.state.stats.add("range_requests")
+        fault = self.state.take_fault() if self.command == "GET" else None
+        if fault and fault["kind"] == "status":
+            body = fault.get("body", "injected failure").encode()
+            self.send_response(fault["status"])
+            for k, v in fault.get("headers", {}).items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if fault and fault["kind"] == "ignore-range":
+            start, end, ranged = 0, size - 1, False
+        if ranged:
+            self.send_response(206)
+            cr_start = start + fault.get("shift", 0) if fault and fault["kind"] == "wrong-content-range" else start
+            cr_end = end + fault.get("shift", 0) if fault and fault["kind"] == "wrong-content-range" else end
+            self.send_header("Content-Range", "bytes %d-%d/%d" % (cr_start, cr_end, size))
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(end - start + 1))
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Type", "application/octet-stream")
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        self.send_body(p, hexd, start, end + 1, fault)
+
+    def send_body(self, path, hexd, start, end, fault):
+        rate = self.connection_rate()
+        cut_at = None
+        corrupt_at = None
+        stall_at = None
+        if fault and fault["kind"] in ("reset", "truncate"):
+            cut_at = start + int((end - start) * fault.get("fraction", 0.5))
+        if fault and fault["kind"] == "corrupt":
+            corrupt_at = start + int((end - start) * fault.get("fraction", 0.5))
+        if fault and fault["kind"] == "stall":
+            stall_at = start + int((end - start) * fault.get("fraction", 0.5))
+        sent = 0
+        try:
+            with open(path, "rb") as f:
+                pos = start
+                stop = end if cut_at is None else cut_at
+                t0 = time.monotonic()
+                if rate == 0 and corrupt_at is None and stall_at is None:
+                    self.wfile.flush()
+                    while pos < stop:
+                        n = os.sendfile(self.connection.fileno(), f.fileno(), pos, min(stop - pos, 8 << 20))
+                        if n == 0:
+                            break
+                        pos += n
+                        sent += n
+                else:
+                    chunk = 64 << 10
+                    while pos < stop:
+                        n = min(chunk, stop - pos)
+                        f.seek(pos)
+                        data = f.read(n)
+                        if corrupt_at is not None and pos <= corrupt_at < pos + n:
+                            i = corrupt_at - pos
+                            data = data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:]
+                        if stall_at is not None and pos >= stall_at:
+                            time.sleep(fault.get("seconds", 3600))
+                            stall_at = None
+                        self.wfile.write(data)
+                        pos += n
+                        sent += n
+                        if rate:
+                            ahead = sent / rate - (time.monotonic() - t0)
+                            if ahead > 0:
+                                time.sleep(ahead)
+                if cut_at is not None:
+                    self.wfile.flush()
+                    if fault["kind"] == "reset":
+                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            self.close_connection = True
+        finally:
+            self.state.stats.add("blob_bytes", hexd, sent)
+
+
+def serve(args):
+    state = State(args)
+    registry = Server(("127.0.0.1", args.port), Handler, state, "registry")
+    state.registry_port = registry.server_address[1]
+    servers = [registry]
+    if args.cdn:
+        cdn = Server(("127.0.0.1", 0), Handler, state, "cdn")
+        state.cdn_port = cdn.server_address[1]
+        servers.append(cdn)
+    for s in servers:
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+    print(json.dumps({"registry": state.registry_port, "cdn": state.cdn_port}), flush=True)
+    try:
+        if args.exit_on_eof:
+            # Tests hold our stdin open; when they exit (or crash) it closes.
+            sys.stdin.read()
+        else:
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    mk = sub.add_parser("make-model")
+    mk.add_argument("--root", required=True)
+    mk.add_argument("--name", required=True)
+    mk.add_argument("--layer", action="append", default=[], help="SIZE[:mediaType]")
+    mk.add_argument("--seed", default="0")
+    sv = sub.add_parser("serve")
+    sv.add_argument("--root", required=True)
+    sv.add_argument("--port", type=int, default=0)
+    sv.add_argument("--cdn", action="store_true")
+    sv.add_argument("--rate", default=None)
+    sv.add_argument("--slow-connection", type=int, default=None)
+    sv.add_argument("--slow-factor", type=float, default=10.0)
+    sv.add_argument("--exit-on-eof", action="store_true", help="exit when stdin closes")
+    args = ap.parse_args()
+    if args.cmd == "make-model":
+        make_model(args)
+    else:
+        serve(args)
+
+
+if __name__ == "__main__":
+    main()
