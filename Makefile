@@ -1,0 +1,39 @@
+# Haul — see README.md.
+SWIFT ?= swift
+BIN := .build/release/haul
+REGISTRY := Tests/registry/testregistry.py
+DEMO := .demo
+
+.PHONY: all build test demo clean bench
+
+all: build
+
+build:
+	$(SWIFT) build -c release
+
+# Every test: unit tests and integration tests against real local servers.
+# Integration tests spawn the release binary, so build it first.
+test: build
+	$(SWIFT) build --build-tests
+	HAUL_BIN=$(abspath $(BIN)) $(SWIFT) test --skip-build
+
+# Start a local registry (with a CDN redirect) serving a generated sample
+# model on 127.0.0.1, pull it with the CLI, list it.
+demo: build
+	@rm -rf $(DEMO) && mkdir -p $(DEMO)
+	@echo "==> generating a sample model (3 layers, 256 MiB)"
+	@python3 $(REGISTRY) make-model --root $(DEMO)/registry --name library/sample:latest \
+	    --layer 256M --layer 2K:application/vnd.ollama.image.template \
+	    --layer 96:application/vnd.ollama.image.params > /dev/null
+	@python3 $(REGISTRY) serve --root $(DEMO)/registry --cdn > $(DEMO)/ports & \
+	  for i in $$(seq 50); do [ -s $(DEMO)/ports ] && break; sleep 0.1; done; \
+	  port=$$(python3 -c "import json;print(json.load(open('$(DEMO)/ports'))['registry'])"); \
+	  echo "==> registry on 127.0.0.1:$$port (blobs redirect to a CDN listener)"; \
+	  echo "==> OLLAMA_MODELS=$(DEMO)/models $(BIN) pull 127.0.0.1:$$port/library/sample --insecure"; \
+	  OLLAMA_MODELS=$(DEMO)/models $(BIN) pull 127.0.0.1:$$port/library/sample --insecure; rc=$$?; \
+	  echo "==> OLLAMA_MODELS=$(DEMO)/models $(BIN) list"; \
+	  OLLAMA_MODELS=$(DEMO)/models $(BIN) list; \
+	  pkill -f "$(REGISTRY) serve --root $(DEMO)/registry" ; exit $$rc
+
+clean:
+	rm -rf .build $(DEMO)
