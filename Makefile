@@ -25,7 +25,8 @@ demo: build
 	@python3 $(REGISTRY) make-model --root $(DEMO)/registry --name library/sample:latest \
 	    --layer 256M --layer 2K:application/vnd.ollama.image.template \
 	    --layer 96:application/vnd.ollama.image.params > /dev/null
-	@python3 $(REGISTRY) serve --root $(DEMO)/registry --cdn > $(DEMO)/ports & \
+	@python3 $(REGISTRY) serve --root $(DEMO)/registry --cdn > $(DEMO)/ports & server=$$!; \
+	  trap 'kill $$server 2>/dev/null' EXIT; \
 	  for i in $$(seq 50); do [ -s $(DEMO)/ports ] && break; sleep 0.1; done; \
 	  port=$$(python3 -c "import json;print(json.load(open('$(DEMO)/ports'))['registry'])"); \
 	  echo "==> registry on 127.0.0.1:$$port (blobs redirect to a CDN listener)"; \
@@ -33,7 +34,7 @@ demo: build
 	  OLLAMA_MODELS=$(DEMO)/models $(BIN) pull 127.0.0.1:$$port/library/sample --insecure; rc=$$?; \
 	  echo "==> OLLAMA_MODELS=$(DEMO)/models $(BIN) list"; \
 	  OLLAMA_MODELS=$(DEMO)/models $(BIN) list; \
-	  pkill -f "$(REGISTRY) serve --root $(DEMO)/registry" ; exit $$rc
+	  exit $$rc
 
 clean:
 	rm -rf .build $(DEMO)
