@@ -81,7 +81,7 @@ static size_t write_file(char *data, size_t one, size_t n, void *arg) {
     s->checked = 1;
     s->reject = check_response(s);
   }
-  if (s->reject == HL_SINK_BAD_STATUS && s->status >= 300 && s->status != 200) {
+  if (s->reject == HL_SINK_BAD_STATUS && s->status >= 300) {
     // A redirect or error page: keep its start, drain the rest.
     size_t room = sizeof s->error_body - s->error_body_len;
     size_t keep = n < room ? n : room;

@@ -66,7 +66,7 @@ final class BarProgress: ProgressView {
         let width = terminal.width
         var out = "\u{1B}[?2026h"
         if drawnLines > 0 { out += "\u{1B}[\(drawnLines)A" }
-        for (i, line) in lines.enumerated() {
+        for line in lines {
             out += "\r"
             switch line {
             case .status(let text):
@@ -74,8 +74,7 @@ final class BarProgress: ProgressView {
             case .blob(let digest):
                 if let b = blobs[digest] { out += bar(b.progress, rate: b.meter.bytesPerSecond, width: width) }
             }
-            out += "\u{1B}[K"
-            if i < lines.count - 1 || true { out += "\n" }
+            out += "\u{1B}[K\n"
         }
         out += "\u{1B}[?2026l"
         drawnLines = lines.count

@@ -270,7 +270,8 @@ final class BlobDownload {
     /// on disk and hashed.
     func tick(now: Double, force: Bool = false) {
         guard !isDone else { return }
-        if let err = Optional(hasher.error), err != 0 {
+        let err = hasher.error
+        if err != 0 {
             fail(.io(operation: "read", path: job.path, errno: err))
             return
         }

@@ -91,7 +91,6 @@ final class EventLoop {
             }
             if let blob = blobs[id] {
                 blob.fail(.cancelled)
-                reapCancelled()
                 forget(blob)
             }
         case .stop:
@@ -138,7 +137,7 @@ final class EventLoop {
                 noteCompletion(t, code: code)
                 if let blob = blobs[id] {
                     blob.transferEnded(t, code: code, now: MonotonicClock.now(), config: config)
-                    if blob.isDone { reapCancelled(); forget(blob) }
+                    if blob.isDone { forget(blob) }
                 }
             }
             t.close()
@@ -304,10 +303,7 @@ final class EventLoop {
     }
 
     private func shutdown() {
-        for (t, continuation) in fetches.values {
-            continuation.resume(throwing: CancellationError())
-            _ = t
-        }
+        for (_, continuation) in fetches.values { continuation.resume(throwing: CancellationError()) }
         fetches.removeAll()
         for blob in blobs.values { blob.fail(.cancelled) }
         for t in Array(transfers.values) { remove(t) }

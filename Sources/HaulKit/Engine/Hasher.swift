@@ -5,6 +5,9 @@ internal import CShims
 final class Hasher {
     let raw: OpaquePointer
     let size: Int64
+    /// The last prefix announced; only the loop thread moves it, so a
+    /// repeat (most poll iterations) skips the C call and its mutex.
+    private var announced: Int64 = 0
 
     init?(fd: Int32, size: Int64, mode: EngineConfiguration.HashMode) {
         guard let h = hl_hasher_new(fd, size, mode == .threaded ? 1 : 0, nil) else { return nil }
@@ -17,7 +20,11 @@ final class Hasher {
     var hashed: Int64 { hl_hasher_hashed(raw) }
     var error: Int32 { hl_hasher_error(raw) }
 
-    func advance(to prefix: Int64) { hl_hasher_advance(raw, prefix) }
+    func advance(to prefix: Int64) {
+        guard prefix > announced else { return }
+        announced = prefix
+        hl_hasher_advance(raw, prefix)
+    }
 
     /// Inline mode only: hash up to `budget` bytes of backlog now.
     func step(budget: Int) -> Int32 { hl_hasher_step(raw, budget) }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Talks to an Ollama-style (Docker Registry v2) registry for one model:
 /// fetches its manifest and builds blob URLs.
 struct RegistryClient: Sendable {
@@ -55,5 +57,3 @@ struct RegistryClient: Sendable {
         return HaulError.quoted(text.trimmingCharacters(in: .whitespacesAndNewlines), limit: 300)
     }
 }
-
-import Foundation
