@@ -26,6 +26,8 @@ final class BarProgress: ProgressView {
         switch event {
         case .plan(let p):
             plan = p
+        case .resuming(let p):
+            lines.append(.status(Resuming.text(p)))
         case .progress(let p):
             if blobs[p.digest] == nil {
                 // Like ollama: a bar appears once its blob has bytes.
@@ -122,6 +124,8 @@ final class PlainProgress: ProgressView {
         case .plan(let plan):
             terminal.write("pulling \(plan.name.displayShortest): \(plan.blobs.count) blobs, "
                 + "\(ByteFormat.decimal(plan.totalBytes)) (\(ByteFormat.decimal(plan.missingBytes)) to download)\n")
+        case .resuming(let p):
+            terminal.write(Resuming.text(p) + "\n")
         case .progress(let p):
             let t = now()
             meters[p.digest, default: RateMeter()].add(p.completed, at: t)
@@ -144,4 +148,10 @@ final class PlainProgress: ProgressView {
     }
 
     func finish(error: (any Error)?) {}
+}
+
+enum Resuming {
+    static func text(_ p: BlobProgress) -> String {
+        "resuming \(p.digest.short): \(ByteFormat.decimal(p.completed)) of \(ByteFormat.decimal(p.total)) already downloaded"
+    }
 }

@@ -13,13 +13,7 @@ struct ListCommand: ParsableCommand {
             rows.append([m.name.displayShortest, m.id.short, ByteFormat.decimal(m.size),
                          Age.describe(now.timeIntervalSince(m.modified))])
         }
-        let widths = (0..<4).map { c in rows.map { $0[c].count }.max() ?? 0 }
-        for row in rows {
-            let line = row.enumerated().map { i, cell in
-                i == row.count - 1 ? cell : cell.padding(toLength: widths[i] + 4, withPad: " ", startingAt: 0)
-            }.joined()
-            print(line)
-        }
+        Table.print(rows)
     }
 }
 

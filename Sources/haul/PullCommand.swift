@@ -24,6 +24,9 @@ struct PullCommand: AsyncParsableCommand {
     @Option(help: "Parallel range connections across all layers.")
     var connections: Int?
 
+    @Option(help: "Seconds without data before a connection counts as stalled and is retried.")
+    var stallTimeout: Int?
+
     @Option(help: ArgumentHelp("Where hashing runs: threaded or inline.", visibility: .hidden))
     var hashMode: EngineConfiguration.HashMode?
 
@@ -31,12 +34,16 @@ struct PullCommand: AsyncParsableCommand {
         if let connections, !(1...256).contains(connections) {
             throw ValidationError("--connections must be between 1 and 256")
         }
+        if let stallTimeout, !(1...3600).contains(stallTimeout) {
+            throw ValidationError("--stall-timeout must be between 1 and 3600 seconds")
+        }
     }
 
     func run() async throws {
         var config = EngineConfiguration()
         if let connections { config.connections = connections }
         if let hashMode { config.hashMode = hashMode }
+        if let stallTimeout { config.stallTimeout = stallTimeout }
         config.userAgent = UserAgent.string
         let haul = Haul(configuration: config)
         let view: any ProgressView
@@ -49,14 +56,30 @@ struct PullCommand: AsyncParsableCommand {
         } else {
             view = PlainProgress(terminal: .standardError)
         }
+        let interrupts = Interrupts { _ in Task { await haul.shutdown() } }
+        var kept: [Digest: Int64] = [:]
         do {
             for try await event in haul.pull(name, insecure: insecure) {
+                switch event {
+                case .resuming(let p), .progress(let p): kept[p.digest] = p.completed
+                default: break
+                }
                 view.handle(event)
             }
             view.finish(error: nil)
         } catch {
-            view.finish(error: error)
-            throw json ? ExitCode(1) : fail(error)
+            guard interrupts.received else {
+                view.finish(error: error)
+                throw json ? ExitCode(1) : fail(error)
+            }
+            // The pull is stopping; wait for its last checkpoint before
+            // promising the user that nothing is lost.
+            await haul.shutdown()
+            view.finish(error: HaulError.cancelled)
+            let bytes = kept.values.reduce(0, +)
+            Terminal.standardError.write("\nInterrupted: \(ByteFormat.decimal(bytes)) downloaded so far is kept. "
+                + "Run 'haul pull \(name)' again to resume.\n")
+            throw ExitCode(130)
         }
     }
 }

@@ -68,9 +68,10 @@ import Testing
     @Test func partialsAreLockedAgainstASecondWriter() throws {
         let dir = TempDir()
         let path = dir.sub("p")
-        let first = try PartialBlob(path: path, size: 4096)
+        let digest = try Digest(parsing: "sha256:" + Self.hex("e"))
+        let first = try PartialBlob(path: path, digest: digest, size: 4096, model: "m")
         #expect(FileSystem.size(path) == 4096)
-        #expect(throws: HaulError.self) { try PartialBlob(path: path, size: 4096) }
+        #expect(throws: HaulError.self) { try PartialBlob(path: path, digest: digest, size: 4096, model: "m") }
         _ = first
     }
 }

@@ -17,8 +17,18 @@
   with --slow-connection N --slow-factor F (rate/F).
 
   GET /_stats on the registry port returns request and byte counts as JSON.
-  POST /_faults with a JSON list of fault rules (see FAULTS below) arms
-  fault injection on the blob listener.
+  POST /_faults with a JSON list of fault rules arms fault injection on the
+  blob listener. Each rule has a "kind" and "times" (how many requests it
+  hits, default 1); the first rule with uses left applies:
+    status               answer "status" with "body" and "headers"
+    ignore-range         answer 200 with the whole blob
+    wrong-content-range  a Content-Range shifted by "shift" bytes
+    reset / truncate     close the connection (RST / FIN) at "fraction" of the body
+    corrupt              flip one byte at "fraction" of the body
+    stall                stop sending for "seconds" at "fraction" of the body
+  and one setting that is not consumed:
+    cdn-ttl              CDN URLs issued from now on expire after "seconds";
+                         an expired one gets 403 like a stale S3 signature
 """
 import argparse
 import hashlib
@@ -98,7 +108,7 @@ class Stats:
     def __init__(self):
         self.lock = threading.Lock()
         self.data = {"manifest_requests": 0, "blob_requests": {}, "blob_bytes": {}, "connections": 0,
-                     "range_requests": 0, "redirects": 0}
+                     "range_requests": 0, "redirects": 0, "expired": 0}
 
     def add(self, key, sub=None, n=1):
         with self.lock:
@@ -147,6 +157,7 @@ class State:
         self.fault_lock = threading.Lock()
         self.cdn_port = None
         self.registry_port = None
+        self.cdn_ttl = None
 
     def take_fault(self, kind_filter=None):
         """Returns the first armed fault that still has uses, consuming one."""
@@ -193,7 +204,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length", "0"))
             rules = json.loads(self.rfile.read(length) or b"[]")
             with self.state.fault_lock:
-                self.state.faults = rules
+                self.state.cdn_ttl = next((r["seconds"] for r in rules if r["kind"] == "cdn-ttl"), None)
+                self.state.faults = [r for r in rules if r["kind"] != "cdn-ttl"]
             return self.send_json(200, {"armed": len(rules)})
         self.send_json(404, {"errors": [{"code": "NOT_FOUND", "message": "not found"}]})
 
@@ -210,6 +222,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if self.state.cdn_port:
                     self.state.stats.add("redirects")
                     loc = "http://127.0.0.1:%d/cdn/sha256-%s?X-Amz-Expires=86400" % (self.state.cdn_port, m.group(3))
+                    if self.state.cdn_ttl is not None:
+                        loc += "&expires=%.3f" % (time.time() + self.state.cdn_ttl)
                     self.send_response(307)
                     self.send_header("Location", loc)
                     self.send_header("Content-Length", "0")
@@ -219,6 +233,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif self.server.role == "cdn":
             m = re.fullmatch(r"/cdn/sha256-([0-9a-f]{64})", path)
             if m:
+                expires = re.search(r"[?&]expires=([0-9.]+)", self.path)
+                if expires and time.time() > float(expires.group(1)):
+                    self.state.stats.add("expired")
+                    body = b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+                    self.send_response(403)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 return self.blob(m.group(1))
         self.send_json(404, {"errors": [{"code": "NOT_FOUND", "message": "not found"}]})
 

@@ -6,7 +6,7 @@ import Glibc
 
 /// The state of one blob download, owned by the loop thread: which ranges
 /// are on disk, which are waiting, which are in flight, where the blob is
-/// served from, and its hash frontier.
+/// served from, its hash frontier, and when to checkpoint all that.
 final class BlobDownload {
     enum Source {
         /// The first piece asks the registry; it either serves the blob itself
@@ -30,11 +30,11 @@ final class BlobDownload {
     let events: AsyncStream<BlobEvent>.Continuation
     let hasher: Hasher
     private(set) var written = RangeSet()
-    /// Ranges to fetch again (retries, split-off parts), in offset order;
-    /// all lie below `unassigned`.
+    /// Ranges to fetch again (retries, split-off parts), in offset order.
     private(set) var pending: [Piece] = []
-    /// `[unassigned, size)` has not been handed to any connection yet.
-    private var unassigned: Int64 = 0
+    /// Ranges not handed to any connection yet, in offset order: the gaps
+    /// a resumed download still misses, or the whole blob.
+    private var unassigned: [Range<Int64>]
     private let connections: Int
     private let maxPiece: Int64
     private let minPiece: Int64
@@ -43,6 +43,14 @@ final class BlobDownload {
     /// The registry URL being resolved (changes on same-host redirects).
     private var registryURL: String
     private var redirects = 0
+    /// Fresh direct URLs fetched after the previous one stopped working.
+    private var reresolves = 0
+    /// Failed transfers of this blob, progress or not: the budget that ends
+    /// a pull that keeps failing in new ways.
+    private var failures = 0
+    /// Where hashing started (a resumed prefix is never hashed again).
+    let resumedHashed: Int64
+    private var checkpointed: (bytes: Int64, at: Double)
     private var lastEmit = -1.0
     private var emitted: (written: Int64, hashed: Int64) = (-1, -1)
     private(set) var isDone = false
@@ -57,10 +65,15 @@ final class BlobDownload {
         self.connections = config.connections
         self.maxPiece = config.maxPieceSize
         self.minPiece = config.minCutSize
+        self.written = job.resume.ranges
+        self.unassigned = job.resume.ranges.gaps(in: 0..<job.size)
+        self.resumedHashed = hasher.hashed
+        self.checkpointed = (job.resume.ranges.count, MonotonicClock.now())
+        hasher.advance(to: written.contiguousPrefix)
     }
 
     var hasReadyWork: Bool {
-        guard !isDone, !pending.isEmpty || unassigned < job.size else { return false }
+        guard !isDone, !pending.isEmpty || !unassigned.isEmpty else { return false }
         switch source {
         case .resolving: return false
         case .singleStream: return active.isEmpty
@@ -76,11 +89,14 @@ final class BlobDownload {
         if let index = pending.firstIndex(where: { $0.notBefore <= now }) {
             return pending.remove(at: index)
         }
-        guard unassigned < job.size else { return nil }
-        let size = SplitPolicy.nextPieceSize(remaining: job.size - unassigned, connections: connections,
-                                             maxPiece: maxPiece, minPiece: minPiece)
-        defer { unassigned += size }
-        return Piece(range: unassigned..<unassigned + size)
+        guard let gap = unassigned.first else { return nil }
+        let remaining = unassigned.reduce(Int64(0)) { $0 + Int64($1.count) }
+        var size = min(Int64(gap.count), SplitPolicy.nextPieceSize(remaining: remaining, connections: connections,
+                                                                   maxPiece: maxPiece, minPiece: minPiece))
+        if Int64(gap.count) - size < minPiece / 2 { size = Int64(gap.count) }
+        let piece = gap.lowerBound..<gap.lowerBound + size
+        if piece == gap { unassigned.removeFirst() } else { unassigned[0] = piece.upperBound..<gap.upperBound }
+        return Piece(range: piece)
     }
 
     /// Starts the next piece, if the source allows.
@@ -128,11 +144,30 @@ final class BlobDownload {
                 source = t.status == 200 ? .singleStream(t.url) : .resolved(t.url)
                 if case .singleStream = source {
                     pending.removeAll()
-                    unassigned = job.size
+                    unassigned.removeAll()
                 }
             }
         }
         hasher.advance(to: written.contiguousPrefix)
+    }
+
+    /// The state to resume from if the process died now.
+    func snapshot() -> ResumePoint {
+        ResumePoint(ranges: written, hashState: hasher.export())
+    }
+
+    /// Hands a checkpoint to the journal writer every `checkpointBytes` of
+    /// new data or `checkpointInterval` seconds, whichever comes first, so a
+    /// crash loses little. The writer coalesces, so a slow disk only makes
+    /// checkpoints sparser, never stalls the loop.
+    func checkpointIfDue(now: Double, config: EngineConfiguration) {
+        guard !isDone else { return }
+        let bytes = written.count
+        guard bytes > checkpointed.bytes else { return }
+        guard bytes - checkpointed.bytes >= config.checkpointBytes || now - checkpointed.at >= config.checkpointInterval
+        else { return }
+        checkpointed = (bytes, now)
+        job.checkpoints.checkpoint(snapshot())
     }
 
     /// Handles the end of one of this blob's transfers (already removed from
@@ -146,6 +181,8 @@ final class BlobDownload {
         let remainder = s.offset..<max(s.offset, s.stop_at)
         let wasResolving = t.resolving
         if wasResolving { source = .unresolved }
+        // A URL that still delivers has not expired: expiry counts restart.
+        if s.offset > s.start { reresolves = 0 }
         DebugTrace.log("\(job.digest.short) end \(s.start)..<\(s.offset) of \(s.stop_at) status=\(status) code=\(code.rawValue) reject=\(s.reject) in \(ByteFormat.oneDecimal(now - t.startedAt))s")
 
         if s.reject == Int32(HL_SINK_WRITE_FAILED) {
@@ -160,29 +197,82 @@ final class BlobDownload {
             if wasResolving { source = status == 200 ? .singleStream(t.url) : .resolved(t.url) }
             return
         }
-        if status == 404 && t.url == registryURL {
-            fail(.blobNotFound(job.digest))
-            return
-        }
         if status == 200 && s.reject == Int32(HL_SINK_BAD_STATUS) {
             // Range ignored on a later request: the only safe way on is one
             // stream of the whole blob. Bytes already written stay valid.
             source = .singleStream(t.url)
             pending = [Piece(range: 0..<job.size)]
-            unassigned = job.size
+            unassigned.removeAll()
             loopToCancel.append(contentsOf: active)
             active.removeAll()
             return
         }
         let why = failureText(t, code: code, status: status)
+        let onCDN = t.url != registryURL && t.url != job.url
+        // Only the server's own verdict counts: a 2xx/3xx cut short is a
+        // network failure, whatever the status line said.
+        let verdict = s.reject == Int32(HL_SINK_BAD_STATUS) ? status : 0
+        switch RetryPolicy.decide(status: verdict, onCDN: onCDN) {
+        case .notFound:
+            fail(.blobNotFound(job.digest))
+            return
+        case .fatal:
+            fail(.network(url: t.url, message: why))
+            return
+        case .reresolve:
+            reresolve(after: t, remainder: remainder, why: why)
+            return
+        case .retry:
+            break
+        }
+        failures += 1
         let madeProgress = s.offset > s.start
         let attempts = madeProgress ? 1 : t.attempts + 1
-        if attempts > config.retryLimit {
+        if attempts > config.retryLimit || failures > config.failureBudget {
             fail(.retriesExhausted(job.digest, lastError: why))
             return
         }
-        let backoff = min(10.0, 0.25 * Double(1 << min(attempts, 6))) * Double.random(in: 0.5...1.5)
-        requeue(Piece(range: remainder, attempts: attempts, notBefore: madeProgress ? now : now + backoff))
+        var delay = madeProgress ? 0 : RetryPolicy.backoff(attempt: attempts)
+        if verdict == 429 || verdict == 503, let wait = RetryPolicy.retryAfter(t.header("Retry-After")) {
+            if wait > RetryPolicy.maxRetryAfter {
+                fail(.retriesExhausted(job.digest, lastError: "\(why) (Retry-After: \(Int(min(wait, 1e9))) s)"))
+                return
+            }
+            delay = max(delay, wait)
+        }
+        DebugTrace.log("\(job.digest.short) retry \(remainder) in \(ByteFormat.oneDecimal(delay))s (attempt \(attempts), failure \(failures)): \(why)")
+        requeue(Piece(range: remainder, attempts: attempts, notBefore: now + delay))
+    }
+
+    /// A direct (CDN) URL answered as if it had expired: go back to the
+    /// registry for a fresh one. Transfers still on the old URL fail the same
+    /// way and just requeue; a URL that keeps dying ends the blob.
+    private func reresolve(after t: Transfer, remainder: Range<Int64>, why: String) {
+        if case .resolved(let current) = source, current == t.url {
+            reresolves += 1
+            if reresolves > 5 {
+                fail(.retriesExhausted(job.digest, lastError: "fresh download URLs keep failing: \(why)"))
+                return
+            }
+            DebugTrace.log("\(job.digest.short) direct URL failed (\(why)); resolving again")
+            registryURL = job.url
+            redirects = 0
+            source = .unresolved
+        }
+        requeue(Piece(range: remainder, attempts: t.attempts))
+    }
+
+    /// Gives up on a transfer that stopped delivering while its peers did
+    /// not: its remainder goes back in the queue for a fresh connection.
+    func abandon(_ t: Transfer, now: Double, why: String) {
+        sync()
+        guard let index = active.firstIndex(where: { $0 === t }) else { return }
+        active.remove(at: index)
+        let s = t.sink.pointee
+        failures += 1
+        DebugTrace.log("\(job.digest.short) abandon \(s.offset)..<\(s.stop_at): \(why)")
+        requeue(Piece(range: s.offset..<max(s.offset, s.stop_at), attempts: t.attempts + (s.offset > s.start ? 0 : 1)))
+        loopToCancel.append(t)
     }
 
     /// Transfers the loop must cancel on this blob's behalf (after a failure
@@ -259,7 +349,7 @@ final class BlobDownload {
         if case .singleStream = source {
             // A server that ignores Range can only resend from the start.
             pending = [Piece(range: 0..<job.size, attempts: piece.attempts, notBefore: piece.notBefore)]
-            unassigned = job.size
+            unassigned.removeAll()
             return
         }
         let index = pending.firstIndex { $0.range.lowerBound > piece.range.lowerBound } ?? pending.endIndex
@@ -279,10 +369,12 @@ final class BlobDownload {
         let count = written.count
         if count == job.size && hashed == job.size && active.isEmpty {
             guard let digest = hasher.digest else { return }
+            DebugTrace.log("\(job.digest.short) done: hashed \(hashed - resumedHashed) bytes this run, resumed at \(resumedHashed)")
+            isDone = true
+            job.checkpoints.finish(nil)
             events.yield(.progress(written: count, hashed: hashed))
             events.yield(.finished(digest))
             events.finish()
-            isDone = true
             return
         }
         if (force || now - lastEmit >= 0.1) && (count, hashed) != emitted {
@@ -294,9 +386,12 @@ final class BlobDownload {
 
     var awaitingHasher: Bool { !isDone && written.count == job.size && active.isEmpty }
 
+    /// Ends the blob, keeping what is on disk for the next attempt.
     func fail(_ error: HaulError) {
         guard !isDone else { return }
+        sync()
         isDone = true
+        job.checkpoints.finish(snapshot())
         loopToCancel.append(contentsOf: active)
         active.removeAll()
         pending.removeAll()

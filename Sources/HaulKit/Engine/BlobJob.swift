@@ -1,5 +1,5 @@
 /// A blob download handed to the loop. The caller owns `fd` (opened,
-/// locked and preallocated) and keeps it open until the download ends.
+/// locked and preallocated) and keeps it open until `checkpoints.finish`.
 struct BlobJob: Sendable {
     let digest: Digest
     let size: Int64
@@ -12,6 +12,10 @@ struct BlobJob: Sendable {
     let path: String
     /// Plain HTTP allowed (the `--insecure` of Ollama).
     let insecure: Bool
+    /// What the data file already holds, from its journal.
+    let resume: ResumePoint
+    /// Where checkpoints go; it also keeps `fd` open until `finish`.
+    let checkpoints: any CheckpointSink
 }
 
 enum BlobEvent: Sendable {

@@ -29,8 +29,19 @@ public struct EngineConfiguration: Sendable {
     /// Failed attempts of one range, without progress in between, before the
     /// blob fails.
     public var retryLimit = 6
-    /// Seconds without a byte before a connection counts as stalled.
-    public var stallTimeout = 30
+    /// Failed transfers of one blob in all, progress or not, before it
+    /// fails: stops a server that always breaks after a few bytes.
+    public var failureBudget = 60
+    /// Seconds without a byte before a connection counts as stalled, even
+    /// with no peers to compare against (curl's low-speed limit).
+    public var stallTimeout = 15
+    /// A connection that received nothing for this long while its peers
+    /// kept receiving is abandoned and its range given to a fresh one.
+    public var peerStallSeconds = 3.0
+    /// A resume checkpoint is taken after this many new bytes of a blob...
+    public var checkpointBytes: Int64 = 8 << 20
+    /// ...or this many seconds, whichever comes first.
+    public var checkpointInterval = 1.0
     public var connectTimeout = 30
     /// A CA bundle to trust instead of the system store.
     public var caFile: String?

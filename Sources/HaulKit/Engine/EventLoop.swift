@@ -49,7 +49,10 @@ final class EventLoop {
             _ = curl_multi_perform(multi, &running)
             collectFinished()
             let now = MonotonicClock.now()
-            for id in blobOrder { blobs[id]?.sync() }
+            for id in blobOrder {
+                blobs[id]?.sync()
+                blobs[id]?.checkpointIfDue(now: now, config: config)
+            }
             stepInlineHashers()
             if now - lastTick >= 0.1 { tick(now: now) }
             dispatch(now: now)
@@ -74,7 +77,9 @@ final class EventLoop {
             add(t)
             fetches[id] = (t, continuation)
         case .download(let id, let job, let events):
-            guard let hasher = Hasher(fd: job.fd, size: job.size, mode: config.hashMode) else {
+            guard let hasher = Hasher(fd: job.fd, size: job.size, mode: config.hashMode, state: job.resume.hashState)
+            else {
+                job.checkpoints.finish(job.resume)
                 events.yield(.failed(.io(operation: "hash", path: job.path, errno: ENOMEM)))
                 events.finish()
                 return
@@ -260,7 +265,8 @@ final class EventLoop {
         let pieces = pieceTransfers()
         for (_, t) in pieces { t.sampleRate(now: now) }
         if pieces.count >= 2 {
-            for (blob, t) in pieces {
+            abandonStalled(pieces, now: now)
+            for (blob, t) in pieces where !blob.loopToCancel.contains(where: { $0 === t }) {
                 guard let rate = t.rate, now - t.lastSplitAt >= 3 else { continue }
                 let peers = pieces.compactMap { $0.1 === t ? nil : $0.1.rate }
                 guard let median = expectedRate(peers: peers),
@@ -276,6 +282,17 @@ final class EventLoop {
             guard let blob = blobs[id] else { continue }
             blob.tick(now: now)
             if blob.isDone { forget(blob) }
+        }
+    }
+
+    /// A connection that went silent while others still receive is cut
+    /// loose at once instead of holding its range (and the hash frontier)
+    /// until curl's absolute stall timeout.
+    private func abandonStalled(_ pieces: [(BlobDownload, Transfer)], now: Double) {
+        let moving = pieces.filter { now - $0.1.lastByteAt < 1 }.count
+        guard moving > 0 else { return }
+        for (blob, t) in pieces where now - t.lastByteAt >= config.peerStallSeconds {
+            blob.abandon(t, now: now, why: "no data for \(Int(now - t.lastByteAt)) s while other connections receive")
         }
     }
 

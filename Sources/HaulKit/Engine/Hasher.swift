@@ -9,10 +9,15 @@ final class Hasher {
     /// repeat (most poll iterations) skips the C call and its mutex.
     private var announced: Int64 = 0
 
-    init?(fd: Int32, size: Int64, mode: EngineConfiguration.HashMode) {
-        guard let h = hl_hasher_new(fd, size, mode == .threaded ? 1 : 0, nil) else { return nil }
+    /// Starts at `state` (an exported hash of a prefix) when given.
+    init?(fd: Int32, size: Int64, mode: EngineConfiguration.HashMode, state: [UInt8]? = nil) {
+        let threaded: Int32 = mode == .threaded ? 1 : 0
+        let made = state.map { s in s.withUnsafeBufferPointer { hl_hasher_new(fd, size, threaded, $0.baseAddress) } }
+            ?? hl_hasher_new(fd, size, threaded, nil)
+        guard let h = made else { return nil }
         self.raw = h
         self.size = size
+        self.announced = hl_hasher_hashed(h)
     }
 
     deinit { hl_hasher_free(raw) }
@@ -28,6 +33,13 @@ final class Hasher {
 
     /// Inline mode only: hash up to `budget` bytes of backlog now.
     func step(budget: Int) -> Int32 { hl_hasher_step(raw, budget) }
+
+    /// The state of the hashed prefix, for a checkpoint; nil before any byte.
+    func export() -> [UInt8]? {
+        var out = [UInt8](repeating: 0, count: SHA256State.size)
+        let at = out.withUnsafeMutableBufferPointer { hl_hasher_export(raw, $0.baseAddress) }
+        return at > 0 ? out : nil
+    }
 
     /// The digest, once every byte has been hashed.
     var digest: Digest? {

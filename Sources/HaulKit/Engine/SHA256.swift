@@ -11,3 +11,15 @@ enum SHA256 {
         return out
     }
 }
+
+/// An exported hash state (Go's `MarshalBinary` layout, as Ollama's
+/// resumable hashing uses), which the resume journal stores.
+enum SHA256State {
+    static let size = Int(HL_SHA256_STATE_SIZE)
+
+    /// The number of bytes the state has hashed; -1 if it is malformed.
+    static func offset(_ state: [UInt8]) -> Int64 {
+        guard state.count == size else { return -1 }
+        return state.withUnsafeBufferPointer { hl_sha256_state_offset($0.baseAddress) }
+    }
+}

@@ -27,6 +27,8 @@ final class Transfer {
     var synced: Int64
     var rate: Double?
     var lastSplitAt = 0.0
+    /// When the last byte arrived (or the transfer started).
+    private(set) var lastByteAt: Double
     private var sampleTime: Double
     private var sampleOffset: Int64
     private var headerList: UnsafeMutablePointer<curl_slist>?
@@ -41,6 +43,7 @@ final class Transfer {
         self.synced = sink.pointee.offset
         self.sampleTime = now
         self.sampleOffset = sink.pointee.offset
+        self.lastByteAt = now
     }
 
     /// A ranged GET of `[range)` written into `fd` at its offsets.
@@ -149,6 +152,7 @@ final class Transfer {
         let dt = now - sampleTime
         guard dt >= 0.25 else { return }
         let offset = sink.pointee.offset
+        if offset > sampleOffset { lastByteAt = now }
         let instant = Double(offset - sampleOffset) / dt
         rate = rate.map { 0.5 * $0 + 0.5 * instant } ?? instant
         sampleTime = now

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The library's entry point: pulls models into an Ollama model directory.
 ///
 ///     let haul = Haul()                       // $OLLAMA_MODELS, defaults
@@ -8,6 +10,10 @@
 public final class Haul: Sendable {
     public let store: ModelStore
     let engine: Engine
+    /// Pulls in flight, so `shutdown` can stop them and wait for their last
+    /// checkpoints.
+    private let running = Mutex<[UInt64: Task<Void, Never>]>([:])
+    private let nextPull = Atomic<UInt64>(0)
 
     public init(store: ModelStore = .fromEnvironment(), configuration: EngineConfiguration = EngineConfiguration()) {
         self.store = store
@@ -22,7 +28,8 @@ public final class Haul: Sendable {
     public func pull(_ name: String, insecure: Bool = false) -> AsyncThrowingStream<PullEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: PullEvent.self)
         let puller = Puller(engine: engine, store: store)
-        let task = Task {
+        let id = nextPull.add(1, ordering: .relaxed).newValue
+        let task = Task { [weak self] in
             do {
                 let parsed = try ModelName(parsing: name)
                 try await puller.pull(parsed, insecure: insecure) { continuation.yield($0) }
@@ -32,9 +39,19 @@ public final class Haul: Sendable {
             } catch {
                 continuation.finish(throwing: error)
             }
+            _ = self?.running.withLock { $0.removeValue(forKey: id) }
         }
+        running.withLock { $0[id] = task }
         continuation.onTermination = { _ in task.cancel() }
         return stream
+    }
+
+    /// Cancels every pull in flight and returns once each has stopped and
+    /// written its final checkpoint, so all of them can be resumed later.
+    public func shutdown() async {
+        let tasks = running.withLock { Array($0.values) }
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
     }
 
     public func list() -> [LocalModel] { store.list() }

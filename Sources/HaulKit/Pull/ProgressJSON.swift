@@ -21,7 +21,7 @@ public enum ProgressJSON {
         case .verifying: return "verifying sha256 digest"
         case .writingManifest: return "writing manifest"
         case .success: return "success"
-        case .plan, .progress: return nil
+        case .plan, .resuming, .progress: return nil
         }
     }
 

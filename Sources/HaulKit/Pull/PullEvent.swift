@@ -1,10 +1,14 @@
 /// What a pull reports, in order: `pullingManifest`, `plan` (every blob and
-/// the whole model's size, known before any byte moves), `progress` per blob
+/// the whole model's size, known before any byte moves), `resuming` for
+/// blobs continuing an interrupted download, `progress` per blob
 /// (interleaved, since blobs download concurrently), `verifying`,
 /// `writingManifest`, `success`.
 public enum PullEvent: Sendable, Equatable {
     case pullingManifest
     case plan(PullPlan)
+    /// A blob continues from an interrupted download: `completed` bytes are
+    /// already on disk, `hashed` of them verified and never hashed again.
+    case resuming(BlobProgress)
     case progress(BlobProgress)
     case verifying
     case writingManifest

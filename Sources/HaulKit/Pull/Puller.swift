@@ -14,16 +14,19 @@ struct Puller: Sendable {
         emit(.plan(plan))
 
         try store.prepareDirectories()
-        if let available = FileSystem.availableSpace(store.partialsDirectory), plan.missingBytes > available {
-            throw HaulError.insufficientSpace(path: store.root, needed: plan.missingBytes, available: available)
+        // Partials already allocated need no new space.
+        let reserved = blobs.filter { !cached.contains($0.digest) }.reduce(Int64(0)) { $0 + store.partialAllocation($1) }
+        if let available = FileSystem.availableSpace(store.partialsDirectory), plan.missingBytes - reserved > available {
+            throw HaulError.insufficientSpace(path: store.root, needed: plan.missingBytes - reserved, available: available)
         }
         for layer in blobs where cached.contains(layer.digest) {
+            store.removeStalePartial(layer.digest)
             emit(.progress(BlobProgress(digest: layer.digest, total: layer.size, completed: layer.size, hashed: layer.size)))
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for layer in blobs where !cached.contains(layer.digest) {
                 group.addTask {
-                    try await download(layer, url: registry.blobURL(layer.digest),
+                    try await download(layer, model: name.displayShortest, url: registry.blobURL(layer.digest),
                                        headers: registry.registryHeaders, insecure: insecure, emit: emit)
                 }
             }
@@ -37,28 +40,60 @@ struct Puller: Sendable {
         emit(.success)
     }
 
-    private func download(_ layer: Layer, url: String, headers: [String], insecure: Bool,
+    /// Downloads and commits one blob. Data found from an interrupted run is
+    /// resumed; if the result then fails its digest, that old data may be
+    /// what is wrong (a disk that lost writes), so the blob is fetched once
+    /// more from scratch. A fresh download that mismatches is the server's
+    /// doing and is reported.
+    private func download(_ layer: Layer, model: String, url: String, headers: [String], insecure: Bool,
                           emit: @escaping @Sendable (PullEvent) -> Void) async throws {
-        let partial = try PartialBlob(path: store.partialPath(layer.digest), size: layer.size)
+        var freshAttemptLeft = true
+        while true {
+            let partial = try PartialBlob(path: store.partialPath(layer.digest), digest: layer.digest,
+                                          size: layer.size, model: model)
+            let resumed = partial.resume.ranges.count > 0
+            if let why = partial.discarded {
+                DebugTrace.log("\(layer.digest.short) not resuming: \(why)")
+            }
+            if resumed {
+                emit(.resuming(BlobProgress(digest: layer.digest, total: layer.size,
+                                            completed: partial.resume.ranges.count, hashed: partial.resume.hashed)))
+            }
+            let got = try await fetch(layer, into: partial, url: url, headers: headers, insecure: insecure, emit: emit)
+            if got == layer.digest {
+                try partial.commit(to: store.blobPath(layer.digest))
+                return
+            }
+            partial.discard()
+            guard resumed && freshAttemptLeft else {
+                throw HaulError.digestMismatch(want: layer.digest, got: got)
+            }
+            DebugTrace.log("\(layer.digest.short) resumed data gave \(got); downloading it again from scratch")
+            freshAttemptLeft = false
+        }
+    }
+
+    /// Runs the engine on one partial. Whatever happens, it returns only
+    /// after the engine let go of the file and its last checkpoint is
+    /// written, so a cancelled pull leaves a resumable partial behind.
+    private func fetch(_ layer: Layer, into partial: PartialBlob, url: String, headers: [String], insecure: Bool,
+                       emit: @escaping @Sendable (PullEvent) -> Void) async throws -> Digest {
         let job = BlobJob(digest: layer.digest, size: layer.size, url: url, registryHeaders: headers,
-                          fd: partial.fd, path: partial.path, insecure: insecure)
-        var result: Digest?
+                          fd: partial.fd, path: partial.path, insecure: insecure,
+                          resume: partial.resume, checkpoints: partial)
+        var result: Result<Digest, HaulError> = .failure(.cancelled)
         for await event in engine.download(job) {
             switch event {
             case .progress(let written, let hashed):
                 emit(.progress(BlobProgress(digest: layer.digest, total: layer.size, completed: written, hashed: hashed)))
             case .finished(let digest):
-                result = digest
+                result = .success(digest)
             case .failed(let error):
-                throw error
+                result = .failure(error)
             }
         }
+        await partial.settled()
         try Task.checkCancellation()
-        guard let got = result else { throw HaulError.cancelled }
-        guard got == layer.digest else {
-            partial.discard()
-            throw HaulError.digestMismatch(want: layer.digest, got: got)
-        }
-        try partial.commit(to: store.blobPath(layer.digest))
+        return try result.get()
     }
 }

@@ -76,8 +76,10 @@ enum FileSystem {
     }
 
     /// Replaces `path` with `bytes` atomically: a reader sees the old file
-    /// or the new one, never a torn one, even across a crash.
-    static func writeAtomically(_ bytes: [UInt8], to path: String) throws(HaulError) {
+    /// or the new one, never a torn one, even across a crash. Without
+    /// `syncDirectory` the rename itself may be lost in a power cut, leaving
+    /// the old file: fine for a journal, whose old version is still valid.
+    static func writeAtomically(_ bytes: [UInt8], to path: String, syncDirectory sync: Bool = true) throws(HaulError) {
         let directory = parent(of: path)
         let temp = directory + "/." + basename(of: path) + ".haul-tmp-\(getpid())"
         let fd = retrying { open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
@@ -92,7 +94,7 @@ enum FileSystem {
             unlink(temp)
             throw error
         }
-        try syncDirectory(directory)
+        if sync { try syncDirectory(directory) }
     }
 
     static func parent(of path: String) -> String {

@@ -4,19 +4,29 @@ import Glibc
 #endif
 
 /// A blob being downloaded: a preallocated data file in the partials
-/// directory, locked against a second Haul process, that becomes
-/// `blobs/sha256-<hex>` only through `commit` after its digest matched.
+/// directory, locked against a second Haul process, with a resume journal
+/// beside it, that becomes `blobs/sha256-<hex>` only through `commit` after
+/// its digest matched.
 ///
 /// The partials live outside `blobs/` because `ollama serve` deletes every
 /// unknown file in `blobs/` at start-up (reference §6.4).
-final class PartialBlob: Sendable {
+final class PartialBlob: CheckpointSink {
     let path: String
+    let journalPath: String
     let fd: Int32
     let size: Int64
+    /// What the file already held and the journal vouched for.
+    let resume: ResumePoint
+    /// Why existing data was thrown away instead of resumed, if it was.
+    let discarded: String?
+    private let writer: CheckpointWriter
 
-    /// Opens (creating if needed) and locks the data file, and reserves its
-    /// size on disk so a full disk is reported now rather than mid-download.
-    init(path: String, size: Int64) throws(HaulError) {
+    /// Opens (creating if needed) and locks the data file. A file whose
+    /// journal checks out is resumed; anything else is emptied. The size is
+    /// then reserved on disk, so a full disk is reported now rather than
+    /// mid-download.
+    init(path: String, digest: Digest, size: Int64, model: String) throws(HaulError) {
+        let journalPath = path + ".journal"
         let fd = FileSystem.retrying { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
         try FileSystem.check(fd, "open", path)
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
@@ -28,10 +38,19 @@ final class PartialBlob: Sendable {
             throw .io(operation: "lock", path: path, errno: code)
         }
         self.path = path
+        self.journalPath = journalPath
         self.fd = fd
         self.size = size
+        var st = stat()
+        let onDisk: Int64 = fstat(fd, &st) == 0 ? Int64(st.st_size) : -1
+        (resume, discarded) = Self.recover(journalPath: journalPath, digest: digest, size: size, onDisk: onDisk)
+        writer = CheckpointWriter(fd: fd, journalPath: journalPath, digest: digest, size: size, model: model)
+        Self.removeStaleTemps(of: journalPath)
         do {
-            try FileSystem.check(ftruncate(fd, 0), "truncate", path)
+            if resume.ranges.count == 0 {
+                unlink(journalPath)
+                try FileSystem.check(ftruncate(fd, 0), "truncate", path)
+            }
             try Self.preallocate(fd: fd, size: size, path: path)
         } catch {
             close(fd)
@@ -39,7 +58,43 @@ final class PartialBlob: Sendable {
         }
     }
 
-    /// fallocate reserves the blocks (no fragmentation, ENOSPC up front).
+    /// The resume point the journal gives for this data file, or why there
+    /// is none. Every claim is checked against what it describes.
+    private static func recover(journalPath: String, digest: Digest, size: Int64,
+                                onDisk: Int64) -> (ResumePoint, String?) {
+        let bytes: [UInt8]
+        do {
+            bytes = try FileSystem.readFile(journalPath, limit: ResumeJournal.maxBytes)
+        } catch {
+            return (.empty, onDisk > 0 ? "partial data without a readable journal" : nil)
+        }
+        let journal: ResumeJournal
+        do {
+            journal = try ResumeJournal.decode(bytes)
+        } catch {
+            return (.empty, "journal rejected: \(error)")
+        }
+        guard journal.digest == digest, journal.size == size else {
+            return (.empty, "journal describes \(journal.digest) of \(journal.size) bytes")
+        }
+        guard onDisk == size else {
+            return (.empty, "data file is \(onDisk) bytes, expected \(size)")
+        }
+        return (journal.point, nil)
+    }
+
+    /// Temp journals left by a process killed mid-write (the lock says no
+    /// one else is writing them now).
+    private static func removeStaleTemps(of journalPath: String) {
+        let directory = FileSystem.parent(of: journalPath)
+        let prefix = "." + FileSystem.basename(of: journalPath) + ".haul-tmp-"
+        for name in FileSystem.listDirectory(directory) where name.hasPrefix(prefix) {
+            unlink(directory + "/" + name)
+        }
+    }
+
+    /// fallocate reserves the blocks (no fragmentation, ENOSPC up front);
+    /// on a resumed file it only fills the holes, leaving data alone.
     /// Filesystems without it get a sparse file of the right size instead.
     private static func preallocate(fd: Int32, size: Int64, path: String) throws(HaulError) {
         guard size > 0 else { return }
@@ -52,15 +107,28 @@ final class PartialBlob: Sendable {
         throw .io(operation: "write", path: path, errno: code)
     }
 
-    /// Makes the verified data durable and gives it its final name.
+    func checkpoint(_ point: ResumePoint) { writer.submit(point) }
+    func finish(_ point: ResumePoint?) { writer.finish(point) }
+
+    /// Returns once the engine let go of the file and the last checkpoint
+    /// is on disk.
+    func settled() async { await writer.settled() }
+
+    /// Makes the verified data durable and gives it its final name; the
+    /// journal goes last, so a crash in between leaves a blob plus a stale
+    /// journal (cleaned up later), never a journal-less partial.
     func commit(to finalPath: String) throws(HaulError) {
         try FileSystem.check(FileSystem.retrying { fdatasync(fd) }, "fsync", path)
         try FileSystem.check(rename(path, finalPath), "rename", finalPath)
         try FileSystem.syncDirectory(FileSystem.parent(of: finalPath))
+        unlink(journalPath)
     }
 
-    /// Removes the data file (after a digest mismatch).
-    func discard() { unlink(path) }
+    /// Removes the data and its journal (after a digest mismatch).
+    func discard() {
+        unlink(journalPath)
+        unlink(path)
+    }
 
     deinit { close(fd) }
 }

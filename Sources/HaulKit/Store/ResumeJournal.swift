@@ -1,0 +1,123 @@
+/// The record that lets a partial blob be resumed, stored beside its data
+/// file as `sha256-<hex>-partial.journal`. A small line-oriented text file,
+/// so a user can read it and a fuzzer can hammer its parser:
+///
+///     haul-journal 1
+///     digest sha256:<hex>
+///     size <bytes>
+///     model <name that started the download>
+///     hashed <bytes> <hex of the 108-byte hash state, or ->
+///     range <start> <end>          (one per run of bytes on disk)
+///     check <sha256 of every line above>
+///
+/// The checksum catches a torn or edited file; every other field is checked
+/// against the blob it claims to describe. A journal that fails any check is
+/// ignored and the data re-fetched: it is never trusted blindly.
+struct ResumeJournal: Equatable, Sendable {
+    static let header = "haul-journal 1"
+    /// Far above any real journal (a few runs per connection).
+    static let maxBytes = 1 << 20
+    static let maxRanges = 10_000
+
+    var digest: Digest
+    var size: Int64
+    var model: String
+    var point: ResumePoint
+
+    enum Invalid: Error, Equatable, CustomStringConvertible {
+        case malformed(String)
+        var description: String {
+            switch self { case .malformed(let why): return why }
+        }
+    }
+
+    func encode() -> [UInt8] {
+        var text = "\(Self.header)\ndigest \(digest)\nsize \(size)\nmodel \(Self.clean(model))\n"
+        let state = point.hashState.map { $0.map { byte in String(byte, radix: 16).leftPadded(to: 2) }.joined() } ?? "-"
+        text += "hashed \(point.hashed) \(state)\n"
+        for r in point.ranges.ranges { text += "range \(r.lowerBound) \(r.upperBound)\n" }
+        let body = Array(text.utf8)
+        return body + Array("check \(Digest(bytes: SHA256.hash(body)).hex)\n".utf8)
+    }
+
+    static func decode(_ bytes: [UInt8]) throws(Invalid) -> ResumeJournal {
+        guard bytes.count <= maxBytes else { throw .malformed("journal larger than \(maxBytes) bytes") }
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw .malformed("not UTF-8") }
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard lines.last == "" else { throw .malformed("truncated (no final newline)") }
+        lines.removeLast()
+        guard lines.count >= 6, lines[0] == header else { throw .malformed("not a haul journal") }
+        let checkLine = lines.removeLast()
+        let body = Array(lines.map { $0 + "\n" }.joined().utf8)
+        guard checkLine == "check " + Digest(bytes: SHA256.hash(body)).hex else {
+            throw .malformed("checksum mismatch (torn or edited)")
+        }
+        let digestText = try field(lines[1], "digest")
+        guard let digest = try? Digest(parsing: digestText) else { throw .malformed("bad digest") }
+        guard let size = Int64(try field(lines[2], "size")), size >= 0 else { throw .malformed("bad size") }
+        let model = try field(lines[3], "model")
+        let hashedParts = try field(lines[4], "hashed").split(separator: " ", omittingEmptySubsequences: false)
+        guard hashedParts.count == 2, let hashed = Int64(hashedParts[0]), (0...size).contains(hashed) else {
+            throw .malformed("bad hash offset")
+        }
+        var state: [UInt8]?
+        if hashedParts[1] != "-" {
+            guard let decoded = hexBytes(hashedParts[1]), decoded.count == SHA256State.size,
+                  SHA256State.offset(decoded) == hashed else { throw .malformed("bad hash state") }
+            state = decoded
+        } else if hashed != 0 {
+            throw .malformed("hash offset without a state")
+        }
+        var ranges = RangeSet()
+        var previousEnd: Int64 = -1
+        guard lines.count - 5 <= maxRanges else { throw .malformed("too many ranges") }
+        for line in lines[5...] {
+            let parts = try field(line, "range").split(separator: " ", omittingEmptySubsequences: false)
+            guard parts.count == 2, let lo = Int64(parts[0]), let hi = Int64(parts[1]),
+                  lo > previousEnd, lo < hi, hi <= size else { throw .malformed("bad range \(HaulError.quoted(line, limit: 60))") }
+            ranges.insert(lo..<hi)
+            previousEnd = hi
+        }
+        guard hashed <= ranges.contiguousPrefix else { throw .malformed("hash state beyond the data on disk") }
+        return ResumeJournal(digest: digest, size: size, model: model, point: ResumePoint(ranges: ranges, hashState: state))
+    }
+
+    private static func field(_ line: String, _ key: String) throws(Invalid) -> String {
+        guard line.hasPrefix(key + " ") else { throw .malformed("expected \(key)") }
+        return String(line.dropFirst(key.count + 1))
+    }
+
+    private static func hexBytes<S: StringProtocol>(_ text: S) -> [UInt8]? {
+        let chars = Array(text.utf8)
+        guard chars.count % 2 == 0 else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(chars.count / 2)
+        var i = 0
+        while i < chars.count {
+            guard let hi = nibble(chars[i]), let lo = nibble(chars[i + 1]) else { return nil }
+            out.append(hi << 4 | lo)
+            i += 2
+        }
+        return out
+    }
+
+    private static func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        default: return nil
+        }
+    }
+
+    /// Model names are validated before they get here; this only keeps a
+    /// newline from breaking the format.
+    private static func clean(_ text: String) -> String {
+        String(text.unicodeScalars.prefix(400).map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
+    }
+}
+
+private extension String {
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import HaulKit
+
+struct PartialsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "partials",
+        abstract: "List or delete interrupted downloads.",
+        discussion: """
+            Interrupted blob downloads are kept in $OLLAMA_MODELS/.haul/partials, where \
+            'ollama serve' does not prune them; 'haul pull' resumes them.
+            """,
+        subcommands: [List.self, Remove.self],
+        defaultSubcommand: List.self
+    )
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List interrupted downloads.",
+                                                        aliases: ["ls"])
+
+        func run() throws {
+            let now = Date()
+            var rows = [["DIGEST", "MODEL", "PROGRESS", "ON DISK", "MODIFIED"]]
+            for p in ModelStore.fromEnvironment().partials() {
+                let percent = p.size > 0 ? Int(Double(p.completed) * 100 / Double(p.size)) : 0
+                let progress = "\(ByteFormat.decimal(p.completed))/\(ByteFormat.decimal(p.size)) (\(percent)%)"
+                rows.append([p.digest.short, p.model ?? "?", progress, ByteFormat.decimal(p.allocated),
+                             p.inUse ? "downloading now" : Age.describe(now.timeIntervalSince(p.modified))])
+            }
+            Table.print(rows)
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rm", abstract: "Delete interrupted downloads.")
+
+        @Flag(help: "Delete every interrupted download not in use.")
+        var all = false
+
+        @Argument(help: "Digests (or unique prefixes of their hex, as 'haul partials' shows them).")
+        var digests: [String] = []
+
+        func validate() throws {
+            if all == !digests.isEmpty { throw ValidationError("give digests or --all, not both or neither") }
+        }
+
+        func run() throws {
+            let store = ModelStore.fromEnvironment()
+            let partials = store.partials()
+            var targets: [PartialDownload] = []
+            if all {
+                targets = partials.filter { !$0.inUse }
+            } else {
+                for text in digests {
+                    let hex = text.hasPrefix("sha256:") ? String(text.dropFirst(7)) : text
+                    let matches = partials.filter { $0.digest.hex.hasPrefix(hex.lowercased()) }
+                    guard matches.count == 1, !hex.isEmpty else {
+                        throw fail(ValidationError(matches.isEmpty ? "no partial download matches '\(text)'"
+                                                                    : "'\(text)' matches several partial downloads"))
+                    }
+                    targets.append(matches[0])
+                }
+            }
+            for p in targets {
+                do {
+                    try store.removePartial(p.digest)
+                    print("deleted partial \(p.digest.short) (\(ByteFormat.decimal(p.allocated)))")
+                } catch {
+                    throw fail(error)
+                }
+            }
+        }
+    }
+}
+
+/// Column-aligned output, as `ollama list` prints it.
+enum Table {
+    static func print(_ rows: [[String]]) {
+        guard let columns = rows.first?.count else { return }
+        let widths = (0..<columns).map { c in rows.map { $0[c].count }.max() ?? 0 }
+        for row in rows {
+            let line = row.enumerated().map { i, cell in
+                i == row.count - 1 ? cell : cell.padding(toLength: widths[i] + 4, withPad: " ", startingAt: 0)
+            }.joined()
+            Swift.print(line)
+        }
+    }
+}
