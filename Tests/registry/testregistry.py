@@ -26,6 +26,7 @@
     reset / truncate     close the connection (RST / FIN) at "fraction" of the body
     corrupt              flip one byte at "fraction" of the body
     stall                stop sending for "seconds" at "fraction" of the body
+  Rules with "min_size" only hit blobs at least that large.
   and one setting that is not consumed:
     cdn-ttl              CDN URLs issued from now on expire after "seconds";
                          an expired one gets 403 like a stale S3 signature
@@ -159,11 +160,12 @@ class State:
         self.registry_port = None
         self.cdn_ttl = None
 
-    def take_fault(self, kind_filter=None):
-        """Returns the first armed fault that still has uses, consuming one."""
+    def take_fault(self, size):
+        """Returns the first armed fault that still has uses and applies to
+        a blob of `size` bytes (rules may set "min_size"), consuming one."""
         with self.fault_lock:
             for f in self.faults:
-                if f.get("times", 1) > 0 and (kind_filter is None or f["kind"] in kind_filter):
+                if f.get("times", 1) > 0 and size >= f.get("min_size", 0):
                     f["times"] = f.get("times", 1) - 1
                     return dict(f)
         return None
@@ -291,7 +293,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.state.stats.add("blob_requests", hexd)
         if ranged:
             self.state.stats.add("range_requests")
-        fault = self.state.take_fault() if self.command == "GET" else None
+        fault = self.state.take_fault(size) if self.command == "GET" else None
         if fault and fault["kind"] == "status":
             body = fault.get("body", "injected failure").encode()
             self.send_response(fault["status"])
@@ -352,8 +354,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         if corrupt_at is not None and pos <= corrupt_at < pos + n:
                             i = corrupt_at - pos
                             data = data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:]
-                        if stall_at is not None and pos >= stall_at:
+                        if stall_at is not None and pos + n > stall_at:
+                            # Send up to the stall point, then go silent.
+                            self.wfile.write(data[:stall_at - pos])
+                            self.wfile.flush()
                             time.sleep(fault.get("seconds", 3600))
+                            data = data[stall_at - pos:]
                             stall_at = None
                         self.wfile.write(data)
                         pos += n

@@ -309,9 +309,9 @@ final class BlobDownload {
             fail(.network(url: job.url, message: "maximum redirects exceeded (10) for directURL"))
             return
         }
-        // Same host: keep resolving there. Another host: that is the direct
-        // (CDN) URL, used for every range of this blob.
-        if to.host == from.host {
+        // Same origin: keep resolving there. Another origin: that is the
+        // direct (CDN) URL, used for every range of this blob.
+        if to.sameOrigin(from) {
             registryURL = target
             source = .unresolved
         } else {

@@ -97,3 +97,57 @@ func listFiles(_ root: String) -> [String] {
     }
     return out.sorted()
 }
+
+/// Byte-for-byte comparison of two large files without loading them.
+func sameContent(_ a: String, _ b: String) -> Bool {
+    (try? run("/usr/bin/cmp", ["-s", a, b]).status) == 0
+}
+
+/// A `haul` process run in the background (output to files), to be
+/// interrupted or killed while it works.
+final class BackgroundHaul {
+    let process = Process()
+    private let outPath: String
+    private let errPath: String
+
+    init(_ arguments: [String], models: String, environment: [String: String] = [:], logs: TempDir) throws {
+        let tag = UUID().uuidString.prefix(6)
+        outPath = logs.sub("out-\(tag)")
+        errPath = logs.sub("err-\(tag)")
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: haulBinary)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["OLLAMA_MODELS"] = models
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle(forWritingAtPath: outPath)
+        process.standardError = FileHandle(forWritingAtPath: errPath)
+        try process.run()
+    }
+
+    func send(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Waits for the exit; returns seconds waited.
+    @discardableResult
+    func wait() -> Double {
+        let start = Date()
+        process.waitUntilExit()
+        return Date().timeIntervalSince(start)
+    }
+
+    var stdout: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "" }
+}
+
+/// Polls `condition` every 20 ms for up to `timeout` seconds.
+func waitUntil(timeout: Double = 30, _ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    return false
+}

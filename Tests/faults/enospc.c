@@ -1,0 +1,39 @@
+// LD_PRELOAD shim for the disk-full test: once HAUL_TEST_ENOSPC_AFTER bytes
+// have gone through pwrite(), every further pwrite() fails with ENOSPC, as
+// on a filesystem that filled up mid-download (fallocate cannot prevent it on
+// filesystems without it, or when something else steals the space first).
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+static _Atomic long long budget = -1;
+
+static ssize_t limited(ssize_t (*real)(int, const void *, size_t, off_t), int fd,
+                       const void *buf, size_t n, off_t off) {
+  if (budget < 0) {
+    const char *v = getenv("HAUL_TEST_ENOSPC_AFTER");
+    long long expected = -1;
+    atomic_compare_exchange_strong(&budget, &expected, v ? atoll(v) : (long long)1 << 62);
+  }
+  if (atomic_fetch_sub(&budget, (long long)n) < (long long)n) {
+    errno = ENOSPC;
+    return -1;
+  }
+  return real(fd, buf, n, off);
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
+  static ssize_t (*real)(int, const void *, size_t, off_t);
+  if (!real) real = dlsym(RTLD_NEXT, "pwrite");
+  return limited(real, fd, buf, n, off);
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) {
+  static ssize_t (*real)(int, const void *, size_t, off_t);
+  if (!real) real = dlsym(RTLD_NEXT, "pwrite64");
+  return limited(real, fd, buf, n, off);
+}
