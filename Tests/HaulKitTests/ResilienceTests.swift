@@ -17,11 +17,17 @@ import Testing
 
     static func blobSource(_ layer: Layer) -> String { fixture.dir.path + "/blobs/" + layer.digest.fileName }
 
-    /// What a journal on disk claims: (bytes on disk, hashed prefix).
+    /// What the journal a resume would use claims: (bytes on disk, hashed
+    /// prefix). The live journal, written at every checkpoint, is the one
+    /// after a kill in the same boot.
     static func journal(_ store: ModelStore, _ digest: Digest) -> (ranges: Int64, hashed: Int64)? {
-        guard let bytes = try? FileSystem.readFile(store.partialPath(digest) + ".journal", limit: 1 << 20),
-              let j = try? ResumeJournal.decode(bytes) else { return nil }
-        return (j.point.ranges.count, j.point.hashed)
+        for suffix in [".journal.live", ".journal"] {
+            if let bytes = try? FileSystem.readFile(store.partialPath(digest) + suffix, limit: 1 << 20),
+               let j = try? ResumeJournal.decode(bytes) {
+                return (j.point.ranges.count, j.point.hashed)
+            }
+        }
+        return nil
     }
 
     func pull(_ registry: TestRegistry, _ model: TestModel, _ extra: [String] = [], models: String,
@@ -245,7 +251,7 @@ import Testing
         let j = try #require(Self.journal(store, blob.digest))
         // Flip a byte the journal says is on disk but that was not hashed
         // yet: only the final digest can notice.
-        let bytes = try FileSystem.readFile(store.partialPath(blob.digest) + ".journal", limit: 1 << 20)
+        let bytes = try FileSystem.readFile(store.partialPath(blob.digest) + ".journal.live", limit: 1 << 20)
         let ranges = try ResumeJournal.decode(bytes).point.ranges.ranges
         let target = try #require(ranges.first { $0.upperBound > j.hashed + 1 })
         let offset = max(target.lowerBound, j.hashed + 1)

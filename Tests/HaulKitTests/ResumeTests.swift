@@ -29,7 +29,7 @@ import CShims
 
     static func sample(size: Int64 = 10_000) -> ResumeJournal {
         let data = (0..<Int(size)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
-        return ResumeJournal(digest: digest, size: size, model: "registry.ollama.ai/library/x:latest",
+        return ResumeJournal(digest: digest, size: size, model: "registry.ollama.ai/library/x:latest", boot: nil,
                              point: ResumePoint(ranges: RangeSet([0..<3000, 5000..<6000]),
                                                 hashState: state(of: data, prefix: 2000)))
     }
@@ -40,7 +40,7 @@ import CShims
         #expect(back == j)
         #expect(back.point.hashed == 2000)
         #expect(back.point.ranges.count == 4000)
-        let empty = ResumeJournal(digest: Self.digest, size: 5, model: "m", point: .empty)
+        let empty = ResumeJournal(digest: Self.digest, size: 5, model: "m", boot: "b00t", point: .empty)
         #expect(try ResumeJournal.decode(empty.encode()) == empty)
     }
 
@@ -107,6 +107,36 @@ import CShims
         #expect(FileSystem.size(path) == size)
     }
 
+    @Test func theLiveJournalCountsOnlyWithinTheSameBoot() async throws {
+        let dir = TempDir()
+        let path = dir.sub("sha256-z-partial")
+        let size: Int64 = 1 << 20
+        let durable = ResumePoint(ranges: RangeSet([0..<1000]), hashState: nil)
+        let live = ResumePoint(ranges: RangeSet([0..<1500]), hashState: nil)
+        do {
+            // Every checkpoint is live; one per 1000 new bytes is durable.
+            let partial = try PartialBlob(path: path, digest: Self.digest, size: size, model: "m",
+                                          durableEvery: (1000, 1e9))
+            partial.checkpoint(durable)
+            try await Task.sleep(for: .milliseconds(100))
+            partial.checkpoint(live)
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try ResumeJournal.decode(FileSystem.readFile(path + ".journal", limit: 1 << 20)).point == durable)
+        // After a process kill (same boot): the live journal is exact.
+        do {
+            let again = try PartialBlob(path: path, digest: Self.digest, size: size, model: "m")
+            #expect(again.resume == live)
+        }
+        // After a reboot, what the page cache held may be gone: only the
+        // durable journal is believed.
+        var j = try ResumeJournal.decode(FileSystem.readFile(path + ".journal.live", limit: 1 << 20))
+        j.boot = "another-boot"
+        try FileSystem.writeAtomically(j.encode(), to: path + ".journal.live")
+        let rebooted = try PartialBlob(path: path, digest: Self.digest, size: size, model: "m")
+        #expect(rebooted.resume == durable)
+    }
+
     @Test func aPartialWhoseJournalDoesNotMatchStartsOver() async throws {
         let dir = TempDir()
         let path = dir.sub("sha256-y-partial")
@@ -139,6 +169,7 @@ import CShims
         // Data without a journal cannot be trusted.
         try await checkpointed(size: 8192)
         unlink(path + ".journal")
+        unlink(path + ".journal.live")
         (resume, why, byte) = try reopened(size: 8192)
         #expect(resume == .empty)
         #expect(why == "partial data without a readable journal")

@@ -39,9 +39,13 @@ public struct EngineConfiguration: Sendable {
     /// kept receiving is abandoned and its range given to a fresh one.
     public var peerStallSeconds = 3.0
     /// A resume checkpoint is taken after this many new bytes of a blob...
-    public var checkpointBytes: Int64 = 8 << 20
-    /// ...or this many seconds, whichever comes first.
-    public var checkpointInterval = 1.0
+    public var checkpointBytes: Int64 = 4 << 20
+    /// ...or this many seconds, whichever comes first. Each is recorded at
+    /// once for a process crash; every `durableCheckpointBytes` or
+    /// `durableCheckpointInterval` one is also made power-loss safe.
+    public var checkpointInterval = 0.5
+    public var durableCheckpointBytes: Int64 = 64 << 20
+    public var durableCheckpointInterval = 2.0
     public var connectTimeout = 30
     /// A CA bundle to trust instead of the system store.
     public var caFile: String?

@@ -49,8 +49,10 @@ struct Puller: Sendable {
                           emit: @escaping @Sendable (PullEvent) -> Void) async throws {
         var freshAttemptLeft = true
         while true {
+            let config = engine.configuration
             let partial = try PartialBlob(path: store.partialPath(layer.digest), digest: layer.digest,
-                                          size: layer.size, model: model)
+                                          size: layer.size, model: model,
+                                          durableEvery: (config.durableCheckpointBytes, config.durableCheckpointInterval))
             let resumed = partial.resume.ranges.count > 0
             if let why = partial.discarded {
                 DebugTrace.log("\(layer.digest.short) not resuming: \(why)")

@@ -79,14 +79,16 @@ enum FileSystem {
     /// or the new one, never a torn one, even across a crash. Without
     /// `syncDirectory` the rename itself may be lost in a power cut, leaving
     /// the old file: fine for a journal, whose old version is still valid.
-    static func writeAtomically(_ bytes: [UInt8], to path: String, syncDirectory sync: Bool = true) throws(HaulError) {
+    /// Without `fsyncFile` only a process crash is covered.
+    static func writeAtomically(_ bytes: [UInt8], to path: String, fsyncFile: Bool = true,
+                                syncDirectory sync: Bool = true) throws(HaulError) {
         let directory = parent(of: path)
         let temp = directory + "/." + basename(of: path) + ".haul-tmp-\(getpid())"
         let fd = retrying { open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
         try check(fd, "open", temp)
         do {
             try writeAll(fd, bytes, path: temp)
-            try check(fsync(fd), "fsync", temp)
+            if fsyncFile { try check(fsync(fd), "fsync", temp) }
             close(fd)
             try check(rename(temp, path), "rename", path)
         } catch {

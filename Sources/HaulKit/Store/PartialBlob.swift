@@ -25,7 +25,8 @@ final class PartialBlob: CheckpointSink {
     /// journal checks out is resumed; anything else is emptied. The size is
     /// then reserved on disk, so a full disk is reported now rather than
     /// mid-download.
-    init(path: String, digest: Digest, size: Int64, model: String) throws(HaulError) {
+    init(path: String, digest: Digest, size: Int64, model: String,
+         durableEvery: (bytes: Int64, seconds: Double) = (64 << 20, 2.0)) throws(HaulError) {
         let journalPath = path + ".journal"
         let fd = FileSystem.retrying { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
         try FileSystem.check(fd, "open", path)
@@ -44,11 +45,14 @@ final class PartialBlob: CheckpointSink {
         var st = stat()
         let onDisk: Int64 = fstat(fd, &st) == 0 ? Int64(st.st_size) : -1
         (resume, discarded) = Self.recover(journalPath: journalPath, digest: digest, size: size, onDisk: onDisk)
-        writer = CheckpointWriter(fd: fd, journalPath: journalPath, digest: digest, size: size, model: model)
+        writer = CheckpointWriter(fd: fd, journalPath: journalPath, digest: digest, size: size, model: model,
+                                  durableBytes: durableEvery.bytes, durableInterval: durableEvery.seconds)
         Self.removeStaleTemps(of: journalPath)
+        Self.removeStaleTemps(of: journalPath + ".live")
         do {
             if resume.ranges.count == 0 {
                 unlink(journalPath)
+                unlink(journalPath + ".live")
                 try FileSystem.check(ftruncate(fd, 0), "truncate", path)
             }
             try Self.preallocate(fd: fd, size: size, path: path)
@@ -58,29 +62,45 @@ final class PartialBlob: CheckpointSink {
         }
     }
 
-    /// The resume point the journal gives for this data file, or why there
-    /// is none. Every claim is checked against what it describes.
+    /// The resume point the journals give for this data file, or why there
+    /// is none. Every claim is checked against what it describes; the live
+    /// journal only counts if no reboot happened since it was written.
     private static func recover(journalPath: String, digest: Digest, size: Int64,
                                 onDisk: Int64) -> (ResumePoint, String?) {
-        let bytes: [UInt8]
-        do {
-            bytes = try FileSystem.readFile(journalPath, limit: ResumeJournal.maxBytes)
-        } catch {
+        func load(_ path: String) -> Result<ResumeJournal, ResumeJournal.Invalid>? {
+            guard let bytes = try? FileSystem.readFile(path, limit: ResumeJournal.maxBytes) else { return nil }
+            return Result { () throws(ResumeJournal.Invalid) in try ResumeJournal.decode(bytes) }
+        }
+        var candidates: [Result<ResumeJournal, ResumeJournal.Invalid>] = []
+        if let live = load(journalPath + ".live") {
+            if case .success(let j) = live, j.boot == nil || j.boot != BootID.current {
+                DebugTrace.log("\(digest.short) live journal is from another boot; using the durable one")
+            } else {
+                candidates.append(live)
+            }
+        }
+        if let durable = load(journalPath) { candidates.append(durable) }
+        guard !candidates.isEmpty else {
             return (.empty, onDisk > 0 ? "partial data without a readable journal" : nil)
         }
-        let journal: ResumeJournal
-        do {
-            journal = try ResumeJournal.decode(bytes)
-        } catch {
-            return (.empty, "journal rejected: \(error)")
+        var why = ""
+        for candidate in candidates {
+            switch candidate {
+            case .failure(let error):
+                why = "journal rejected: \(error)"
+            case .success(let journal):
+                guard journal.digest == digest, journal.size == size else {
+                    why = "journal describes \(journal.digest) of \(journal.size) bytes"
+                    continue
+                }
+                guard onDisk == size else {
+                    why = "data file is \(onDisk) bytes, expected \(size)"
+                    continue
+                }
+                return (journal.point, nil)
+            }
         }
-        guard journal.digest == digest, journal.size == size else {
-            return (.empty, "journal describes \(journal.digest) of \(journal.size) bytes")
-        }
-        guard onDisk == size else {
-            return (.empty, "data file is \(onDisk) bytes, expected \(size)")
-        }
-        return (journal.point, nil)
+        return (.empty, why)
     }
 
     /// Temp journals left by a process killed mid-write (the lock says no
@@ -121,11 +141,13 @@ final class PartialBlob: CheckpointSink {
         try FileSystem.check(FileSystem.retrying { fdatasync(fd) }, "fsync", path)
         try FileSystem.check(rename(path, finalPath), "rename", finalPath)
         try FileSystem.syncDirectory(FileSystem.parent(of: finalPath))
+        unlink(journalPath + ".live")
         unlink(journalPath)
     }
 
     /// Removes the data and its journal (after a digest mismatch).
     func discard() {
+        unlink(journalPath + ".live")
         unlink(journalPath)
         unlink(path)
     }

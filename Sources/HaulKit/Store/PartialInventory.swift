@@ -30,9 +30,10 @@ extension ModelStore {
             let path = partialsDirectory + "/" + name
             var st = stat()
             guard stat(path, &st) == 0 else { continue }
-            let journal = (try? FileSystem.readFile(path + ".journal", limit: ResumeJournal.maxBytes))
-                .flatMap { try? ResumeJournal.decode($0) }
-                .flatMap { $0.digest == digest && $0.size == Int64(st.st_size) ? $0 : nil }
+            let journal = [path + ".journal.live", path + ".journal"].lazy
+                .compactMap { try? FileSystem.readFile($0, limit: ResumeJournal.maxBytes) }
+                .compactMap { try? ResumeJournal.decode($0) }
+                .first { $0.digest == digest && $0.size == Int64(st.st_size) && ($0.boot == nil || $0.boot == BootID.current) }
             let mtime = FileSystem.modificationTime(path + ".journal") ?? FileSystem.modificationTime(path) ?? 0
             out.append(PartialDownload(digest: digest, size: journal?.size ?? Int64(st.st_size),
                                        completed: journal?.point.ranges.count ?? 0, model: journal?.model,
@@ -46,13 +47,13 @@ extension ModelStore {
     /// holds.
     public func removePartial(_ digest: Digest) throws(HaulError) {
         let path = partialPath(digest)
-        guard FileSystem.exists(path) || FileSystem.exists(path + ".journal") else {
+        guard [path, path + ".journal", path + ".journal.live"].contains(where: FileSystem.exists) else {
             throw .io(operation: "remove partial", path: path, errno: ENOENT)
         }
         if isLocked(path) {
             throw .io(operation: "remove partial (a pull is downloading it)", path: path, errno: EBUSY)
         }
-        for p in [path + ".journal", path] where unlink(p) != 0 && errno != ENOENT {
+        for p in [path + ".journal.live", path + ".journal", path] where unlink(p) != 0 && errno != ENOENT {
             throw .io(operation: "remove", path: p, errno: errno)
         }
     }
@@ -68,7 +69,9 @@ extension ModelStore {
     /// and the journal's removal, or another tool finished it).
     func removeStalePartial(_ digest: Digest) {
         let path = partialPath(digest)
-        guard FileSystem.exists(path) || FileSystem.exists(path + ".journal"), !isLocked(path) else { return }
+        guard [path, path + ".journal", path + ".journal.live"].contains(where: FileSystem.exists), !isLocked(path)
+        else { return }
+        unlink(path + ".journal.live")
         unlink(path + ".journal")
         unlink(path)
     }

@@ -6,6 +6,7 @@
 ///     digest sha256:<hex>
 ///     size <bytes>
 ///     model <name that started the download>
+///     boot <kernel boot id>        (live journals only)
 ///     hashed <bytes> <hex of the 108-byte hash state, or ->
 ///     range <start> <end>          (one per run of bytes on disk)
 ///     check <sha256 of every line above>
@@ -22,6 +23,9 @@ struct ResumeJournal: Equatable, Sendable {
     var digest: Digest
     var size: Int64
     var model: String
+    /// Set on a live journal: the boot it was written in (see
+    /// `CheckpointWriter`).
+    var boot: String?
     var point: ResumePoint
 
     enum Invalid: Error, Equatable, CustomStringConvertible {
@@ -33,6 +37,7 @@ struct ResumeJournal: Equatable, Sendable {
 
     func encode() -> [UInt8] {
         var text = "\(Self.header)\ndigest \(digest)\nsize \(size)\nmodel \(Self.clean(model))\n"
+        if let boot { text += "boot \(Self.clean(boot))\n" }
         let state = point.hashState.map { $0.map { byte in String(byte, radix: 16).leftPadded(to: 2) }.joined() } ?? "-"
         text += "hashed \(point.hashed) \(state)\n"
         for r in point.ranges.ranges { text += "range \(r.lowerBound) \(r.upperBound)\n" }
@@ -56,6 +61,11 @@ struct ResumeJournal: Equatable, Sendable {
         guard let digest = try? Digest(parsing: digestText) else { throw .malformed("bad digest") }
         guard let size = Int64(try field(lines[2], "size")), size >= 0 else { throw .malformed("bad size") }
         let model = try field(lines[3], "model")
+        var boot: String?
+        if lines[4].hasPrefix("boot ") {
+            boot = try field(lines.remove(at: 4), "boot")
+            guard lines.count >= 5 else { throw .malformed("truncated") }
+        }
         let hashedParts = try field(lines[4], "hashed").split(separator: " ", omittingEmptySubsequences: false)
         guard hashedParts.count == 2, let hashed = Int64(hashedParts[0]), (0...size).contains(hashed) else {
             throw .malformed("bad hash offset")
@@ -79,7 +89,8 @@ struct ResumeJournal: Equatable, Sendable {
             previousEnd = hi
         }
         guard hashed <= ranges.contiguousPrefix else { throw .malformed("hash state beyond the data on disk") }
-        return ResumeJournal(digest: digest, size: size, model: model, point: ResumePoint(ranges: ranges, hashState: state))
+        return ResumeJournal(digest: digest, size: size, model: model, boot: boot,
+                             point: ResumePoint(ranges: ranges, hashState: state))
     }
 
     private static func field(_ line: String, _ key: String) throws(Invalid) -> String {
