@@ -4,7 +4,7 @@ BIN := .build/release/haul
 REGISTRY := Tests/registry/testregistry.py
 DEMO := .demo
 
-.PHONY: all build test demo clean bench
+.PHONY: fuzz all build test demo clean bench
 
 all: build
 
@@ -38,3 +38,20 @@ demo: build
 
 clean:
 	rm -rf .build $(DEMO)
+
+# libFuzzer + AddressSanitizer over the parsers of untrusted input: each
+# target runs FUZZ_SECONDS from its committed corpus (new finds go to
+# .build/fuzz/corpus-<target>; a crash leaves crash-* in .build/fuzz).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = name manifest content-range journal
+fuzz:
+	Tests/fuzz/build.sh
+	@for t in $(FUZZ_TARGETS); do \
+	    echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	    mkdir -p .build/fuzz/corpus-$$t; \
+	    HAUL_FUZZ_TARGET=$$t .build/fuzz/haul-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+	        -artifact_prefix=.build/fuzz/ .build/fuzz/corpus-$$t Tests/fuzz/corpus/$$t 2>&1 \
+	        | grep -E "^#[0-9]+ +DONE|ERROR|Done [0-9]+ runs|SUMMARY" || true; \
+	    test -z "$$(ls .build/fuzz/crash-* .build/fuzz/leak-* .build/fuzz/timeout-* 2>/dev/null)" \
+	        || { echo "fuzz $$t: finding in .build/fuzz"; exit 1; }; \
+	done
