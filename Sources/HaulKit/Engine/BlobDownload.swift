@@ -208,6 +208,12 @@ final class BlobDownload {
             return
         }
         let why = failureText(t, code: code, status: status)
+        if let served = servedSize(t), served != job.size {
+            // Not a glitch: the server has another blob than the manifest
+            // describes. Retrying cannot fix that.
+            fail(.network(url: t.url, message: "\(why): the server's blob is \(served) bytes, the manifest says \(job.size)"))
+            return
+        }
         let onCDN = t.url != registryURL && t.url != job.url
         // Only the server's own verdict counts: a 2xx/3xx cut short is a
         // network failure, whatever the status line said.
@@ -341,6 +347,23 @@ final class BlobDownload {
         if code != CURLE_OK { return t.errorText(code) }
         if s.checked == 0 { return "\(host) answered \(status) with no body" }
         return "unexpected EOF: \(host) sent \(s.offset - s.start) of \(s.stop_at - s.start) bytes"
+    }
+
+    /// The blob size a refused response announced, when it announced one.
+    private func servedSize(_ t: Transfer) -> Int64? {
+        switch Int(t.sink.pointee.reject) {
+        case Int(HL_SINK_BAD_CONTENT_RANGE):
+            var first: Int64 = 0, last: Int64 = 0, total: Int64 = 0
+            guard let value = t.header("Content-Range"), hl_parse_content_range(value, &first, &last, &total) == 0,
+                  total >= 0 else { return nil }
+            return total
+        case Int(HL_SINK_BAD_LENGTH):
+            var length: curl_off_t = -1
+            _ = hl_easy_getinfo_off(t.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length)
+            return length >= 0 ? Int64(length) : nil
+        default:
+            return nil
+        }
     }
 
     /// Puts a range back in offset order, so the hash frontier keeps moving.

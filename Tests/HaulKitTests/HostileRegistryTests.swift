@@ -1,0 +1,105 @@
+import Foundation
+import Testing
+@testable import HaulKit
+
+/// A registry is a remote party: manifests, redirects and blob sizes it
+/// serves can be hostile. Each case must end in a clear error, with no file
+/// outside the models directory and nothing under a final blob name.
+@Suite(.serialized) struct HostileRegistryTests {
+    static let good = "sha256:" + String(repeating: "a", count: 64)
+    static let config: [UInt8] = Array("{}".utf8)
+    static let configDigest = Digest(bytes: SHA256.hash(config))
+
+    /// A registry directory holding `manifest` as library/evil:latest.
+    static func registry(manifest: [UInt8], blobs: [String: [UInt8]] = [:]) throws -> (TempDir, TestRegistry) {
+        let dir = TempDir("haul-hostile")
+        try FileManager.default.createDirectory(atPath: dir.sub("manifests/library/evil"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir.sub("blobs"), withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: dir.sub("manifests/library/evil/latest"), contents: Data(manifest))
+        for (name, bytes) in blobs.merging([configDigest.fileName: config], uniquingKeysWith: { a, _ in a }) { FileManager.default.createFile(atPath: dir.sub("blobs/" + name), contents: Data(bytes)) }
+        return (dir, try TestRegistry(root: dir.path, cdn: false))
+    }
+
+    static func manifest(layers: [[String: Any]]) -> [UInt8] {
+        let m: [String: Any] = [
+            "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": ["mediaType": "application/vnd.docker.container.image.v1+json", "digest": configDigest.description,
+                       "size": config.count],
+            "layers": layers,
+        ]
+        return Array(try! JSONSerialization.data(withJSONObject: m))
+    }
+
+    /// Pulls library/evil into `<sandbox>/models` and checks nothing else
+    /// appeared in the sandbox and no blob is stored.
+    func pullFails(_ registry: TestRegistry, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        let sandbox = TempDir("haul-sandbox")
+        let out = try haul(["pull", "--insecure", "\(registry.host)/library/evil"], models: sandbox.sub("models"))
+        #expect(out.status == 1, "\(out.stderr)", sourceLocation: sourceLocation)
+        #expect(FileSystem.listDirectory(sandbox.path).allSatisfy { $0 == "models" }, sourceLocation: sourceLocation)
+        // Blobs that verified may stay (as with Ollama); nothing else may.
+        for name in FileSystem.listDirectory(sandbox.sub("models/blobs")) {
+            let bytes = try FileSystem.readFile(sandbox.sub("models/blobs/" + name), limit: 64 << 20)
+            #expect(Digest(bytes: SHA256.hash(bytes)).fileName == name, "unverified \(name)", sourceLocation: sourceLocation)
+        }
+        #expect(!FileSystem.exists(sandbox.sub("models/manifests/\(registry.host)/library/evil/latest")),
+                sourceLocation: sourceLocation)
+        return out.stderr
+    }
+
+    @Test func digestsThatWouldBecomePathsAreRefused() throws {
+        for digest in ["sha256:../../../../tmp/haul-escape", "sha256:" + String(repeating: "A", count: 64),
+                       "sha512:" + String(repeating: "a", count: 128), "sha256:" + String(repeating: "a", count: 63) + "/",
+                       "sha256:" + String(repeating: "a", count: 63) + "\u{0}"] {
+            let (dir, registry) = try Self.registry(manifest: Self.manifest(layers: [
+                ["mediaType": "application/vnd.ollama.image.model", "digest": digest, "size": 5],
+            ]))
+            let err = try withExtendedLifetime(dir) { try pullFails(registry) }
+            #expect(err.contains("invalid manifest") && err.contains("invalid digest"), "\(err)")
+        }
+        #expect(!FileSystem.exists("/tmp/haul-escape"))
+    }
+
+    @Test func impossibleSizesAndOversizeManifestsAreRefused() throws {
+        let (dir1, negative) = try Self.registry(manifest: Self.manifest(layers: [
+            ["mediaType": "application/vnd.ollama.image.model", "digest": Self.good, "size": -1],
+        ]))
+        let err1 = try withExtendedLifetime(dir1) { try pullFails(negative) }
+        #expect(err1.contains("size -1 out of range"), "\(err1)")
+
+        let padding = String(repeating: " ", count: Manifest.maxBytes + 10)
+        let (dir2, huge) = try Self.registry(manifest: Self.manifest(layers: []) + Array(padding.utf8))
+        let err2 = try withExtendedLifetime(dir2) { try pullFails(huge) }
+        #expect(err2.contains("larger than"), "\(err2)")
+    }
+
+    @Test func aBlobLargerThanItsManifestSaysIsNeverStored() throws {
+        let data = [UInt8](repeating: 1, count: 3 << 20)
+        let digest = Digest(bytes: SHA256.hash(data))
+        let (dir, registry) = try Self.registry(
+            manifest: Self.manifest(layers: [["mediaType": "application/vnd.ollama.image.model",
+                                               "digest": digest.description, "size": 1 << 20]]),
+            blobs: [digest.fileName: data])
+        let err = try withExtendedLifetime(dir) { try pullFails(registry) }
+        #expect(err.contains("the server's blob is 3145728 bytes, the manifest says 1048576"), "\(err)")
+    }
+
+    @Test func redirectsToOtherSchemesAndRedirectLoopsAreRefused() async throws {
+        let data = [UInt8](repeating: 2, count: 1 << 20)
+        let digest = Digest(bytes: SHA256.hash(data))
+        let blobs = [digest.fileName: data]
+        let manifest = Self.manifest(layers: [["mediaType": "application/vnd.ollama.image.model",
+                                                "digest": digest.description, "size": data.count]])
+        let (dir, registry) = try Self.registry(manifest: manifest, blobs: blobs)
+        try await registry.arm([["kind": "status", "status": 307, "headers": ["Location": "file:///etc/passwd"],
+                                 "min_size": 1 << 20, "times": 100]])
+        var err = try pullFails(registry)
+        #expect(err.contains("redirect without a usable Location"), "\(err)")
+
+        let loop = "http://\(registry.host)/v2/library/evil/blobs/\(digest)"
+        try await registry.arm([["kind": "status", "status": 307, "headers": ["Location": loop],
+                                 "min_size": 1 << 20, "times": 100]])
+        err = try withExtendedLifetime(dir) { try pullFails(registry) }
+        #expect(err.contains("maximum redirects exceeded"), "\(err)")
+    }
+}
