@@ -345,6 +345,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                             break
                         pos += n
                         sent += n
+                        self.state.stats.add("blob_bytes", hexd, n)
                 else:
                     chunk = 64 << 10
                     while pos < stop:
@@ -364,6 +365,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         self.wfile.write(data)
                         pos += n
                         sent += n
+                        # Counted as sent, so tests can act mid-transfer.
+                        self.state.stats.add("blob_bytes", hexd, n)
                         if rate:
                             ahead = sent / rate - (time.monotonic() - t0)
                             if ahead > 0:
@@ -376,8 +379,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     self.connection.shutdown(socket.SHUT_RDWR)
         except (BrokenPipeError, ConnectionResetError, OSError):
             self.close_connection = True
-        finally:
-            self.state.stats.add("blob_bytes", hexd, sent)
 
 
 def serve(args):
