@@ -47,9 +47,9 @@ struct Puller: Sendable {
     /// doing and is reported.
     private func download(_ layer: Layer, model: String, url: String, headers: [String], insecure: Bool,
                           emit: @escaping @Sendable (PullEvent) -> Void) async throws {
+        let config = engine.configuration
         var freshAttemptLeft = true
         while true {
-            let config = engine.configuration
             let partial = try PartialBlob(path: store.partialPath(layer.digest), digest: layer.digest,
                                           size: layer.size, model: model,
                                           durableEvery: (config.durableCheckpointBytes, config.durableCheckpointInterval))

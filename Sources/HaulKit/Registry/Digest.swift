@@ -18,14 +18,7 @@ public struct Digest: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// From 32 raw digest bytes.
     public init(bytes: [UInt8]) {
         precondition(bytes.count == 32)
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(64)
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0xF)])
-        }
-        self.hex = String(decoding: out, as: UTF8.self)
+        self.hex = Hex.encode(bytes)
     }
 
     public var description: String { "sha256:\(hex)" }

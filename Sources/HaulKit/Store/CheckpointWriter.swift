@@ -25,7 +25,8 @@ final class CheckpointWriter: Sendable {
     private struct State {
         var finished = false
         var durableAt: (bytes: Int64, time: Double) = (0, 0)
-        var busyLanes = 0
+        /// Lanes that have written their last checkpoint.
+        var finishedLanes = 0
         var waiters: [CheckedContinuation<Void, Never>] = []
         var settled = false
     }
@@ -107,8 +108,8 @@ final class CheckpointWriter: Sendable {
 
     fileprivate func laneFinished() {
         let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            s.busyLanes += 1
-            guard s.busyLanes == 2 else { return [] }
+            s.finishedLanes += 1
+            guard s.finishedLanes == 2 else { return [] }
             s.settled = true
             defer { s.waiters.removeAll() }
             return s.waiters

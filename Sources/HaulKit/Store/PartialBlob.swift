@@ -44,7 +44,8 @@ final class PartialBlob: CheckpointSink {
         self.size = size
         var st = stat()
         let onDisk: Int64 = fstat(fd, &st) == 0 ? Int64(st.st_size) : -1
-        (resume, discarded) = Self.recover(journalPath: journalPath, digest: digest, size: size, onDisk: onDisk)
+        let recovered = Self.recover(journalPath: journalPath, digest: digest, size: size, onDisk: onDisk)
+        (resume, discarded) = (recovered.journal?.point ?? .empty, recovered.why)
         writer = CheckpointWriter(fd: fd, journalPath: journalPath, digest: digest, size: size, model: model,
                                   durableBytes: durableEvery.bytes, durableInterval: durableEvery.seconds)
         Self.removeStaleTemps(of: journalPath)
@@ -65,8 +66,8 @@ final class PartialBlob: CheckpointSink {
     /// The resume point the journals give for this data file, or why there
     /// is none. Every claim is checked against what it describes; the live
     /// journal only counts if no reboot happened since it was written.
-    private static func recover(journalPath: String, digest: Digest, size: Int64,
-                                onDisk: Int64) -> (ResumePoint, String?) {
+    static func recover(journalPath: String, digest: Digest, size: Int64,
+                        onDisk: Int64) -> (journal: ResumeJournal?, why: String?) {
         func load(_ path: String) -> Result<ResumeJournal, ResumeJournal.Invalid>? {
             guard let bytes = try? FileSystem.readFile(path, limit: ResumeJournal.maxBytes) else { return nil }
             return Result { () throws(ResumeJournal.Invalid) in try ResumeJournal.decode(bytes) }
@@ -81,7 +82,7 @@ final class PartialBlob: CheckpointSink {
         }
         if let durable = load(journalPath) { candidates.append(durable) }
         guard !candidates.isEmpty else {
-            return (.empty, onDisk > 0 ? "partial data without a readable journal" : nil)
+            return (nil, onDisk > 0 ? "partial data without a readable journal" : nil)
         }
         var why = ""
         for candidate in candidates {
@@ -97,10 +98,10 @@ final class PartialBlob: CheckpointSink {
                     why = "data file is \(onDisk) bytes, expected \(size)"
                     continue
                 }
-                return (journal.point, nil)
+                return (journal, nil)
             }
         }
-        return (.empty, why)
+        return (nil, why)
     }
 
     /// Temp journals left by a process killed mid-write (the lock says no

@@ -30,10 +30,9 @@ extension ModelStore {
             let path = partialsDirectory + "/" + name
             var st = stat()
             guard stat(path, &st) == 0 else { continue }
-            let journal = [path + ".journal.live", path + ".journal"].lazy
-                .compactMap { try? FileSystem.readFile($0, limit: ResumeJournal.maxBytes) }
-                .compactMap { try? ResumeJournal.decode($0) }
-                .first { $0.digest == digest && $0.size == Int64(st.st_size) && ($0.boot == nil || $0.boot == BootID.current) }
+            // The journal a resume would use, judged by the same rules.
+            let journal = PartialBlob.recover(journalPath: path + ".journal", digest: digest,
+                                              size: Int64(st.st_size), onDisk: Int64(st.st_size)).journal
             let mtime = FileSystem.modificationTime(path + ".journal") ?? FileSystem.modificationTime(path) ?? 0
             out.append(PartialDownload(digest: digest, size: journal?.size ?? Int64(st.st_size),
                                        completed: journal?.point.ranges.count ?? 0, model: journal?.model,

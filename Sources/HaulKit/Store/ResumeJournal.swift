@@ -38,7 +38,7 @@ struct ResumeJournal: Equatable, Sendable {
     func encode() -> [UInt8] {
         var text = "\(Self.header)\ndigest \(digest)\nsize \(size)\nmodel \(Self.clean(model))\n"
         if let boot { text += "boot \(Self.clean(boot))\n" }
-        let state = point.hashState.map { $0.map { byte in String(byte, radix: 16).leftPadded(to: 2) }.joined() } ?? "-"
+        let state = point.hashState.map(Hex.encode) ?? "-"
         text += "hashed \(point.hashed) \(state)\n"
         for r in point.ranges.ranges { text += "range \(r.lowerBound) \(r.upperBound)\n" }
         let body = Array(text.utf8)
@@ -72,7 +72,7 @@ struct ResumeJournal: Equatable, Sendable {
         }
         var state: [UInt8]?
         if hashedParts[1] != "-" {
-            guard let decoded = hexBytes(hashedParts[1]), decoded.count == SHA256State.size,
+            guard let decoded = Hex.decode(hashedParts[1]), decoded.count == SHA256State.size,
                   SHA256State.offset(decoded) == hashed else { throw .malformed("bad hash state") }
             state = decoded
         } else if hashed != 0 {
@@ -98,37 +98,9 @@ struct ResumeJournal: Equatable, Sendable {
         return String(line.dropFirst(key.count + 1))
     }
 
-    private static func hexBytes<S: StringProtocol>(_ text: S) -> [UInt8]? {
-        let chars = Array(text.utf8)
-        guard chars.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(chars.count / 2)
-        var i = 0
-        while i < chars.count {
-            guard let hi = nibble(chars[i]), let lo = nibble(chars[i + 1]) else { return nil }
-            out.append(hi << 4 | lo)
-            i += 2
-        }
-        return out
-    }
-
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        default: return nil
-        }
-    }
-
     /// Model names are validated before they get here; this only keeps a
     /// newline from breaking the format.
     private static func clean(_ text: String) -> String {
         String(text.unicodeScalars.prefix(400).map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
-    }
-}
-
-private extension String {
-    func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }
