@@ -161,4 +161,40 @@ import Testing
         let withSlow = try timedPull(slow: 2)
         #expect(withSlow <= baseline * 1.25, "slow connection: \(withSlow)s vs \(baseline)s without")
     }
+
+    /// Ollama's post-pull pruning: a new version of a tag deletes the blobs
+    /// only the old version used; blobs another model uses stay; and
+    /// OLLAMA_NOPRUNE turns it off.
+    @Test func aNewVersionOfATagPrunesTheBlobsOnlyTheOldOneUsed() async throws {
+        for noPrune in [false, true] {
+            let dir = TempDir("haul-registry")
+            let old = try TestModel.make(root: dir.path, name: "library/evolving:latest", layers: ["2M"], texts: ["system=old"])
+            let keeper = try TestModel.make(root: dir.path, name: "library/keeper:latest", layers: ["1M"], texts: ["system=old"])
+            let registry = try TestRegistry(root: dir.path, cdn: false)
+            let models = TempDir("haul-models")
+            let env = ["OLLAMA_MODELS": models.path] .merging(noPrune ? ["OLLAMA_NOPRUNE": "1"] : [:]) { a, _ in a }
+            for model in ["evolving", "keeper"] {
+                #expect(try run(haulBinary, ["pull", "\(registry.host)/library/\(model)", "--insecure", "-q"], environment: env).status == 0)
+            }
+            let new = try TestModel.make(root: dir.path, name: "library/evolving:latest", layers: ["3M"], texts: ["system=new"])
+            let r = try run(haulBinary, ["pull", "\(registry.host)/library/evolving", "--insecure", "--json"], environment: env)
+            #expect(r.status == 0, "\(r.stderr)")
+            let store = ModelStore(root: models.path)
+            let onlyOld = Set(old.layers.map(\.digest)).subtracting(new.layers.map(\.digest)).subtracting(keeper.layers.map(\.digest))
+            #expect(!onlyOld.isEmpty)
+            for digest in onlyOld {
+                #expect(FileSystem.exists(store.blobPath(digest)) == noPrune, "\(digest.short) noPrune=\(noPrune)")
+            }
+            // The "system=old" layer is shared with keeper and stays either way.
+            let shared = Set(old.layers.map(\.digest)).intersection(keeper.layers.map(\.digest))
+            #expect(!shared.isEmpty && shared.allSatisfy { FileSystem.exists(store.blobPath($0)) })
+            for layer in new.layers { #expect(FileSystem.exists(store.blobPath(layer.digest))) }
+            let statuses = r.stdout.split(separator: "\n").compactMap {
+                (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["status"] as? String
+            }
+            let expected = noPrune ? ["verifying sha256 digest", "writing manifest", "success"]
+                : ["verifying sha256 digest", "writing manifest", "removing unused layers", "success"]
+            #expect(Array(statuses.suffix(expected.count)) == expected)
+        }
+    }
 }

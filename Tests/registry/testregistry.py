@@ -89,6 +89,10 @@ def make_model(args):
         media = media or ("application/vnd.ollama.image.model" if i == 0 else "application/vnd.ollama.image.params")
         digest, size = write_blob(args.root, random_chunks(parse_size(size_text), "%s-%d-%s" % (args.name, i, args.seed)))
         layers.append({"mediaType": media, "digest": digest, "size": size})
+    for spec in args.text or []:
+        kind, _, text = spec.partition("=")
+        digest, size = write_blob(args.root, [text.encode()])
+        layers.append({"mediaType": "application/vnd.ollama.image." + kind, "digest": digest, "size": size})
     config = json.dumps({"model_format": "gguf", "model_family": "test", "model_families": ["test"],
                          "model_type": "tiny", "file_type": "F16", "architecture": "amd64", "os": "linux",
                          "rootfs": {"type": "layers", "diff_ids": [l["digest"] for l in layers]}}).encode()
@@ -411,6 +415,7 @@ def main():
     mk.add_argument("--root", required=True)
     mk.add_argument("--name", required=True)
     mk.add_argument("--layer", action="append", default=[], help="SIZE[:mediaType]")
+    mk.add_argument("--text", action="append", default=[], help="KIND=TEXT: a text layer (template, system, params, license)")
     mk.add_argument("--seed", default="0")
     sv = sub.add_parser("serve")
     sv.add_argument("--root", required=True)

@@ -23,7 +23,7 @@ public struct EngineConfiguration: Sendable {
     /// this many more seconds.
     public var minStealSeconds = 1.0
     public var hashMode: HashMode = .threaded
-    public var userAgent = "haul/0.1"
+    public var userAgent = Versions.userAgent
     /// curl's receive buffer per connection.
     public var receiveBufferSize = 256 << 10
     /// Failed attempts of one range, without progress in between, before the

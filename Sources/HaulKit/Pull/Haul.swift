@@ -6,17 +6,24 @@ import Synchronization
 ///     for try await event in haul.pull("llama3.2") { ... }
 ///
 /// One `Haul` runs one download engine; concurrent pulls share its
-/// connection budget.
+/// connection budget, and a blob wanted by several pulls at once is
+/// downloaded once.
 public final class Haul: Sendable {
     public let store: ModelStore
+    /// Prune after a pull, as Ollama does unless `OLLAMA_NOPRUNE` is set.
+    public let prune: Bool
     let engine: Engine
+    private let downloads = SharedDownloads()
+    private let pins = BlobPins()
     /// Pulls in flight, so `shutdown` can stop them and wait for their last
     /// checkpoints.
     private let running = Mutex<[UInt64: Task<Void, Never>]>([:])
     private let nextPull = Atomic<UInt64>(0)
 
-    public init(store: ModelStore = .fromEnvironment(), configuration: EngineConfiguration = EngineConfiguration()) {
+    public init(store: ModelStore = .fromEnvironment(), configuration: EngineConfiguration = EngineConfiguration(),
+                prune: Bool = !OllamaEnvironment.bool("OLLAMA_NOPRUNE")) {
         self.store = store
+        self.prune = prune
         self.engine = Engine(configuration: configuration)
     }
 
@@ -27,7 +34,7 @@ public final class Haul: Sendable {
     /// pull; data already downloaded stays in the partials directory.
     public func pull(_ name: String, insecure: Bool = false) -> AsyncThrowingStream<PullEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: PullEvent.self)
-        let puller = Puller(engine: engine, store: store)
+        let puller = Puller(engine: engine, store: store, downloads: downloads, prune: prune, pins: pins)
         let id = nextPull.add(1, ordering: .relaxed).newValue
         let task = Task { [weak self] in
             do {
@@ -52,6 +59,7 @@ public final class Haul: Sendable {
         let tasks = running.withLock { Array($0.values) }
         for task in tasks { task.cancel() }
         for task in tasks { await task.value }
+        await downloads.stopAll()
     }
 
     public func list() -> [LocalModel] { store.list() }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Ollama's `/api/pull` NDJSON encoding of pull events (reference §5.2):
 /// fields in Ollama's order, `completed` omitted when 0, one object per line.
 public enum ProgressJSON {
@@ -20,9 +22,45 @@ public enum ProgressJSON {
         case .pullingManifest: return "pulling manifest"
         case .verifying: return "verifying sha256 digest"
         case .writingManifest: return "writing manifest"
+        case .removingUnusedLayers: return "removing unused layers"
+        case .status(let text): return text
         case .success: return "success"
         case .plan, .resuming, .progress: return nil
         }
+    }
+
+    /// What a line of an `/api/pull` stream says.
+    public enum Line: Sendable, Equatable {
+        case event(PullEvent)
+        case error(String)
+    }
+
+    private struct Wire: Decodable {
+        var status: String?
+        var digest: String?
+        var total: Int64?
+        var completed: Int64?
+        var error: String?
+    }
+
+    /// Reads one line of an `/api/pull` stream (the inverse of `line(for:)`;
+    /// any status Haul does not model becomes `.status`). Nil for a line
+    /// that says nothing, such as an empty one.
+    public static func parse(_ line: some Collection<UInt8>) throws(HaulError) -> Line? {
+        guard line.contains(where: { $0 != 0x20 && $0 != 0x0D && $0 != 0x09 }) else { return nil }
+        guard let wire = try? JSONDecoder().decode(Wire.self, from: Data(line)) else {
+            throw .network(url: "/api/pull", message: "unreadable line in the server's stream: "
+                + HaulError.quoted(String(decoding: line, as: UTF8.self)))
+        }
+        if let error = wire.error { return .error(error) }
+        guard let status = wire.status else { return nil }
+        if let text = wire.digest, let digest = try? Digest(parsing: text), status.hasPrefix("pulling ") {
+            let completed = wire.completed ?? 0
+            return .event(.progress(BlobProgress(digest: digest, total: wire.total ?? 0,
+                                                 completed: completed, hashed: completed)))
+        }
+        let known: [PullEvent] = [.pullingManifest, .verifying, .writingManifest, .removingUnusedLayers, .success]
+        return .event(known.first { statusText($0) == status } ?? .status(status))
     }
 
     public static func error(_ message: String) -> String { "{\"error\":\(quote(message))}" }

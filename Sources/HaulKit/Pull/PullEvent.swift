@@ -2,7 +2,8 @@
 /// the whole model's size, known before any byte moves), `resuming` for
 /// blobs continuing an interrupted download, `progress` per blob
 /// (interleaved, since blobs download concurrently), `verifying`,
-/// `writingManifest`, `success`.
+/// `writingManifest`, `removingUnusedLayers` when the replaced manifest
+/// left blobs nothing uses, `success`.
 public enum PullEvent: Sendable, Equatable {
     case pullingManifest
     case plan(PullPlan)
@@ -12,6 +13,10 @@ public enum PullEvent: Sendable, Equatable {
     case progress(BlobProgress)
     case verifying
     case writingManifest
+    case removingUnusedLayers
+    /// A status line with no fixed meaning: a pruning failure, or a line
+    /// from a remote daemon that Haul does not model.
+    case status(String)
     case success
 }
 

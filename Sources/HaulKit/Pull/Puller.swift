@@ -3,12 +3,20 @@
 struct Puller: Sendable {
     let engine: Engine
     let store: ModelStore
+    /// Blob downloads in flight, shared with every other pull of this `Haul`.
+    let downloads: SharedDownloads
+    /// Delete the blobs the replaced manifest used and nothing uses now.
+    let prune: Bool
+    /// Blobs of every pull in flight, which pruning leaves alone.
+    let pins: BlobPins
 
     func pull(_ name: ModelName, insecure: Bool, emit: @escaping @Sendable (PullEvent) -> Void) async throws {
         let registry = RegistryClient(engine: engine, name: name, insecure: insecure)
         emit(.pullingManifest)
         let manifest = try await registry.fetchManifest()
         let blobs = try manifest.blobs
+        pins.pin(blobs.map(\.digest))
+        defer { pins.unpin(blobs.map(\.digest)) }
         let cached = Set(blobs.filter(store.hasBlob).map(\.digest))
         let plan = PullPlan(name: name, manifestDigest: manifest.digest, blobs: blobs, cached: cached)
         emit(.plan(plan))
@@ -26,8 +34,15 @@ struct Puller: Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for layer in blobs where !cached.contains(layer.digest) {
                 group.addTask {
-                    try await download(layer, model: name.displayShortest, url: registry.blobURL(layer.digest),
-                                       headers: registry.registryHeaders, insecure: insecure, emit: emit)
+                    let blob = downloads.join(layer.digest) { emit in
+                        // It may have landed while this pull read the manifest.
+                        guard !store.hasBlob(layer) else { return }
+                        try await download(layer, model: name.displayShortest, url: registry.blobURL(layer.digest),
+                                           headers: registry.registryHeaders, insecure: insecure, emit: emit)
+                    }
+                    for try await event in blob { emit(event) }
+                    // Cancellation ends the watch without an error.
+                    try Task.checkCancellation()
                 }
             }
             try await group.waitForAll()
@@ -36,8 +51,26 @@ struct Puller: Sendable {
         // Ollama clients expect it in the event sequence.
         emit(.verifying)
         emit(.writingManifest)
+        let replaced = try? store.manifest(for: name)
         try store.writeManifest(manifest, for: name)
+        if prune, let replaced {
+            pruneLayers(of: replaced, keeping: manifest, emit: emit)
+        }
         emit(.success)
+    }
+
+    /// Ollama's post-pull pruning (reference §6.4): the blobs of the manifest
+    /// this pull replaced that no stored manifest references any more.
+    /// Failing here does not fail the pull; it is reported as a status.
+    private func pruneLayers(of replaced: Manifest, keeping current: Manifest, emit: (PullEvent) -> Void) {
+        let candidates = Set(replaced.referencedDigests).subtracting(current.referencedDigests).subtracting(pins.pinned)
+        guard !candidates.isEmpty else { return }
+        emit(.removingUnusedLayers)
+        do {
+            try store.removeUnreferencedBlobs(candidates)
+        } catch {
+            emit(.status("couldn't remove unused layers: \(error)"))
+        }
     }
 
     /// Downloads and commits one blob. Data found from an interrupted run is
@@ -50,6 +83,8 @@ struct Puller: Sendable {
         let config = engine.configuration
         var freshAttemptLeft = true
         while true {
+            // A pull cancelled before this blob started leaves no partial.
+            try Task.checkCancellation()
             let partial = try PartialBlob(path: store.partialPath(layer.digest), digest: layer.digest,
                                           size: layer.size, model: model,
                                           durableEvery: (config.durableCheckpointBytes, config.durableCheckpointInterval))

@@ -75,6 +75,10 @@ public struct Manifest: Sendable {
         }
     }
 
+    /// Every blob the manifest points at, config included: what keeps a blob
+    /// from being pruned.
+    public var referencedDigests: [Digest] { layers.map(\.digest) + [config.digest] }
+
     /// Bytes of all distinct blobs.
     public var totalSize: Int64 {
         ((try? blobs) ?? []).reduce(0) { $0 + $1.size }

@@ -1,6 +1,11 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
+
+/// Numbers temp files, so two writers in one process (two pulls of the
+/// same model finishing together) never share one.
+private let tempSerial = Atomic<UInt64>(0)
 
 /// Thin, typed wrappers over the system calls the store uses. Each throws a
 /// `HaulError.io` that names the operation and path, as Ollama's messages do
@@ -83,7 +88,8 @@ enum FileSystem {
     static func writeAtomically(_ bytes: [UInt8], to path: String, fsyncFile: Bool = true,
                                 syncDirectory sync: Bool = true) throws(HaulError) {
         let directory = parent(of: path)
-        let temp = directory + "/." + basename(of: path) + ".haul-tmp-\(getpid())"
+        let serial = tempSerial.add(1, ordering: .relaxed).newValue
+        let temp = directory + "/." + basename(of: path) + ".haul-tmp-\(getpid())-\(serial)"
         let fd = retrying { open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
         try check(fd, "open", temp)
         do {

@@ -31,8 +31,7 @@ public struct ModelStore: Sendable {
     /// `$OLLAMA_MODELS` (trimmed of spaces and quotes, as Ollama does), else
     /// `~/.ollama/models`.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> ModelStore {
-        let raw = (environment["OLLAMA_MODELS"] ?? "").trimmingCharacters(in: .whitespaces)
-            .trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
+        let raw = OllamaEnvironment.string("OLLAMA_MODELS", environment)
         if !raw.isEmpty { return ModelStore(root: raw) }
         let home = environment["HOME"] ?? NSHomeDirectory()
         return ModelStore(root: home + "/.ollama/models")
@@ -106,9 +105,14 @@ public struct ModelStore: Sendable {
         while dir != manifestsDirectory, dir.hasPrefix(manifestsDirectory), rmdir(dir) == 0 {
             dir = FileSystem.parent(of: dir)
         }
-        let stillUsed = Set(list().flatMap { [$0.manifest.config.digest] + $0.manifest.layers.map(\.digest) })
-        for layer in manifest.layers + [manifest.config] where !stillUsed.contains(layer.digest) {
-            let blob = blobPath(layer.digest)
+        try removeUnreferencedBlobs(Set(manifest.referencedDigests))
+    }
+
+    /// Deletes each of `candidates` that no stored manifest references.
+    func removeUnreferencedBlobs(_ candidates: Set<Digest>) throws(HaulError) {
+        let stillUsed = Set(list().flatMap(\.manifest.referencedDigests))
+        for digest in candidates.subtracting(stillUsed) {
+            let blob = blobPath(digest)
             if unlink(blob) != 0 && errno != ENOENT {
                 throw .io(operation: "remove", path: blob, errno: errno)
             }

@@ -88,9 +88,10 @@ struct TestModel: Sendable {
 
     /// Writes random layers of the given sizes (plus a config blob) under
     /// `root` with the test registry's generator.
-    static func make(root: String, name: String, layers: [String]) throws -> TestModel {
+    /// `texts` are text layers as `KIND=TEXT` (template, system, params, license).
+    static func make(root: String, name: String, layers: [String], texts: [String] = []) throws -> TestModel {
         let out = try run("/usr/bin/env", ["python3", TestRegistry.script, "make-model", "--root", root, "--name", name]
-            + layers.flatMap { ["--layer", $0] })
+            + layers.flatMap { ["--layer", $0] } + texts.flatMap { ["--text", $0] })
         guard out.status == 0 else { throw TestFailure("make-model failed: \(out.stderr)") }
         let parts = name.split(separator: ":")
         let repo = parts[0].contains("/") ? String(parts[0]) : "library/" + parts[0]

@@ -1,0 +1,18 @@
+/// Version strings Haul shows to registries and to Ollama clients.
+public enum Versions {
+    public static let haul = "0.1.0"
+    /// The Ollama release whose API and behaviour Haul implements. Ollama's
+    /// registry gates new models on the client version in the User-Agent
+    /// (HTTP 412, reference §2.2), and Ollama clients read it from
+    /// `/api/version`, so it must look like an Ollama version.
+    public static let ollamaAPI = "0.33.0"
+
+    public static let userAgent: String = {
+        #if arch(arm64)
+        let arch = "arm64"
+        #else
+        let arch = "amd64"
+        #endif
+        return "ollama/\(ollamaAPI) (\(arch) linux) haul/\(haul)"
+    }()
+}
