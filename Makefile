@@ -12,10 +12,17 @@ build:
 	$(SWIFT) build -c release
 
 # Every test: unit tests and integration tests against real local servers.
-# Integration tests spawn the release binary, so build it first.
-test: build
+# Integration tests spawn the release binary, so build it first; the daemon
+# tests drive it with Ollama's Python client from PyPI, in a virtualenv.
+VENV := Tests/.venv
+test: build $(VENV)/.ready
 	$(SWIFT) build --build-tests
-	HAUL_BIN=$(abspath $(BIN)) $(SWIFT) test --skip-build
+	HAUL_BIN=$(abspath $(BIN)) HAUL_TEST_PYTHON=$(abspath $(VENV))/bin/python $(SWIFT) test --skip-build
+
+$(VENV)/.ready:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check ollama
+	touch $@
 
 # Start a local registry (with a CDN redirect) serving a generated sample
 # model on 127.0.0.1, pull it with the CLI, list it.
@@ -37,7 +44,7 @@ demo: build
 	  exit $$rc
 
 clean:
-	rm -rf .build $(DEMO)
+	rm -rf .build $(DEMO) $(VENV)
 
 # libFuzzer + AddressSanitizer over the parsers of untrusted input: each
 # target runs FUZZ_SECONDS from its committed corpus (new finds go to

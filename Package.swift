@@ -1,10 +1,11 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 import PackageDescription
 
 // Module graph (see README "Code map"):
 //   CShims (C: curl variadics, the write-callback hot path, OpenSSL SHA-256)
 //     -> HaulKit (the embeddable library; no server framework)
-//       -> haul (the CLI)
+//       -> HaulServer (`haul serve`: Ollama's HTTP API on Hummingbird)
+//         -> haul (the CLI)
 let package = Package(
     name: "Haul",
     platforms: [.macOS(.v15)],
@@ -14,6 +15,13 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // No default traits: they pull in swift-configuration, which the
+        // daemon does not use (OLLAMA_HOST is parsed by Ollama's own rules).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        // Already in Hummingbird's graph; named because the daemon uses them directly.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .target(
@@ -31,17 +39,29 @@ let package = Package(
             dependencies: ["CShims"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        .target(
+            name: "HaulServer",
+            dependencies: [
+                "HaulKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .executableTarget(
             name: "haul",
             dependencies: [
                 "HaulKit",
+                "HaulServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
             name: "HaulKitTests",
-            dependencies: ["HaulKit", "CShims"],
+            dependencies: ["HaulKit", "HaulServer", "CShims"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]

@@ -15,6 +15,12 @@ struct PullCommand: AsyncParsableCommand {
     @Flag(help: "Use plain HTTP to talk to the registry (as ollama pull --insecure).")
     var insecure = false
 
+    @Flag(help: "Pull through the daemon at $OLLAMA_HOST (haul serve or ollama serve); the default when OLLAMA_HOST is set.")
+    var remote = false
+
+    @Flag(help: "Pull in this process even when OLLAMA_HOST is set.")
+    var local = false
+
     @Flag(help: "Print the NDJSON lines /api/pull would stream, on stdout.")
     var json = false
 
@@ -31,6 +37,7 @@ struct PullCommand: AsyncParsableCommand {
     var hashMode: EngineConfiguration.HashMode?
 
     func validate() throws {
+        if remote && local { throw ValidationError("--remote and --local exclude each other") }
         if let connections, !(1...256).contains(connections) {
             throw ValidationError("--connections must be between 1 and 256")
         }
@@ -44,7 +51,9 @@ struct PullCommand: AsyncParsableCommand {
         if let connections { config.connections = connections }
         if let hashMode { config.hashMode = hashMode }
         if let stallTimeout { config.stallTimeout = stallTimeout }
-        config.userAgent = UserAgent.string
+        let environment = ProcessInfo.processInfo.environment
+        let server = OllamaHost.fromEnvironment(environment)
+        let viaDaemon = remote || (!local && OllamaHost.isSet(environment))
         let haul = Haul(configuration: config)
         let view: any ProgressView
         if quiet {
@@ -56,46 +65,48 @@ struct PullCommand: AsyncParsableCommand {
         } else {
             view = PlainProgress(terminal: .standardError)
         }
-        let interrupts = Interrupts { _ in Task { await haul.shutdown() } }
+        let remotePull = viaDaemon ? RemotePull(server: server, name: name, insecure: insecure).start() : nil
+        let events = remotePull?.events ?? haul.pull(name, insecure: insecure)
+        // Ctrl-C ends the pull: a local one checkpoints and stops; a remote
+        // one closes its request, and the daemon cancels the download unless
+        // another client still wants it.
+        let interrupts = Interrupts { _ in
+            if let remotePull { remotePull.cancel() } else { Task { await haul.shutdown() } }
+        }
         var kept: [Digest: Int64] = [:]
+        var failure: (any Error)?
         do {
-            for try await event in haul.pull(name, insecure: insecure) {
+            for try await event in events {
                 switch event {
                 case .resuming(let p), .progress(let p): kept[p.digest] = p.completed
                 default: break
                 }
                 view.handle(event)
             }
-            view.finish(error: nil)
         } catch {
-            guard interrupts.received else {
-                view.finish(error: error)
-                throw json ? ExitCode(1) : fail(error)
-            }
+            failure = error
+        }
+        switch failure {
+        case nil:
+            view.finish(error: nil)
+        case let error? where !interrupts.received:
+            view.finish(error: error)
+            throw json ? ExitCode(1) : fail(error)
+        case _?:
             // The pull is stopping; wait for its last checkpoint before
             // promising the user that nothing is lost.
             await haul.shutdown()
             view.finish(error: HaulError.cancelled)
-            let bytes = kept.values.reduce(0, +)
-            Terminal.standardError.write("\nInterrupted: \(ByteFormat.decimal(bytes)) downloaded so far is kept. "
-                + "Run 'haul pull \(name)' again to resume.\n")
+            if viaDaemon {
+                Terminal.standardError.write("\nInterrupted. The server keeps what it downloaded; "
+                    + "run 'haul pull \(name)' again to resume.\n")
+            } else {
+                Terminal.standardError.write("\nInterrupted: \(ByteFormat.decimal(kept.values.reduce(0, +))) downloaded so far is kept. "
+                    + "Run 'haul pull \(name)' again to resume.\n")
+            }
             throw ExitCode(130)
         }
     }
 }
 
 extension EngineConfiguration.HashMode: ExpressibleByArgument {}
-
-enum UserAgent {
-    /// Ollama's registry gates new models on the client version in the
-    /// User-Agent (HTTP 412, reference §2.2), so Haul states the Ollama API
-    /// level it implements and names itself after it.
-    static let string: String = {
-        #if arch(arm64)
-        let arch = "arm64"
-        #else
-        let arch = "amd64"
-        #endif
-        return "ollama/0.33.0 (\(arch) linux) haul/0.1.0"
-    }()
-}

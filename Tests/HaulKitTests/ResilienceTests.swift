@@ -41,8 +41,8 @@ import Testing
     /// and the seconds it took to exit after the signal.
     func interruptedPull(_ registry: TestRegistry, _ model: TestModel, _ blob: Layer, at fraction: Double,
                          with signal: Int32, models: TempDir, logs: TempDir,
-                         sourceLocation: SourceLocation = #_sourceLocation) async throws -> (BackgroundHaul, Double) {
-        let p = try BackgroundHaul(["pull", "--insecure", "\(registry.host)/\(model.name)"], models: models.path, logs: logs)
+                         sourceLocation: SourceLocation = #_sourceLocation) async throws -> (BackgroundProcess, Double) {
+        let p = try BackgroundProcess(["pull", "--insecure", "\(registry.host)/\(model.name)"], models: models.path, logs: logs)
         let target = Int(Double(blob.size) * fraction)
         let reached = try await waitUntil { try await registry.bytesServed(blob.digest) >= target }
         #expect(reached, "the pull never reached \(fraction)", sourceLocation: sourceLocation)

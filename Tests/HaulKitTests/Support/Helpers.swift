@@ -103,20 +103,21 @@ func sameContent(_ a: String, _ b: String) -> Bool {
     (try? run("/usr/bin/cmp", ["-s", a, b]).status) == 0
 }
 
-/// A `haul` process run in the background (output to files), to be
-/// interrupted or killed while it works.
-final class BackgroundHaul {
+/// A process run in the background (output to files), to be interrupted
+/// or killed while it works: `haul` by default, or any `executable`.
+final class BackgroundProcess {
     let process = Process()
     private let outPath: String
     private let errPath: String
 
-    init(_ arguments: [String], models: String, environment: [String: String] = [:], logs: TempDir) throws {
+    init(_ arguments: [String], executable: String = haulBinary, models: String, environment: [String: String] = [:],
+         logs: TempDir) throws {
         let tag = UUID().uuidString.prefix(6)
         outPath = logs.sub("out-\(tag)")
         errPath = logs.sub("err-\(tag)")
         FileManager.default.createFile(atPath: outPath, contents: nil)
         FileManager.default.createFile(atPath: errPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: haulBinary)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["OLLAMA_MODELS"] = models

@@ -1,0 +1,85 @@
+import HaulKit
+import Hummingbird
+import Logging
+
+/// `POST /api/pull` (reference §5): Ollama's request, status codes and
+/// NDJSON event stream over a Haul pull. Pulls of the same blobs from
+/// different requests share one download (see `Haul`); each request
+/// streams its own progress, and a client that disconnects cancels only
+/// its own interest in the download.
+struct PullRoute: Sendable {
+    struct Body: Decodable, NamesModel {
+        var model: String?
+        var name: String?
+        var insecure: Bool?
+        var stream: Bool?
+        // `username` and `password` are accepted and ignored, as by Ollama.
+    }
+
+    let haul: Haul
+    let logger: Logger
+
+    func respond(_ request: Request) async -> Response {
+        let body: Body
+        do {
+            body = try await RequestJSON.decode(Body.self, from: request)
+        } catch {
+            return error.response
+        }
+        let name = body.modelName
+        guard (try? ModelName(parsing: name)) != nil else {
+            return APIError.badRequest("invalid model name").response
+        }
+        logger.info("pull \(name): started")
+        let events = haul.pull(name, insecure: body.insecure ?? false)
+        if body.stream ?? true {
+            return streaming(events, name: name)
+        }
+        return await final(events, name: name)
+    }
+
+    /// The stream: one line per event, an `{"error": …}` line if the pull
+    /// fails after it started. A write that fails means the client left;
+    /// returning drops `events`, which cancels this request's pull.
+    private func streaming(_ events: AsyncThrowingStream<PullEvent, any Error>, name: String) -> Response {
+        let store = haul.store
+        let logger = logger
+        let body = ResponseBody { writer in
+            var iterator = events.makeAsyncIterator()
+            while true {
+                let event: PullEvent?
+                do {
+                    event = try await iterator.next()
+                } catch {
+                    let message = store.clientMessage(for: error)
+                    logger.notice("pull \(name): \(message)")
+                    try await writer.write(ByteBuffer(string: ProgressJSON.error(message) + "\n"))
+                    break
+                }
+                guard let event else {
+                    logger.info("pull \(name): success")
+                    break
+                }
+                if let line = ProgressJSON.line(for: event) {
+                    try await writer.write(ByteBuffer(string: line + "\n"))
+                }
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: body)
+    }
+
+    /// `stream: false`: nothing until the pull ends, then its last line,
+    /// with 500 on failure (Ollama's rule).
+    private func final(_ events: AsyncThrowingStream<PullEvent, any Error>, name: String) async -> Response {
+        do {
+            for try await _ in events {}
+            logger.info("pull \(name): success")
+            return JSONResponse.text(ProgressJSON.status("success"))
+        } catch {
+            let message = haul.store.clientMessage(for: error)
+            logger.notice("pull \(name): \(message)")
+            return JSONResponse.error(message, status: .internalServerError)
+        }
+    }
+}

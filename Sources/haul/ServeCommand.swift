@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+import HaulKit
+import HaulServer
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve Ollama's pull API (/api/pull, /api/tags, /api/show, /api/delete) on $OLLAMA_HOST.",
+        discussion: """
+            Listens on $OLLAMA_HOST (default 127.0.0.1:11434, Ollama's rules) and stores models in \
+            $OLLAMA_MODELS, so Ollama clients pull through Haul unchanged. Requests for the same \
+            blobs share one download. OLLAMA_NOPRUNE=1 keeps layers a pull made unused.
+            """
+    )
+
+    @Option(help: "Parallel range connections across all pulls.")
+    var connections: Int?
+
+    func validate() throws {
+        if let connections, !(1...256).contains(connections) {
+            throw ValidationError("--connections must be between 1 and 256")
+        }
+    }
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let host = OllamaHost.fromEnvironment(environment)
+        if let warning = host.warning { Terminal.standardError.write("warning: \(warning)\n") }
+        var config = EngineConfiguration()
+        if let connections { config.connections = connections }
+        let haul = Haul(configuration: config)
+        let daemon = HaulDaemon(haul: haul, host: host)
+        do {
+            try await daemon.run { bound in
+                Terminal.standardOutput.write("haul serve: listening on \(bound.clientURL), models in \(haul.store.root)\n")
+            }
+        } catch {
+            throw fail(error)
+        }
+    }
+}

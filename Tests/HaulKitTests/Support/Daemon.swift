@@ -1,0 +1,73 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// `haul serve` on an ephemeral loopback port with its own models
+/// directory; SIGTERM'd when released.
+final class Daemon {
+    let process: BackgroundProcess
+    /// `http://127.0.0.1:PORT`
+    let url: String
+    var host: String { String(url.dropFirst("http://".count)) }
+
+    init(models: String, logs: TempDir, environment: [String: String] = [:], arguments: [String] = []) async throws {
+        var env = environment
+        env["OLLAMA_HOST"] = "127.0.0.1:0"
+        let process = try BackgroundProcess(["serve"] + arguments, models: models, environment: env, logs: logs)
+        self.process = process
+        guard try await waitUntil(timeout: 30, { process.stdout.contains("listening on ") || !process.process.isRunning }),
+              let match = process.stdout.firstMatch(of: /listening on (http:\/\/127\.0\.0\.1:\d+)/) else {
+            throw TestFailure("haul serve did not start: \(process.stdout) \(process.stderr)")
+        }
+        url = String(match.1)
+    }
+
+    deinit {
+        if process.process.isRunning {
+            process.send(SIGKILL)
+            process.wait()
+        }
+    }
+
+    /// SIGTERM; returns the exit status and seconds it took to exit.
+    func stop() -> (status: Int32, seconds: Double) {
+        process.send(SIGTERM)
+        let seconds = process.wait()
+        return (process.process.terminationStatus, seconds)
+    }
+
+    struct Reply {
+        let status: Int
+        let body: String
+        let contentType: String?
+
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
+        /// NDJSON lines as objects.
+        var lines: [[String: Any]] {
+            body.split(separator: "\n").map { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] ?? [:] }
+        }
+    }
+
+    func request(_ method: String, _ path: String, body: String? = nil) async throws -> Reply {
+        var request = URLRequest(url: URL(string: url + path)!)
+        request.httpMethod = method
+        request.timeoutInterval = 300
+        if let body {
+            request.httpBody = Data(body.utf8)
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let http = response as! HTTPURLResponse
+        return Reply(status: http.statusCode, body: String(decoding: data, as: UTF8.self),
+                     contentType: http.value(forHTTPHeaderField: "Content-Type"))
+    }
+
+    /// A streaming `/api/pull` by a separate `curl` process, to be left
+    /// running, killed (a client hanging up) or awaited.
+    func curlPull(_ model: String, logs: TempDir) throws -> BackgroundProcess {
+        try BackgroundProcess(["-s", "-N", "-X", "POST", url + "/api/pull",
+                               "-d", "{\"model\":\"\(model)\",\"insecure\":true}"],
+                              executable: "/usr/bin/curl", models: "", logs: logs)
+    }
+}
