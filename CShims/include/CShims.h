@@ -163,6 +163,11 @@ void hl_sink_free(hl_sink *sink);
 int hl_parse_content_range(const char *value, int64_t *first, int64_t *last,
                            int64_t *total);
 
+// Ed25519 (OpenSSL): sign `message` with the key whose 32-byte seed is
+// given, or derive its public key. 0 on success, -1 on failure.
+int hl_ed25519_sign(const uint8_t seed[32], const uint8_t *message, size_t length, uint8_t signature[64]);
+int hl_ed25519_public_key(const uint8_t seed[32], uint8_t public_key[32]);
+
 #ifdef __cplusplus
 }
 #endif

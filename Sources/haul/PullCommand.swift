@@ -27,6 +27,14 @@ struct PullCommand: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "Print nothing but errors.")
     var quiet = false
 
+    @Option(help: "Registry username (with --password-stdin); also HAUL_REGISTRY_AUTH=user:password or docker login.")
+    var username: String?
+
+    @Flag(help: "Read the registry password from standard input.")
+    var passwordStdin = false
+
+    @OptionGroup var tls: TLSOptions
+
     @Option(help: "Parallel range connections across all layers.")
     var connections: Int?
 
@@ -38,6 +46,13 @@ struct PullCommand: AsyncParsableCommand {
 
     func validate() throws {
         if remote && local { throw ValidationError("--remote and --local exclude each other") }
+        if remote && (username != nil || tls.caFile != nil || tls.insecureSkipTlsVerify) {
+            throw ValidationError("--username, --ca-file and --insecure-skip-tls-verify apply to local pulls; "
+                + "a daemon uses its own settings")
+        }
+        if (username != nil) != passwordStdin {
+            throw ValidationError("--username and --password-stdin go together")
+        }
         if let connections, !(1...256).contains(connections) {
             throw ValidationError("--connections must be between 1 and 256")
         }
@@ -51,10 +66,17 @@ struct PullCommand: AsyncParsableCommand {
         if let connections { config.connections = connections }
         if let hashMode { config.hashMode = hashMode }
         if let stallTimeout { config.stallTimeout = stallTimeout }
+        tls.apply(to: &config)
         let environment = ProcessInfo.processInfo.environment
         let server = OllamaHost.fromEnvironment(environment)
         let viaDaemon = remote || (!local && OllamaHost.isSet(environment))
-        let haul = Haul(configuration: config)
+        var auth = RegistryAuth()
+        if let username {
+            var password = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+            while password.hasSuffix("\n") || password.hasSuffix("\r") { password.removeLast() }
+            auth.credentials.explicit = RegistryCredentials(username: username, password: password)
+        }
+        let haul = Haul(configuration: config, auth: auth)
         let view: any ProgressView
         if quiet {
             view = QuietProgress()

@@ -14,6 +14,8 @@ struct ServeCommand: AsyncParsableCommand {
             """
     )
 
+    @OptionGroup var tls: TLSOptions
+
     @Option(help: "Parallel range connections across all pulls.")
     var connections: Int?
 
@@ -29,6 +31,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let warning = host.warning { Terminal.standardError.write("warning: \(warning)\n") }
         var config = EngineConfiguration()
         if let connections { config.connections = connections }
+        tls.apply(to: &config)
         let haul = Haul(configuration: config)
         let daemon = HaulDaemon(haul: haul, host: host)
         do {

@@ -36,6 +36,8 @@ import Testing
         "../etc/passwd", "ns/..:latest", ".hidden", "-dash", "mo del", "m\u{0}", "modèle", "ns/m:t/x",
         "ftp://host/ns/m", "host//m", String(repeating: "a", count: 81),
         "ns/" + String(repeating: "b", count: 81) + "/m",
+        "[::1/ns/m", "[::1]x/ns/m", "[::1]:0/ns/m", "[::1]:70000/ns/m", "[1.2.3.4]/ns/m", "[fe80::1%eth0]/ns/m",
+        "[::g]/ns/m", "[::1]:80:80/ns/m",
     ])
     func rejectsInvalidNames(_ raw: String) {
         #expect(throws: HaulError.invalidModelName) { try ModelName(parsing: raw) }
@@ -53,5 +55,12 @@ import Testing
         for part in n.manifestPathComponents {
             #expect(!part.contains("/") && !part.hasPrefix("."))
         }
+    }
+
+    @Test func ipv6LiteralHosts() throws {
+        let n = try ModelName(parsing: "[::1]:5000/team/model:v1")
+        #expect(n.host == "[::1]:5000" && n.namespace == "team" && n.model == "model" && n.tag == "v1")
+        #expect(try ModelName(parsing: "[2001:db8::7]/library/m").displayShortest == "[2001:db8::7]/library/m:latest")
+        #expect(RegistryClient.baseURL(for: n, insecure: true) == "http://[::1]:5000")
     }
 }

@@ -222,6 +222,9 @@ final class BlobDownload {
         case .notFound:
             fail(.blobNotFound(job.digest))
             return
+        case .fatal where verdict == 401:
+            fail(.blobUnauthorized(challenge: t.header("WWW-Authenticate")))
+            return
         case .fatal:
             fail(.network(url: t.url, message: why))
             return

@@ -47,8 +47,16 @@ public struct EngineConfiguration: Sendable {
     public var durableCheckpointBytes: Int64 = 64 << 20
     public var durableCheckpointInterval = 2.0
     public var connectTimeout = 30
-    /// A CA bundle to trust instead of the system store.
-    public var caFile: String?
+    /// A CA bundle to trust instead of the system store (`--ca-file`, or
+    /// `SSL_CERT_FILE` as OpenSSL-based tools read it).
+    public var caFile: String? = OllamaEnvironment.string("SSL_CERT_FILE").nilIfEmpty
+    /// A directory of hashed CA certificates (`SSL_CERT_DIR`).
+    public var caDirectory: String? = OllamaEnvironment.string("SSL_CERT_DIR").nilIfEmpty
+    /// Accept any TLS certificate. Only by explicit request: it lets anyone
+    /// on the path impersonate the registry.
+    public var skipTLSVerification = false
+    /// HTTP(S)_PROXY / NO_PROXY, read the way Go (and so Ollama) reads them.
+    public var proxies = ProxySettings.fromEnvironment()
 
     public init() {}
 }

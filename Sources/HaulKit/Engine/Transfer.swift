@@ -99,6 +99,15 @@ final class Transfer {
         _ = hl_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, config.receiveBufferSize)
         _ = hl_easy_setopt_str(easy, CURLOPT_USERAGENT, config.userAgent)
         if let ca = config.caFile { _ = hl_easy_setopt_str(easy, CURLOPT_CAINFO, ca) }
+        if let dir = config.caDirectory { _ = hl_easy_setopt_str(easy, CURLOPT_CAPATH, dir) }
+        if config.skipTLSVerification {
+            _ = hl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 0)
+            _ = hl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 0)
+        }
+        // The proxy is chosen here, by Go's rules; an empty string stops
+        // curl from applying its own (different) reading of the environment.
+        _ = hl_easy_setopt_str(easy, CURLOPT_PROXY, config.proxies.proxy(for: url) ?? "")
+        if let noProxy = config.proxies.noProxy { _ = hl_easy_setopt_str(easy, CURLOPT_NOPROXY, noProxy) }
         for h in headers { headerList = curl_slist_append(headerList, h) }
         if let headerList { _ = hl_easy_setopt_ptr(easy, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList)) }
     }

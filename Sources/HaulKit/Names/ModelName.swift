@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A fully qualified model reference, `host/namespace/model:tag`, parsed and
 /// validated with Ollama's grammar (reference §1).
 ///
@@ -96,10 +100,24 @@ public struct ModelName: Sendable, Hashable, CustomStringConvertible {
     public var manifestPathComponents: [String] { [host, namespace, model, tag] }
 
     private var isValid: Bool {
-        Self.valid(host, maxLength: 350, extra: "_-.:")
+        (host.hasPrefix("[") ? Self.validIPv6Host(host) : Self.valid(host, maxLength: 350, extra: "_-.:"))
             && Self.valid(namespace, maxLength: 80, extra: "_-")
             && Self.valid(model, maxLength: 80, extra: "_-.")
             && Self.valid(tag, maxLength: 80, extra: "_-.")
+    }
+
+    /// `[v6-address]` or `[v6-address]:port`, the address as `inet_pton`
+    /// reads it (no zone). Beyond Ollama's grammar, which has no IPv6.
+    private static func validIPv6Host(_ host: String) -> Bool {
+        guard host.utf8.count <= 60, let close = host.firstIndex(of: "]") else { return false }
+        let address = String(host[host.index(after: host.startIndex)..<close])
+        let rest = host[host.index(after: close)...]
+        if !rest.isEmpty {
+            guard rest.hasPrefix(":"), let port = Int(rest.dropFirst()), (1...65535).contains(port),
+                  rest.dropFirst().allSatisfy(\.isNumber) else { return false }
+        }
+        var buffer = in6_addr()
+        return address.contains(":") && inet_pton(AF_INET6, address, &buffer) == 1
     }
 
     private static func valid(_ part: String, maxLength: Int, extra: String) -> Bool {

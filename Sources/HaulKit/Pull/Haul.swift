@@ -12,6 +12,7 @@ public final class Haul: Sendable {
     public let store: ModelStore
     /// Prune after a pull, as Ollama does unless `OLLAMA_NOPRUNE` is set.
     public let prune: Bool
+    public let auth: RegistryAuth
     let engine: Engine
     private let downloads = SharedDownloads()
     private let pins = BlobPins()
@@ -21,9 +22,10 @@ public final class Haul: Sendable {
     private let nextPull = Atomic<UInt64>(0)
 
     public init(store: ModelStore = .fromEnvironment(), configuration: EngineConfiguration = EngineConfiguration(),
-                prune: Bool = !OllamaEnvironment.bool("OLLAMA_NOPRUNE")) {
+                prune: Bool = !OllamaEnvironment.bool("OLLAMA_NOPRUNE"), auth: RegistryAuth = RegistryAuth()) {
         self.store = store
         self.prune = prune
+        self.auth = auth
         self.engine = Engine(configuration: configuration)
     }
 
@@ -34,7 +36,7 @@ public final class Haul: Sendable {
     /// pull; data already downloaded stays in the partials directory.
     public func pull(_ name: String, insecure: Bool = false) -> AsyncThrowingStream<PullEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: PullEvent.self)
-        let puller = Puller(engine: engine, store: store, downloads: downloads, prune: prune, pins: pins)
+        let puller = Puller(engine: engine, store: store, downloads: downloads, prune: prune, pins: pins, auth: auth)
         let id = nextPull.add(1, ordering: .relaxed).newValue
         let task = Task { [weak self] in
             do {

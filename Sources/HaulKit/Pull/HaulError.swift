@@ -14,6 +14,14 @@ public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The registry answered another error status for the manifest.
     case manifestStatus(Int, body: String)
     case manifestInvalid(String)
+    /// The registry refused access (after any token or credentials were
+    /// tried); the text says what to do.
+    case unauthorized(String)
+    /// Haul's own authentication material is unusable (e.g. the Ollama key).
+    case authentication(String)
+    /// A blob request was refused with 401 (a token that expired mid-pull);
+    /// the pull answers the challenge and resumes.
+    case blobUnauthorized(challenge: String?)
     /// The manifest request failed before any answer.
     case manifestUnreachable(url: String, message: String)
     /// The disk cannot hold the missing bytes.
@@ -42,6 +50,12 @@ public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
             return body.isEmpty ? "pull model manifest: \(status)" : "pull model manifest: \(status): \(body)"
         case .manifestInvalid(let why):
             return "pull model manifest: invalid manifest: \(why)"
+        case .unauthorized(let detail):
+            return "pull model manifest: unauthorized: \(detail)"
+        case .authentication(let detail):
+            return "pull model manifest: \(detail)"
+        case .blobUnauthorized:
+            return "unauthorized: access denied"
         case .manifestUnreachable(let url, let message):
             return "pull model manifest: Get \"\(url)\": \(message)"
         case .insufficientSpace(let path, let needed, let available):

@@ -9,9 +9,10 @@ struct Puller: Sendable {
     let prune: Bool
     /// Blobs of every pull in flight, which pruning leaves alone.
     let pins: BlobPins
+    let auth: RegistryAuth
 
     func pull(_ name: ModelName, insecure: Bool, emit: @escaping @Sendable (PullEvent) -> Void) async throws {
-        let registry = RegistryClient(engine: engine, name: name, insecure: insecure)
+        let registry = RegistryClient(engine: engine, name: name, insecure: insecure, auth: auth)
         emit(.pullingManifest)
         let manifest = try await registry.fetchManifest()
         let blobs = try manifest.blobs
@@ -37,8 +38,7 @@ struct Puller: Sendable {
                     let blob = downloads.join(layer.digest) { emit in
                         // It may have landed while this pull read the manifest.
                         guard !store.hasBlob(layer) else { return }
-                        try await download(layer, model: name.displayShortest, url: registry.blobURL(layer.digest),
-                                           headers: registry.registryHeaders, insecure: insecure, emit: emit)
+                        try await download(layer, model: name.displayShortest, registry: registry, emit: emit)
                     }
                     for try await event in blob { emit(event) }
                     // Cancellation ends the watch without an error.
@@ -78,10 +78,13 @@ struct Puller: Sendable {
     /// what is wrong (a disk that lost writes), so the blob is fetched once
     /// more from scratch. A fresh download that mismatches is the server's
     /// doing and is reported.
-    private func download(_ layer: Layer, model: String, url: String, headers: [String], insecure: Bool,
+    private func download(_ layer: Layer, model: String, registry: RegistryClient,
                           emit: @escaping @Sendable (PullEvent) -> Void) async throws {
         let config = engine.configuration
         var freshAttemptLeft = true
+        // Renewals of an expired token in a row without new bytes on disk.
+        var reauthorizations = 0
+        var lastResumed: Int64 = -1
         while true {
             // A pull cancelled before this blob started leaves no partial.
             try Task.checkCancellation()
@@ -89,6 +92,8 @@ struct Puller: Sendable {
                                           size: layer.size, model: model,
                                           durableEvery: (config.durableCheckpointBytes, config.durableCheckpointInterval))
             let resumed = partial.resume.ranges.count > 0
+            if partial.resume.ranges.count > lastResumed { reauthorizations = 0 }
+            lastResumed = partial.resume.ranges.count
             if let why = partial.discarded {
                 DebugTrace.log("\(layer.digest.short) not resuming: \(why)")
             }
@@ -96,7 +101,18 @@ struct Puller: Sendable {
                 emit(.resuming(BlobProgress(digest: layer.digest, total: layer.size,
                                             completed: partial.resume.ranges.count, hashed: partial.resume.hashed)))
             }
-            let got = try await fetch(layer, into: partial, url: url, headers: headers, insecure: insecure, emit: emit)
+            let got: Digest
+            do {
+                got = try await fetch(layer, into: partial, url: registry.blobURL(layer.digest),
+                                      headers: registry.registryHeaders, insecure: registry.insecure, emit: emit)
+            } catch HaulError.blobUnauthorized(let challenge) where reauthorizations < 3 {
+                // A token that expired mid-pull: get a new one and resume
+                // from what is on disk (short-lived tokens may need this
+                // many times over a long pull).
+                reauthorizations += 1
+                try await registry.reauthorize(challenge: challenge)
+                continue
+            }
             if got == layer.digest {
                 try partial.commit(to: store.blobPath(layer.digest))
                 return
