@@ -5,19 +5,6 @@ import Testing
 /// A pull from real nginx serving a registry-shaped directory, with blob
 /// requests answered by a 307 to a second server block acting as the CDN.
 @Suite(.serialized) struct NginxTests {
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        return Int(UInt16(bigEndian: addr.sin_port))
-    }
-
     @Test func pullsFromNginxWithA307ToACDN() throws {
         let nginx = "/usr/sbin/nginx"
         try #require(FileManager.default.isExecutableFile(atPath: nginx), "nginx is not installed (apt-get install nginx-light)")
@@ -25,7 +12,7 @@ import Testing
         chmod(dir.path, 0o755)
         let root = dir.sub("registry")
         let model = try TestModel.make(root: root, name: "library/tiny:q4", layers: ["40M", "500:application/vnd.ollama.image.params"])
-        let (registryPort, cdnPort) = (Self.freePort(), Self.freePort())
+        let (registryPort, cdnPort) = (freePort(), freePort())
         let conf = """
         worker_processes 1;
         daemon off;

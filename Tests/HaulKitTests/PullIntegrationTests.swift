@@ -197,4 +197,14 @@ import Testing
             #expect(Array(statuses.suffix(expected.count)) == expected)
         }
     }
+
+    @Test func pullsFromAnIPv6LiteralHost() async throws {
+        let registry = try TestRegistry(root: Self.fixture.dir.path, cdn: true, ipv6: true)
+        let models = TempDir("haul-models")
+        let name = "\(registry.host)/team/small:v1"
+        let r = try haul(["pull", name, "--insecure"], models: models.path)
+        #expect(r.status == 0, "\(r.stderr)")
+        try expectStored(Self.fixture.small, name: name, in: models.path)
+        #expect(FileSystem.exists(models.path + "/manifests/\(registry.host)/team/small/v1"))
+    }
 }

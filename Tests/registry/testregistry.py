@@ -31,6 +31,7 @@
     cdn-ttl              CDN URLs issued from now on expire after "seconds";
                          an expired one gets 403 like a stale S3 signature
 """
+import base64
 import argparse
 import hashlib
 import http.server
@@ -39,7 +40,9 @@ import os
 import random
 import re
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -109,11 +112,44 @@ def make_model(args):
     sys.stdout.write("\n")
 
 
+def push(args):
+    """Pushes a model made by make-model into a real registry (the CNCF
+    distribution registry) through the registry API: monolithic blob
+    uploads, then the manifest, as `docker push` would."""
+    import ssl
+    import urllib.parse
+    import urllib.request
+    ns_model, _, tag = args.name.partition(":")
+    with open(os.path.join(args.source, "manifests", ns_model, tag or "latest"), "rb") as f:
+        raw = f.read()
+    manifest = json.loads(raw)
+    context = ssl.create_default_context(cafile=args.ca) if args.ca else None
+    auth = {}
+    if args.user:
+        auth["Authorization"] = "Basic " + base64.b64encode(args.user.encode()).decode()
+
+    def call(method, url, body=None, headers=None):
+        req = urllib.request.Request(url, data=body, method=method, headers={**auth, **(headers or {})})
+        with urllib.request.urlopen(req, context=context) as r:
+            return r.status, r.headers
+
+    for layer in manifest["layers"] + [manifest["config"]]:
+        with open(os.path.join(args.source, "blobs", layer["digest"].replace(":", "-")), "rb") as f:
+            data = f.read()
+        _, headers = call("POST", "%s/v2/%s/blobs/uploads/" % (args.to, ns_model))
+        location = urllib.parse.urljoin(args.to, headers["Location"])
+        location += ("&" if "?" in location else "?") + "digest=" + layer["digest"]
+        call("PUT", location, data, {"Content-Type": "application/octet-stream"})
+    call("PUT", "%s/v2/%s/manifests/%s" % (args.to, ns_model, tag or "latest"), raw,
+         {"Content-Type": manifest["mediaType"]})
+
+
 class Stats:
     def __init__(self):
         self.lock = threading.Lock()
         self.data = {"manifest_requests": 0, "blob_requests": {}, "blob_bytes": {}, "connections": 0,
-                     "range_requests": 0, "redirects": 0, "expired": 0}
+                     "range_requests": 0, "redirects": 0, "expired": 0, "token_requests": 0,
+                     "unauthorized": 0, "cdn_authorization": 0, "via_proxy": 0}
 
     def add(self, key, sub=None, n=1):
         with self.lock:
@@ -137,6 +173,7 @@ class Server(http.server.ThreadingHTTPServer):
         self.role = role
         self.accepted = 0
         self.accept_lock = threading.Lock()
+        self.address_family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
         super().__init__(addr, handler)
 
     def next_connection_index(self):
@@ -163,6 +200,13 @@ class State:
         self.cdn_port = None
         self.registry_port = None
         self.cdn_ttl = None
+        # --token-auth: registry requests need a Bearer token from /token;
+        # "user:password" makes /token require those (Basic), "anonymous"
+        # gives tokens to anyone, "ollama" checks Ollama's ed25519 signature.
+        self.token_auth = args.token_auth
+        self.token_ttl = args.token_ttl
+        self.tokens = {}
+        self.token_lock = threading.Lock()
 
     def take_fault(self, size):
         """Returns the first armed fault that still has uses and applies to
@@ -173,6 +217,34 @@ class State:
                     f["times"] = f.get("times", 1) - 1
                     return dict(f)
         return None
+
+
+def verify_ollama_signature(header, url):
+    """Ollama's token request signature (<ssh pubkey b64>:<sig b64> over
+    "GET,<url>,<b64 of hex sha256 of the empty body>"), checked with the
+    openssl command line so the test needs no Python crypto package."""
+    try:
+        pub_b64, sig_b64 = header.split(":", 1)
+        wire = base64.b64decode(pub_b64)
+        n = int.from_bytes(wire[:4], "big")
+        if wire[4:4 + n] != b"ssh-ed25519":
+            return False
+        raw = wire[4 + n + 4:4 + n + 4 + 32]
+        der = bytes.fromhex("302a300506032b6570032100") + raw
+        message = ("GET,%s,%s" % (url, base64.b64encode(hashlib.sha256(b"").hexdigest().encode()).decode())).encode()
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "pub.pem"), "w") as f:
+                f.write("-----BEGIN PUBLIC KEY-----\n%s\n-----END PUBLIC KEY-----\n" % base64.b64encode(der).decode())
+            with open(os.path.join(d, "msg"), "wb") as f:
+                f.write(message)
+            with open(os.path.join(d, "sig"), "wb") as f:
+                f.write(base64.b64decode(sig_b64))
+            r = subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", os.path.join(d, "pub.pem"),
+                                "-rawin", "-in", os.path.join(d, "msg"), "-sigfile", os.path.join(d, "sig")],
+                               capture_output=True)
+            return r.returncode == 0
+    except Exception:
+        return False
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -215,11 +287,54 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send_json(200, {"armed": len(rules)})
         self.send_json(404, {"errors": [{"code": "NOT_FOUND", "message": "not found"}]})
 
+    def authorized(self, path):
+        """Token auth for registry routes: True, or a 401 was sent."""
+        if not self.state.token_auth:
+            return True
+        auth = self.headers.get("Authorization", "")
+        with self.state.token_lock:
+            expires = self.state.tokens.get(auth[7:]) if auth.startswith("Bearer ") else None
+        if expires is not None and time.time() < expires:
+            return True
+        self.state.stats.add("unauthorized")
+        m = re.match(r"/v2/([^/]+/[^/]+)/", path)
+        scope = "repository:%s:pull" % (m.group(1) if m else "")
+        challenge = 'Bearer realm="http://127.0.0.1:%d/token",service="testregistry",scope="%s"' % (
+            self.state.registry_port, scope)
+        self.send_json(401, {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
+                       {"WWW-Authenticate": challenge})
+        return False
+
+    def issue_token(self):
+        self.state.stats.add("token_requests")
+        mode = self.state.token_auth
+        auth = self.headers.get("Authorization", "")
+        if mode == "ollama":
+            ok = verify_ollama_signature(auth, "http://127.0.0.1:%d%s" % (self.state.registry_port, self.path))
+        elif mode == "anonymous":
+            ok = True
+        else:
+            ok = auth == "Basic " + base64.b64encode(mode.encode()).decode()
+        if not ok:
+            return self.send_json(401, {"errors": [{"code": "DENIED", "message": "bad credentials"}]})
+        token = base64.urlsafe_b64encode(os.urandom(18)).decode()
+        with self.state.token_lock:
+            self.state.tokens[token] = time.time() + self.state.token_ttl
+        self.send_json(200, {"token": token, "expires_in": self.state.token_ttl})
+
     def do_GET(self):
         path = self.path.split("?", 1)[0]
+        if self.headers.get("Via"):
+            self.state.stats.add("via_proxy")
+        if self.server.role == "cdn" and self.headers.get("Authorization"):
+            self.state.stats.add("cdn_authorization")
         if self.server.role == "registry":
             if path == "/_stats":
                 return self.send_json(200, self.state.stats.snapshot())
+            if path == "/token" and self.state.token_auth:
+                return self.issue_token()
+            if path.startswith("/v2/") and not self.authorized(path):
+                return
             m = re.fullmatch(r"/v2/([^/]+)/([^/]+)/manifests/([^/]+)", path)
             if m:
                 return self.manifest(*m.groups())
@@ -387,7 +502,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 def serve(args):
     state = State(args)
-    registry = Server(("127.0.0.1", args.port), Handler, state, "registry")
+    registry = Server(("::1" if args.ipv6 else "127.0.0.1", args.port), Handler, state, "registry")
     state.registry_port = registry.server_address[1]
     servers = [registry]
     if args.cdn:
@@ -417,10 +532,19 @@ def main():
     mk.add_argument("--layer", action="append", default=[], help="SIZE[:mediaType]")
     mk.add_argument("--text", action="append", default=[], help="KIND=TEXT: a text layer (template, system, params, license)")
     mk.add_argument("--seed", default="0")
+    ps = sub.add_parser("push")
+    ps.add_argument("--source", required=True, help="a registry root written by make-model")
+    ps.add_argument("--name", required=True)
+    ps.add_argument("--to", required=True, help="registry base URL, e.g. https://127.0.0.1:5000")
+    ps.add_argument("--user", default=None, help="user:password")
+    ps.add_argument("--ca", default=None)
     sv = sub.add_parser("serve")
     sv.add_argument("--root", required=True)
     sv.add_argument("--port", type=int, default=0)
     sv.add_argument("--cdn", action="store_true")
+    sv.add_argument("--ipv6", action="store_true", help="listen on [::1] (the CDN stays on 127.0.0.1)")
+    sv.add_argument("--token-auth", default=None, help="user:password | anonymous | ollama")
+    sv.add_argument("--token-ttl", type=float, default=300)
     sv.add_argument("--rate", default=None)
     sv.add_argument("--slow-connection", type=int, default=None)
     sv.add_argument("--slow-factor", type=float, default=10.0)
@@ -428,6 +552,8 @@ def main():
     args = ap.parse_args()
     if args.cmd == "make-model":
         make_model(args)
+    elif args.cmd == "push":
+        push(args)
     else:
         serve(args)
 

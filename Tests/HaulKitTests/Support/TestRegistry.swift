@@ -19,14 +19,24 @@ final class TestRegistry: @unchecked Sendable {
             .deletingLastPathComponent().appendingPathComponent("registry/testregistry.py").path
     }
 
-    init(root: String, cdn: Bool = true, rate: String? = nil, slowConnection: Int? = nil, slowFactor: Double = 10) throws {
+    /// `tokenAuth`: registry requests need a Bearer token from the
+    /// registry's `/token` realm, issued for `user:password` (Basic),
+    /// `anonymous`, or `ollama` (a valid Ollama signature).
+    init(root: String, cdn: Bool = true, rate: String? = nil, slowConnection: Int? = nil, slowFactor: Double = 10,
+         tokenAuth: String? = nil, tokenTTL: Double = 300, ipv6: Bool = false, environment: [String: String] = [:]) throws {
         var args = [Self.script, "serve", "--root", root, "--exit-on-eof"]
+        if ipv6 { args.append("--ipv6") }
+        self.ipv6 = ipv6
+        if let tokenAuth { args += ["--token-auth", tokenAuth, "--token-ttl", "\(tokenTTL)"] }
         if cdn { args.append("--cdn") }
         if let rate { args += ["--rate", rate] }
         if let slowConnection { args += ["--slow-connection", "\(slowConnection)", "--slow-factor", "\(slowFactor)"] }
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3"] + args
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         stdin = Pipe()
         let stdout = Pipe()
         process.standardInput = stdin
@@ -53,7 +63,8 @@ final class TestRegistry: @unchecked Sendable {
         process.waitUntilExit()
     }
 
-    var host: String { "127.0.0.1:\(registryPort)" }
+    let ipv6: Bool
+    var host: String { ipv6 ? "[::1]:\(registryPort)" : "127.0.0.1:\(registryPort)" }
 
     func stats() async throws -> [String: Any] {
         let (data, _) = try await URLSession.shared.data(from: URL(string: "http://\(host)/_stats")!)
@@ -65,6 +76,8 @@ final class TestRegistry: @unchecked Sendable {
     func bytesServed(_ digest: Digest) async throws -> Int {
         ((try await stats())["blob_bytes"] as? [String: Int])?[digest.hex] ?? 0
     }
+
+    func counter(_ name: String) async throws -> Int { (try await stats())[name] as? Int ?? 0 }
 
     func requests(_ digest: Digest) async throws -> Int {
         ((try await stats())["blob_requests"] as? [String: Int])?[digest.hex] ?? 0

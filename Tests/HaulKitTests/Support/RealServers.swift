@@ -1,0 +1,156 @@
+import Foundation
+
+/// A free TCP port on 127.0.0.1 for servers that cannot report the port
+/// they bound (docker-registry, tinyproxy).
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// Polls until something accepts TCP connections on 127.0.0.1:`port`.
+func waitForListener(port: Int, timeout: Double = 20) async throws -> Bool {
+    try await waitUntil(timeout: timeout) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+    }
+}
+
+/// A test CA and a server certificate for 127.0.0.1/localhost it signed,
+/// made with the openssl command line.
+struct TestPKI {
+    let caCert: String
+    let serverCert: String
+    let serverKey: String
+    private let dir: TempDir
+
+    init(in dir: TempDir = TempDir("haul-pki")) throws {
+        self.dir = dir
+        caCert = dir.sub("ca.pem")
+        serverCert = dir.sub("server.pem")
+        serverKey = dir.sub("server.key")
+        let ext = dir.sub("ext.cnf")
+        try "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n".write(toFile: ext, atomically: true, encoding: .utf8)
+        let steps: [[String]] = [
+            ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", dir.sub("ca.key"), "-out", caCert, "-days", "2", "-subj", "/CN=Haul Test CA"],
+            ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", serverKey, "-out", dir.sub("server.csr"), "-subj", "/CN=127.0.0.1"],
+            ["x509", "-req", "-in", dir.sub("server.csr"), "-CA", caCert, "-CAkey", dir.sub("ca.key"),
+             "-CAcreateserial", "-out", serverCert, "-days", "2", "-extfile", ext],
+        ]
+        for step in steps {
+            let r = try run("/usr/bin/openssl", step)
+            guard r.status == 0 else { throw TestFailure("openssl \(step[0]) failed: \(r.stderr)") }
+        }
+    }
+}
+
+/// Debian's `docker-registry` (the CNCF distribution registry v2) on
+/// 127.0.0.1 with filesystem storage, optionally with htpasswd auth and
+/// TLS; killed when released.
+final class DockerRegistry {
+    let port: Int
+    let scheme: String
+    private let process: BackgroundProcess
+    private let dir: TempDir
+
+    var host: String { "127.0.0.1:\(port)" }
+    var url: String { "\(scheme)://\(host)" }
+
+    init(user: (name: String, password: String)? = nil, tls: TestPKI? = nil) async throws {
+        dir = TempDir("haul-docker-registry")
+        port = freePort()
+        scheme = tls == nil ? "http" : "https"
+        var config = """
+            version: 0.1
+            log:
+              level: error
+              accesslog:
+                disabled: true
+            storage:
+              filesystem:
+                rootdirectory: \(dir.sub("data"))
+            http:
+              addr: 127.0.0.1:\(port)
+              secret: haul-test
+
+            """
+        if let tls {
+            config += "  tls:\n    certificate: \(tls.serverCert)\n    key: \(tls.serverKey)\n"
+        }
+        if let user {
+            let r = try run("/usr/bin/htpasswd", ["-B", "-b", "-c", dir.sub("htpasswd"), user.name, user.password])
+            guard r.status == 0 else { throw TestFailure("htpasswd failed: \(r.stderr)") }
+            config += "auth:\n  htpasswd:\n    realm: haul-test\n    path: \(dir.sub("htpasswd"))\n"
+        }
+        try config.write(toFile: dir.sub("config.yml"), atomically: true, encoding: .utf8)
+        process = try BackgroundProcess(["serve", dir.sub("config.yml")], executable: "/usr/bin/docker-registry",
+                                        models: "", logs: dir)
+        guard try await waitForListener(port: port) else {
+            throw TestFailure("docker-registry did not start: \(process.stderr)")
+        }
+    }
+
+    deinit {
+        process.send(SIGKILL)
+        process.wait()
+    }
+
+    /// Pushes a model generated under `source` through the registry API.
+    func push(source: String, name: String, user: String? = nil, ca: String? = nil) throws {
+        var args = ["python3", TestRegistry.script, "push", "--source", source, "--name", name, "--to", url]
+        if let user { args += ["--user", user] }
+        if let ca { args += ["--ca", ca] }
+        let r = try run("/usr/bin/env", args)
+        guard r.status == 0 else { throw TestFailure("push failed: \(r.stderr)") }
+    }
+}
+
+/// Debian's tinyproxy on 127.0.0.1, logging to a file; killed when released.
+final class Tinyproxy {
+    let port: Int
+    private let process: BackgroundProcess
+    private let dir: TempDir
+
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    init() async throws {
+        dir = TempDir("haul-tinyproxy")
+        port = freePort()
+        let config = """
+            Port \(port)
+            Listen 127.0.0.1
+            Timeout 60
+            Allow 127.0.0.1
+            MaxClients 200
+            LogLevel Info
+            LogFile "\(dir.sub("tinyproxy.log"))"
+            PidFile "\(dir.sub("tinyproxy.pid"))"
+
+            """
+        try config.write(toFile: dir.sub("tinyproxy.conf"), atomically: true, encoding: .utf8)
+        process = try BackgroundProcess(["-d", "-c", dir.sub("tinyproxy.conf")], executable: "/usr/bin/tinyproxy",
+                                        models: "", logs: dir)
+        guard try await waitForListener(port: port) else { throw TestFailure("tinyproxy did not start: \(process.stderr)") }
+    }
+
+    deinit {
+        process.send(SIGKILL)
+        process.wait()
+    }
+}
