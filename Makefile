@@ -50,7 +50,7 @@ clean:
 # target runs FUZZ_SECONDS from its committed corpus (new finds go to
 # .build/fuzz/corpus-<target>; a crash leaves crash-* in .build/fuzz).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = name manifest content-range journal
+FUZZ_TARGETS = name manifest content-range journal www-authenticate
 fuzz:
 	Tests/fuzz/build.sh
 	@for t in $(FUZZ_TARGETS); do \

@@ -94,12 +94,63 @@ import Testing
         try await registry.arm([["kind": "status", "status": 307, "headers": ["Location": "file:///etc/passwd"],
                                  "min_size": 1 << 20, "times": 100]])
         var err = try pullFails(registry)
-        #expect(err.contains("redirect without a usable Location"), "\(err)")
+        #expect(err.contains("refusing redirect to \"file:///etc/passwd\": only http and https are followed"), "\(err)")
 
         let loop = "http://\(registry.host)/v2/library/evil/blobs/\(digest)"
         try await registry.arm([["kind": "status", "status": 307, "headers": ["Location": loop],
                                  "min_size": 1 << 20, "times": 100]])
         err = try withExtendedLifetime(dir) { try pullFails(registry) }
         #expect(err.contains("maximum redirects exceeded"), "\(err)")
+    }
+
+    /// An answer that never ends must be cut off by a bound, not by memory
+    /// running out: headers that go on forever, and a 200 that keeps
+    /// sending past the blob's size.
+    @Test func endlessHeadersAndOverlongBodiesAreCutOff() async throws {
+        let blob = (0..<(2 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 13) }
+        let digest = Digest(bytes: SHA256.hash(blob))
+        let (dir, registry) = try Self.registry(manifest: Self.manifest(layers: [
+            ["mediaType": "application/vnd.ollama.image.model", "digest": digest.description, "size": blob.count],
+        ]), blobs: [digest.fileName: blob])
+        defer { withExtendedLifetime(dir) {} }
+        do {
+            try await registry.arm([["kind": "endless-header", "target": "manifest", "times": 10]])
+            let sandbox = TempDir("haul-sandbox")
+            let (headers, headerRSS) = try haulMeasured(["pull", "--insecure", "\(registry.host)/library/evil"], models: sandbox.sub("models"))
+            #expect(headers.status == 1 && headers.stderr.contains("Error: pull model manifest: Get \"http://\(registry.host)/"), "\(headers.stderr)")
+            #expect(headers.stderr.lowercased().contains("header"), "the error should name the headers: \(headers.stderr)")
+            #expect(headerRSS < 100, "peak RSS \(headerRSS) MiB")
+
+            // A 200 with no length that runs 64 MiB past the blob: Haul stops
+            // reading at the promised size and closes the connection; what
+            // it kept is then judged by the digest like any other bytes.
+            try await registry.arm([["kind": "overlong", "extra_mib": 64, "times": 100]])
+            let (body, bodyRSS) = try haulMeasured(["pull", "--insecure", "\(registry.host)/library/evil"], models: sandbox.sub("models2"))
+            #expect(body.status == 0, "\(body.stderr)")
+            #expect(bodyRSS < 100, "peak RSS \(bodyRSS) MiB")
+            #expect(try await registry.counter("overlong_sent") < 24 << 20, "Haul kept reading past the blob's end")
+            let stored = try FileSystem.readFile(sandbox.sub("models2/blobs/" + digest.fileName), limit: 4 << 20)
+            #expect(stored == blob)
+        }
+    }
+
+    /// A registry on HTTPS whose blobs redirect to plain HTTP: refused
+    /// unless the user allowed plain HTTP with --insecure.
+    @Test func anHTTPSToHTTPDowngradeIsRefusedWithoutInsecure() async throws {
+        let source = TempDir("haul-downgrade-source")
+        let model = try TestModel.make(root: source.path, name: "library/down:latest", layers: ["1M"])
+        let cdn = try TestRegistry(root: source.path, cdn: false)
+        let pki = try TestPKI()
+        let registry = try await DockerRegistry(tls: pki, redirectBlobsTo: "http://\(cdn.host)")
+        try registry.push(source: source.path, name: "library/down:latest", ca: pki.caCert)
+        let models = TempDir("haul-models")
+        let r = try haul(["pull", "\(registry.host)/library/down", "--ca-file", pki.caCert], models: models.path)
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("refusing redirect from https to http (\"http://\(cdn.host)/"), "\(r.stderr)")
+        #expect(r.stderr.contains("use --insecure to allow it"))
+        for layer in model.layers {
+            #expect(try await cdn.requests(layer.digest) == 0, "nothing may be fetched over the downgraded URL")
+            #expect(!FileSystem.exists(ModelStore(root: models.path).blobPath(layer.digest)))
+        }
     }
 }

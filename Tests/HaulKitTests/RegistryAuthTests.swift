@@ -153,4 +153,18 @@ import Testing
         #expect(direct.status == 0, "\(direct.stderr)")
         #expect(try await registry.counter("via_proxy") == proxied, "NO_PROXY=127.0.0.1 must bypass the proxy")
     }
+
+    @Test func httpsThroughAProxyTunnel() async throws {
+        let proxy = try await Tinyproxy()
+        let pki = try TestPKI()
+        let registry = try await DockerRegistry(tls: pki)
+        try registry.push(source: Self.fixture.dir.path, name: "library/private:latest", ca: pki.caCert)
+        let name = "\(registry.host)/library/private"
+        let models = TempDir("haul-models")
+        let r = try run(haulBinary, ["pull", name, "--ca-file", pki.caCert],
+                        environment: ["OLLAMA_MODELS": models.path, "https_proxy": proxy.url])
+        #expect(r.status == 0, "\(r.stderr)")
+        expectPulled(name, models: models.path)
+        #expect(proxy.log.contains("CONNECT \(registry.host)"), "no CONNECT in tinyproxy's log: \(proxy.log.suffix(500))")
+    }
 }

@@ -149,7 +149,7 @@ class Stats:
         self.lock = threading.Lock()
         self.data = {"manifest_requests": 0, "blob_requests": {}, "blob_bytes": {}, "connections": 0,
                      "range_requests": 0, "redirects": 0, "expired": 0, "token_requests": 0,
-                     "unauthorized": 0, "cdn_authorization": 0, "via_proxy": 0}
+                     "unauthorized": 0, "cdn_authorization": 0, "via_proxy": 0, "overlong_sent": 0}
 
     def add(self, key, sub=None, n=1):
         with self.lock:
@@ -208,12 +208,13 @@ class State:
         self.tokens = {}
         self.token_lock = threading.Lock()
 
-    def take_fault(self, size):
+    def take_fault(self, size, target="blob"):
         """Returns the first armed fault that still has uses and applies to
-        a blob of `size` bytes (rules may set "min_size"), consuming one."""
+        a blob of `size` bytes (rules may set "min_size"), or to manifests
+        for rules with "target": "manifest", consuming one use."""
         with self.fault_lock:
             for f in self.faults:
-                if f.get("times", 1) > 0 and size >= f.get("min_size", 0):
+                if f.get("target", "blob") == target and f.get("times", 1) > 0 and size >= f.get("min_size", 0):
                     f["times"] = f.get("times", 1) - 1
                     return dict(f)
         return None
@@ -367,8 +368,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.blob(m.group(1))
         self.send_json(404, {"errors": [{"code": "NOT_FOUND", "message": "not found"}]})
 
+    def endless_header(self):
+        """A 200 whose header section never ends (bounded here at 64 MiB so
+        a broken client cannot make the test run forever)."""
+        pad = b"X-Pad: " + b"a" * 8000 + b"\r\n"
+        try:
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+            for _ in range(8192):
+                self.wfile.write(pad)
+        except OSError:
+            pass
+        self.close_connection = True
+
     def manifest(self, ns, model, tag):
         self.state.stats.add("manifest_requests")
+        fault = self.state.take_fault(0, target="manifest")
+        if fault and fault["kind"] == "endless-header":
+            return self.endless_header()
         p = os.path.join(self.state.root, "manifests", ns, model, tag)
         if not os.path.isfile(p):
             return self.send_json(404, {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]})
@@ -421,6 +437,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+            return
+        if fault and fault["kind"] == "endless-header":
+            return self.endless_header()
+        if fault and fault["kind"] == "overlong":
+            # A 200 with no length that sends the blob and then more: only
+            # the connection closing ends it.
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            self.send_body(p, hexd, 0, size, None)
+            try:
+                for _ in range(fault.get("extra_mib", 64)):
+                    self.wfile.write(b"\0" * (1 << 20))
+                    self.state.stats.add("overlong_sent", n=1 << 20)
+            except OSError:
+                pass
             return
         if fault and fault["kind"] == "ignore-range":
             start, end, ranged = 0, size - 1, False

@@ -305,12 +305,13 @@ final class BlobDownload {
     }
 
     private func followRedirect(from t: Transfer, status: Int, remainder: Range<Int64>, attempts: Int) {
-        guard let target = t.redirectURL, let to = URLParts(target), let from = URLParts(t.url) else {
-            fail(.network(url: t.url, message: "\(status) redirect without a usable Location"))
+        guard let target = t.redirectURL else {
+            fail(.network(url: t.url, message: "\(status) redirect without a Location"))
             return
         }
-        if from.scheme == "https" && to.scheme == "http" && !job.insecure {
-            fail(.network(url: t.url, message: "refusing redirect from https to http (\(HaulError.quoted(target)))"))
+        guard let to = URLParts(target), let from = URLParts(t.url),
+              !(from.scheme == "https" && to.scheme == "http" && !job.insecure) else {
+            fail(.network(url: t.url, message: Transfer.refusedRedirect(to: target)))
             return
         }
         redirects += 1

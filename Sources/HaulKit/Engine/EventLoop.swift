@@ -109,7 +109,7 @@ final class EventLoop {
                     headers: [String], followRedirects: Bool, now: Double) -> Transfer? {
         guard let t = Transfer.piece(blob: blob.id, url: url, range: range, total: blob.job.size,
                                      acceptFull: acceptFull, fd: blob.job.fd, hasher: blob.hasher,
-                                     headers: headers, followRedirects: followRedirects,
+                                     headers: headers, followRedirects: followRedirects, insecure: blob.job.insecure,
                                      share: share, config: config, now: now) else { return nil }
         add(t)
         return t
@@ -174,6 +174,9 @@ final class EventLoop {
         let s = t.sink.pointee
         if s.reject == Int32(HL_SINK_TOO_LARGE) {
             return .failure(HaulError.network(url: t.url, message: "response larger than \(s.mem_limit) bytes"))
+        }
+        if code == CURLE_UNSUPPORTED_PROTOCOL, let target = t.redirectURL {
+            return .failure(HaulError.network(url: t.url, message: Transfer.refusedRedirect(to: target)))
         }
         if code != CURLE_OK {
             return .failure(HaulError.network(url: t.url, message: t.errorText(code)))

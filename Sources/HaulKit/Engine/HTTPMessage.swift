@@ -5,6 +5,8 @@ struct HTTPRequest: Sendable {
     var headers: [String] = []
     var followRedirects = false
     var limit = 4 << 20
+    /// `--insecure`: redirects from https to http are allowed.
+    var insecure = false
 }
 
 struct HTTPResponse: Sendable {

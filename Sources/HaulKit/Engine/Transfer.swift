@@ -48,7 +48,7 @@ final class Transfer {
 
     /// A ranged GET of `[range)` written into `fd` at its offsets.
     static func piece(blob: UInt64, url: String, range: Range<Int64>, total: Int64, acceptFull: Bool,
-                      fd: Int32, hasher: Hasher, headers: [String], followRedirects: Bool,
+                      fd: Int32, hasher: Hasher, headers: [String], followRedirects: Bool, insecure: Bool,
                       share: OpaquePointer, config: EngineConfiguration, now: Double) -> Transfer? {
         guard let easy = curl_easy_init() else { return nil }
         guard let sink = hl_sink_new_file(easy, fd, range.lowerBound, range.upperBound, total,
@@ -57,7 +57,8 @@ final class Transfer {
             return nil
         }
         let t = Transfer(easy: easy, sink: sink, purpose: .piece(blob: blob), url: url, now: now)
-        t.configure(url: url, headers: headers, followRedirects: followRedirects, share: share, config: config)
+        t.configure(url: url, headers: headers, followRedirects: followRedirects, insecure: insecure,
+                    share: share, config: config)
         _ = hl_easy_setopt_str(easy, CURLOPT_RANGE, "\(range.lowerBound)-\(range.upperBound - 1)")
         return t
     }
@@ -72,11 +73,11 @@ final class Transfer {
         }
         let t = Transfer(easy: easy, sink: sink, purpose: .fetch(id: id), url: request.url, now: now)
         t.configure(url: request.url, headers: request.headers, followRedirects: request.followRedirects,
-                    share: share, config: config)
+                    insecure: request.insecure, share: share, config: config)
         return t
     }
 
-    private func configure(url: String, headers: [String], followRedirects: Bool,
+    private func configure(url: String, headers: [String], followRedirects: Bool, insecure: Bool,
                            share: OpaquePointer, config: EngineConfiguration) {
         // curl copies string options, so temporaries are fine here; only the
         // header list must outlive the request.
@@ -88,7 +89,10 @@ final class Transfer {
         _ = hl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_1_1))
         _ = hl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
         _ = hl_easy_setopt_str(easy, CURLOPT_PROTOCOLS_STR, "http,https")
-        _ = hl_easy_setopt_str(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https")
+        // Redirects curl follows may not leave http(s), nor downgrade an
+        // https request to http unless the user said --insecure.
+        let downgradeAllowed = insecure || !url.lowercased().hasPrefix("https:")
+        _ = hl_easy_setopt_str(easy, CURLOPT_REDIR_PROTOCOLS_STR, downgradeAllowed ? "http,https" : "https")
         _ = hl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, followRedirects ? 1 : 0)
         _ = hl_easy_setopt_long(easy, CURLOPT_MAXREDIRS, 10)
         _ = hl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT, config.connectTimeout)
@@ -110,6 +114,13 @@ final class Transfer {
         if let noProxy = config.proxies.noProxy { _ = hl_easy_setopt_str(easy, CURLOPT_NOPROXY, noProxy) }
         for h in headers { headerList = curl_slist_append(headerList, h) }
         if let headerList { _ = hl_easy_setopt_ptr(easy, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList)) }
+    }
+
+    /// The message for a redirect curl refused to follow.
+    static func refusedRedirect(to target: String) -> String {
+        let scheme = target.prefix { $0 != ":" }.lowercased()
+        return scheme == "http" ? "refusing redirect from https to http (\"\(HaulError.quoted(target))\"): use --insecure to allow it"
+            : "refusing redirect to \"\(HaulError.quoted(target))\": only http and https are followed"
     }
 
     /// Releases curl and C memory. The handle must already be out of the

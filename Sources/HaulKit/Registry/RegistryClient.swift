@@ -59,7 +59,7 @@ struct RegistryClient: Sendable {
     private func getManifest() async throws -> HTTPResponse {
         do {
             return try await engine.fetch(HTTPRequest(url: manifestURL, headers: registryHeaders + [Self.manifestAccept],
-                                                      followRedirects: true, limit: Manifest.maxBytes))
+                                                      followRedirects: true, limit: Manifest.maxBytes, insecure: insecure))
         } catch let HaulError.network(url, message) {
             throw HaulError.manifestUnreachable(url: url, message: message)
         }

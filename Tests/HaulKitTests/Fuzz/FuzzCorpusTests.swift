@@ -16,7 +16,7 @@ import Testing
         }
     }
 
-    @Test(arguments: ["name", "manifest", "content-range", "journal"])
+    @Test(arguments: ["name", "manifest", "content-range", "journal", "www-authenticate"])
     func corpusKeepsItsInvariants(target: String) throws {
         let run = try #require(FuzzTargets.all[target])
         let inputs = Self.inputs(target)

@@ -13,6 +13,7 @@ import CShims
 enum FuzzTargets {
     static let all: [String: @Sendable ([UInt8]) -> Void] = [
         "name": name, "manifest": manifest, "content-range": contentRange, "journal": journal,
+        "www-authenticate": wwwAuthenticate,
     ]
 
     /// Model names: whatever parses must yield path parts that cannot leave
@@ -58,6 +59,33 @@ enum FuzzTargets {
         check(j.point.hashed <= j.point.ranges.contiguousPrefix, "hash state beyond the data")
         check(j.point.ranges.ranges.allSatisfy { $0.lowerBound >= 0 && $0.upperBound <= j.size }, "range outside the blob")
         check((try? ResumeJournal.decode(j.encode())) == j, "journal does not round-trip")
+    }
+
+    /// WWW-Authenticate: parsing is bounded, schemes are lower-case
+    /// tokens, and a challenge that names a realm keeps it free of the
+    /// quoting that delimited it.
+    static func wwwAuthenticate(_ data: [UInt8]) {
+        let challenges = AuthChallenge.parse(String(decoding: data, as: UTF8.self))
+        check(challenges.count <= 32, "\(challenges.count) challenges")
+        for c in challenges {
+            check(!c.scheme.isEmpty && c.scheme == c.scheme.lowercased() && !c.scheme.contains(" ") && !c.scheme.contains(","),
+                  "bad scheme \(c.scheme.debugDescription)")
+            check(c.parameters.keys.allSatisfy { !$0.isEmpty && $0 == $0.lowercased() }, "bad parameter names")
+        }
+        // Serialising what was parsed (all values quoted) parses back the same.
+        let text = challenges.map { c -> String in
+            let params = c.parameters.keys.sorted().map { key -> String in
+                let value = c.parameters[key]!.replacingOccurrences(of: "\\", with: "\\\\")
+                    .replacingOccurrences(of: "\"", with: "\\\"")
+                return "\(key)=\"\(value)\""
+            }
+            return ([c.scheme] + [params.joined(separator: ", ")]).joined(separator: " ")
+        }.joined(separator: ", ")
+        if challenges.allSatisfy({ $0.token68 == nil && !$0.parameters.isEmpty }) {
+            let again = AuthChallenge.parse(text)
+            check(again.map(\.scheme) == challenges.map(\.scheme) && again.map(\.parameters) == challenges.map(\.parameters),
+                  "\(text.debugDescription) does not re-parse to what it came from")
+        }
     }
 
     static func check(_ condition: Bool, _ message: @autoclosure () -> String) {

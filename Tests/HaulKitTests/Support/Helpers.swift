@@ -69,6 +69,13 @@ func haul(_ arguments: [String], models: String) throws -> RunResult {
     try run(haulBinary, arguments, environment: ["OLLAMA_MODELS": models])
 }
 
+/// `haul` under GNU time: its result, and its peak resident set in MiB.
+func haulMeasured(_ arguments: [String], models: String) throws -> (RunResult, peakMiB: Double) {
+    let r = try run("/usr/bin/time", ["-f", "peak-rss-kib %M", haulBinary] + arguments, environment: ["OLLAMA_MODELS": models])
+    let kib = r.stderr.firstMatch(of: /peak-rss-kib (\d+)/).flatMap { Double($0.1) } ?? .infinity
+    return (r, kib / 1024)
+}
+
 func fileBytes(_ path: String) -> Data? { try? Data(contentsOf: URL(fileURLWithPath: path)) }
 
 func filesEqual(_ a: String, _ b: String) -> Bool {

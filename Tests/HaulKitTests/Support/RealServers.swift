@@ -72,7 +72,9 @@ final class DockerRegistry {
     var host: String { "127.0.0.1:\(port)" }
     var url: String { "\(scheme)://\(host)" }
 
-    init(user: (name: String, password: String)? = nil, tls: TestPKI? = nil) async throws {
+    /// `redirectBlobsTo`: blob GETs answer 307 to this base URL (the
+    /// registry's `redirect` storage middleware, as a CDN setup would).
+    init(user: (name: String, password: String)? = nil, tls: TestPKI? = nil, redirectBlobsTo: String? = nil) async throws {
         dir = TempDir("haul-docker-registry")
         port = freePort()
         scheme = tls == nil ? "http" : "https"
@@ -92,6 +94,9 @@ final class DockerRegistry {
             """
         if let tls {
             config += "  tls:\n    certificate: \(tls.serverCert)\n    key: \(tls.serverKey)\n"
+        }
+        if let redirectBlobsTo {
+            config += "middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: \(redirectBlobsTo)\n"
         }
         if let user {
             let r = try run("/usr/bin/htpasswd", ["-B", "-b", "-c", dir.sub("htpasswd"), user.name, user.password])
@@ -128,6 +133,8 @@ final class Tinyproxy {
     private let dir: TempDir
 
     var url: String { "http://127.0.0.1:\(port)" }
+    /// What tinyproxy logged (one line per request, CONNECTs included).
+    var log: String { (try? String(contentsOfFile: dir.sub("tinyproxy.log"), encoding: .utf8)) ?? "" }
 
     init() async throws {
         dir = TempDir("haul-tinyproxy")
