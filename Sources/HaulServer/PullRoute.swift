@@ -39,30 +39,31 @@ struct PullRoute: Sendable {
     }
 
     /// The stream: one line per event, an `{"error": …}` line if the pull
-    /// fails after it started. A write that fails means the client left;
-    /// returning drops `events`, which cancels this request's pull.
+    /// fails after it started. The pull runs in its own task, cancelled as
+    /// soon as the response ends for any reason: a write that fails means
+    /// the client left, and the pull must learn it now, not whenever the
+    /// framework releases this closure.
     private func streaming(_ events: AsyncThrowingStream<PullEvent, any Error>, name: String) -> Response {
         let store = haul.store
         let logger = logger
         let body = ResponseBody { writer in
-            var iterator = events.makeAsyncIterator()
-            while true {
-                let event: PullEvent?
+            let (lines, sink) = AsyncStream.makeStream(of: String.self)
+            let pump = Task {
                 do {
-                    event = try await iterator.next()
+                    for try await event in events {
+                        if let line = ProgressJSON.line(for: event) { sink.yield(line) }
+                    }
+                    logger.info("pull \(name): \(Task.isCancelled ? "client left" : "success")")
                 } catch {
                     let message = store.clientMessage(for: error)
                     logger.notice("pull \(name): \(message)")
-                    try await writer.write(ByteBuffer(string: ProgressJSON.error(message) + "\n"))
-                    break
+                    sink.yield(ProgressJSON.error(message))
                 }
-                guard let event else {
-                    logger.info("pull \(name): success")
-                    break
-                }
-                if let line = ProgressJSON.line(for: event) {
-                    try await writer.write(ByteBuffer(string: line + "\n"))
-                }
+                sink.finish()
+            }
+            defer { pump.cancel() }
+            for await line in lines {
+                try await writer.write(ByteBuffer(string: line + "\n"))
             }
             try await writer.finish(nil)
         }

@@ -178,7 +178,8 @@ import Testing
         try await Task.sleep(for: .milliseconds(500))
         staying.send(SIGKILL)
         staying.wait()
-        #expect(try await waitUntil(timeout: 10) { store.partials().contains { $0.digest == blob.digest && !$0.inUse } })
+        #expect(try await waitUntil(timeout: 10) { store.partials().contains { $0.digest == blob.digest && !$0.inUse } },
+                "partials: \(store.partials()), blobs: \(FileSystem.listDirectory(store.blobsDirectory)), daemon: \(daemon.process.stderr.suffix(800))")
         // (The registry may still count a chunk per connection that it wrote
         // before it saw the connection close.)
         try await Task.sleep(for: .milliseconds(300))

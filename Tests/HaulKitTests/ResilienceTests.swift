@@ -36,15 +36,21 @@ import Testing
                 environment: ["OLLAMA_MODELS": models].merging(env) { $1 })
     }
 
-    /// Starts `haul pull` in the background and sends it `signal` once the
-    /// registry has sent `fraction` of `blob`; returns the stopped process
-    /// and the seconds it took to exit after the signal.
+    /// Starts `haul pull` in the background and sends it `signal` once its
+    /// live journal records `fraction` of `blob` on disk (read from the file,
+    /// not asked of the registry, whose answers lag on a loaded machine);
+    /// returns the stopped process and the seconds it took to exit.
     func interruptedPull(_ registry: TestRegistry, _ model: TestModel, _ blob: Layer, at fraction: Double,
                          with signal: Int32, models: TempDir, logs: TempDir,
                          sourceLocation: SourceLocation = #_sourceLocation) async throws -> (BackgroundProcess, Double) {
         let p = try BackgroundProcess(["pull", "--insecure", "\(registry.host)/\(model.name)"], models: models.path, logs: logs)
-        let target = Int(Double(blob.size) * fraction)
-        let reached = try await waitUntil { try await registry.bytesServed(blob.digest) >= target }
+        let target = Int64(Double(blob.size) * fraction)
+        let store = ModelStore(root: models.path)
+        let reached = try await waitUntil {
+            guard let bytes = try? FileSystem.readFile(store.partialPath(blob.digest) + ".journal.live", limit: 1 << 20),
+                  let j = try? ResumeJournal.decode(bytes) else { return false }
+            return j.point.ranges.count >= target
+        }
         #expect(reached, "the pull never reached \(fraction)", sourceLocation: sourceLocation)
         p.send(signal)
         return (p, p.wait())
@@ -71,7 +77,11 @@ import Testing
             let (p, _) = try await interruptedPull(registry, model, big, at: fraction, with: SIGKILL, models: models, logs: logs)
             #expect(p.process.terminationReason == .uncaughtSignal)
             let j = try #require(Self.journal(store, big.digest), "a checkpoint exists after the kill at \(fraction)")
-            #expect(j.ranges >= Int64(Double(big.size) * (fraction - 0.2)) && j.ranges <= Int64(Double(big.size) * (fraction + 0.2)), "the checkpoint is recent: \(j.ranges) at \(fraction)")
+            // The kill came once the live journal held `fraction`: a kill
+            // never takes back what was checkpointed, and the blob is not
+            // done (the last 10% would make the second round moot).
+            #expect(j.ranges >= Int64(Double(big.size) * fraction) && j.ranges < Int64(Double(big.size) * 0.9),
+                    "the checkpoint after the kill at \(fraction): \(j.ranges) of \(big.size)")
             #expect(j.hashed > 0)
             if let last = lastJournal { #expect(j.ranges > last.ranges) }
             lastJournal = j
@@ -92,7 +102,9 @@ import Testing
     @Test func ctrlCStopsWithinASecondAndResumesFromTheFinalCheckpoint() async throws {
         let model = Self.fixture.medium
         let blob = model.layers[0]
-        let registry = try TestRegistry(root: Self.fixture.dir.path, rate: "3M")
+        // 2 MB/s per connection: the signal lands seconds before the end,
+        // even when a loaded machine reports progress late.
+        let registry = try TestRegistry(root: Self.fixture.dir.path, rate: "2M")
         let models = TempDir("haul-models")
         let logs = TempDir("haul-logs")
         let (p, seconds) = try await interruptedPull(registry, model, blob, at: 1.0 / 3, with: SIGINT,

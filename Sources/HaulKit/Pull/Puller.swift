@@ -41,8 +41,12 @@ struct Puller: Sendable {
                         try await download(layer, model: name.displayShortest, registry: registry, emit: emit)
                     }
                     for try await event in blob { emit(event) }
-                    // Cancellation ends the watch without an error.
-                    try Task.checkCancellation()
+                    // Cancellation ends the watch without an error; the pull
+                    // ends once the download it left has stopped.
+                    if Task.isCancelled {
+                        await downloads.settle(layer.digest)
+                        throw CancellationError()
+                    }
                 }
             }
             try await group.waitForAll()

@@ -63,6 +63,16 @@ final class SharedDownloads: Sendable {
         return stream
     }
 
+    /// Returns once a download of `digest` that nobody watches any more has
+    /// stopped, so a cancelled pull ends only after its data is
+    /// checkpointed and its partial unlocked (as when it downloaded alone).
+    func settle(_ digest: Digest) async {
+        let task = flights.withLock { flights in
+            flights[digest].flatMap { $0.stopping ? $0.task : nil }
+        }
+        await task?.value
+    }
+
     /// Cancels every download and returns once each has let go of its
     /// partial and written its last checkpoint.
     func stopAll() async {

@@ -30,7 +30,7 @@ final class PartialBlob: CheckpointSink {
         let journalPath = path + ".journal"
         let fd = FileSystem.retrying { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
         try FileSystem.check(fd, "open", path)
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+        if !Self.lock(fd) {
             let code = errno
             close(fd)
             if code == EWOULDBLOCK {
@@ -102,6 +102,18 @@ final class PartialBlob: CheckpointSink {
             }
         }
         return (nil, why)
+    }
+
+    /// Takes the exclusive lock, waiting up to 2 s: the holder may be this
+    /// process's own previous attempt, still closing its descriptor on a
+    /// writer queue after it stopped.
+    private static func lock(_ fd: Int32) -> Bool {
+        for attempt in 0..<40 {
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { return true }
+            guard errno == EWOULDBLOCK, attempt < 39 else { return false }
+            usleep(50_000)
+        }
+        return false
     }
 
     /// Temp journals left by a process killed mid-write (the lock says no
