@@ -1,7 +1,11 @@
 // The hot path: curl's write callback. Each call carries at most 16 KiB
 // (CURL_MAX_WRITE_SIZE); the bytes go straight from curl's buffer to pwrite
 // at the transfer's offset, and to the hash frontier when they land on it.
+// Writes end on page boundaries: the few bytes past the last boundary wait
+// in the sink (copied, < 4 KiB) and lead the next write.
 #include "CShims.h"
+
+#include <sys/uio.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -74,6 +78,68 @@ static int check_response(hl_sink *s) {
   return HL_SINK_BAD_STATUS;
 }
 
+#define HL_PAGE 4096
+
+// pwrite of two buffers back to back at `offset`, whole or failed.
+static int write_two(hl_sink *s, const unsigned char *a, size_t alen,
+                     const char *b, size_t blen, int64_t offset) {
+  struct iovec iov[2] = {{(void *)a, alen}, {(void *)b, blen}};
+  struct iovec *v = alen ? iov : iov + 1;
+  int count = alen ? 2 : 1;
+  size_t left = alen + blen;
+  while (left > 0) {
+    ssize_t w = pwritev(s->fd, v, count, offset);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      s->err_no = errno;
+      s->reject = HL_SINK_WRITE_FAILED;
+      return -1;
+    }
+    offset += w;
+    left -= (size_t)w;
+    while (count > 0 && (size_t)w >= v->iov_len) {
+      w -= (ssize_t)v->iov_len;
+      v++;
+      count--;
+    }
+    if (count > 0) {
+      v->iov_base = (char *)v->iov_base + w;
+      v->iov_len -= (size_t)w;
+    }
+  }
+  return 0;
+}
+
+// Accepts `take` more bytes: writes the carry and the data up to the last
+// page boundary (or everything when `final`), carries the rest.
+static void store(hl_sink *s, const char *data, size_t take, int final) {
+  int64_t pending_end = s->offset + (int64_t)s->carry_len + (int64_t)take;
+  int64_t write_end = final ? pending_end : (pending_end & ~(int64_t)(HL_PAGE - 1));
+  if (write_end <= s->offset) {
+    memcpy(s->carry + s->carry_len, data, take);
+    s->carry_len += take;
+    return;
+  }
+  size_t from_data = (size_t)(write_end - s->offset) - s->carry_len;
+  if (write_two(s, s->carry, s->carry_len, data, from_data, s->offset) != 0) return;
+  if (s->hasher) {
+    if (s->carry_len) hl_hasher_offer(s->hasher, s->offset, s->carry, s->carry_len);
+    if (from_data) hl_hasher_offer(s->hasher, s->offset + (int64_t)s->carry_len, data, from_data);
+  }
+  s->offset = write_end;
+  s->carry_len = take - from_data;
+  memcpy(s->carry, data + from_data, s->carry_len);
+}
+
+int hl_sink_flush(hl_sink *s) {
+  if (s->fd < 0 || s->carry_len == 0) return 0;
+  if (write_two(s, s->carry, s->carry_len, NULL, 0, s->offset) != 0) return -1;
+  if (s->hasher) hl_hasher_offer(s->hasher, s->offset, s->carry, s->carry_len);
+  s->offset += (int64_t)s->carry_len;
+  s->carry_len = 0;
+  return 0;
+}
+
 static size_t write_file(char *data, size_t one, size_t n, void *arg) {
   hl_sink *s = arg;
   (void)one;  // always 1 for write callbacks
@@ -92,23 +158,12 @@ static size_t write_file(char *data, size_t one, size_t n, void *arg) {
   }
   if (s->reject) return 0;
   size_t take = n;
-  if (s->offset + (int64_t)n > s->stop_at) {
-    take = (size_t)(s->stop_at - s->offset);
+  int64_t received = s->offset + (int64_t)s->carry_len;
+  if (received + (int64_t)n > s->stop_at) {
+    take = (size_t)(s->stop_at - received);
     s->reject = s->stop_at < s->end ? HL_SINK_STOPPED : HL_SINK_OVERLONG;
   }
-  size_t done = 0;
-  while (done < take) {
-    ssize_t w = pwrite(s->fd, data + done, take - done, s->offset + (int64_t)done);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      s->err_no = errno;
-      s->reject = HL_SINK_WRITE_FAILED;
-      break;
-    }
-    done += (size_t)w;
-  }
-  if (done > 0 && s->hasher) hl_hasher_offer(s->hasher, s->offset, data, done);
-  s->offset += (int64_t)done;
+  store(s, data, take, received + (int64_t)take >= s->stop_at);
   return s->reject ? 0 : n;
 }
 

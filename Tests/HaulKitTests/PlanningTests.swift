@@ -88,6 +88,9 @@ import Testing
         #expect(SplitPolicy.isSlow(rate: 1, peerMedian: 10, age: 1.5))
         #expect(!SplitPolicy.isSlow(rate: 1, peerMedian: 10, age: 0.5))
         #expect(!SplitPolicy.isSlow(rate: 5, peerMedian: 10, age: 3))
+        // Far slower: half the grace.
+        #expect(SplitPolicy.isSlow(rate: 0.5, peerMedian: 10, age: 0.5))
+        #expect(!SplitPolicy.isSlow(rate: 0.5, peerMedian: 10, age: 0.4))
         #expect(SplitPolicy.median([3, 1, 2]) == 2)
         #expect(SplitPolicy.median([4, 1, 2, 3]) == 2.5)
     }

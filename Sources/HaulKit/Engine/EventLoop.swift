@@ -141,6 +141,9 @@ final class EventLoop {
             case .piece(let id):
                 noteCompletion(t, code: code)
                 if let blob = blobs[id] {
+                    // A range cut short still keeps the bytes it received
+                    // but had not written (at most a page).
+                    _ = hl_sink_flush(t.sink)
                     blob.transferEnded(t, code: code, now: MonotonicClock.now(), config: config)
                     if blob.isDone { forget(blob) }
                 }
