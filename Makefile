@@ -43,6 +43,11 @@ demo: build
 	  OLLAMA_MODELS=$(DEMO)/models $(BIN) list; \
 	  exit $$rc
 
+# Haul vs the SHA-256 ceiling, aria2c, curl and hf_transfer on loopback
+# nginx; writes bench/RESULTS.md and bench/chart.png (see bench/run.py).
+bench: build
+	python3 bench/run.py
+
 clean:
 	rm -rf .build $(DEMO) $(VENV)
 
