@@ -6,7 +6,6 @@
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 
 int hl_fallocate(int fd, int64_t offset, int64_t length) {
   return fallocate(fd, 0, (off_t)offset, (off_t)length);
@@ -80,19 +79,4 @@ int hl_multi_next_done(CURLM *multi, CURL **easy, CURLcode *result) {
     }
   }
   return 0;
-}
-
-// SO_RCVBUF is set before connect, so the kernel sizes the TCP window from
-// it (and stops autotuning it). The size travels as the callback's data.
-static int set_receive_buffer(void *data, curl_socket_t fd, curlsocktype purpose) {
-  int bytes = (int)(intptr_t)data;
-  if (purpose == CURLSOCKTYPE_IPCXN && bytes > 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
-  return CURL_SOCKOPT_OK;
-}
-
-CURLcode hl_easy_set_receive_buffer(CURL *easy, int bytes) {
-  CURLcode rc = curl_easy_setopt(easy, CURLOPT_SOCKOPTFUNCTION, set_receive_buffer);
-  if (rc != CURLE_OK) return rc;
-  return curl_easy_setopt(easy, CURLOPT_SOCKOPTDATA, (void *)(intptr_t)bytes);
 }

@@ -151,7 +151,7 @@ add("Of the %d bytes fetched twice, %d were in flight at the kill: sent by nginx
     "buffers (nginx's send buffers and Haul's receive buffers, 16 connections' worth, autotuned up to several MB "
     "each on loopback). Only %d bytes were lost to checkpoint granularity. No client can keep bytes it never "
     "received, so over loopback the share varies with how full those buffers were at the kill (1.4–4.5%% across "
-    "runs here). Capping Haul's SO_RCVBUF (`socketReceiveBuffer`) was measured and did not reduce it: the "
+    "runs here). Capping Haul's SO_RCVBUF at 1 or 2 MiB was tried and did not reduce it: the "
     "server's send buffers hold the larger part."
     % (rs["extra_bytes"], rs["in_flight_at_kill"], rs["extra_bytes"] - rs["in_flight_at_kill"]))
 add("")

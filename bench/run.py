@@ -37,6 +37,7 @@ REGISTRY_PY = os.path.join(ROOT, "Tests/registry/testregistry.py")
 MB = 1e6
 GIB = 1 << 30
 RATE = 25  # MB/s per connection in the rate-limited scenarios
+HAUL_ARGS = []  # --haul-arg: extra arguments for every haul pull
 
 
 def log(*args):
@@ -208,22 +209,26 @@ def haul_pull(ng, name, extra=(), cdn=None):
     shutil.rmtree(models, ignore_errors=True)
     drop_writeback()
     url = "127.0.0.1:%d/library/%s" % (ng.registries[cdn or ng.cdn], name)
-    return measure([HAUL, "pull", url, "--insecure", "--quiet"] + list(extra), env={"OLLAMA_MODELS": models})
+    return measure([HAUL, "pull", url, "--insecure", "--quiet"] + list(extra) + HAUL_ARGS, env={"OLLAMA_MODELS": models})
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="one run each, fewer connection counts")
+    ap.add_argument("--only", default="", help="scenario numbers, e.g. 2,6: print their JSON, leave RESULTS.md alone")
+    ap.add_argument("--haul-arg", action="append", default=[], help="extra argument for every haul pull (profiling)")
     args = ap.parse_args()
     runs = 1 if args.quick else args.runs
+    only = {int(n) for n in args.only.split(",") if n}
+    HAUL_ARGS.extend(args.haul_arg)
     os.makedirs(WORK, exist_ok=True)
     py = ensure_peers()
     models = ensure_models()
     ng = Nginx()
     results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(), "scenarios": {}}
     try:
-        run_all(ng, models, py, runs, args.quick, results["scenarios"])
+        run_all(ng, models, py, runs, args.quick, results["scenarios"], lambda n: not only or n in only)
     finally:
         ng.stop()
         shutil.rmtree(os.path.join(WORK, "models"), ignore_errors=True)
@@ -232,6 +237,9 @@ def main():
                 os.remove(os.path.join(WORK, f))
             except FileNotFoundError:
                 pass
+    if only:
+        print(json.dumps(results["scenarios"], indent=2))
+        return
     with open(os.path.join(ROOT, "bench/results.json"), "w") as f:
         json.dump(results, f, indent=2)
     subprocess.run([py, os.path.join(ROOT, "bench/report.py")], check=True)
@@ -252,109 +260,112 @@ def machine():
             "nginx": nginx, "aria2c": aria, "openssl": ossl}
 
 
-def run_all(ng, models, py, runs, quick, out):
+def run_all(ng, models, py, runs, quick, out, want):
     big_hex, big_size = blob_of(models["big"])
     big_path = os.path.join(WORK, "registry/blobs/sha256-" + big_hex)
     mid_hex, mid_size = blob_of(models["mid"])
+    cdn_url = "http://127.0.0.1:%d/blobs/sha256-%s" % (ng.cdn, big_hex)
+    ceiling = None
+    tools = {}
 
     # 1. Ceiling.
-    log("1 ceiling")
-    speed = subprocess.run(["openssl", "speed", "-evp", "sha256", "-bytes", "1048576", "-seconds", "3"],
-                           capture_output=True, text=True).stdout.strip().splitlines()[-1]
-    speed_mbps = float(speed.split()[-1].rstrip("k")) * 1000 / MB
-    subprocess.run(["cat", big_path], stdout=subprocess.DEVNULL)
-    dgst = [measure(["openssl", "dgst", "-sha256", big_path]) for _ in range(runs)]
-    # What the transport alone allows on this machine: nginx to curl over
-    # loopback, discarded; and the same written to a file (no hashing).
-    cdn_url = "http://127.0.0.1:%d/blobs/sha256-%s" % (ng.cdn, big_hex)
-    discard = [measure(["curl", "-sf", "-o", "/dev/null", cdn_url]) for _ in range(runs)]
-    written = []
-    for _ in range(runs):
-        rm(os.path.join(WORK, "curl.out"))
-        drop_writeback()
-        written.append(measure(["curl", "-sf", "-o", os.path.join(WORK, "curl.out"), cdn_url]))
-    out["ceiling"] = {"openssl_speed_mbps": speed_mbps, "dgst": summary(dgst, big_size),
-                      "transport_discard": summary(discard, big_size), "transport_write": summary(written, big_size)}
-    ceiling = out["ceiling"]["dgst"]["mbps_best"]
+    if want(1):
+        log("1 ceiling")
+        speed = subprocess.run(["openssl", "speed", "-evp", "sha256", "-bytes", "1048576", "-seconds", "3"],
+                               capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        speed_mbps = float(speed.split()[-1].rstrip("k")) * 1000 / MB
+        subprocess.run(["cat", big_path], stdout=subprocess.DEVNULL)
+        dgst = [measure(["openssl", "dgst", "-sha256", big_path]) for _ in range(runs)]
+        # What the transport alone allows on this machine: nginx to curl over
+        # loopback, discarded; and the same written to a file (no hashing).
+        discard = [measure(["curl", "-sf", "-o", "/dev/null", cdn_url]) for _ in range(runs)]
+        written = []
+        for _ in range(runs):
+            rm(os.path.join(WORK, "curl.out"))
+            drop_writeback()
+            written.append(measure(["curl", "-sf", "-o", os.path.join(WORK, "curl.out"), cdn_url]))
+        out["ceiling"] = {"openssl_speed_mbps": speed_mbps, "dgst": summary(dgst, big_size),
+                          "transport_discard": summary(discard, big_size), "transport_write": summary(written, big_size)}
+        ceiling = out["ceiling"]["dgst"]["mbps_best"]
 
     # 2. Unlimited loopback, 2 GiB, verified.
-    log("2 unlimited 2 GiB")
-    tools = {}
-    tools["haul"] = [haul_pull(ng, "big") for _ in range(runs)]
-    check_blob(big_hex)
-    tools["aria2c -x16"] = []
-    for _ in range(runs):
-        rm(os.path.join(WORK, "aria2.out"))
-        drop_writeback()
-        tools["aria2c -x16"].append(measure(["aria2c", "-q", "-x16", "-s16", "-k1M", "--file-allocation=falloc",
-                                             "--allow-overwrite=true", "--checksum=sha-256=" + big_hex,
-                                             "-d", WORK, "-o", "aria2.out", cdn_url]))
-    tools["curl + dgst"] = []
-    for _ in range(runs):
-        rm(os.path.join(WORK, "curl.out"))
-        drop_writeback()
-        tools["curl + dgst"].append(measure(["bash", "-c", "curl -sf -o '%s/curl.out' '%s' && openssl dgst -sha256 '%s/curl.out'"
-                                             % (WORK, cdn_url, WORK)]))
-    tools["hf_transfer + dgst"] = []
-    hf = ("import hf_transfer,sys;hf_transfer.download(sys.argv[1],sys.argv[2],max_files=16,chunk_size=16<<20,"
-          "parallel_failures=0,max_retries=0)")
-    for _ in range(runs):
-        rm(os.path.join(WORK, "hf.out"))
-        drop_writeback()
-        tools["hf_transfer + dgst"].append(measure(["bash", "-c", "'%s' -c '%s' '%s' '%s/hf.out' && openssl dgst -sha256 '%s/hf.out'"
-                                                    % (py, hf, cdn_url, WORK, WORK)]))
-    out["unlimited"] = {k: dict(summary(v, big_size), ratio_to_ceiling=summary(v, big_size)["mbps_best"] / ceiling)
-                        for k, v in tools.items()}
+    if want(2):
+        log("2 unlimited 2 GiB")
+        tools["haul"] = [haul_pull(ng, "big") for _ in range(runs)]
+        check_blob(big_hex)
+        tools["aria2c -x16"] = [aria2(cdn_url, big_hex, 16) for _ in range(runs)]
+        tools["curl + dgst"] = []
+        for _ in range(runs):
+            rm(os.path.join(WORK, "curl.out"))
+            drop_writeback()
+            tools["curl + dgst"].append(measure(["bash", "-c", "curl -sf -o '%s/curl.out' '%s' && openssl dgst -sha256 '%s/curl.out'"
+                                                 % (WORK, cdn_url, WORK)]))
+        tools["hf_transfer + dgst"] = []
+        hf = ("import hf_transfer,sys;hf_transfer.download(sys.argv[1],sys.argv[2],max_files=16,chunk_size=16<<20,"
+              "parallel_failures=0,max_retries=0)")
+        for _ in range(runs):
+            rm(os.path.join(WORK, "hf.out"))
+            drop_writeback()
+            tools["hf_transfer + dgst"].append(measure(["bash", "-c", "'%s' -c '%s' '%s' '%s/hf.out' && openssl dgst -sha256 '%s/hf.out'"
+                                                        % (py, hf, cdn_url, WORK, WORK)]))
+        out["unlimited"] = {k: summary(v, big_size) for k, v in tools.items()}
+        if ceiling:
+            for r in out["unlimited"].values():
+                r["ratio_to_ceiling"] = r["mbps_best"] / ceiling
 
     # 3. Per-connection rate limit: scaling with connections.
-    log("3 rate-limited scaling")
-    counts = [1, 4, 16] if quick else [1, 4, 8, 16]
-    scaling = {"haul": {}, "aria2c": {}}
-    for n in counts:
-        r = [haul_pull(ng, "mid", ["--connections", str(n)], cdn=ng.limited) for _ in range(max(1, runs - 1))]
-        scaling["haul"][n] = summary(r, mid_size)
-        url = "http://127.0.0.1:%d/blobs/sha256-%s" % (ng.limited, mid_hex)
-        a = []
-        for _ in range(max(1, runs - 1)):
-            rm(os.path.join(WORK, "aria2.out"))
-            a.append(measure(["aria2c", "-q", "-x%d" % n, "-s%d" % n, "-k1M", "--file-allocation=falloc",
-                              "--allow-overwrite=true", "--checksum=sha-256=" + mid_hex, "-d", WORK, "-o", "aria2.out", url]))
-        scaling["aria2c"][n] = summary(a, mid_size)
-    out["rate_limited"] = {"per_connection_mbps": RATE, "blob_bytes": mid_size, "results": scaling}
+    if want(3):
+        log("3 rate-limited scaling")
+        counts = [1, 4, 16] if quick else [1, 4, 8, 16]
+        scaling = {"haul": {}, "aria2c": {}}
+        for n in counts:
+            r = [haul_pull(ng, "mid", ["--connections", str(n)], cdn=ng.limited) for _ in range(max(1, runs - 1))]
+            scaling["haul"][n] = summary(r, mid_size)
+            url = "http://127.0.0.1:%d/blobs/sha256-%s" % (ng.limited, mid_hex)
+            scaling["aria2c"][n] = summary([aria2(url, mid_hex, n) for _ in range(max(1, runs - 1))], mid_size)
+        out["rate_limited"] = {"per_connection_mbps": RATE, "blob_bytes": mid_size, "results": scaling}
 
     # 4. Slow tail.
-    log("4 slow tail")
-    tail = {}
-    for label, port in (("even", ng.limited), ("one slow in ten", ng.slowtail)):
-        r = [haul_pull(ng, "mid", ["--connections", "10"], cdn=port) for _ in range(max(1, runs - 1))]
-        url = "http://127.0.0.1:%d/blobs/sha256-%s" % (port, mid_hex)
-        a = []
-        for _ in range(max(1, runs - 1)):
-            rm(os.path.join(WORK, "aria2.out"))
-            a.append(measure(["aria2c", "-q", "-x10", "-s10", "-k1M", "--file-allocation=falloc", "--allow-overwrite=true",
-                              "--checksum=sha-256=" + mid_hex, "-d", WORK, "-o", "aria2.out", url]))
-        tail[label] = {"haul": summary(r, mid_size), "aria2c": summary(a, mid_size)}
-    out["slow_tail"] = tail
+    if want(4):
+        log("4 slow tail")
+        tail = {}
+        for label, port in (("even", ng.limited), ("one slow in ten", ng.slowtail)):
+            r = [haul_pull(ng, "mid", ["--connections", "10"], cdn=port) for _ in range(max(1, runs - 1))]
+            url = "http://127.0.0.1:%d/blobs/sha256-%s" % (port, mid_hex)
+            a = [aria2(url, mid_hex, 10) for _ in range(max(1, runs - 1))]
+            tail[label] = {"haul": summary(r, mid_size), "aria2c": summary(a, mid_size)}
+        out["slow_tail"] = tail
 
     # 5. Many small layers.
-    log("5 many small layers")
-    many = models["many"]
-    total = sum(l["size"] for l in many["layers"]) + many["config"]["size"]
-    h = [haul_pull(ng, "many") for _ in range(runs)]
-    digests = [l["digest"] for l in many["layers"]] + [many["config"]["digest"]]
-    loop = " && ".join("curl -sfL -o '%s/curl.out' 'http://127.0.0.1:%d/v2/library/many/blobs/%s' && openssl dgst -sha256 '%s/curl.out' >/dev/null"
-                       % (WORK, ng.registry, d, WORK) for d in digests)
-    c = [measure(["bash", "-c", loop]) for _ in range(runs)]
-    out["small_layers"] = {"layers": len(digests), "bytes": total, "haul": summary(h, total), "curl loop": summary(c, total)}
+    if want(5):
+        log("5 many small layers")
+        many = models["many"]
+        total = sum(l["size"] for l in many["layers"]) + many["config"]["size"]
+        h = [haul_pull(ng, "many") for _ in range(runs)]
+        digests = [l["digest"] for l in many["layers"]] + [many["config"]["digest"]]
+        loop = " && ".join("curl -sfL -o '%s/curl.out' 'http://127.0.0.1:%d/v2/library/many/blobs/%s' && openssl dgst -sha256 '%s/curl.out' >/dev/null"
+                           % (WORK, ng.registry, d, WORK) for d in digests)
+        c = [measure(["bash", "-c", loop]) for _ in range(runs)]
+        out["small_layers"] = {"layers": len(digests), "bytes": total, "haul": summary(h, total), "curl loop": summary(c, total)}
 
     # 6. Resume after kill -9 at 50%.
-    log("6 resume")
-    out["resume"] = resume(ng, big_hex, big_size)
+    if want(6):
+        log("6 resume")
+        out["resume"] = resume(ng, big_hex, big_size)
 
     # 7. Daemon overhead.
-    log("7 daemon")
-    out["daemon"] = daemon(ng, big_size, runs)
-    out["daemon"]["cli"] = summary(tools["haul"], big_size)
+    if want(7):
+        log("7 daemon")
+        out["daemon"] = daemon(ng, big_size, runs)
+        cli = tools.get("haul") or [haul_pull(ng, "big") for _ in range(runs)]
+        out["daemon"]["cli"] = summary(cli, big_size)
+
+def aria2(url, hexd, connections):
+    """aria2c with `connections` connections and its own SHA-256 check."""
+    rm(os.path.join(WORK, "aria2.out"))
+    drop_writeback()
+    return measure(["aria2c", "-q", "-x%d" % connections, "-s%d" % connections, "-k1M", "--file-allocation=falloc",
+                    "--allow-overwrite=true", "--checksum=sha-256=" + hexd, "-d", WORK, "-o", "aria2.out", url])
 
 
 def rm(path):
@@ -383,13 +394,13 @@ def resume(ng, hexd, size):
         shutil.rmtree(models, ignore_errors=True)
         drop_writeback()
         start = time.monotonic()
-        subprocess.run([HAUL, "pull", url, "--insecure", "--quiet"], env=env, check=True)
+        subprocess.run([HAUL, "pull", url, "--insecure", "--quiet"] + HAUL_ARGS, env=env, check=True)
         fresh = min(fresh, time.monotonic() - start)
     shutil.rmtree(models, ignore_errors=True)
     drop_writeback()
     ng.reset_log()
     journal = os.path.join(models, ".haul/partials/sha256-%s-partial.journal.live" % hexd)
-    p = subprocess.Popen([HAUL, "pull", url, "--insecure", "--quiet"], env=env)
+    p = subprocess.Popen([HAUL, "pull", url, "--insecure", "--quiet"] + HAUL_ARGS, env=env)
     start = time.monotonic()
     while journal_bytes(journal) < size // 2:
         time.sleep(0.01)
@@ -401,7 +412,7 @@ def resume(ng, hexd, size):
     sent_at_kill = ng.served(hexd)
     hashed = journal_field(journal, "hashed")
     start = time.monotonic()
-    r = subprocess.run([HAUL, "pull", url, "--insecure", "--quiet"], env=dict(env, HAUL_DEBUG="1"),
+    r = subprocess.run([HAUL, "pull", url, "--insecure", "--quiet"] + HAUL_ARGS, env=dict(env, HAUL_DEBUG="1"),
                        capture_output=True, text=True, check=True)
     second = time.monotonic() - start
     time.sleep(0.5)

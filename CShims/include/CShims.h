@@ -43,8 +43,6 @@ CURLcode hl_easy_setopt_long(CURL *easy, CURLoption option, long value);
 CURLcode hl_easy_setopt_off(CURL *easy, CURLoption option, curl_off_t value);
 CURLcode hl_easy_setopt_str(CURL *easy, CURLoption option, const char *value);
 CURLcode hl_easy_setopt_ptr(CURL *easy, CURLoption option, void *value);
-// Sets SO_RCVBUF on the transfer's connections (0: leave autotuning on).
-CURLcode hl_easy_set_receive_buffer(CURL *easy, int bytes);
 CURLcode hl_easy_getinfo_long(CURL *easy, CURLINFO info, long *out);
 CURLcode hl_easy_getinfo_off(CURL *easy, CURLINFO info, curl_off_t *out);
 CURLcode hl_easy_getinfo_str(CURL *easy, CURLINFO info, const char **out);

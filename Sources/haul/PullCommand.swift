@@ -44,9 +44,6 @@ struct PullCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Where hashing runs: threaded or inline.", visibility: .hidden))
     var hashMode: EngineConfiguration.HashMode?
 
-    @Option(help: ArgumentHelp("SO_RCVBUF per connection in bytes; 0 keeps kernel autotuning.", visibility: .hidden))
-    var socketReceiveBuffer: Int?
-
     func validate() throws {
         if remote && local { throw ValidationError("--remote and --local exclude each other") }
         if remote && (username != nil || tls.caFile != nil || tls.insecureSkipTlsVerify) {
@@ -68,7 +65,6 @@ struct PullCommand: AsyncParsableCommand {
         var config = EngineConfiguration()
         if let connections { config.connections = connections }
         if let hashMode { config.hashMode = hashMode }
-        if let socketReceiveBuffer { config.socketReceiveBuffer = socketReceiveBuffer }
         if let stallTimeout { config.stallTimeout = stallTimeout }
         tls.apply(to: &config)
         let environment = ProcessInfo.processInfo.environment

@@ -26,11 +26,6 @@ public struct EngineConfiguration: Sendable {
     public var userAgent = Versions.userAgent
     /// curl's receive buffer per connection.
     public var receiveBufferSize = 256 << 10
-    /// The kernel's receive buffer (SO_RCVBUF) per connection; 0 leaves
-    /// Linux's autotuning on. Capping it was measured to cut neither the
-    /// bytes a `kill -9` loses nor throughput on loopback (bench/RESULTS.md:
-    /// the loss is mostly the server's send buffers), so autotuning stays.
-    public var socketReceiveBuffer = 0
     /// Failed attempts of one range, without progress in between, before the
     /// blob fails.
     public var retryLimit = 6

@@ -101,7 +101,6 @@ final class Transfer {
         _ = hl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, config.stallTimeout)
         _ = hl_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1)
         _ = hl_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, config.receiveBufferSize)
-        if config.socketReceiveBuffer > 0 { _ = hl_easy_set_receive_buffer(easy, Int32(config.socketReceiveBuffer)) }
         _ = hl_easy_setopt_str(easy, CURLOPT_USERAGENT, config.userAgent)
         if let ca = config.caFile { _ = hl_easy_setopt_str(easy, CURLOPT_CAINFO, ca) }
         if let dir = config.caDirectory { _ = hl_easy_setopt_str(easy, CURLOPT_CAPATH, dir) }
