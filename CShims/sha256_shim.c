@@ -195,6 +195,12 @@ void hl_hasher_advance(hl_hasher *h, int64_t contiguous_prefix) {
   pthread_mutex_unlock(&h->lock);
 }
 
+int64_t hl_hasher_sealed(const hl_hasher *h) {
+  // Only the loop thread writes `prefix`, and only the loop thread calls
+  // this: reading it without the lock races with nothing.
+  return h->prefix;
+}
+
 int hl_hasher_step(hl_hasher *h, size_t budget) {
   if (h->threaded || h->error) return h->error;
   while (budget > 0 && h->hashed < h->prefix) {

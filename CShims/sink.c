@@ -65,12 +65,13 @@ static int check_response(hl_sink *s) {
       return HL_SINK_BAD_CONTENT_RANGE;
     return HL_SINK_OK;
   }
-  if (s->status == 200 && s->accept_full && s->start == 0) {
+  if (s->status == 200 && s->accept_full) {
     curl_off_t length = -1;
     curl_easy_getinfo(s->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
     if (length >= 0 && length != s->total) return HL_SINK_BAD_LENGTH;
-    // The server ignored Range and sends everything: this transfer now
-    // covers the whole file.
+    // The server ignored Range and sends everything: the bytes before the
+    // request are dropped (they are held already), the rest covers the file.
+    s->skip = s->start;
     if (s->stop_at == s->end) s->stop_at = s->total;
     s->end = s->total;
     return HL_SINK_OK;
@@ -133,11 +134,22 @@ static void store(hl_sink *s, const char *data, size_t take, int final) {
 
 int hl_sink_flush(hl_sink *s) {
   if (s->fd < 0 || s->carry_len == 0) return 0;
+  if (s->hasher && s->offset < hl_hasher_sealed(s->hasher)) {
+    s->reject = HL_SINK_OVERLAP;
+    return -1;
+  }
   if (write_two(s, s->carry, s->carry_len, NULL, 0, s->offset) != 0) return -1;
   if (s->hasher) hl_hasher_offer(s->hasher, s->offset, s->carry, s->carry_len);
   s->offset += (int64_t)s->carry_len;
   s->carry_len = 0;
   return 0;
+}
+
+int64_t hl_sink_lower_stop(hl_sink *s, int64_t cut) {
+  int64_t received = s->offset + (int64_t)s->carry_len;
+  if (cut < received) cut = received;
+  if (cut < s->stop_at) s->stop_at = cut;
+  return s->stop_at;
 }
 
 static size_t write_file(char *data, size_t one, size_t n, void *arg) {
@@ -157,13 +169,23 @@ static size_t write_file(char *data, size_t one, size_t n, void *arg) {
     return s->drained <= HL_SINK_DRAIN_LIMIT ? n : 0;
   }
   if (s->reject) return 0;
-  size_t take = n;
+  size_t skipped = 0;
+  if (s->skip > 0) {
+    skipped = (int64_t)n < s->skip ? n : (size_t)s->skip;
+    s->skip -= (int64_t)skipped;
+    if (skipped == n) return n;
+  }
+  size_t take = n - skipped;
   int64_t received = s->offset + (int64_t)s->carry_len;
-  if (received + (int64_t)n > s->stop_at) {
+  if (received + (int64_t)take > s->stop_at) {
     take = (size_t)(s->stop_at - received);
     s->reject = s->stop_at < s->end ? HL_SINK_STOPPED : HL_SINK_OVERLONG;
   }
-  store(s, data, take, received + (int64_t)take >= s->stop_at);
+  if ((take > 0 || s->carry_len > 0) && s->hasher && s->offset < hl_hasher_sealed(s->hasher)) {
+    s->reject = HL_SINK_OVERLAP;
+    return 0;
+  }
+  store(s, data + skipped, take, received + (int64_t)take >= s->stop_at);
   return s->reject ? 0 : n;
 }
 

@@ -89,6 +89,9 @@ void hl_hasher_free(hl_hasher *h);
 // Loop thread only.
 void hl_hasher_offer(hl_hasher *h, int64_t offset, const void *buf, size_t len);
 void hl_hasher_advance(hl_hasher *h, int64_t contiguous_prefix);
+// The end of the prefix handed to the hasher: bytes below it are final and
+// may be hashed at any moment, so nothing may write there again.
+int64_t hl_hasher_sealed(const hl_hasher *h);
 // Inline mode: hash at most `budget` bytes of [hashed, prefix) via pread.
 // Returns 0 or an errno.
 int hl_hasher_step(hl_hasher *h, size_t budget);
@@ -110,10 +113,17 @@ int64_t hl_sha256_state_offset(const uint8_t state[HL_SHA256_STATE_SIZE]);
 //
 // The response is checked at the first body byte, before anything is
 // written: a file sink accepts only 206 with a Content-Range equal to the
-// request, or, when `accept_full` is set and the request starts at 0, a 200
-// whose body is the whole file. A rejected or failed write makes the callback
-// return short, which aborts the transfer with CURLE_WRITE_ERROR; `reject`
-// says why.
+// request, or, when `accept_full` is set, a 200 whose body is the whole
+// file: its first `start` bytes are dropped unread and the transfer then
+// covers [start, total). (The caller sets `accept_full` only when
+// [start, total) holds nothing yet.) A rejected or failed write makes the
+// callback return short, which aborts the transfer with CURLE_WRITE_ERROR;
+// `reject` says why.
+//
+// A file sink never writes below its hasher's sealed prefix: a byte there
+// may already be hashed, and writing it again would store bytes other than
+// the ones the digest was computed over. Such a write is refused
+// (HL_SINK_OVERLAP) instead.
 enum {
   HL_SINK_OK = 0,
   HL_SINK_BAD_STATUS = 1,         // status not acceptable for this request
@@ -123,6 +133,7 @@ enum {
   HL_SINK_WRITE_FAILED = 5,       // pwrite failed; see err_no
   HL_SINK_TOO_LARGE = 6,          // memory sink over its limit
   HL_SINK_STOPPED = 7,            // reached stop_at on purpose (range split)
+  HL_SINK_OVERLAP = 8,            // would rewrite bytes already sealed for hashing
 };
 
 typedef struct hl_sink {
@@ -134,6 +145,7 @@ typedef struct hl_sink {
   int64_t stop_at;      // exclusive end to stop at (<= end); the loop may lower it
   int64_t total;        // size of the whole file, for Content-Range checks
   int accept_full;
+  int64_t skip;         // body bytes still to drop (a 200 for a request past 0)
   int checked;          // the response was validated
   long status;          // HTTP status seen at the first body byte
   int reject;           // HL_SINK_*
@@ -166,6 +178,10 @@ void hl_sink_free(hl_sink *sink);
 // Writes any carried bytes; the loop calls it when a transfer ends, before
 // reading `offset`. Returns 0, or -1 with `reject`/`err_no` set.
 int hl_sink_flush(hl_sink *sink);
+// Lowers the end the transfer stops at to `cut`, or as near as the bytes
+// already received allow (received but carried bytes will be written):
+// returns the new stop. Never raises it.
+int64_t hl_sink_lower_stop(hl_sink *sink, int64_t cut);
 
 // Parses "bytes FIRST-LAST/TOTAL" (TOTAL may be "*", given as -1). Returns 0
 // on success, -1 on anything else. Exposed for tests and fuzzing.

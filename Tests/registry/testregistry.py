@@ -26,7 +26,15 @@
     reset / truncate     close the connection (RST / FIN) at "fraction" of the body
     corrupt              flip one byte at "fraction" of the body
     stall                stop sending for "seconds" at "fraction" of the body
-  Rules with "min_size" only hit blobs at least that large.
+    none                 serve normally (lets the first requests through)
+    chaos                per request, drawn from a generator seeded by
+                         "seed" and the request's number: a correct answer,
+                         a 200 with the whole blob, altered bytes in a 200 or
+                         a 206, a truncated body, or a 503
+  Rules with "min_size" only hit blobs at least that large. Any rule may add
+  "alter": N (flip N bytes of the blob from absolute offset "alter_from",
+  default 0, wherever the answer carries them) and "delay": seconds (wait
+  before answering).
   and one setting that is not consumed:
     cdn-ttl              CDN URLs issued from now on expire after "seconds";
                          an expired one gets 403 like a stale S3 signature
@@ -149,7 +157,13 @@ class Stats:
         self.lock = threading.Lock()
         self.data = {"manifest_requests": 0, "blob_requests": {}, "blob_bytes": {}, "connections": 0,
                      "range_requests": 0, "redirects": 0, "expired": 0, "token_requests": 0,
-                     "unauthorized": 0, "cdn_authorization": 0, "via_proxy": 0, "overlong_sent": 0}
+                     "unauthorized": 0, "cdn_authorization": 0, "via_proxy": 0, "overlong_sent": 0,
+                     "issued_tokens": [], "authorizations_seen": []}
+
+    def note(self, key, value):
+        with self.lock:
+            if value not in self.data[key]:
+                self.data[key].append(value)
 
     def add(self, key, sub=None, n=1):
         with self.lock:
@@ -197,6 +211,7 @@ class State:
         self.stats = Stats()
         self.faults = []
         self.fault_lock = threading.Lock()
+        self.chaos_count = 0
         self.cdn_port = None
         self.registry_port = None
         self.cdn_ttl = None
@@ -205,6 +220,10 @@ class State:
         # gives tokens to anyone, "ollama" checks Ollama's ed25519 signature.
         self.token_auth = args.token_auth
         self.token_ttl = args.token_ttl
+        # --realm: the challenge names this realm (and --service) instead of
+        # the registry's own, as a hostile registry naming another one would.
+        self.realm = args.realm
+        self.service = args.service
         self.tokens = {}
         self.token_lock = threading.Lock()
 
@@ -293,6 +312,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not self.state.token_auth:
             return True
         auth = self.headers.get("Authorization", "")
+        if auth:
+            self.state.stats.note("authorizations_seen", auth)
         with self.state.token_lock:
             expires = self.state.tokens.get(auth[7:]) if auth.startswith("Bearer ") else None
         if expires is not None and time.time() < expires:
@@ -300,8 +321,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.state.stats.add("unauthorized")
         m = re.match(r"/v2/([^/]+/[^/]+)/", path)
         scope = "repository:%s:pull" % (m.group(1) if m else "")
-        challenge = 'Bearer realm="http://127.0.0.1:%d/token",service="testregistry",scope="%s"' % (
-            self.state.registry_port, scope)
+        realm = self.state.realm or "http://127.0.0.1:%d/token" % self.state.registry_port
+        challenge = 'Bearer realm="%s",service="%s",scope="%s"' % (realm, self.state.service, scope)
         self.send_json(401, {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
                        {"WWW-Authenticate": challenge})
         return False
@@ -310,6 +331,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.state.stats.add("token_requests")
         mode = self.state.token_auth
         auth = self.headers.get("Authorization", "")
+        if auth:
+            self.state.stats.note("authorizations_seen", auth)
         if mode == "ollama":
             ok = verify_ollama_signature(auth, "http://127.0.0.1:%d%s" % (self.state.registry_port, self.path))
         elif mode == "anonymous":
@@ -321,6 +344,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         token = base64.urlsafe_b64encode(os.urandom(18)).decode()
         with self.state.token_lock:
             self.state.tokens[token] = time.time() + self.state.token_ttl
+        self.state.stats.note("issued_tokens", token)
         self.send_json(200, {"token": token, "expires_in": self.state.token_ttl})
 
     def do_GET(self):
@@ -455,6 +479,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
+        if fault and fault["kind"] == "chaos":
+            fault = self.chaos(fault, size)
+        if fault and fault.get("delay"):
+            time.sleep(fault["delay"])
+        if fault and fault["kind"] == "status":
+            return self.send_json(fault["status"], {"errors": [{"code": "UNAVAILABLE", "message": "chaos"}]})
         if fault and fault["kind"] == "ignore-range":
             start, end, ranged = 0, size - 1, False
         if ranged:
@@ -472,6 +502,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         self.send_body(p, hexd, start, end + 1, fault)
 
+    def chaos(self, rule, size):
+        """One seeded draw: which misbehaviour this request gets."""
+        with self.state.fault_lock:
+            self.state.chaos_count += 1
+            n = self.state.chaos_count
+        rng = random.Random("%s-%d" % (rule.get("seed", 0), n))
+        roll = rng.random()
+        if roll < 0.45:
+            return None
+        if roll < 0.60:
+            return {"kind": "ignore-range"}
+        at = rng.randrange(size)
+        length = rng.randint(1, 64 << 10)
+        if roll < 0.72:
+            return {"kind": "ignore-range", "alter": length, "alter_from": at}
+        if roll < 0.86:
+            return {"kind": "none", "alter": length, "alter_from": at}
+        if roll < 0.95:
+            return {"kind": "truncate", "fraction": rng.random()}
+        return {"kind": "status", "status": 503}
+
     def send_body(self, path, hexd, start, end, fault):
         rate = self.connection_rate()
         cut_at = None
@@ -483,13 +534,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             corrupt_at = start + int((end - start) * fault.get("fraction", 0.5))
         if fault and fault["kind"] == "stall":
             stall_at = start + int((end - start) * fault.get("fraction", 0.5))
+        alter = None
+        if fault and fault.get("alter"):
+            alter = (fault.get("alter_from", 0), fault.get("alter_from", 0) + fault["alter"])
         sent = 0
         try:
             with open(path, "rb") as f:
                 pos = start
                 stop = end if cut_at is None else cut_at
                 t0 = time.monotonic()
-                if rate == 0 and corrupt_at is None and stall_at is None:
+                if rate == 0 and corrupt_at is None and stall_at is None and alter is None:
                     self.wfile.flush()
                     while pos < stop:
                         n = os.sendfile(self.connection.fileno(), f.fileno(), pos, min(stop - pos, 8 << 20))
@@ -507,6 +561,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         if corrupt_at is not None and pos <= corrupt_at < pos + n:
                             i = corrupt_at - pos
                             data = data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:]
+                        if alter is not None and pos < alter[1] and alter[0] < pos + n:
+                            a, b = max(alter[0], pos) - pos, min(alter[1], pos + n) - pos
+                            data = data[:a] + bytes(x ^ 0x5A for x in data[a:b]) + data[b:]
                         if stall_at is not None and pos + n > stall_at:
                             # Send up to the stall point, then go silent.
                             self.wfile.write(data[:stall_at - pos])
@@ -578,6 +635,8 @@ def main():
     sv.add_argument("--ipv6", action="store_true", help="listen on [::1] (the CDN stays on 127.0.0.1)")
     sv.add_argument("--token-auth", default=None, help="user:password | anonymous | ollama")
     sv.add_argument("--token-ttl", type=float, default=300)
+    sv.add_argument("--realm", default=None, help="token realm to name in challenges (default: this registry's /token)")
+    sv.add_argument("--service", default="testregistry")
     sv.add_argument("--rate", default=None)
     sv.add_argument("--slow-connection", type=int, default=None)
     sv.add_argument("--slow-factor", type=float, default=10.0)

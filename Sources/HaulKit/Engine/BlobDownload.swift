@@ -102,17 +102,21 @@ final class BlobDownload {
     /// Starts the next piece, if the source allows.
     func startNext(now: Double, loop: EventLoop) -> Bool {
         guard hasReadyWork, let piece = takePiece(now: now) else { return false }
-        let url: String, resolving: Bool, acceptFull: Bool
+        let url: String, resolving: Bool
         switch source {
-        case .unresolved:
-            (url, resolving, acceptFull) = (registryURL, true, true)
-        case .resolved(let u):
-            (url, resolving, acceptFull) = (u, false, false)
-        case .singleStream(let u):
-            (url, resolving, acceptFull) = (u, false, true)
-        case .resolving:
-            return false
+        case .unresolved: (url, resolving) = (registryURL, true)
+        case .resolved(let u): (url, resolving) = (u, false)
+        case .singleStream(let u): (url, resolving) = (u, false)
+        case .resolving: return false
         }
+        // A 200 carries the whole blob; the sink drops what precedes the
+        // piece and writes the rest. That is only safe when the rest is all
+        // hole: nothing held from the piece's start on, no other transfer.
+        let single: Bool
+        if case .singleStream = source { single = true } else { single = false }
+        let start = piece.range.lowerBound
+        let acceptFull = (resolving || single) && active.isEmpty
+            && written.count == start && written.contiguousPrefix == start
         let onRegistry = resolving || url == job.url
         guard let t = loop.startPiece(blob: self, url: url, range: piece.range, acceptFull: acceptFull,
                                       headers: onRegistry ? job.registryHeaders : [],
@@ -174,7 +178,8 @@ final class BlobDownload {
     /// the multi handle, not yet closed).
     func transferEnded(_ t: Transfer, code: CURLcode, now: Double, config: EngineConfiguration) {
         sync()
-        active.removeAll { $0 === t }
+        guard let index = active.firstIndex(where: { $0 === t }) else { return }
+        active.remove(at: index)
         guard !isDone else { return }
         let s = t.sink.pointee
         let status = t.status
@@ -198,13 +203,17 @@ final class BlobDownload {
             return
         }
         if status == 200 && s.reject == Int32(HL_SINK_BAD_STATUS) {
-            // Range ignored on a later request: the only safe way on is one
-            // stream of the whole blob. Bytes already written stay valid.
+            // Range ignored on a later request: the only way on is one
+            // stream of the whole blob, written from the sealed prefix.
+            DebugTrace.log("\(job.digest.short) \(t.url) ignored Range: one stream from \(written.contiguousPrefix)")
             source = .singleStream(t.url)
-            pending = [Piece(range: 0..<job.size)]
-            unassigned.removeAll()
             loopToCancel.append(contentsOf: active)
             active.removeAll()
+            restartSingleStream(Piece(range: 0..<job.size, attempts: t.attempts))
+            return
+        }
+        if s.reject == Int32(HL_SINK_OVERLAP) {
+            fail(.network(url: t.url, message: "internal error: a range overlapped bytes already sealed for hashing; nothing was stored"))
             return
         }
         let why = failureText(t, code: code, status: status)
@@ -291,11 +300,14 @@ final class BlobDownload {
     /// Lowers an in-flight transfer's end to `cut` and queues the rest.
     func split(_ t: Transfer, at cut: Int64, now: Double) {
         let end = t.sink.pointee.stop_at
-        guard cut > t.sink.pointee.offset, cut < end else { return }
-        t.sink.pointee.stop_at = cut
+        guard cut < end else { return }
+        // The sink may hold received bytes past `cut` that it has not
+        // written yet: it stops after them, never before.
+        let stop = hl_sink_lower_stop(t.sink, cut)
+        guard stop < end else { return }
         t.lastSplitAt = now
-        DebugTrace.log("\(job.digest.short) split at \(cut): kept \(t.sink.pointee.offset)..<\(cut), queued ..<\(end), rate \(Int(t.rate ?? 0) >> 20) MiB/s")
-        requeue(Piece(range: cut..<end))
+        DebugTrace.log("\(job.digest.short) split at \(stop): kept \(t.sink.pointee.offset)..<\(stop), queued ..<\(end), rate \(Int(t.rate ?? 0) >> 20) MiB/s")
+        requeue(Piece(range: stop..<end))
     }
 
     /// Whether ranges of this blob can be split between connections.
@@ -374,13 +386,24 @@ final class BlobDownload {
     func requeue(_ piece: Piece) {
         guard !piece.range.isEmpty else { return }
         if case .singleStream = source {
-            // A server that ignores Range can only resend from the start.
-            pending = [Piece(range: 0..<job.size, attempts: piece.attempts, notBefore: piece.notBefore)]
-            unassigned.removeAll()
+            restartSingleStream(piece)
             return
         }
         let index = pending.firstIndex { $0.range.lowerBound > piece.range.lowerBound } ?? pending.endIndex
         pending.insert(piece, at: index)
+    }
+
+    /// A server that ignores Range resends the blob from its first byte.
+    /// Bytes below the sealed prefix may be hashed already and are never
+    /// written again (the stream's copy of them is dropped); everything
+    /// held above it is forgotten and comes from the new stream, so the
+    /// file ends up holding each byte exactly once, as it was hashed.
+    /// Call with no transfer of this blob active.
+    private func restartSingleStream(_ piece: Piece) {
+        let sealed = written.contiguousPrefix
+        written = RangeSet(sealed > 0 ? [0..<sealed] : [])
+        unassigned.removeAll()
+        pending = sealed < job.size ? [Piece(range: sealed..<job.size, attempts: piece.attempts, notBefore: piece.notBefore)] : []
     }
 
     /// Emits progress (throttled) and finishes the blob once every byte is

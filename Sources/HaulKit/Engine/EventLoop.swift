@@ -141,10 +141,17 @@ final class EventLoop {
             case .piece(let id):
                 noteCompletion(t, code: code)
                 if let blob = blobs[id] {
-                    // A range cut short still keeps the bytes it received
-                    // but had not written (at most a page).
-                    _ = hl_sink_flush(t.sink)
-                    blob.transferEnded(t, code: code, now: MonotonicClock.now(), config: config)
+                    // A transfer the blob gave up on may finish in the same
+                    // batch: it is closed below, so it must not be removed
+                    // again later, and what it wrote no longer counts.
+                    if let given = blob.loopToCancel.firstIndex(where: { $0 === t }) {
+                        blob.loopToCancel.remove(at: given)
+                    } else {
+                        // A range cut short still keeps the bytes it received
+                        // but had not written (at most a page).
+                        _ = hl_sink_flush(t.sink)
+                        blob.transferEnded(t, code: code, now: MonotonicClock.now(), config: config)
+                    }
                     if blob.isDone { forget(blob) }
                 }
             }

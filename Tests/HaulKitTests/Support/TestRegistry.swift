@@ -23,8 +23,10 @@ final class TestRegistry: @unchecked Sendable {
     /// registry's `/token` realm, issued for `user:password` (Basic),
     /// `anonymous`, or `ollama` (a valid Ollama signature).
     init(root: String, cdn: Bool = true, rate: String? = nil, slowConnection: Int? = nil, slowFactor: Double = 10,
-         tokenAuth: String? = nil, tokenTTL: Double = 300, ipv6: Bool = false, environment: [String: String] = [:]) throws {
+         tokenAuth: String? = nil, tokenTTL: Double = 300, realm: String? = nil, ipv6: Bool = false,
+         environment: [String: String] = [:]) throws {
         var args = [Self.script, "serve", "--root", root, "--exit-on-eof"]
+        if let realm { args += ["--realm", realm] }
         if ipv6 { args.append("--ipv6") }
         self.ipv6 = ipv6
         if let tokenAuth { args += ["--token-auth", tokenAuth, "--token-ttl", "\(tokenTTL)"] }
@@ -79,6 +81,8 @@ final class TestRegistry: @unchecked Sendable {
 
     func counter(_ name: String) async throws -> Int { (try await stats())[name] as? Int ?? 0 }
 
+    func list(_ name: String) async throws -> [String] { (try await stats())[name] as? [String] ?? [] }
+
     func requests(_ digest: Digest) async throws -> Int {
         ((try await stats())["blob_requests"] as? [String: Int])?[digest.hex] ?? 0
     }
@@ -112,6 +116,23 @@ struct TestModel: Sendable {
         let path = "\(root)/manifests/\(repo)/\(tag)"
         let manifest = try Manifest(bytes: Array(try Data(contentsOf: URL(fileURLWithPath: path))))
         return TestModel(name: name, manifestPath: path, layers: try manifest.blobs)
+    }
+
+    /// Stores under `name` (ns/model:tag) a manifest with `model`'s
+    /// layers plus one new 1 KiB layer, so a pull of it finds the shared
+    /// layers cached and downloads one blob. Returns `name`.
+    static func copyTag(_ model: TestModel, to name: String, root: String) throws -> String {
+        var manifest = try JSONSerialization.jsonObject(with: Data(model.manifestBytes)) as! [String: Any]
+        let extra = (0..<1024).map { _ in UInt8.random(in: 0...255) }
+        let digest = Digest(bytes: SHA256.hash(extra))
+        FileManager.default.createFile(atPath: root + "/blobs/" + digest.fileName, contents: Data(extra))
+        var layers = manifest["layers"] as! [[String: Any]]
+        layers.append(["mediaType": "application/vnd.ollama.image.license", "digest": digest.description, "size": extra.count])
+        manifest["layers"] = layers
+        let parts = name.split(separator: ":")
+        let path = root + "/manifests/" + parts[0] + "/" + parts[1]
+        try JSONSerialization.data(withJSONObject: manifest).write(to: URL(fileURLWithPath: path))
+        return name
     }
 
     var manifestBytes: [UInt8] { Array((try? Data(contentsOf: URL(fileURLWithPath: manifestPath))) ?? Data()) }
