@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import HaulKit
 
@@ -65,13 +66,51 @@ import Testing
         #expect(!store.hasBlob(Layer(mediaType: "", digest: d, size: 10)))
     }
 
-    @Test func partialsAreLockedAgainstASecondWriter() throws {
+    @Test func aSecondWriterWaitsForTheLockInsteadOfFailing() async throws {
         let dir = TempDir()
         let path = dir.sub("p")
         let digest = try Digest(parsing: "sha256:" + Self.hex("e"))
-        let first = try PartialBlob(path: path, digest: digest, size: 4096, model: "m")
+        var first: PartialBlob? = try PartialBlob(path: path, digest: digest, size: 4096, model: "m")
         #expect(FileSystem.size(path) == 4096)
         #expect(throws: HaulError.self) { try PartialBlob(path: path, digest: digest, size: 4096, model: "m") }
+        let waited = Mutex(false)
+        let second = Task { try await PartialBlob.lockedDescriptor(path: path) { waited.withLock { $0 = true } } }
+        #expect(try await waitUntil(timeout: 5) { waited.withLock { $0 } })
+        first = nil
+        let fd = try await second.value
+        #expect(PartialBlob.isFile(fd, at: path))
+        close(fd)
         _ = first
+    }
+
+    /// Process B opens the partial just before A renames it to its final
+    /// blob name, and wins the lock on the renamed inode. It must let go of
+    /// that file and open the path again, never truncate the stored blob.
+    @Test func aLockWonOnARenamedPartialNeverTouchesTheStoredBlob() async throws {
+        let dir = TempDir()
+        let store = ModelStore(root: dir.path)
+        try store.prepareDirectories()
+        let data = Array("a verified blob".utf8)
+        let digest = Digest(bytes: SHA256.hash(data))
+        let path = store.partialPath(digest)
+        // A: holds the partial, with the verified bytes in it.
+        let a = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        #expect(flock(a, LOCK_EX) == 0)
+        _ = data.withUnsafeBytes { pwrite(a, $0.baseAddress, $0.count, 0) }
+        // B: opens the same inode and waits for its lock.
+        let waited = Mutex(false)
+        let b = Task { try await PartialBlob.lockedDescriptor(path: path) { waited.withLock { $0 = true } } }
+        #expect(try await waitUntil(timeout: 5) { waited.withLock { $0 } })
+        // A commits: rename to the final name, then lets go.
+        #expect(rename(path, store.blobPath(digest)) == 0)
+        close(a)
+        let fd = try await b.value
+        #expect(PartialBlob.isFile(fd, at: path))
+        // What B goes on to do with its file (a fresh partial: emptied and
+        // preallocated) leaves the stored blob alone.
+        let partial = try PartialBlob(locked: fd, path: path, digest: digest, size: 4096, model: "m")
+        #expect(partial.resume == .empty)
+        #expect(try FileSystem.readFile(store.blobPath(digest), limit: 100) == data)
+        #expect(FileSystem.size(path) == 4096)
     }
 }

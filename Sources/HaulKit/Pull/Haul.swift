@@ -15,7 +15,6 @@ public final class Haul: Sendable {
     public let auth: RegistryAuth
     let engine: Engine
     private let downloads = SharedDownloads()
-    private let pins = BlobPins()
     /// Pulls in flight, so `shutdown` can stop them and wait for their last
     /// checkpoints.
     private let running = Mutex<[UInt64: Task<Void, Never>]>([:])
@@ -36,7 +35,7 @@ public final class Haul: Sendable {
     /// pull; data already downloaded stays in the partials directory.
     public func pull(_ name: String, insecure: Bool = false) -> AsyncThrowingStream<PullEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: PullEvent.self)
-        let puller = Puller(engine: engine, store: store, downloads: downloads, prune: prune, pins: pins, auth: auth)
+        let puller = Puller(engine: engine, store: store, downloads: downloads, prune: prune, auth: auth)
         let id = nextPull.add(1, ordering: .relaxed).newValue
         let task = Task { [weak self] in
             do {

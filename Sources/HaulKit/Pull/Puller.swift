@@ -7,8 +7,6 @@ struct Puller: Sendable {
     let downloads: SharedDownloads
     /// Delete the blobs the replaced manifest used and nothing uses now.
     let prune: Bool
-    /// Blobs of every pull in flight, which pruning leaves alone.
-    let pins: BlobPins
     let auth: RegistryAuth
 
     func pull(_ name: ModelName, insecure: Bool, emit: @escaping @Sendable (PullEvent) -> Void) async throws {
@@ -16,8 +14,10 @@ struct Puller: Sendable {
         emit(.pullingManifest)
         let manifest = try await registry.fetchManifest()
         let blobs = try manifest.blobs
-        pins.pin(blobs.map(\.digest))
-        defer { pins.unpin(blobs.map(\.digest)) }
+        // Pinned before looking for cached blobs: a deletion in any process
+        // either ran before (and the blob is fetched again) or keeps it.
+        let pin = try StorePins(store: store).pin(blobs.map(\.digest))
+        defer { pin.release() }
         let cached = Set(blobs.filter(store.hasBlob).map(\.digest))
         let plan = PullPlan(name: name, manifestDigest: manifest.digest, blobs: blobs, cached: cached)
         emit(.plan(plan))
@@ -67,7 +67,7 @@ struct Puller: Sendable {
     /// this pull replaced that no stored manifest references any more.
     /// Failing here does not fail the pull; it is reported as a status.
     private func pruneLayers(of replaced: Manifest, keeping current: Manifest, emit: (PullEvent) -> Void) {
-        let candidates = Set(replaced.referencedDigests).subtracting(current.referencedDigests).subtracting(pins.pinned)
+        let candidates = Set(replaced.referencedDigests).subtracting(current.referencedDigests)
         guard !candidates.isEmpty else { return }
         emit(.removingUnusedLayers)
         do {
@@ -77,11 +77,11 @@ struct Puller: Sendable {
         }
     }
 
-    /// Downloads and commits one blob. Data found from an interrupted run is
-    /// resumed; if the result then fails its digest, that old data may be
-    /// what is wrong (a disk that lost writes), so the blob is fetched once
-    /// more from scratch. A fresh download that mismatches is the server's
-    /// doing and is reported.
+    /// Downloads and commits one blob. If the result fails its digest, the
+    /// data is discarded and the blob fetched once more from scratch: the
+    /// old data of a resumed download may be what is wrong (a disk that
+    /// lost writes), or the server's bytes changed mid-blob (a mirror being
+    /// updated). A second mismatch is reported.
     private func download(_ layer: Layer, model: String, registry: RegistryClient,
                           emit: @escaping @Sendable (PullEvent) -> Void) async throws {
         let config = engine.configuration
@@ -92,8 +92,17 @@ struct Puller: Sendable {
         while true {
             // A pull cancelled before this blob started leaves no partial.
             try Task.checkCancellation()
-            let partial = try PartialBlob(path: store.partialPath(layer.digest), digest: layer.digest,
-                                          size: layer.size, model: model,
+            let path = store.partialPath(layer.digest)
+            let fd = try await PartialBlob.lockedDescriptor(path: path) {
+                emit(.status("waiting for another Haul process to finish \(layer.digest.fileName)"))
+            }
+            // The holder this one waited for may have stored the blob.
+            if store.hasBlob(layer) {
+                PartialBlob.removeLocked(fd: fd, path: path)
+                emit(.progress(BlobProgress(digest: layer.digest, total: layer.size, completed: layer.size, hashed: layer.size)))
+                return
+            }
+            let partial = try PartialBlob(locked: fd, path: path, digest: layer.digest, size: layer.size, model: model,
                                           durableEvery: (config.durableCheckpointBytes, config.durableCheckpointInterval))
             let resumed = partial.resume.ranges.count > 0
             if partial.resume.ranges.count > lastResumed { reauthorizations = 0 }
@@ -122,10 +131,10 @@ struct Puller: Sendable {
                 return
             }
             partial.discard()
-            guard resumed && freshAttemptLeft else {
+            guard freshAttemptLeft else {
                 throw HaulError.digestMismatch(want: layer.digest, got: got)
             }
-            DebugTrace.log("\(layer.digest.short) resumed data gave \(got); downloading it again from scratch")
+            DebugTrace.log("\(layer.digest.short) \(resumed ? "resumed data" : "download") gave \(got); downloading it again from scratch")
             freshAttemptLeft = false
         }
     }

@@ -93,14 +93,17 @@ enum FileSystem {
         let fd = retrying { open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
         try check(fd, "open", temp)
         do {
+            defer { close(fd) }
             try writeAll(fd, bytes, path: temp)
             if fsyncFile { try check(fsync(fd), "fsync", temp) }
-            close(fd)
-            try check(rename(temp, path), "rename", path)
         } catch {
-            close(fd)
             unlink(temp)
             throw error
+        }
+        if rename(temp, path) != 0 {
+            let code = errno
+            unlink(temp)
+            throw .io(operation: "rename", path: path, errno: code)
         }
         if sync { try syncDirectory(directory) }
     }

@@ -108,13 +108,16 @@ public struct ModelStore: Sendable {
         try removeUnreferencedBlobs(Set(manifest.referencedDigests))
     }
 
-    /// Deletes each of `candidates` that no stored manifest references.
+    /// Deletes each of `candidates` that no stored manifest references and
+    /// no pull in flight (in any process) is about to reference.
     func removeUnreferencedBlobs(_ candidates: Set<Digest>) throws(HaulError) {
-        let stillUsed = Set(list().flatMap(\.manifest.referencedDigests))
-        for digest in candidates.subtracting(stillUsed) {
-            let blob = blobPath(digest)
-            if unlink(blob) != 0 && errno != ENOENT {
-                throw .io(operation: "remove", path: blob, errno: errno)
+        try StorePins(store: self).withPinned { (pinned) throws(HaulError) in
+            let stillUsed = Set(list().flatMap(\.manifest.referencedDigests)).union(pinned)
+            for digest in candidates.subtracting(stillUsed) {
+                let blob = blobPath(digest)
+                if unlink(blob) != 0 && errno != ENOENT {
+                    throw .io(operation: "remove", path: blob, errno: errno)
+                }
             }
         }
     }

@@ -21,37 +21,24 @@ final class PartialBlob: CheckpointSink {
     let discarded: String?
     private let writer: CheckpointWriter
 
-    /// Opens (creating if needed) and locks the data file. A file whose
+    /// Takes over a data file locked by `lockedDescriptor`: a file whose
     /// journal checks out is resumed; anything else is emptied. The size is
     /// then reserved on disk, so a full disk is reported now rather than
-    /// mid-download.
-    init(path: String, digest: Digest, size: Int64, model: String,
+    /// mid-download. Owns `fd` from here on, closing it on failure too.
+    init(locked fd: Int32, path: String, digest: Digest, size: Int64, model: String,
          durableEvery: (bytes: Int64, seconds: Double) = (64 << 20, 2.0)) throws(HaulError) {
         let journalPath = path + ".journal"
-        let fd = FileSystem.retrying { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
-        try FileSystem.check(fd, "open", path)
-        if !Self.lock(fd) {
-            let code = errno
-            close(fd)
-            if code == EWOULDBLOCK {
-                throw .io(operation: "lock (another haul process is downloading this blob)", path: path, errno: code)
-            }
-            throw .io(operation: "lock", path: path, errno: code)
-        }
-        self.path = path
-        self.journalPath = journalPath
-        self.fd = fd
-        self.size = size
-        var st = stat()
-        let onDisk: Int64 = fstat(fd, &st) == 0 ? Int64(st.st_size) : -1
-        let recovered = Self.recover(journalPath: journalPath, digest: digest, size: size, onDisk: onDisk)
-        (resume, discarded) = (recovered.journal?.point ?? .empty, recovered.why)
-        writer = CheckpointWriter(fd: fd, journalPath: journalPath, digest: digest, size: size, model: model,
-                                  durableBytes: durableEvery.bytes, durableInterval: durableEvery.seconds)
-        Self.removeStaleTemps(of: journalPath)
-        Self.removeStaleTemps(of: journalPath + ".live")
+        let recovered: (journal: ResumeJournal?, why: String?)
+        // Everything that can fail happens before `self` is whole: a
+        // throwing init of a whole object would also run deinit, closing
+        // the descriptor a second time.
         do {
-            if resume.ranges.count == 0 {
+            var st = stat()
+            let onDisk: Int64 = fstat(fd, &st) == 0 ? Int64(st.st_size) : -1
+            recovered = Self.recover(journalPath: journalPath, digest: digest, size: size, onDisk: onDisk)
+            Self.removeStaleTemps(of: journalPath)
+            Self.removeStaleTemps(of: journalPath + ".live")
+            if recovered.journal == nil || recovered.journal!.point.ranges.count == 0 {
                 unlink(journalPath)
                 unlink(journalPath + ".live")
                 try FileSystem.check(ftruncate(fd, 0), "truncate", path)
@@ -61,6 +48,58 @@ final class PartialBlob: CheckpointSink {
             close(fd)
             throw error
         }
+        self.path = path
+        self.journalPath = journalPath
+        self.fd = fd
+        self.size = size
+        (resume, discarded) = (recovered.journal?.point ?? .empty, recovered.why)
+        writer = CheckpointWriter(fd: fd, journalPath: journalPath, digest: digest, size: size, model: model,
+                                  durableBytes: durableEvery.bytes, durableInterval: durableEvery.seconds)
+    }
+
+    /// Opens `path` (creating it) and takes its exclusive lock, waiting as
+    /// long as another holder keeps it: another Haul process downloading
+    /// the blob, or this process's previous attempt still letting go.
+    /// `waiting` is called once if it has to wait.
+    ///
+    /// A lock won on a file that is no longer the one at `path` is useless:
+    /// the previous holder renamed it to its final blob name (or removed
+    /// it) while this one waited, and writing it would truncate a verified
+    /// blob. So the locked descriptor is checked against the path (device,
+    /// inode, link count) and the path opened again if they differ.
+    static func lockedDescriptor(path: String, waiting: () -> Void) async throws -> Int32 {
+        var announced = false
+        while true {
+            let fd = FileSystem.retrying { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
+            try FileSystem.check(fd, "open", path)
+            while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+                let code = errno
+                guard code == EWOULDBLOCK || code == EINTR else {
+                    close(fd)
+                    throw HaulError.io(operation: "lock", path: path, errno: code)
+                }
+                if !announced {
+                    announced = true
+                    waiting()
+                }
+                do {
+                    try await Task.sleep(for: .milliseconds(100))
+                } catch {
+                    close(fd)
+                    throw error
+                }
+            }
+            if isFile(fd, at: path) { return fd }
+            DebugTrace.log("\(FileSystem.basename(of: path)) changed while waiting for its lock; opening it again")
+            close(fd)
+        }
+    }
+
+    /// Whether `fd` is the file `path` names now (and still has a name).
+    static func isFile(_ fd: Int32, at path: String) -> Bool {
+        var held = stat(), named = stat()
+        guard fstat(fd, &held) == 0, stat(path, &named) == 0 else { return false }
+        return held.st_dev == named.st_dev && held.st_ino == named.st_ino && held.st_nlink > 0
     }
 
     /// The resume point the journals give for this data file, or why there
@@ -104,18 +143,6 @@ final class PartialBlob: CheckpointSink {
         return (nil, why)
     }
 
-    /// Takes the exclusive lock, waiting up to 2 s: the holder may be this
-    /// process's own previous attempt, still closing its descriptor on a
-    /// writer queue after it stopped.
-    private static func lock(_ fd: Int32) -> Bool {
-        for attempt in 0..<40 {
-            if flock(fd, LOCK_EX | LOCK_NB) == 0 { return true }
-            guard errno == EWOULDBLOCK, attempt < 39 else { return false }
-            usleep(50_000)
-        }
-        return false
-    }
-
     /// Temp journals left by a process killed mid-write (the lock says no
     /// one else is writing them now).
     private static func removeStaleTemps(of journalPath: String) {
@@ -156,6 +183,15 @@ final class PartialBlob: CheckpointSink {
         try FileSystem.syncDirectory(FileSystem.parent(of: finalPath))
         unlink(journalPath + ".live")
         unlink(journalPath)
+    }
+
+    /// Removes the partial of a blob that is stored already (another
+    /// process finished it while this one waited), holding its lock.
+    static func removeLocked(fd: Int32, path: String) {
+        unlink(path + ".journal.live")
+        unlink(path + ".journal")
+        unlink(path)
+        close(fd)
     }
 
     /// Removes the data and its journal (after a digest mismatch).

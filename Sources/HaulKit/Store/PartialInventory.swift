@@ -68,11 +68,16 @@ extension ModelStore {
     /// and the journal's removal, or another tool finished it).
     func removeStalePartial(_ digest: Digest) {
         let path = partialPath(digest)
-        guard [path, path + ".journal", path + ".journal.live"].contains(where: FileSystem.exists), !isLocked(path)
-        else { return }
-        unlink(path + ".journal.live")
-        unlink(path + ".journal")
-        unlink(path)
+        guard [path, path + ".journal", path + ".journal.live"].contains(where: FileSystem.exists) else { return }
+        // Under the partial's own lock, on the file the path names: a
+        // process that starts on it meanwhile waits, then finds it gone.
+        let fd = FileSystem.retrying { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
+        guard fd >= 0 else { return }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0, PartialBlob.isFile(fd, at: path) else {
+            close(fd)
+            return
+        }
+        PartialBlob.removeLocked(fd: fd, path: path)
     }
 
     /// Whether another open file description holds the partial's lock.
