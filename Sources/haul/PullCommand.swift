@@ -27,7 +27,7 @@ struct PullCommand: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "Print nothing but errors.")
     var quiet = false
 
-    @Option(help: "Registry username (with --password-stdin); also HAUL_REGISTRY_AUTH=user:password or docker login.")
+    @Option(help: "Registry username (with --password-stdin); also HAUL_REGISTRY_AUTH=HOST=USER:PASSWORD or docker login.")
     var username: String?
 
     @Flag(help: "Read the registry password from standard input.")
@@ -71,10 +71,17 @@ struct PullCommand: AsyncParsableCommand {
         let server = OllamaHost.fromEnvironment(environment)
         let viaDaemon = remote || (!local && OllamaHost.isSet(environment))
         var auth = RegistryAuth()
+        do {
+            _ = try CredentialSource.parse(registryAuth: environment["HAUL_REGISTRY_AUTH"] ?? "")
+        } catch {
+            throw fail(error)
+        }
         if let username {
             var password = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
             while password.hasSuffix("\n") || password.hasSuffix("\r") { password.removeLast() }
-            auth.credentials.explicit = RegistryCredentials(username: username, password: password)
+            // For the registry of this model only.
+            guard let host = try? ModelName(parsing: name).host else { throw fail(HaulError.invalidModelName) }
+            auth.credentials.explicit[host.lowercased()] = RegistryCredentials(username: username, password: password)
         }
         let haul = Haul(configuration: config, auth: auth)
         let view: any ProgressView

@@ -29,6 +29,11 @@ struct ServeCommand: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let host = OllamaHost.fromEnvironment(environment)
         if let warning = host.warning { Terminal.standardError.write("warning: \(warning)\n") }
+        do {
+            _ = try CredentialSource.parse(registryAuth: environment["HAUL_REGISTRY_AUTH"] ?? "")
+        } catch {
+            throw fail(error)
+        }
         var config = EngineConfiguration()
         if let connections { config.connections = connections }
         tls.apply(to: &config)

@@ -81,7 +81,8 @@ struct AuthTests {
 
     @Test func tokensAreSharedRefreshedOnceAndExpire() async throws {
         let cache = TokenCache()
-        let key = TokenCache.Key(realm: "https://r/token", service: "s", scope: "repository:a/b:pull")
+        let key = TokenCache.Key(registry: "https://a:443", identity: "anonymous", realm: "https://r/token", service: "s",
+                                 scope: "repository:a/b:pull")
         let fetches = Counter()
         let fetch: @Sendable () async throws -> TokenCache.Token = {
             let n = fetches.increment()

@@ -129,7 +129,9 @@ import Testing
 
     @Test func corruptedBytesNeverReachTheFinalName() async throws {
         let registry = try TestRegistry(root: Self.fixture.dir.path, cdn: true)
-        try await registry.arm([["kind": "corrupt", "fraction": 0.3, "times": 1]])
+        // Every answer for the 3 MB layer is corrupted: the download and its
+        // one fresh retry both mismatch.
+        try await registry.arm([["kind": "corrupt", "fraction": 0.3, "times": 1000, "min_size": 1 << 20]])
         let models = TempDir("haul-models")
         let r = try haul(["pull", "\(registry.host)/team/small:v1", "--insecure", "--connections", "1"], models: models.path)
         #expect(r.status != 0)
@@ -144,6 +146,13 @@ import Testing
             #expect("sha256-" + Digest(bytes: SHA256.hash(bytes)).hex == file)
         }
         #expect(listFiles(models.path).filter { $0.hasPrefix("manifests") }.isEmpty)
+
+        // Corrupted once (a glitch, or bytes that changed mid-blob): the
+        // fresh retry gets the true bytes.
+        try await registry.arm([["kind": "corrupt", "fraction": 0.3, "times": 1, "min_size": 1 << 20]])
+        let again = try haul(["pull", "\(registry.host)/team/small:v1", "--insecure", "--connections", "1"], models: models.path)
+        #expect(again.status == 0, "\(again.stderr)")
+        try expectStored(Self.fixture.small, name: "\(registry.host)/team/small:v1", in: models.path)
     }
 
     /// One connection in the CDN runs at a tenth of the others' rate; the

@@ -45,7 +45,7 @@ import Testing
         #expect(none.status == 1 && none.stderr.hasSuffix("Error: pull model manifest: unauthorized: \(RegistryAuthorizer.credentialsHint)\n"), "\(none.stderr)")
 
         let wrong = try run(haulBinary, ["pull", name, "--insecure"],
-                            environment: ["OLLAMA_MODELS": TempDir("haul-models").path, "HAUL_REGISTRY_AUTH": "alice:nope"])
+                            environment: ["OLLAMA_MODELS": TempDir("haul-models").path, "HAUL_REGISTRY_AUTH": "\(registry.host)=alice:nope"])
         #expect(wrong.status == 1 && wrong.stderr.hasSuffix("Error: pull model manifest: unauthorized: access denied for user alice\n"), "\(wrong.stderr)")
         #expect(!wrong.stderr.contains("nope"), "a password must never be printed")
 
@@ -92,7 +92,7 @@ import Testing
         let registry = try TestRegistry(root: Self.fixture.dir.path, cdn: true, tokenAuth: "bob:pw")
         let name = "\(registry.host)/library/private"
         let models = TempDir("haul-models")
-        let r = try run(haulBinary, ["pull", name, "--insecure"], environment: ["OLLAMA_MODELS": models.path, "HAUL_REGISTRY_AUTH": "bob:pw"])
+        let r = try run(haulBinary, ["pull", name, "--insecure"], environment: ["OLLAMA_MODELS": models.path, "HAUL_REGISTRY_AUTH": "\(registry.host)=bob:pw"])
         #expect(r.status == 0, "\(r.stderr)")
         expectPulled(name, models: models.path)
         // One token for the whole pull; the CDN never saw an Authorization header.
@@ -101,7 +101,7 @@ import Testing
         #expect(try await registry.counter("redirects") > 0)
 
         let wrong = try run(haulBinary, ["pull", name, "--insecure"],
-                            environment: ["OLLAMA_MODELS": TempDir("haul-models").path, "HAUL_REGISTRY_AUTH": "bob:bad"])
+                            environment: ["OLLAMA_MODELS": TempDir("haul-models").path, "HAUL_REGISTRY_AUTH": "\(registry.host)=bob:bad"])
         #expect(wrong.status == 1 && wrong.stderr.contains("unauthorized: the token server refused: 401: bad credentials"), "\(wrong.stderr)")
     }
 
@@ -166,5 +166,55 @@ import Testing
         #expect(r.status == 0, "\(r.stderr)")
         expectPulled(name, models: models.path)
         #expect(proxy.log.contains("CONNECT \(registry.host)"), "no CONNECT in tinyproxy's log: \(proxy.log.suffix(500))")
+    }
+
+    /// Credentials belong to one registry host. A registry the user did not
+    /// bind them to (say, one a daemon client named) asks with the same
+    /// challenge and gets nothing.
+    @Test func credentialsAreOfferedOnlyToTheirRegistry() async throws {
+        let trusted = try TestRegistry(root: Self.fixture.dir.path, cdn: false, tokenAuth: "bob:pw")
+        let other = try TestRegistry(root: Self.fixture.dir.path, cdn: false, tokenAuth: "bob:pw")
+        let env = ["HAUL_REGISTRY_AUTH": "\(trusted.host)=bob:pw"]
+        let models = TempDir("haul-models")
+        let good = try run(haulBinary, ["pull", "--insecure", "\(trusted.host)/library/private"],
+                           environment: env.merging(["OLLAMA_MODELS": models.path]) { $1 })
+        #expect(good.status == 0, "\(good.stderr)")
+        let bad = try run(haulBinary, ["pull", "--insecure", "\(other.host)/library/private"],
+                          environment: env.merging(["OLLAMA_MODELS": TempDir("haul-models").path]) { $1 })
+        #expect(bad.status == 1 && bad.stderr.contains("unauthorized"), "\(bad.stderr)")
+        let basic = "Basic " + Data("bob:pw".utf8).base64EncodedString()
+        #expect(!(try await other.list("authorizations_seen")).contains(basic), "credentials went to another registry")
+        #expect(try await trusted.list("authorizations_seen").contains(basic))
+
+        // The old unbound form is refused with a clear word, not guessed at.
+        let unbound = try run(haulBinary, ["pull", "--insecure", "\(trusted.host)/library/private"],
+                              environment: ["OLLAMA_MODELS": TempDir("haul-models").path, "HAUL_REGISTRY_AUTH": "bob:pw"])
+        #expect(unbound.status == 1 && unbound.stderr.contains("HAUL_REGISTRY_AUTH: each entry is HOST=USER:PASSWORD"), "\(unbound.stderr)")
+        #expect(try CredentialSource.parse(registryAuth: "a.example=u:p, b.example:5000=v:q:r\nC.example=w:x") == [
+            "a.example": RegistryCredentials(username: "u", password: "p"),
+            "b.example:5000": RegistryCredentials(username: "v", password: "q:r"),
+            "c.example": RegistryCredentials(username: "w", password: "x"),
+        ])
+    }
+
+    /// A registry whose 401 names another registry's realm, service and
+    /// scope must not receive the token cached for that other registry.
+    @Test func aCachedTokenNeverGoesToAnotherRegistry() async throws {
+        let owner = try TestRegistry(root: Self.fixture.dir.path, cdn: false, tokenAuth: "bob:pw")
+        let thief = try TestRegistry(root: Self.fixture.dir.path, cdn: false, tokenAuth: "anonymous",
+                                     realm: "http://127.0.0.1:\(owner.registryPort)/token")
+        let auth = RegistryAuth(credentials: CredentialSource(explicit: [owner.host: RegistryCredentials(username: "bob", password: "pw")]),
+                                ollamaKeyPath: nil)
+        let models = TempDir("haul-models")
+        let haul = Haul(store: ModelStore(root: models.path), prune: false, auth: auth)
+        let (_, ownerError) = await collect(haul.pull("\(owner.host)/library/private", insecure: true))
+        #expect(ownerError == nil, "\(String(describing: ownerError))")
+        let issued = try await owner.list("issued_tokens")
+        #expect(issued.count == 1)
+        let (_, thiefError) = await collect(haul.pull("\(thief.host)/library/private", insecure: true))
+        #expect(thiefError != nil)
+        let seen = try await thief.list("authorizations_seen")
+        #expect(!issued.contains { token in seen.contains("Bearer " + token) }, "the owner's token reached another registry: \(seen)")
+        await haul.shutdown()
     }
 }

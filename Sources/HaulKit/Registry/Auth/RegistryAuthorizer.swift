@@ -65,7 +65,7 @@ final class RegistryAuthorizer: Sendable {
     }
 
     static let credentialsHint = "authentication required: give credentials with --username and --password-stdin, "
-        + "HAUL_REGISTRY_AUTH=user:password, or docker login"
+        + "HAUL_REGISTRY_AUTH=HOST=USER:PASSWORD, or docker login"
 
     private func bearerAuthorization(_ challenge: AuthChallenge, rejected: String?) async throws -> String {
         guard let realm = challenge["realm"], let realmParts = URLParts(realm) else {
@@ -80,7 +80,9 @@ final class RegistryAuthorizer: Sendable {
         }
         let service = challenge["service"] ?? ""
         let scope = challenge["scope"] ?? "repository:\(repository):pull"
-        let key = TokenCache.Key(realm: realm, service: service, scope: scope)
+        let origin = "\(registryParts.scheme)://\(registryParts.host):\(registryParts.port)"
+        let key = TokenCache.Key(registry: origin, identity: credentials?.identity ?? "anonymous",
+                                 realm: realm, service: service, scope: scope)
         let rejectedToken = rejected.flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
         let token = try await tokens.token(for: key, rejected: rejectedToken) { [self] in
             try await fetchToken(realm: realm, service: service, scope: scope, sameHost: sameHost)

@@ -16,35 +16,76 @@ public struct RegistryCredentials: Sendable, Equatable {
         self.init(username: String(pair[..<colon]), password: String(pair[pair.index(after: colon)...]))
     }
 
+    /// Who a token was obtained as, without the secret itself: tokens are
+    /// cached per identity, so one obtained with these credentials is never
+    /// handed to a pull that has others, or none.
+    var identity: String {
+        "user " + username + " " + Digest(bytes: SHA256.hash(Array("\(username):\(password)".utf8))).hex.prefix(16)
+    }
+
     var basicAuthorization: String {
         "Basic " + Data("\(username):\(password)".utf8).base64EncodedString()
     }
 }
 
 /// Where registry credentials come from, most specific first:
-/// `--username/--password-stdin` (for the registry being pulled from),
-/// `HAUL_REGISTRY_AUTH=user:password` (likewise), then the `auths` of
-/// `~/.docker/config.json` by registry host (what `docker login` writes).
-/// Credentials are only ever offered to the registry they belong to and its
-/// token realm; never to a CDN.
+/// `--username/--password-stdin` (bound to the registry being pulled from),
+/// `HAUL_REGISTRY_AUTH=HOST=USER:PASSWORD` (several, separated by commas or
+/// newlines), then the `auths` of `~/.docker/config.json` by registry host
+/// (what `docker login` writes).
+///
+/// Every credential belongs to one registry host: it answers a 401 from
+/// that host (and the token realm that host names), never one from any
+/// other, so a model name a daemon client chose cannot collect it. Never
+/// sent to a CDN either.
 public struct CredentialSource: Sendable {
-    public var explicit: RegistryCredentials?
+    /// Credentials by registry host (`name[:port]`, lower case).
+    public var explicit: [String: RegistryCredentials]
     public var dockerConfigPath: String?
 
-    public init(explicit: RegistryCredentials? = nil, dockerConfigPath: String? = nil) {
+    public init(explicit: [String: RegistryCredentials] = [:], dockerConfigPath: String? = nil) {
         self.explicit = explicit
         self.dockerConfigPath = dockerConfigPath
     }
 
+    /// Reads `HAUL_REGISTRY_AUTH` and `DOCKER_CONFIG`/`HOME`. A malformed
+    /// `HAUL_REGISTRY_AUTH` gives no credentials here; commands call
+    /// `parse(registryAuth:)` first to report it.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> CredentialSource {
-        let pair = environment["HAUL_REGISTRY_AUTH"].flatMap(RegistryCredentials.init(pair:))
+        let explicit = (try? parse(registryAuth: environment["HAUL_REGISTRY_AUTH"] ?? "")) ?? [:]
         let dockerDir = environment["DOCKER_CONFIG"] ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.docker")
-        return CredentialSource(explicit: pair, dockerConfigPath: dockerDir + "/config.json")
+        return CredentialSource(explicit: explicit, dockerConfigPath: dockerDir + "/config.json")
+    }
+
+    /// `HOST=USER:PASSWORD[,HOST=USER:PASSWORD…]` (commas or newlines). A
+    /// password holding a comma goes through `--password-stdin` or docker's
+    /// config instead.
+    public static func parse(registryAuth text: String) throws(HaulError) -> [String: RegistryCredentials] {
+        var out: [String: RegistryCredentials] = [:]
+        for entry in text.split(whereSeparator: { $0 == "," || $0 == "\n" }) {
+            let entry = entry.trimmingCharacters(in: .whitespaces)
+            if entry.isEmpty { continue }
+            guard let eq = entry.firstIndex(of: "="), let credentials = RegistryCredentials(pair: String(entry[entry.index(after: eq)...])),
+                  let host = normalizedHost(String(entry[..<eq])) else {
+                throw .authentication("HAUL_REGISTRY_AUTH: each entry is HOST=USER:PASSWORD, naming the registry the "
+                    + "credentials are for (entry \(out.count + 1) is not)")
+            }
+            out[host] = credentials
+        }
+        return out
+    }
+
+    /// `registry.example.com[:port]` in lower case, or nil if it is not a
+    /// bare host.
+    static func normalizedHost(_ text: String) -> String? {
+        let host = text.trimmingCharacters(in: .whitespaces).lowercased()
+        guard !host.isEmpty, host.allSatisfy({ $0.isLetter || $0.isNumber || "-.:[]_".contains($0) }) else { return nil }
+        return host
     }
 
     /// Credentials for the registry at `host` (`name:port` as in model names).
     public func credentials(for host: String) -> RegistryCredentials? {
-        if let explicit { return explicit }
+        if let bound = explicit[host.lowercased()] { return bound }
         guard let path = dockerConfigPath, FileSystem.exists(path),
               let bytes = try? FileSystem.readFile(path, limit: 1 << 20) else { return nil }
         return Self.dockerCredentials(config: bytes, host: host)

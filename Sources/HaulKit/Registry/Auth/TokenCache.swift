@@ -1,11 +1,21 @@
 import Foundation
 import Synchronization
 
-/// Registry tokens by (realm, service, scope), shared by every pull of one
-/// `Haul`: reused until shortly before they expire, and fetched once when
-/// several pulls need the same one at the same time.
+/// Registry tokens, shared by every pull of one `Haul`: reused until
+/// shortly before they expire, and fetched once when several pulls need the
+/// same one at the same time.
+///
+/// A token is only ever reused for the registry it was obtained for and
+/// with the same credentials: a registry whose 401 names another
+/// registry's realm, service and scope gets a token of its own (or none),
+/// never the cached one, and an anonymous pull never gets one obtained with
+/// a password.
 final class TokenCache: Sendable {
     struct Key: Hashable, Sendable {
+        /// The registry's origin (`scheme://host:port`) the token is sent to.
+        let registry: String
+        /// Whose token it is (`RegistryCredentials.identity`, or "anonymous").
+        let identity: String
         let realm: String
         let service: String
         let scope: String
