@@ -1,3 +1,4 @@
+import Foundation
 import HaulKit
 import Hummingbird
 import Logging
@@ -43,6 +44,9 @@ public struct HaulDaemon: Sendable {
 
     func router() -> Router<BasicRequestContext> {
         let router = Router()
+        let loopback = IPAddress(host.bindHost)?.isLoopback ?? (host.bindHost.lowercased() == "localhost")
+        router.add(middleware: AccessMiddleware(policy: AccessPolicy(environment: ProcessInfo.processInfo.environment,
+                                                                     listensOnLoopback: loopback)))
         let pull = PullRoute(haul: haul, logger: logger)
         let models = ModelRoutes(haul: haul)
         router.get("/") { _, _ in Self.running() }
