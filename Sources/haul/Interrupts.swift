@@ -56,7 +56,11 @@ private let interruptPipe: (read: Int32, write: Int32) = {
 }()
 
 /// Async-signal-safe: one write(2) of the signal number.
+/// errno is saved and restored: the handler may run between a failing
+/// system call and the code that reads its errno.
 private let forwardSignal: @convention(c) (Int32) -> Void = { signo in
+    let saved = errno
     var byte = UInt8(truncatingIfNeeded: signo)
     _ = write(interruptPipe.write, &byte, 1)
+    errno = saved
 }

@@ -63,7 +63,16 @@ struct RemotePull {
 /// delegate queue; the only mutable state is behind a mutex regardless.
 private final class StreamReader: NSObject, URLSessionDataDelegate, Sendable {
     private let continuation: AsyncThrowingStream<PullEvent, any Error>.Continuation
-    private let state = Mutex<(status: Int, pending: [UInt8], failed: Bool, succeeded: Bool)>((0, [], false, false))
+    private struct State {
+        var status = 0
+        var lines = LineSplitter()
+        /// The start of a non-200 answer's body, for the error message.
+        var body: [UInt8] = []
+        var failed = false
+        var succeeded = false
+    }
+
+    private let state = Mutex(State())
 
     init(continuation: AsyncThrowingStream<PullEvent, any Error>.Continuation) {
         self.continuation = continuation
@@ -76,12 +85,14 @@ private final class StreamReader: NSObject, URLSessionDataDelegate, Sendable {
     }
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-        state.withLock { state in
-            state.pending.append(contentsOf: data)
-            guard state.status == 200 else { return }
-            while !state.failed, let newline = state.pending.firstIndex(of: 0x0A) {
-                let line = state.pending[..<newline]
-                do {
+        let failed = state.withLock { state -> Bool in
+            guard state.status == 200 else {
+                state.body.append(contentsOf: data.prefix(max(0, 64 << 10 - state.body.count)))
+                return false
+            }
+            guard !state.failed else { return true }
+            do {
+                for line in try state.lines.feed(data) {
                     switch try ProgressJSON.parse(line) {
                     case .event(let event):
                         if event == .success { state.succeeded = true }
@@ -89,20 +100,23 @@ private final class StreamReader: NSObject, URLSessionDataDelegate, Sendable {
                     case .error(let message):
                         state.failed = true
                         continuation.finish(throwing: RemotePull.ServerError(description: message))
+                        return true
                     case nil: break
                     }
-                } catch {
-                    state.failed = true
-                    continuation.finish(throwing: error)
                 }
-                state.pending.removeSubrange(...newline)
+            } catch {
+                state.failed = true
+                continuation.finish(throwing: error)
             }
+            return state.failed
         }
+        // A broken stream is not read any further.
+        if failed { dataTask.cancel() }
     }
 
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
         session.finishTasksAndInvalidate()
-        let (status, body, failed, succeeded) = state.withLock { ($0.status, $0.pending, $0.failed, $0.succeeded) }
+        let (status, body, failed, succeeded) = state.withLock { ($0.status, $0.body, $0.failed, $0.succeeded) }
         if failed { return }
         if let error {
             continuation.finish(throwing: RemotePull.ServerError(description: "\(task.originalRequest?.url?.absoluteString ?? "server"): \(error.localizedDescription)"))

@@ -120,6 +120,12 @@ import Testing
             #expect(headers.status == 1 && headers.stderr.contains("Error: pull model manifest: Get \"http://\(registry.host)/"), "\(headers.stderr)")
             #expect(headers.stderr.lowercased().contains("header"), "the error should name the headers: \(headers.stderr)")
             #expect(headerRSS < 100, "peak RSS \(headerRSS) MiB")
+            // The same from a blob request: said in words, not curl's
+            // "Out of memory".
+            try await registry.arm([["kind": "endless-header", "times": 100]])
+            let blobHeaders = try haul(["pull", "--insecure", "\(registry.host)/library/evil"], models: sandbox.sub("models3"))
+            #expect(blobHeaders.status == 1 && blobHeaders.stderr.contains("response headers are larger than Haul accepts"),
+                    "\(blobHeaders.stderr)")
 
             // A 200 with no length that runs 64 MiB past the blob: Haul stops
             // reading at the promised size and closes the connection; what

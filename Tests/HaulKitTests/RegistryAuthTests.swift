@@ -217,4 +217,28 @@ import Testing
         #expect(!issued.contains { token in seen.contains("Bearer " + token) }, "the owner's token reached another registry: \(seen)")
         await haul.shutdown()
     }
+
+    /// A registry that redirects blob requests to another path of itself
+    /// still gets its Authorization there (it is the same origin).
+    @Test func aRedirectWithinTheRegistrysOriginKeepsItsAuthorization() async throws {
+        let registry = try TestRegistry(root: Self.fixture.dir.path, cdn: false, tokenAuth: "bob:pw", selfRedirect: true)
+        let name = "\(registry.host)/library/private"
+        let models = TempDir("haul-models")
+        let r = try run(haulBinary, ["pull", name, "--insecure"],
+                        environment: ["OLLAMA_MODELS": models.path, "HAUL_REGISTRY_AUTH": "\(registry.host)=bob:pw"])
+        #expect(r.status == 0, "\(r.stderr)")
+        expectPulled(name, models: models.path)
+    }
+
+    /// libcurl refusing an option (as an old one refuses
+    /// CURLOPT_REDIR_PROTOCOLS_STR) fails the request with the option's
+    /// name, instead of running without the limit it carries.
+    @Test func anOptionLibcurlRefusesFailsLoudly() async throws {
+        var config = EngineConfiguration()
+        config.connectTimeout = -1
+        let haul = Haul(store: ModelStore(root: TempDir("haul-models").path), configuration: config, prune: false)
+        let (_, error) = await collect(haul.pull("127.0.0.1:9/library/x", insecure: true))
+        #expect("\(String(describing: error))".contains("refused CURLOPT_CONNECTTIMEOUT"), "\(String(describing: error))")
+        await haul.shutdown()
+    }
 }

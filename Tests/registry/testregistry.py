@@ -224,6 +224,7 @@ class State:
         # the registry's own, as a hostile registry naming another one would.
         self.realm = args.realm
         self.service = args.service
+        self.self_redirect = args.self_redirect
         self.tokens = {}
         self.token_lock = threading.Lock()
 
@@ -358,13 +359,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.send_json(200, self.state.stats.snapshot())
             if path == "/token" and self.state.token_auth:
                 return self.issue_token()
-            if path.startswith("/v2/") and not self.authorized(path):
+            if (path.startswith("/v2/") or path.startswith("/_self/")) and not self.authorized(path):
                 return
             m = re.fullmatch(r"/v2/([^/]+)/([^/]+)/manifests/([^/]+)", path)
             if m:
                 return self.manifest(*m.groups())
+            m = re.fullmatch(r"/_self/sha256-([0-9a-f]{64})", path)
+            if m and self.state.self_redirect:
+                return self.blob(m.group(1))
             m = re.fullmatch(r"/v2/([^/]+)/([^/]+)/blobs/sha256:([0-9a-f]{64})", path)
             if m:
+                if self.state.self_redirect:
+                    # Another path of this same origin (still under auth).
+                    self.send_response(307)
+                    self.send_header("Location", "/_self/sha256-" + m.group(3))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if self.state.cdn_port:
                     self.state.stats.add("redirects")
                     loc = "http://127.0.0.1:%d/cdn/sha256-%s?X-Amz-Expires=86400" % (self.state.cdn_port, m.group(3))
@@ -637,6 +648,7 @@ def main():
     sv.add_argument("--token-ttl", type=float, default=300)
     sv.add_argument("--realm", default=None, help="token realm to name in challenges (default: this registry's /token)")
     sv.add_argument("--service", default="testregistry")
+    sv.add_argument("--self-redirect", action="store_true", help="blob requests answer 307 to another path of this origin")
     sv.add_argument("--rate", default=None)
     sv.add_argument("--slow-connection", type=int, default=None)
     sv.add_argument("--slow-factor", type=float, default=10.0)

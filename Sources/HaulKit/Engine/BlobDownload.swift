@@ -117,12 +117,17 @@ final class BlobDownload {
         let start = piece.range.lowerBound
         let acceptFull = (resolving || single) && active.isEmpty
             && written.count == start && written.contiguousPrefix == start
-        let onRegistry = resolving || url == job.url
-        guard let t = loop.startPiece(blob: self, url: url, range: piece.range, acceptFull: acceptFull,
-                                      headers: onRegistry ? job.registryHeaders : [],
-                                      followRedirects: !resolving, now: now) else {
+        // The registry's credentials go to the registry's own origin (also
+        // after it redirected to another path of itself), never elsewhere.
+        let onRegistry = resolving || Self.sameOrigin(url, job.url)
+        let t: Transfer
+        do {
+            t = try loop.startPiece(blob: self, url: url, range: piece.range, acceptFull: acceptFull,
+                                    headers: onRegistry ? job.registryHeaders : [],
+                                    followRedirects: !resolving, now: now)
+        } catch {
             requeue(piece)
-            fail(.network(url: url, message: "could not create a curl handle"))
+            fail(error)
             return false
         }
         t.resolving = resolving
@@ -131,6 +136,11 @@ final class BlobDownload {
         if resolving { source = .resolving }
         active.append(t)
         return true
+    }
+
+    static func sameOrigin(_ a: String, _ b: String) -> Bool {
+        guard let x = URLParts(a), let y = URLParts(b) else { return false }
+        return x.sameOrigin(y)
     }
 
     /// Records bytes written since the last call and feeds the hash frontier.
@@ -217,13 +227,17 @@ final class BlobDownload {
             return
         }
         let why = failureText(t, code: code, status: status)
+        if t.headersTooLarge(code) {
+            fail(.network(url: t.url, message: why))
+            return
+        }
         if let served = servedSize(t), served != job.size {
             // Not a glitch: the server has another blob than the manifest
             // describes. Retrying cannot fix that.
             fail(.network(url: t.url, message: "\(why): the server's blob is \(served) bytes, the manifest says \(job.size)"))
             return
         }
-        let onCDN = t.url != registryURL && t.url != job.url
+        let onCDN = !Self.sameOrigin(t.url, job.url)
         // Only the server's own verdict counts: a 2xx/3xx cut short is a
         // network failure, whatever the status line said.
         let verdict = s.reject == Int32(HL_SINK_BAD_STATUS) ? status : 0

@@ -12,6 +12,9 @@ public struct EngineConfiguration: Sendable {
 
     /// Concurrent range connections, across all blobs of all pulls.
     public var connections = 16
+    /// Blob downloads open at once across all pulls (each holds a
+    /// preallocated file and a hashing thread); more wait their turn.
+    public var openBlobs = 32
     /// Largest piece a connection is handed at once.
     public var maxPieceSize: Int64 = 64 << 20
     /// Smallest piece cut for a connection (pieces shrink toward this as the

@@ -70,8 +70,11 @@ final class EventLoop {
         let now = MonotonicClock.now()
         switch command {
         case .fetch(let id, let request, let continuation):
-            guard let t = Transfer.fetch(id: id, request: request, share: share, config: config, now: now) else {
-                continuation.resume(throwing: HaulError.network(url: request.url, message: "could not create a curl handle"))
+            let t: Transfer
+            do {
+                t = try Transfer.fetch(id: id, request: request, share: share, config: config, now: now)
+            } catch {
+                continuation.resume(throwing: error)
                 return
             }
             add(t)
@@ -106,11 +109,11 @@ final class EventLoop {
     // MARK: transfers
 
     func startPiece(blob: BlobDownload, url: String, range: Range<Int64>, acceptFull: Bool,
-                    headers: [String], followRedirects: Bool, now: Double) -> Transfer? {
-        guard let t = Transfer.piece(blob: blob.id, url: url, range: range, total: blob.job.size,
-                                     acceptFull: acceptFull, fd: blob.job.fd, hasher: blob.hasher,
-                                     headers: headers, followRedirects: followRedirects, insecure: blob.job.insecure,
-                                     share: share, config: config, now: now) else { return nil }
+                    headers: [String], followRedirects: Bool, now: Double) throws(HaulError) -> Transfer {
+        let t = try Transfer.piece(blob: blob.id, url: url, range: range, total: blob.job.size,
+                                   acceptFull: acceptFull, fd: blob.job.fd, hasher: blob.hasher,
+                                   headers: headers, followRedirects: followRedirects, insecure: blob.job.insecure,
+                                   share: share, config: config, now: now)
         add(t)
         return t
     }

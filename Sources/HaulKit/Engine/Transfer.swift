@@ -33,6 +33,24 @@ final class Transfer {
     private var sampleOffset: Int64
     private var headerList: UnsafeMutablePointer<curl_slist>?
     private var closed = false
+    /// Options libcurl refused. Each one carries a guarantee (redirects
+    /// limited to http(s), no https->http downgrade, the stall guard, TLS
+    /// settings): a libcurl too old for one must not run without it.
+    private var refused: [String] = []
+
+    fileprivate func check(_ result: CURLcode, _ option: String) {
+        if result != CURLE_OK { refused.append("\(option) (\(String(cString: curl_easy_strerror(result))))") }
+    }
+
+    /// Closes and fails the transfer if libcurl refused an option.
+    private func verified() throws(HaulError) -> Transfer {
+        guard refused.isEmpty else {
+            close()
+            throw .network(url: url, message: "\(String(cString: curl_version())) "
+                + "refused \(refused.joined(separator: ", ")); Haul needs libcurl 7.85 or later")
+        }
+        return self
+    }
 
     private init(easy: OpaquePointer, sink: UnsafeMutablePointer<hl_sink>, purpose: Purpose, url: String, now: Double) {
         self.easy = easy
@@ -49,71 +67,71 @@ final class Transfer {
     /// A ranged GET of `[range)` written into `fd` at its offsets.
     static func piece(blob: UInt64, url: String, range: Range<Int64>, total: Int64, acceptFull: Bool,
                       fd: Int32, hasher: Hasher, headers: [String], followRedirects: Bool, insecure: Bool,
-                      share: OpaquePointer, config: EngineConfiguration, now: Double) -> Transfer? {
-        guard let easy = curl_easy_init() else { return nil }
+                      share: OpaquePointer, config: EngineConfiguration, now: Double) throws(HaulError) -> Transfer {
+        guard let easy = curl_easy_init() else { throw .network(url: url, message: "could not create a curl handle") }
         guard let sink = hl_sink_new_file(easy, fd, range.lowerBound, range.upperBound, total,
                                           acceptFull ? 1 : 0, hasher.raw) else {
             curl_easy_cleanup(easy)
-            return nil
+            throw .network(url: url, message: "could not create a curl handle")
         }
         let t = Transfer(easy: easy, sink: sink, purpose: .piece(blob: blob), url: url, now: now)
         t.configure(url: url, headers: headers, followRedirects: followRedirects, insecure: insecure,
                     share: share, config: config)
-        _ = hl_easy_setopt_str(easy, CURLOPT_RANGE, "\(range.lowerBound)-\(range.upperBound - 1)")
-        return t
+        t.check(hl_easy_setopt_str(easy, CURLOPT_RANGE, "\(range.lowerBound)-\(range.upperBound - 1)"), "CURLOPT_RANGE")
+        return try t.verified()
     }
 
     /// A GET whose body is kept in memory, up to `request.limit` bytes.
     static func fetch(id: UInt64, request: HTTPRequest, share: OpaquePointer,
-                      config: EngineConfiguration, now: Double) -> Transfer? {
-        guard let easy = curl_easy_init() else { return nil }
+                      config: EngineConfiguration, now: Double) throws(HaulError) -> Transfer {
+        guard let easy = curl_easy_init() else { throw .network(url: request.url, message: "could not create a curl handle") }
         guard let sink = hl_sink_new_memory(easy, request.limit) else {
             curl_easy_cleanup(easy)
-            return nil
+            throw .network(url: request.url, message: "could not create a curl handle")
         }
         let t = Transfer(easy: easy, sink: sink, purpose: .fetch(id: id), url: request.url, now: now)
         t.configure(url: request.url, headers: request.headers, followRedirects: request.followRedirects,
                     insecure: request.insecure, share: share, config: config)
-        return t
+        return try t.verified()
     }
 
     private func configure(url: String, headers: [String], followRedirects: Bool, insecure: Bool,
                            share: OpaquePointer, config: EngineConfiguration) {
         // curl copies string options, so temporaries are fine here; only the
         // header list must outlive the request.
-        _ = hl_easy_setopt_str(easy, CURLOPT_URL, url)
-        _ = hl_easy_setopt_ptr(easy, CURLOPT_SHARE, UnsafeMutableRawPointer(share))
+        check(hl_easy_setopt_str(easy, CURLOPT_URL, url), "CURLOPT_URL")
+        check(hl_easy_setopt_ptr(easy, CURLOPT_SHARE, UnsafeMutableRawPointer(share)), "CURLOPT_SHARE")
         // One TCP connection per range: with HTTP/2 curl would multiplex all
         // ranges to a host over one connection and defeat per-connection
         // throttles and the slow-connection logic.
-        _ = hl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_1_1))
-        _ = hl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
-        _ = hl_easy_setopt_str(easy, CURLOPT_PROTOCOLS_STR, "http,https")
+        check(hl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_1_1)), "CURLOPT_HTTP_VERSION")
+        check(hl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1), "CURLOPT_NOSIGNAL")
+        check(hl_easy_setopt_str(easy, CURLOPT_PROTOCOLS_STR, "http,https"), "CURLOPT_PROTOCOLS_STR")
         // Redirects curl follows may not leave http(s), nor downgrade an
         // https request to http unless the user said --insecure.
         let downgradeAllowed = insecure || !url.lowercased().hasPrefix("https:")
-        _ = hl_easy_setopt_str(easy, CURLOPT_REDIR_PROTOCOLS_STR, downgradeAllowed ? "http,https" : "https")
-        _ = hl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, followRedirects ? 1 : 0)
-        _ = hl_easy_setopt_long(easy, CURLOPT_MAXREDIRS, 10)
-        _ = hl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT, config.connectTimeout)
+        check(hl_easy_setopt_str(easy, CURLOPT_REDIR_PROTOCOLS_STR, downgradeAllowed ? "http,https" : "https"), "CURLOPT_REDIR_PROTOCOLS_STR")
+        check(hl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, followRedirects ? 1 : 0), "CURLOPT_FOLLOWLOCATION")
+        check(hl_easy_setopt_long(easy, CURLOPT_MAXREDIRS, 10), "CURLOPT_MAXREDIRS")
+        check(hl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT, config.connectTimeout), "CURLOPT_CONNECTTIMEOUT")
         // Stall guard: abort when fewer than 1 byte/s arrives for the timeout.
-        _ = hl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, 1)
-        _ = hl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, config.stallTimeout)
-        _ = hl_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1)
-        _ = hl_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, config.receiveBufferSize)
-        _ = hl_easy_setopt_str(easy, CURLOPT_USERAGENT, config.userAgent)
-        if let ca = config.caFile { _ = hl_easy_setopt_str(easy, CURLOPT_CAINFO, ca) }
-        if let dir = config.caDirectory { _ = hl_easy_setopt_str(easy, CURLOPT_CAPATH, dir) }
+        check(hl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, 1), "CURLOPT_LOW_SPEED_LIMIT")
+        check(hl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, config.stallTimeout), "CURLOPT_LOW_SPEED_TIME")
+        check(hl_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1), "CURLOPT_TCP_KEEPALIVE")
+        check(hl_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, config.receiveBufferSize), "CURLOPT_BUFFERSIZE")
+        check(hl_easy_setopt_str(easy, CURLOPT_USERAGENT, config.userAgent), "CURLOPT_USERAGENT")
+        if let ca = config.caFile { check(hl_easy_setopt_str(easy, CURLOPT_CAINFO, ca), "CURLOPT_CAINFO") }
+        if let dir = config.caDirectory { check(hl_easy_setopt_str(easy, CURLOPT_CAPATH, dir), "CURLOPT_CAPATH") }
         if config.skipTLSVerification {
-            _ = hl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 0)
-            _ = hl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 0)
+            check(hl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 0), "CURLOPT_SSL_VERIFYPEER")
+            check(hl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 0), "CURLOPT_SSL_VERIFYHOST")
         }
         // The proxy is chosen here, by Go's rules; an empty string stops
         // curl from applying its own (different) reading of the environment.
-        _ = hl_easy_setopt_str(easy, CURLOPT_PROXY, config.proxies.proxy(for: url) ?? "")
-        if let noProxy = config.proxies.noProxy { _ = hl_easy_setopt_str(easy, CURLOPT_NOPROXY, noProxy) }
+        check(hl_easy_setopt_str(easy, CURLOPT_PROXY, config.proxies.proxy(for: url) ?? ""), "CURLOPT_PROXY")
+        if let noProxy = config.proxies.noProxy { check(hl_easy_setopt_str(easy, CURLOPT_NOPROXY, noProxy), "CURLOPT_NOPROXY") }
         for h in headers { headerList = curl_slist_append(headerList, h) }
-        if let headerList { _ = hl_easy_setopt_ptr(easy, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList)) }
+        if let headerList { check(hl_easy_setopt_ptr(easy, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList)), "CURLOPT_HTTPHEADER") }
     }
 
     /// The message for a redirect curl refused to follow.
@@ -158,12 +176,27 @@ final class Transfer {
         return String(cString: v)
     }
 
-    /// curl's explanation of a failed transfer.
+    /// curl's explanation of a failed transfer, in words a user can act on.
     func errorText(_ code: CURLcode) -> String {
         let buffer = withUnsafeBytes(of: &sink.pointee.error) { raw in
             String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
         }
-        return buffer.isEmpty ? String(cString: curl_easy_strerror(code)) : buffer
+        let curl = buffer.isEmpty ? String(cString: curl_easy_strerror(code)) : buffer
+        if headersTooLarge(code) {
+            return "the server's response headers are larger than Haul accepts (a broken or hostile server; curl: \(curl))"
+        }
+        return curl
+    }
+
+    /// Response headers past curl's limit: reported as CURLE_RECV_ERROR by
+    /// curl 7.x, CURLE_OUT_OF_MEMORY by some, CURLE_TOO_LARGE (100) from
+    /// 8.6. Not a glitch to retry.
+    func headersTooLarge(_ code: CURLcode) -> Bool {
+        guard code != CURLE_OK else { return false }
+        let buffer = withUnsafeBytes(of: &sink.pointee.error) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+        return code == CURLE_OUT_OF_MEMORY || code.rawValue == 100 || buffer.hasPrefix("Too large response header")
     }
 
     /// Folds the bytes received since the last sample into an exponentially

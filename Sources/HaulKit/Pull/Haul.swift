@@ -15,6 +15,7 @@ public final class Haul: Sendable {
     public let auth: RegistryAuth
     let engine: Engine
     private let downloads = SharedDownloads()
+    private let slots: BlobSlots
     /// Pulls in flight, so `shutdown` can stop them and wait for their last
     /// checkpoints.
     private let running = Mutex<[UInt64: Task<Void, Never>]>([:])
@@ -26,6 +27,7 @@ public final class Haul: Sendable {
         self.prune = prune
         self.auth = auth
         self.engine = Engine(configuration: configuration)
+        self.slots = BlobSlots(count: configuration.openBlobs)
     }
 
     public var configuration: EngineConfiguration { engine.configuration }
@@ -35,7 +37,7 @@ public final class Haul: Sendable {
     /// pull; data already downloaded stays in the partials directory.
     public func pull(_ name: String, insecure: Bool = false) -> AsyncThrowingStream<PullEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: PullEvent.self)
-        let puller = Puller(engine: engine, store: store, downloads: downloads, prune: prune, auth: auth)
+        let puller = Puller(engine: engine, store: store, downloads: downloads, slots: slots, prune: prune, auth: auth)
         let id = nextPull.add(1, ordering: .relaxed).newValue
         let task = Task { [weak self] in
             do {

@@ -55,9 +55,14 @@ public enum ProgressJSON {
         if let error = wire.error { return .error(error) }
         guard let status = wire.status else { return nil }
         if let text = wire.digest, let digest = try? Digest(parsing: text), status.hasPrefix("pulling ") {
-            let completed = wire.completed ?? 0
-            return .event(.progress(BlobProgress(digest: digest, total: wire.total ?? 0,
-                                                 completed: completed, hashed: completed)))
+            // A daemon is another program: its numbers are checked like a
+            // registry's, so a broken one cannot crash the progress bars.
+            let total = wire.total ?? 0
+            guard (0...Manifest.maxBlobSize).contains(total) else {
+                throw .network(url: "/api/pull", message: "the server sent an impossible size \(total) for \(digest.short)")
+            }
+            let completed = min(max(wire.completed ?? 0, 0), total)
+            return .event(.progress(BlobProgress(digest: digest, total: total, completed: completed, hashed: completed)))
         }
         let known: [PullEvent] = [.pullingManifest, .verifying, .writingManifest, .removingUnusedLayers, .success]
         return .event(known.first { statusText($0) == status } ?? .status(status))
@@ -88,4 +93,33 @@ public enum ProgressJSON {
         }
         return out + "\""
     }
+}
+
+/// Splits a byte stream into lines, holding at most `limit` bytes of an
+/// unfinished one: a server that never sends a newline gets an error, not
+/// all of this process's memory.
+public struct LineSplitter: Sendable {
+    public let limit: Int
+    private var pending: [UInt8] = []
+
+    public init(limit: Int = 1 << 20) { self.limit = limit }
+
+    /// The complete lines `data` finishes, without their newlines.
+    public mutating func feed(_ data: some Collection<UInt8>) throws(HaulError) -> [[UInt8]] {
+        pending.append(contentsOf: data)
+        var lines: [[UInt8]] = []
+        var start = 0
+        while let newline = pending[start...].firstIndex(of: 0x0A) {
+            lines.append(Array(pending[start..<newline]))
+            start = newline + 1
+        }
+        pending.removeFirst(start)
+        guard pending.count <= limit else {
+            throw .network(url: "/api/pull", message: "the server sent a line longer than \(limit) bytes")
+        }
+        return lines
+    }
+
+    /// What is left after the last newline (the body of an error reply).
+    public var rest: [UInt8] { pending }
 }

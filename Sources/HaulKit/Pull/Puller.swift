@@ -5,6 +5,8 @@ struct Puller: Sendable {
     let store: ModelStore
     /// Blob downloads in flight, shared with every other pull of this `Haul`.
     let downloads: SharedDownloads
+    /// Bounds the blobs open at once across all pulls.
+    let slots: BlobSlots
     /// Delete the blobs the replaced manifest used and nothing uses now.
     let prune: Bool
     let auth: RegistryAuth
@@ -35,16 +37,18 @@ struct Puller: Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for layer in blobs where !cached.contains(layer.digest) {
                 group.addTask {
-                    let blob = downloads.join(layer.digest) { emit in
+                    let watch = downloads.join(layer.digest) { emit in
                         // It may have landed while this pull read the manifest.
                         guard !store.hasBlob(layer) else { return }
-                        try await download(layer, model: name.displayShortest, registry: registry, emit: emit)
+                        try await slots.withSlot {
+                            try await download(layer, model: name.displayShortest, registry: registry, emit: emit)
+                        }
                     }
-                    for try await event in blob { emit(event) }
+                    for try await event in watch.events { emit(event) }
                     // Cancellation ends the watch without an error; the pull
                     // ends once the download it left has stopped.
                     if Task.isCancelled {
-                        await downloads.settle(layer.digest)
+                        await downloads.settle(watch)
                         throw CancellationError()
                     }
                 }

@@ -26,10 +26,17 @@ final class SharedDownloads: Sendable {
     private let flights = Mutex<[Digest: Flight]>([:])
     private let nextID = Atomic<UInt64>(0)
 
+    /// One pull's watch of one blob's download.
+    struct Watch: Sendable {
+        /// Ends when the download succeeded; throws what it threw otherwise.
+        let events: AsyncThrowingStream<PullEvent, any Error>
+        fileprivate let digest: Digest
+        fileprivate let watcher: UInt64
+    }
+
     /// Watches the download of `digest`, starting it with `work` if nobody
-    /// is downloading it. The stream ends when the download succeeded and
-    /// throws what it threw otherwise.
-    func join(_ digest: Digest, work: @escaping Work) -> AsyncThrowingStream<PullEvent, any Error> {
+    /// is downloading it.
+    func join(_ digest: Digest, work: @escaping Work) -> Watch {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: PullEvent.self)
         let watcher = nextID.add(1, ordering: .relaxed).newValue
         flights.withLock { flights in
@@ -60,15 +67,18 @@ final class SharedDownloads: Sendable {
             flights[digest] = flight
         }
         continuation.onTermination = { [weak self] _ in self?.leave(digest, watcher: watcher) }
-        return stream
+        return Watch(events: stream, digest: digest, watcher: watcher)
     }
 
-    /// Returns once a download of `digest` that nobody watches any more has
-    /// stopped, so a cancelled pull ends only after its data is
+    /// Leaves `watch` and, if nobody watches the download any more, returns
+    /// once it has stopped, so a cancelled pull ends only after its data is
     /// checkpointed and its partial unlocked (as when it downloaded alone).
-    func settle(_ digest: Digest) async {
+    /// Leaving here, not only in the stream's termination handler, is what
+    /// makes that deterministic: the handler may run after this call.
+    func settle(_ watch: Watch) async {
+        leave(watch.digest, watcher: watch.watcher)
         let task = flights.withLock { flights in
-            flights[digest].flatMap { $0.stopping ? $0.task : nil }
+            flights[watch.digest].flatMap { $0.stopping ? $0.task : nil }
         }
         await task?.value
     }

@@ -19,6 +19,9 @@ public struct Manifest: Sendable {
     /// Larger manifests are refused before decoding; real ones are a few KiB.
     public static let maxBytes = 4 << 20
     public static let maxLayers = 4096
+    /// 1 TiB per blob is far beyond any model file and keeps arithmetic on
+    /// sizes safely inside Int64.
+    public static let maxBlobSize: Int64 = 1 << 40
 
     public let raw: [UInt8]
     public let config: Layer
@@ -105,9 +108,7 @@ public struct Manifest: Sendable {
         do { digest = try Digest(parsing: w.digest) } catch {
             throw .manifestInvalid("\(what): invalid digest \(HaulError.quoted(w.digest))")
         }
-        // 1 TiB per blob is far beyond any model file and keeps arithmetic
-        // on sizes safely inside Int64.
-        guard w.size >= 0, w.size <= 1 << 40 else {
+        guard w.size >= 0, w.size <= Self.maxBlobSize else {
             throw .manifestInvalid("\(what): size \(w.size) out of range")
         }
         return Layer(mediaType: w.mediaType ?? "", digest: digest, size: w.size)

@@ -23,9 +23,10 @@ final class TestRegistry: @unchecked Sendable {
     /// registry's `/token` realm, issued for `user:password` (Basic),
     /// `anonymous`, or `ollama` (a valid Ollama signature).
     init(root: String, cdn: Bool = true, rate: String? = nil, slowConnection: Int? = nil, slowFactor: Double = 10,
-         tokenAuth: String? = nil, tokenTTL: Double = 300, realm: String? = nil, ipv6: Bool = false,
-         environment: [String: String] = [:]) throws {
+         tokenAuth: String? = nil, tokenTTL: Double = 300, realm: String? = nil, selfRedirect: Bool = false,
+         ipv6: Bool = false, environment: [String: String] = [:]) throws {
         var args = [Self.script, "serve", "--root", root, "--exit-on-eof"]
+        if selfRedirect { args.append("--self-redirect") }
         if let realm { args += ["--realm", realm] }
         if ipv6 { args.append("--ipv6") }
         self.ipv6 = ipv6
