@@ -90,7 +90,7 @@ import Testing
                 for try await _ in watch.events {}
                 await downloads.settle(watch)
             }
-            #expect(try await waitUntil(timeout: 5) { started.withLock { $0 } })
+            #expect(try await waitUntil(timeout: 120) { started.withLock { $0 } })
             pull.cancel()
             _ = await pull.result
             let done = stopped.withLock { $0 }

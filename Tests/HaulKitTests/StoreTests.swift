@@ -75,7 +75,7 @@ import Testing
         #expect(throws: HaulError.self) { try PartialBlob(path: path, digest: digest, size: 4096, model: "m") }
         let waited = Mutex(false)
         let second = Task { try await PartialBlob.lockedDescriptor(path: path) { waited.withLock { $0 = true } } }
-        #expect(try await waitUntil(timeout: 5) { waited.withLock { $0 } })
+        #expect(try await waitUntil(timeout: 120) { waited.withLock { $0 } })
         first = nil
         let fd = try await second.value
         #expect(PartialBlob.isFile(fd, at: path))
@@ -100,7 +100,7 @@ import Testing
         // B: opens the same inode and waits for its lock.
         let waited = Mutex(false)
         let b = Task { try await PartialBlob.lockedDescriptor(path: path) { waited.withLock { $0 = true } } }
-        #expect(try await waitUntil(timeout: 5) { waited.withLock { $0 } })
+        #expect(try await waitUntil(timeout: 120) { waited.withLock { $0 } })
         // A commits: rename to the final name, then lets go.
         #expect(rename(path, store.blobPath(digest)) == 0)
         close(a)

@@ -15,20 +15,6 @@ import Testing
 
     static var modelBytes: Int64 { fixture.model.layers.reduce(0) { $0 + $1.size } }
 
-    /// Waits until the first pull has bytes of the big layer on disk, so
-    /// the second starts while the first is mid-blob.
-    static func waitForProgress(_ models: TempDir) async throws {
-        let store = ModelStore(root: models.path)
-        let big = fixture.model.layers[0]
-        let started = try await waitUntil(timeout: 60) {
-            guard let bytes = try? FileSystem.readFile(store.partialPath(big.digest) + ".journal.live", limit: 1 << 20),
-                  let journal = try? ResumeJournal.decode(bytes) else { return false }
-            return journal.point.ranges.count >= big.size / 10
-        }
-        #expect(started, "the first pull never got under way")
-        #expect(!store.hasBlob(big), "the first pull finished before the second started")
-    }
-
     static func expectStored(_ models: TempDir, sourceLocation: SourceLocation = #_sourceLocation) {
         let store = ModelStore(root: models.path)
         for layer in fixture.model.layers {
@@ -49,14 +35,17 @@ import Testing
         let models = TempDir("haul-models")
         let logs = TempDir("haul-logs")
         let name = "\(registry.host)/\(Self.fixture.model.name)"
+        // Both start at once; the registry is paced (16 connections x 6 MB/s)
+        // so the 512 MiB layer takes seconds and whichever pull comes second
+        // finds the first one on it.
         let first = try BackgroundProcess(["pull", "--insecure", name], models: models.path, logs: logs)
-        try await Self.waitForProgress(models)
         let second = try BackgroundProcess(["pull", "--insecure", name], models: models.path, logs: logs)
         first.wait()
         second.wait()
         #expect(first.process.terminationStatus == 0, "\(first.stderr.suffix(800))")
         #expect(second.process.terminationStatus == 0, "\(second.stderr.suffix(800))")
-        #expect(second.stderr.contains("waiting for another Haul process"), "\(second.stderr.suffix(800))")
+        #expect((first.stderr + second.stderr).contains("waiting for another Haul process"),
+                "\(first.stderr.suffix(500)) \(second.stderr.suffix(500))")
         #expect(!(first.stderr + second.stderr).contains("resource temporarily unavailable"))
         Self.expectStored(models)
         let served = try await Self.bytesServed(registry)
@@ -70,7 +59,6 @@ import Testing
         let name = "\(registry.host)/\(Self.fixture.model.name)"
         let daemon = try await Daemon(models: models.path, logs: logs)
         let viaDaemon = try daemon.curlPull(name, logs: logs)
-        try await Self.waitForProgress(models)
         let cli = try run(haulBinary, ["pull", "--insecure", "--local", name], environment: ["OLLAMA_MODELS": models.path])
         viaDaemon.wait()
         #expect(cli.status == 0, "\(cli.stderr.suffix(800))")

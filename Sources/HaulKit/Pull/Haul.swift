@@ -65,6 +65,25 @@ public final class Haul: Sendable {
         await downloads.stopAll()
     }
 
+    /// Fetches again the missing blobs of a stored model (those `haul
+    /// verify` quarantined), by its stored manifest.
+    public func repair(_ name: ModelName, insecure: Bool = false) -> AsyncThrowingStream<PullEvent, any Error> {
+        let puller = Puller(engine: engine, store: store, downloads: downloads, slots: slots, prune: prune, auth: auth)
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    try await puller.repair(name, insecure: insecure) { continuation.yield($0) }
+                    continuation.finish()
+                } catch is CancellationError {
+                    continuation.finish(throwing: HaulError.cancelled)
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
     public func list() -> [LocalModel] { store.list() }
 
     public func remove(_ name: String) throws(HaulError) {

@@ -24,6 +24,39 @@ struct Puller: Sendable {
         let plan = PullPlan(name: name, manifestDigest: manifest.digest, blobs: blobs, cached: cached)
         emit(.plan(plan))
 
+        try await fetchMissing(blobs, cached: cached, plan: plan, name: name, registry: registry, emit: emit)
+        // Every blob was verified as it completed; the step is kept because
+        // Ollama clients expect it in the event sequence.
+        emit(.verifying)
+        emit(.writingManifest)
+        let replaced = try? store.manifest(for: name)
+        try store.writeManifest(manifest, for: name)
+        if prune, let replaced {
+            pruneLayers(of: replaced, keeping: manifest, emit: emit)
+        }
+        emit(.success)
+    }
+
+    /// Fetches again the blobs of a stored model that are missing (after
+    /// `haul verify` quarantined them), from the registry it came from,
+    /// without asking it for the manifest again: the stored one says which
+    /// bytes the model is.
+    func repair(_ name: ModelName, insecure: Bool, emit: @escaping @Sendable (PullEvent) -> Void) async throws {
+        guard let manifest = try store.manifest(for: name) else { throw HaulError.modelNotFound(name.displayShortest) }
+        let registry = RegistryClient(engine: engine, name: name, insecure: insecure, auth: auth)
+        let blobs = try manifest.blobs
+        let pin = try StorePins(store: store).pin(blobs.map(\.digest))
+        defer { pin.release() }
+        let cached = Set(blobs.filter(store.hasBlob).map(\.digest))
+        let plan = PullPlan(name: name, manifestDigest: manifest.digest, blobs: blobs, cached: cached)
+        emit(.plan(plan))
+        try await fetchMissing(blobs, cached: cached, plan: plan, name: name, registry: registry, emit: emit)
+        emit(.success)
+    }
+
+    /// Downloads every blob not in `cached`, each verified as it completes.
+    private func fetchMissing(_ blobs: [Layer], cached: Set<Digest>, plan: PullPlan, name: ModelName,
+                              registry: RegistryClient, emit: @escaping @Sendable (PullEvent) -> Void) async throws {
         try store.prepareDirectories()
         // Partials already allocated need no new space.
         let reserved = blobs.filter { !cached.contains($0.digest) }.reduce(Int64(0)) { $0 + store.partialAllocation($1) }
@@ -55,16 +88,6 @@ struct Puller: Sendable {
             }
             try await group.waitForAll()
         }
-        // Every blob was verified as it completed; the step is kept because
-        // Ollama clients expect it in the event sequence.
-        emit(.verifying)
-        emit(.writingManifest)
-        let replaced = try? store.manifest(for: name)
-        try store.writeManifest(manifest, for: name)
-        if prune, let replaced {
-            pruneLayers(of: replaced, keeping: manifest, emit: emit)
-        }
-        emit(.success)
     }
 
     /// Ollama's post-pull pruning (reference §6.4): the blobs of the manifest

@@ -1,0 +1,88 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Re-hashes stored blobs. A blob is stored only after its digest matched,
+/// but a disk, a tool or a person can change it later, and its size alone
+/// says nothing. A blob that fails is moved out of `blobs/` into
+/// `.haul/quarantine/`, so nothing goes on using it: a model that needs it
+/// then fails loudly ("file does not exist") until it is fetched again.
+public struct BlobVerifier: Sendable {
+    public let store: ModelStore
+
+    public init(store: ModelStore) { self.store = store }
+
+    public struct Finding: Sendable, Equatable {
+        public let layer: Layer
+        /// Why it failed: missing, wrong size, or what it hashes to.
+        public let problem: String
+        /// The stored models that reference it.
+        public let models: [ModelName]
+    }
+
+    public struct Report: Sendable {
+        public var checked: [Layer] = []
+        public var bad: [Finding] = []
+        public var bytes: Int64 = 0
+    }
+
+    public var quarantineDirectory: String { store.root + "/.haul/quarantine" }
+
+    /// Verifies every blob `models` reference (each once), calling
+    /// `progress` before each. Bad blobs are quarantined.
+    public func verify(_ models: [LocalModel], progress: (Layer) -> Void = { _ in }) throws(HaulError) -> Report {
+        var report = Report()
+        var users: [Digest: [ModelName]] = [:]
+        var order: [Layer] = []
+        for model in models {
+            for layer in try model.manifest.blobs {
+                if users[layer.digest] == nil { order.append(layer) }
+                users[layer.digest, default: []].append(model.name)
+            }
+        }
+        for layer in order {
+            progress(layer)
+            report.checked.append(layer)
+            if let problem = try check(layer) {
+                try quarantine(layer.digest)
+                report.bad.append(Finding(layer: layer, problem: problem, models: users[layer.digest] ?? []))
+            } else {
+                report.bytes += layer.size
+            }
+        }
+        return report
+    }
+
+    /// Nil if the blob is there, of its size, and hashes to its name.
+    func check(_ layer: Layer) throws(HaulError) -> String? {
+        let path = store.blobPath(layer.digest)
+        let fd = FileSystem.retrying { open(path, O_RDONLY | O_CLOEXEC) }
+        if fd < 0 {
+            if errno == ENOENT { return "missing" }
+            throw .io(operation: "open", path: path, errno: errno)
+        }
+        defer { close(fd) }
+        var st = stat()
+        try FileSystem.check(fstat(fd, &st), "stat", path)
+        guard Int64(st.st_size) == layer.size else { return "\(st.st_size) bytes, the manifest says \(layer.size)" }
+        // The engine's hash frontier, inline: pread and hash, nothing else.
+        guard let hasher = Hasher(fd: fd, size: layer.size, mode: .inline) else {
+            throw .io(operation: "hash", path: path, errno: ENOMEM)
+        }
+        hasher.advance(to: layer.size)
+        while hasher.hashed < layer.size {
+            let err = hasher.step(budget: 64 << 20)
+            if err != 0 { throw .io(operation: "read", path: path, errno: err) }
+        }
+        guard let digest = hasher.digest else { throw .io(operation: "hash", path: path, errno: EIO) }
+        return digest == layer.digest ? nil : "its bytes hash to \(digest)"
+    }
+
+    private func quarantine(_ digest: Digest) throws(HaulError) {
+        let path = store.blobPath(digest)
+        guard FileSystem.exists(path) else { return }
+        try FileSystem.makeDirectories(quarantineDirectory)
+        let target = quarantineDirectory + "/" + digest.fileName
+        try FileSystem.check(rename(path, target), "rename", target)
+    }
+}
