@@ -107,6 +107,38 @@ import CShims
         #expect(FileSystem.size(path) == size)
     }
 
+    /// The hash state stands for bytes that are not read again on resume:
+    /// a data file changed behind the journal's back (here: zeros where
+    /// hashed bytes were, as a second process truncating it would leave)
+    /// must be fetched again, not resumed into a digest that still matches.
+    @Test func aJournalWhoseDataChangedIsNotResumed() async throws {
+        let dir = TempDir()
+        let path = dir.sub("sha256-w-partial")
+        let size: Int64 = 1 << 20
+        let data = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        do {
+            let partial = try PartialBlob(path: path, digest: Self.digest, size: size, model: "m")
+            _ = data.withUnsafeBytes { pwrite(partial.fd, $0.baseAddress, $0.count, 0) }
+            partial.finish(ResumePoint(ranges: RangeSet([0..<300_000]), hashState: Self.state(of: data, prefix: 65_536)))
+            await partial.settled()
+        }
+        let journal = try ResumeJournal.decode(FileSystem.readFile(path + ".journal", limit: 1 << 20))
+        #expect(journal.anchor == Digest(bytes: SHA256.hash(Array(data[61_440..<65_536]))))
+        // Unchanged: resumed.
+        do {
+            let again = try PartialBlob(path: path, digest: Self.digest, size: size, model: "m")
+            #expect(again.resume.hashed == 65_536)
+        }
+        // Hashed bytes zeroed behind the journal's back: not resumed.
+        let fd = open(path, O_RDWR)
+        let zeros = [UInt8](repeating: 0, count: 8192)
+        _ = zeros.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 60_000) }
+        close(fd)
+        let changed = try PartialBlob(path: path, digest: Self.digest, size: size, model: "m")
+        #expect(changed.resume == .empty)
+        #expect(changed.discarded == "the data file changed since its journal was written")
+    }
+
     @Test func theLiveJournalCountsOnlyWithinTheSameBoot() async throws {
         let dir = TempDir()
         let path = dir.sub("sha256-z-partial")

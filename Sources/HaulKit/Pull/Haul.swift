@@ -36,13 +36,19 @@ public final class Haul: Sendable {
     /// `.success` or throws a `HaulError`. Stopping the iteration cancels the
     /// pull; data already downloaded stays in the partials directory.
     public func pull(_ name: String, insecure: Bool = false) -> AsyncThrowingStream<PullEvent, any Error> {
+        run { puller, emit in try await puller.pull(ModelName(parsing: name), insecure: insecure, emit: emit) }
+    }
+
+    /// Runs one pull (or repair) as a task that `shutdown` can stop, its
+    /// events on the stream returned.
+    private func run(_ body: @escaping @Sendable (Puller, @escaping @Sendable (PullEvent) -> Void) async throws -> Void)
+        -> AsyncThrowingStream<PullEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: PullEvent.self)
         let puller = Puller(engine: engine, store: store, downloads: downloads, slots: slots, prune: prune, auth: auth)
         let id = nextPull.add(1, ordering: .relaxed).newValue
         let task = Task { [weak self] in
             do {
-                let parsed = try ModelName(parsing: name)
-                try await puller.pull(parsed, insecure: insecure) { continuation.yield($0) }
+                try await body(puller) { continuation.yield($0) }
                 continuation.finish()
             } catch is CancellationError {
                 continuation.finish(throwing: HaulError.cancelled)
@@ -68,20 +74,7 @@ public final class Haul: Sendable {
     /// Fetches again the missing blobs of a stored model (those `haul
     /// verify` quarantined), by its stored manifest.
     public func repair(_ name: ModelName, insecure: Bool = false) -> AsyncThrowingStream<PullEvent, any Error> {
-        let puller = Puller(engine: engine, store: store, downloads: downloads, slots: slots, prune: prune, auth: auth)
-        return AsyncThrowingStream { continuation in
-            let task = Task {
-                do {
-                    try await puller.repair(name, insecure: insecure) { continuation.yield($0) }
-                    continuation.finish()
-                } catch is CancellationError {
-                    continuation.finish(throwing: HaulError.cancelled)
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
+        run { puller, emit in try await puller.repair(name, insecure: insecure, emit: emit) }
     }
 
     public func list() -> [LocalModel] { store.list() }

@@ -15,24 +15,16 @@ struct Puller: Sendable {
         let registry = RegistryClient(engine: engine, name: name, insecure: insecure, auth: auth)
         emit(.pullingManifest)
         let manifest = try await registry.fetchManifest()
-        let blobs = try manifest.blobs
-        // Pinned before looking for cached blobs: a deletion in any process
-        // either ran before (and the blob is fetched again) or keeps it.
-        let pin = try StorePins(store: store).pin(blobs.map(\.digest))
-        defer { pin.release() }
-        let cached = Set(blobs.filter(store.hasBlob).map(\.digest))
-        let plan = PullPlan(name: name, manifestDigest: manifest.digest, blobs: blobs, cached: cached)
-        emit(.plan(plan))
-
-        try await fetchMissing(blobs, cached: cached, plan: plan, name: name, registry: registry, emit: emit)
-        // Every blob was verified as it completed; the step is kept because
-        // Ollama clients expect it in the event sequence.
-        emit(.verifying)
-        emit(.writingManifest)
-        let replaced = try? store.manifest(for: name)
-        try store.writeManifest(manifest, for: name)
-        if prune, let replaced {
-            pruneLayers(of: replaced, keeping: manifest, emit: emit)
+        try await fetchBlobs(of: manifest, name: name, registry: registry, emit: emit) {
+            // Every blob was verified as it completed; the step is kept
+            // because Ollama clients expect it in the event sequence.
+            emit(.verifying)
+            emit(.writingManifest)
+            let replaced = try? store.manifest(for: name)
+            try store.writeManifest(manifest, for: name)
+            if prune, let replaced {
+                pruneLayers(of: replaced, keeping: manifest, emit: emit)
+            }
         }
         emit(.success)
     }
@@ -44,14 +36,24 @@ struct Puller: Sendable {
     func repair(_ name: ModelName, insecure: Bool, emit: @escaping @Sendable (PullEvent) -> Void) async throws {
         guard let manifest = try store.manifest(for: name) else { throw HaulError.modelNotFound(name.displayShortest) }
         let registry = RegistryClient(engine: engine, name: name, insecure: insecure, auth: auth)
+        try await fetchBlobs(of: manifest, name: name, registry: registry, emit: emit) {}
+        emit(.success)
+    }
+
+    /// Pins the manifest's blobs, announces the plan, fetches the missing
+    /// ones, then runs `finish` while they are still pinned.
+    private func fetchBlobs(of manifest: Manifest, name: ModelName, registry: RegistryClient,
+                            emit: @escaping @Sendable (PullEvent) -> Void, finish: () throws -> Void) async throws {
         let blobs = try manifest.blobs
+        // Pinned before looking for cached blobs: a deletion in any process
+        // either ran before (and the blob is fetched again) or keeps it.
         let pin = try StorePins(store: store).pin(blobs.map(\.digest))
         defer { pin.release() }
         let cached = Set(blobs.filter(store.hasBlob).map(\.digest))
         let plan = PullPlan(name: name, manifestDigest: manifest.digest, blobs: blobs, cached: cached)
         emit(.plan(plan))
         try await fetchMissing(blobs, cached: cached, plan: plan, name: name, registry: registry, emit: emit)
-        emit(.success)
+        try finish()
     }
 
     /// Downloads every blob not in `cached`, each verified as it completes.

@@ -43,7 +43,8 @@ final class CheckpointWriter: Sendable {
         self.durableInterval = durableInterval
         let livePath = journalPath + ".live"
         live = Lane(label: "haul.checkpoint.live") { point, _ in
-            let journal = ResumeJournal(digest: digest, size: size, model: model, boot: BootID.current, point: point)
+            let journal = ResumeJournal(digest: digest, size: size, model: model, boot: BootID.current, point: point,
+                                        anchor: PartialBlob.anchor(of: fd, hashed: point.hashed))
             do {
                 try FileSystem.writeAtomically(journal.encode(), to: livePath, fsyncFile: false, syncDirectory: false)
             } catch {
@@ -56,7 +57,8 @@ final class CheckpointWriter: Sendable {
                 DebugTrace.log("\(digest.short) checkpoint skipped: fdatasync: \(String(cString: strerror(errno)))")
                 return
             }
-            let journal = ResumeJournal(digest: digest, size: size, model: model, boot: nil, point: point)
+            let journal = ResumeJournal(digest: digest, size: size, model: model, boot: nil, point: point,
+                                        anchor: PartialBlob.anchor(of: fd, hashed: point.hashed))
             do {
                 // The directory sync is needed only for the last one: a lost
                 // rename leaves the previous journal, which is still true.

@@ -35,7 +35,7 @@ final class PartialBlob: CheckpointSink {
         do {
             var st = stat()
             let onDisk: Int64 = fstat(fd, &st) == 0 ? Int64(st.st_size) : -1
-            recovered = Self.recover(journalPath: journalPath, digest: digest, size: size, onDisk: onDisk)
+            recovered = Self.recover(journalPath: journalPath, digest: digest, size: size, onDisk: onDisk, data: fd)
             Self.removeStaleTemps(of: journalPath)
             Self.removeStaleTemps(of: journalPath + ".live")
             if recovered.journal == nil || recovered.journal!.point.ranges.count == 0 {
@@ -95,6 +95,18 @@ final class PartialBlob: CheckpointSink {
         }
     }
 
+    /// SHA-256 of the data a journal's anchor covers (the last 4 KiB before
+    /// the hashed offset: final bytes, never written again), or nil when
+    /// nothing is hashed or the bytes cannot be read.
+    static func anchor(of fd: Int32, hashed: Int64) -> Digest? {
+        let range = ResumeJournal.anchorRange(hashed: hashed)
+        guard !range.isEmpty else { return nil }
+        var bytes = [UInt8](repeating: 0, count: Int(range.count))
+        let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(range.lowerBound)) }
+        guard n == bytes.count else { return nil }
+        return Digest(bytes: SHA256.hash(bytes))
+    }
+
     /// Whether `fd` is the file `path` names now (and still has a name).
     static func isFile(_ fd: Int32, at path: String) -> Bool {
         var held = stat(), named = stat()
@@ -103,10 +115,11 @@ final class PartialBlob: CheckpointSink {
     }
 
     /// The resume point the journals give for this data file, or why there
-    /// is none. Every claim is checked against what it describes; the live
+    /// is none. Every claim is checked against what it describes (with
+    /// `data`, the data file itself, by the journal's anchor); the live
     /// journal only counts if no reboot happened since it was written.
-    static func recover(journalPath: String, digest: Digest, size: Int64,
-                        onDisk: Int64) -> (journal: ResumeJournal?, why: String?) {
+    static func recover(journalPath: String, digest: Digest, size: Int64, onDisk: Int64,
+                        data: Int32? = nil) -> (journal: ResumeJournal?, why: String?) {
         func load(_ path: String) -> Result<ResumeJournal, ResumeJournal.Invalid>? {
             guard let bytes = try? FileSystem.readFile(path, limit: ResumeJournal.maxBytes) else { return nil }
             return Result { () throws(ResumeJournal.Invalid) in try ResumeJournal.decode(bytes) }
@@ -135,6 +148,10 @@ final class PartialBlob: CheckpointSink {
                 }
                 guard onDisk == size else {
                     why = "data file is \(onDisk) bytes, expected \(size)"
+                    continue
+                }
+                if let data, let anchor = journal.anchor, anchor != Self.anchor(of: data, hashed: journal.point.hashed) {
+                    why = "the data file changed since its journal was written"
                     continue
                 }
                 return (journal, nil)

@@ -8,11 +8,16 @@
 ///     model <name that started the download>
 ///     boot <kernel boot id>        (live journals only)
 ///     hashed <bytes> <hex of the 108-byte hash state, or ->
+///     anchor <sha256 of the data's last 4 KiB before the hashed offset>
 ///     range <start> <end>          (one per run of bytes on disk)
 ///     check <sha256 of every line above>
 ///
 /// The checksum catches a torn or edited file; every other field is checked
-/// against the blob it claims to describe. A journal that fails any check is
+/// against the blob it claims to describe. The anchor ties the journal to
+/// the data: the hash state stands for bytes that are not hashed again on
+/// resume, so a data file changed behind the journal's back (truncated,
+/// zero-filled, replaced) must not be resumed from it. (Journals written
+/// before anchors existed have none and are checked on everything else.) A journal that fails any check is
 /// ignored and the data re-fetched: it is never trusted blindly.
 struct ResumeJournal: Equatable, Sendable {
     static let header = "haul-journal 1"
@@ -27,6 +32,12 @@ struct ResumeJournal: Equatable, Sendable {
     /// `CheckpointWriter`).
     var boot: String?
     var point: ResumePoint
+    /// SHA-256 of the data in `anchorRange(hashed:)`; nil when nothing is
+    /// hashed (or the journal predates anchors).
+    var anchor: Digest?
+
+    /// The bytes an anchor covers: up to 4 KiB ending at the hashed offset.
+    static func anchorRange(hashed: Int64) -> Range<Int64> { max(0, hashed - 4096)..<hashed }
 
     enum Invalid: Error, Equatable, CustomStringConvertible {
         case malformed(String)
@@ -40,6 +51,7 @@ struct ResumeJournal: Equatable, Sendable {
         if let boot { text += "boot \(Self.clean(boot))\n" }
         let state = point.hashState.map(Hex.encode) ?? "-"
         text += "hashed \(point.hashed) \(state)\n"
+        if let anchor { text += "anchor \(anchor.hex)\n" }
         for r in point.ranges.ranges { text += "range \(r.lowerBound) \(r.upperBound)\n" }
         let body = Array(text.utf8)
         return body + Array("check \(Digest(bytes: SHA256.hash(body)).hex)\n".utf8)
@@ -78,6 +90,13 @@ struct ResumeJournal: Equatable, Sendable {
         } else if hashed != 0 {
             throw .malformed("hash offset without a state")
         }
+        var anchor: Digest?
+        if lines.count > 5, lines[5].hasPrefix("anchor ") {
+            guard let hex = Hex.decode(try field(lines.remove(at: 5), "anchor")), hex.count == 32 else {
+                throw .malformed("bad anchor")
+            }
+            anchor = Digest(bytes: hex)
+        }
         var ranges = RangeSet()
         var previousEnd: Int64 = -1
         guard lines.count - 5 <= maxRanges else { throw .malformed("too many ranges") }
@@ -90,7 +109,7 @@ struct ResumeJournal: Equatable, Sendable {
         }
         guard hashed <= ranges.contiguousPrefix else { throw .malformed("hash state beyond the data on disk") }
         return ResumeJournal(digest: digest, size: size, model: model, boot: boot,
-                             point: ResumePoint(ranges: ranges, hashState: state))
+                             point: ResumePoint(ranges: ranges, hashState: state), anchor: anchor)
     }
 
     private static func field(_ line: String, _ key: String) throws(Invalid) -> String {
