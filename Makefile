@@ -14,10 +14,13 @@ build:
 # Every test: unit tests and integration tests against real local servers.
 # Integration tests spawn the release binary, so build it first; the daemon
 # tests drive it with Ollama's Python client from PyPI, in a virtualenv.
+# One test at a time: the integration tests time kills and hang-ups against
+# real transfers, and on 2 cores tests running beside them (several hundred
+# MB pulls, processes awaited on the cooperative pool) starve those timings.
 VENV := Tests/.venv
 test: build $(VENV)/.ready
 	$(SWIFT) build --build-tests
-	HAUL_BIN=$(abspath $(BIN)) HAUL_TEST_PYTHON=$(abspath $(VENV))/bin/python $(SWIFT) test --skip-build
+	HAUL_BIN=$(abspath $(BIN)) HAUL_TEST_PYTHON=$(abspath $(VENV))/bin/python $(SWIFT) test --skip-build --no-parallel
 
 $(VENV)/.ready:
 	python3 -m venv $(VENV)
