@@ -6,9 +6,11 @@ import PackageDescription
 //     -> HaulKit (the embeddable library; no server framework)
 //       -> HaulServer (`haul serve`: Ollama's HTTP API on Hummingbird)
 //         -> haul (the CLI)
+//
+// Linux only (no `platforms`): the C shim uses Linux's fallocate and
+// eventfd, the store flock and /proc/sys/kernel/random/boot_id.
 let package = Package(
     name: "Haul",
-    platforms: [.macOS(.v15)],
     products: [
         .library(name: "HaulKit", targets: ["HaulKit"]),
         .executable(name: "haul", targets: ["haul"]),

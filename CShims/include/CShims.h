@@ -1,14 +1,20 @@
 // CShims: the thin C layer under HaulKit.
 //
-// It exists for three reasons and no others:
+// It exists for these reasons and no others:
 //   1. Swift cannot call C variadic functions, and curl_easy_setopt,
 //      curl_easy_getinfo, curl_multi_setopt and curl_share_setopt are all
-//      variadic. Each wrapper below fixes one argument type.
+//      variadic. Each wrapper below fixes one argument type; two more
+//      flatten structs Swift imports poorly (curl headers, CURLMsg).
 //   2. The per-chunk hot path (curl write callback -> pwrite at the
 //      transfer's offset -> SHA-256) must not allocate, retain or cross into
-//      Swift: curl calls it for every <=16 KiB of body.
+//      Swift: curl calls it for every <=16 KiB of body. The sink also
+//      enforces the store's integrity rule: it never writes below the hash
+//      frontier.
 //   3. OpenSSL's SHA-256 context must be exported and restored as bytes
-//      (for resume), which needs the low-level SHA256_CTX layout.
+//      (for resume), which needs the low-level SHA256_CTX layout; the hash
+//      frontier's thread lives beside it.
+//   4. Linux calls Swift's Glibc module does not export (fallocate, eventfd)
+//      and OpenSSL's Ed25519 (Ollama's signed token requests).
 //
 // Everything else (scheduling, retries, resume, events) is policy and lives
 // in Swift. Every exported symbol is prefixed `hl_`.

@@ -2,7 +2,7 @@ import HaulKit
 import Hummingbird
 import Logging
 
-/// `POST /api/pull` (reference §5): Ollama's request, status codes and
+/// `POST /api/pull` (Ollama's `server/routes.go` `PullHandler`, `api/types.go` `PullRequest`): Ollama's request, status codes and
 /// NDJSON event stream over a Haul pull. Pulls of the same blobs from
 /// different requests share one download (see `Haul`); each request
 /// streams its own progress, and a client that disconnects cancels only

@@ -1,5 +1,5 @@
 /// Where an Ollama server listens and where clients find it: `OLLAMA_HOST`
-/// read with Ollama's rules (`envconfig.Host`, reference §6.3).
+/// read with Ollama's rules (Ollama's `envconfig/config.go` `Host`).
 ///
 ///     ""                  -> http://127.0.0.1:11434
 ///     "0.0.0.0"           -> http://0.0.0.0:11434

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Proxies from the environment, with Go's rules (`http.ProxyFromEnvironment`),
-/// which is what Ollama's users configure (reference §6.3): `HTTPS_PROXY`
+/// which is what Ollama's users configure (Go's `net/http` `ProxyFromEnvironment`, which Ollama's server uses): `HTTPS_PROXY`
 /// for https URLs, `HTTP_PROXY` for http URLs (upper case first, then lower
 /// case; curl on its own would ignore upper-case `HTTP_PROXY`), and
 /// `NO_PROXY` for hosts to reach directly (matched by curl: host names,

@@ -3,7 +3,7 @@ public enum Versions {
     public static let haul = "0.1.0"
     /// The Ollama release whose API and behaviour Haul implements. Ollama's
     /// registry gates new models on the client version in the User-Agent
-    /// (HTTP 412, reference §2.2), and Ollama clients read it from
+    /// (HTTP 412; the User-Agent of Ollama's `server/images.go` `makeRequest`), and Ollama clients read it from
     /// `/api/version`, so it must look like an Ollama version.
     public static let ollamaAPI = "0.33.0"
 

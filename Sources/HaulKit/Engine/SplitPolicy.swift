@@ -1,7 +1,7 @@
 /// Decisions about cutting byte ranges into pieces, kept free of I/O so they
 /// can be tested on their own.
 ///
-/// The tail problem (reference §9.1) is that a range stuck on a slow
+/// The tail problem (ollama/ollama#1736, "stuck at 99%") is that a range stuck on a slow
 /// connection finishes long after the others. Two rules prevent it: a
 /// connection that falls idle takes over the back part of the range with the
 /// most time left, and a connection much slower than its peers has its

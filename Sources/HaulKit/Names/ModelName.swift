@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// A fully qualified model reference, `host/namespace/model:tag`, parsed and
-/// validated with Ollama's grammar (reference §1).
+/// validated with Ollama's grammar (Ollama's `types/model/name.go`).
 ///
 /// Every path Haul derives from a name is built from these four validated
 /// parts, so a name can never point a write outside the models directory:

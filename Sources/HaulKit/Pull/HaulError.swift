@@ -4,7 +4,7 @@ import Glibc
 
 /// Everything that can stop a pull, with the text a user needs to act.
 /// Where Ollama has a message for the same condition, `description` is that
-/// message (reference §5.4), so scripts that match on it keep working.
+/// message (Ollama's `server/images.go` `PullModel` and `pullModelManifest`), so scripts that match on it keep working.
 public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidModelName
     case invalidDigest(String)

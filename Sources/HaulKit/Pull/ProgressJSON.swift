@@ -1,6 +1,6 @@
 import Foundation
 
-/// Ollama's `/api/pull` NDJSON encoding of pull events (reference §5.2):
+/// Ollama's `/api/pull` NDJSON encoding of pull events (Ollama's `api/types.go` `ProgressResponse`):
 /// fields in Ollama's order, `completed` omitted when 0, one object per line.
 public enum ProgressJSON {
     /// The line for `event`, or nil for events Ollama has no line for.

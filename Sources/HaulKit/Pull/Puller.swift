@@ -92,7 +92,7 @@ struct Puller: Sendable {
         }
     }
 
-    /// Ollama's post-pull pruning (reference §6.4): the blobs of the manifest
+    /// Ollama's post-pull pruning (Ollama's `server/images.go` `PullModel`, `deleteUnusedLayers`): the blobs of the manifest
     /// this pull replaced that no stored manifest references any more.
     /// Failing here does not fail the pull; it is reported as a status.
     private func pruneLayers(of replaced: Manifest, keeping current: Manifest, emit: (PullEvent) -> Void) {

@@ -40,7 +40,7 @@ struct RegistryClient: Sendable {
         }
         var response = try await getManifest()
         if response.status == 401 {
-            // Ollama answers a 401 once (reference §2.3); so does Haul.
+            // Ollama answers a 401 once (`server/images.go` `makeRequestWithRetry`); so does Haul.
             try await authorizer.authorize(challengeHeader: response.headers["www-authenticate"])
             response = try await getManifest()
         }

@@ -15,7 +15,7 @@ public struct LocalModel: Sendable, Equatable {
     }
 }
 
-/// Ollama's model directory (reference §6.2):
+/// Ollama's model directory (Ollama's `manifest/paths.go`, `manifest/manifest.go`):
 ///
 ///     $OLLAMA_MODELS/blobs/sha256-<hex>
 ///     $OLLAMA_MODELS/manifests/<host>/<namespace>/<model>/<tag>   (raw bytes)

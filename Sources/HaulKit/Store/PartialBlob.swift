@@ -9,7 +9,7 @@ import Glibc
 /// its digest matched.
 ///
 /// The partials live outside `blobs/` because `ollama serve` deletes every
-/// unknown file in `blobs/` at start-up (reference §6.4).
+/// unknown file in `blobs/` at start-up (Ollama's `server/images.go` `PruneLayers`).
 final class PartialBlob: CheckpointSink {
     let path: String
     let journalPath: String

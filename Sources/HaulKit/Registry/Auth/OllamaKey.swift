@@ -3,7 +3,7 @@ import Foundation
 
 /// The ed25519 identity Ollama signs registry token requests with:
 /// `~/.ollama/id_ed25519`, an unencrypted OpenSSH private key
-/// (reference §3.1). Haul reads it, never creates it: a pull that needs
+/// (Ollama's `auth/auth.go`). Haul reads it, never creates it: a pull that needs
 /// it without it gets an anonymous token request instead.
 public struct OllamaKey: Sendable {
     let seed: [UInt8]
@@ -71,7 +71,7 @@ public struct OllamaKey: Sendable {
     }
 
     /// Ollama's `Authorization` value for a token request to `url`
-    /// (reference §3.3): `<public key>:<signature>` over
+    /// (Ollama's `server/auth.go` `getAuthorizationToken`): `<public key>:<signature>` over
     /// `GET,<url>,<base64 of the hex SHA-256 of the empty body>`.
     func authorization(forTokenURL url: String) throws(HaulError) -> String {
         let emptyBodyHash = Data(Hex.encode(SHA256.hash([])).utf8).base64EncodedString()

@@ -141,7 +141,7 @@ final class RegistryAuthorizer: Sendable {
         return realm + (realm.contains("?") ? "&" : "?") + query.joined(separator: "&")
     }
 
-    /// Ollama's token URL (reference §3.3): the realm's query plus
+    /// Ollama's token URL (Ollama's `server/auth.go` `getAuthorizationToken`): the realm's query plus
     /// `service`, each `scope`, `ts` and a random `nonce`, keys sorted as
     /// Go's `url.Values.Encode` sorts them, since the URL is what is signed.
     static func ollamaTokenURL(realm: String, service: String, scope: String,
