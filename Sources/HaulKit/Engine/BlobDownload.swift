@@ -146,14 +146,14 @@ final class BlobDownload {
     /// Records bytes written since the last call and feeds the hash frontier.
     func sync() {
         for t in active {
-            let offset = t.sink.pointee.offset
+            let offset = t.sink.offset
             if offset > t.synced {
                 written.insert(t.synced..<offset)
                 t.synced = offset
             }
             // The first piece settles the source as soon as its response is
             // accepted, so the other pieces need not wait for its last byte.
-            if t.resolving, t.sink.pointee.checked != 0, t.sink.pointee.reject == 0 {
+            if t.resolving, t.sink.checked, t.sink.verdict == .accepted {
                 t.resolving = false
                 source = t.status == 200 ? .singleStream(t.url) : .resolved(t.url)
                 if case .singleStream = source {
@@ -191,28 +191,28 @@ final class BlobDownload {
         guard let index = active.firstIndex(where: { $0 === t }) else { return }
         active.remove(at: index)
         guard !isDone else { return }
-        let s = t.sink.pointee
+        let s = t.sink
         let status = t.status
-        let remainder = s.offset..<max(s.offset, s.stop_at)
+        let remainder = s.offset..<max(s.offset, s.stopAt)
         let wasResolving = t.resolving
         if wasResolving { source = .unresolved }
         // A URL that still delivers has not expired: expiry counts restart.
         if s.offset > s.start { reresolves = 0 }
-        DebugTrace.log("\(job.digest.short) end \(s.start)..<\(s.offset) of \(s.stop_at) status=\(status) code=\(code.rawValue) reject=\(s.reject) in \(ByteFormat.oneDecimal(now - t.startedAt))s")
+        DebugTrace.log("\(job.digest.short) end \(s.start)..<\(s.offset) of \(s.stopAt) status=\(status) code=\(code.rawValue) verdict=\(s.verdict) in \(ByteFormat.oneDecimal(now - t.startedAt))s")
 
-        if s.reject == Int32(HL_SINK_WRITE_FAILED) {
-            fail(.io(operation: "write", path: job.path, errno: s.err_no))
+        if s.verdict == .writeFailed {
+            fail(.io(operation: "write", path: job.path, errno: s.errno))
             return
         }
         if (300..<400).contains(status) {
             followRedirect(from: t, status: status, remainder: remainder, attempts: t.attempts)
             return
         }
-        if s.reject == Int32(HL_SINK_STOPPED) || (code == CURLE_OK && remainder.isEmpty && s.checked != 0) {
+        if s.verdict == .stopped || (code == CURLE_OK && remainder.isEmpty && s.checked) {
             if wasResolving { source = status == 200 ? .singleStream(t.url) : .resolved(t.url) }
             return
         }
-        if status == 200 && s.reject == Int32(HL_SINK_BAD_STATUS) {
+        if status == 200 && s.verdict == .badStatus {
             // Range ignored on a later request: the only way on is one
             // stream of the whole blob, written from the sealed prefix.
             DebugTrace.log("\(job.digest.short) \(t.url) ignored Range: one stream from \(written.contiguousPrefix)")
@@ -222,7 +222,7 @@ final class BlobDownload {
             restartSingleStream(Piece(range: 0..<job.size, attempts: t.attempts))
             return
         }
-        if s.reject == Int32(HL_SINK_OVERLAP) {
+        if s.verdict == .overlap {
             fail(.network(url: t.url, message: "internal error: a range overlapped bytes already sealed for hashing; nothing was stored"))
             return
         }
@@ -240,7 +240,7 @@ final class BlobDownload {
         let onCDN = !Self.sameOrigin(t.url, job.url)
         // Only the server's own verdict counts: a 2xx/3xx cut short is a
         // network failure, whatever the status line said.
-        let verdict = s.reject == Int32(HL_SINK_BAD_STATUS) ? status : 0
+        let verdict = s.verdict == .badStatus ? status : 0
         switch RetryPolicy.decide(status: verdict, onCDN: onCDN) {
         case .notFound:
             fail(.blobNotFound(job.digest))
@@ -300,10 +300,10 @@ final class BlobDownload {
         sync()
         guard let index = active.firstIndex(where: { $0 === t }) else { return }
         active.remove(at: index)
-        let s = t.sink.pointee
+        let s = t.sink
         failures += 1
-        DebugTrace.log("\(job.digest.short) abandon \(s.offset)..<\(s.stop_at): \(why)")
-        requeue(Piece(range: s.offset..<max(s.offset, s.stop_at), attempts: t.attempts + (s.offset > s.start ? 0 : 1)))
+        DebugTrace.log("\(job.digest.short) abandon \(s.offset)..<\(s.stopAt): \(why)")
+        requeue(Piece(range: s.offset..<max(s.offset, s.stopAt), attempts: t.attempts + (s.offset > s.start ? 0 : 1)))
         loopToCancel.append(t)
     }
 
@@ -313,14 +313,14 @@ final class BlobDownload {
 
     /// Lowers an in-flight transfer's end to `cut` and queues the rest.
     func split(_ t: Transfer, at cut: Int64, now: Double) {
-        let end = t.sink.pointee.stop_at
+        let end = t.sink.stopAt
         guard cut < end else { return }
         // The sink may hold received bytes past `cut` that it has not
         // written yet: it stops after them, never before.
-        let stop = hl_sink_lower_stop(t.sink, cut)
+        let stop = t.sink.lowerStop(to: cut)
         guard stop < end else { return }
         t.lastSplitAt = now
-        DebugTrace.log("\(job.digest.short) split at \(stop): kept \(t.sink.pointee.offset)..<\(stop), queued ..<\(end), rate \(Int(t.rate ?? 0) >> 20) MiB/s")
+        DebugTrace.log("\(job.digest.short) split at \(stop): kept \(t.sink.offset)..<\(stop), queued ..<\(end), rate \(Int(t.rate ?? 0) >> 20) MiB/s")
         requeue(Piece(range: stop..<end))
     }
 
@@ -357,37 +357,36 @@ final class BlobDownload {
     }
 
     private func failureText(_ t: Transfer, code: CURLcode, status: Int) -> String {
-        let s = t.sink.pointee
+        let s = t.sink
         let host = URLParts(t.url)?.host ?? "server"
-        switch Int(s.reject) {
-        case Int(HL_SINK_BAD_CONTENT_RANGE):
+        switch s.verdict {
+        case .badContentRange:
             let got = t.header("Content-Range").map { "\"\(HaulError.quoted($0))\"" } ?? "none"
             return "\(host) answered bytes \(s.start)-\(s.end - 1) with Content-Range \(got)"
-        case Int(HL_SINK_BAD_LENGTH):
+        case .badLength:
             return "\(host) sent a Content-Length that is not the blob size \(job.size)"
-        case Int(HL_SINK_OVERLONG):
+        case .overlong:
             return "\(host) sent more than the requested bytes \(s.start)-\(s.end - 1)"
-        case Int(HL_SINK_BAD_STATUS):
-            let body = String(decoding: withUnsafeBytes(of: t.sink.pointee.error_body) { Array($0.prefix(Int(s.error_body_len))) },
-                              as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        case .badStatus:
+            let body = s.errorBody.trimmingCharacters(in: .whitespacesAndNewlines)
             return body.isEmpty ? "\(host) answered \(status)" : "\(host) answered \(status): \(HaulError.quoted(body, limit: 200))"
         default:
             break
         }
         if code != CURLE_OK { return t.errorText(code) }
-        if s.checked == 0 { return "\(host) answered \(status) with no body" }
-        return "unexpected EOF: \(host) sent \(s.offset - s.start) of \(s.stop_at - s.start) bytes"
+        if !s.checked { return "\(host) answered \(status) with no body" }
+        return "unexpected EOF: \(host) sent \(s.offset - s.start) of \(s.stopAt - s.start) bytes"
     }
 
     /// The blob size a refused response announced, when it announced one.
     private func servedSize(_ t: Transfer) -> Int64? {
-        switch Int(t.sink.pointee.reject) {
-        case Int(HL_SINK_BAD_CONTENT_RANGE):
+        switch t.sink.verdict {
+        case .badContentRange:
             var first: Int64 = 0, last: Int64 = 0, total: Int64 = 0
             guard let value = t.header("Content-Range"), hl_parse_content_range(value, &first, &last, &total) == 0,
                   total >= 0 else { return nil }
             return total
-        case Int(HL_SINK_BAD_LENGTH):
+        case .badLength:
             var length: curl_off_t = -1
             _ = hl_easy_getinfo_off(t.easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length)
             return length >= 0 ? Int64(length) : nil

@@ -152,7 +152,7 @@ final class EventLoop {
                     } else {
                         // A range cut short still keeps the bytes it received
                         // but had not written (at most a page).
-                        _ = hl_sink_flush(t.sink)
+                        t.sink.flush()
                         blob.transferEnded(t, code: code, now: MonotonicClock.now(), config: config)
                     }
                     if blob.isDone { forget(blob) }
@@ -163,8 +163,7 @@ final class EventLoop {
     }
 
     private func noteCompletion(_ t: Transfer, code: CURLcode) {
-        let s = t.sink.pointee
-        let bytes = s.offset - s.start
+        let bytes = t.sink.offset - t.sink.start
         let seconds = MonotonicClock.now() - t.startedAt
         guard code == CURLE_OK, bytes >= 1 << 20, seconds > 0.05 else { return }
         let rate = Double(bytes) / seconds
@@ -184,9 +183,8 @@ final class EventLoop {
     }
 
     private func response(of t: Transfer, code: CURLcode) -> Result<HTTPResponse, any Error> {
-        let s = t.sink.pointee
-        if s.reject == Int32(HL_SINK_TOO_LARGE) {
-            return .failure(HaulError.network(url: t.url, message: "response larger than \(s.mem_limit) bytes"))
+        if t.sink.verdict == .tooLarge {
+            return .failure(HaulError.network(url: t.url, message: "response larger than \(t.sink.memoryLimit) bytes"))
         }
         if code == CURLE_UNSUPPORTED_PROTOCOL, let target = t.redirectURL {
             return .failure(HaulError.network(url: t.url, message: Transfer.refusedRedirect(to: target)))
@@ -194,7 +192,7 @@ final class EventLoop {
         if code != CURLE_OK {
             return .failure(HaulError.network(url: t.url, message: t.errorText(code)))
         }
-        let body = s.mem.map { Array(UnsafeBufferPointer(start: $0, count: s.mem_len)) } ?? []
+        let body = t.sink.body
         var headers: [String: String] = [:]
         for name in HTTPResponse.capturedHeaders {
             if let v = t.header(name) { headers[name] = v }
@@ -259,16 +257,16 @@ final class EventLoop {
         let median = expectedRate(peers: pieceTransfers().compactMap { $0.1.rate })
         var best: (BlobDownload, Transfer, Double)?
         for (blob, t) in pieceTransfers() {
-            let remaining = Double(t.sink.pointee.stop_at - t.sink.pointee.offset)
+            let remaining = Double(t.sink.stopAt - t.sink.offset)
             let eta = remaining / max(t.rate ?? median ?? 1, 1)
             if best == nil || eta > best!.2 { best = (blob, t, eta) }
         }
         // A range about to finish is not worth a new connection: the split
         // aborts the old response, wasting what is already in flight.
         guard let (blob, t, eta) = best, eta >= config.minStealSeconds else { return false }
-        let s = t.sink.pointee
+        let s = t.sink
         let rate = t.rate ?? median ?? 1
-        guard let cut = SplitPolicy.splitPoint(offset: s.offset, end: s.stop_at, rate: rate,
+        guard let cut = SplitPolicy.splitPoint(offset: s.offset, end: s.stopAt, rate: rate,
                                                newRate: median ?? rate, minPiece: config.minPieceSize)
         else { return false }
         blob.split(t, at: cut, now: now)
@@ -287,8 +285,8 @@ final class EventLoop {
                 let peers = pieces.compactMap { $0.1 === t ? nil : $0.1.rate }
                 guard let median = expectedRate(peers: peers),
                       SplitPolicy.isSlow(rate: rate, peerMedian: median, age: now - t.startedAt) else { continue }
-                let s = t.sink.pointee
-                if let cut = SplitPolicy.splitPoint(offset: s.offset, end: s.stop_at, rate: rate,
+                let s = t.sink
+                if let cut = SplitPolicy.splitPoint(offset: s.offset, end: s.stopAt, rate: rate,
                                                     newRate: median, minPiece: config.minPieceSize) {
                     blob.split(t, at: cut, now: now)
                 }

@@ -15,7 +15,7 @@ final class Transfer {
     }
 
     let easy: OpaquePointer
-    let sink: UnsafeMutablePointer<hl_sink>
+    let sink: Sink
     let purpose: Purpose
     let url: String
     let startedAt: Double
@@ -52,15 +52,15 @@ final class Transfer {
         return self
     }
 
-    private init(easy: OpaquePointer, sink: UnsafeMutablePointer<hl_sink>, purpose: Purpose, url: String, now: Double) {
+    private init(easy: OpaquePointer, sink: Sink, purpose: Purpose, url: String, now: Double) {
         self.easy = easy
         self.sink = sink
         self.purpose = purpose
         self.url = url
         self.startedAt = now
-        self.synced = sink.pointee.offset
+        self.synced = sink.offset
         self.sampleTime = now
-        self.sampleOffset = sink.pointee.offset
+        self.sampleOffset = sink.offset
         self.lastByteAt = now
     }
 
@@ -74,7 +74,7 @@ final class Transfer {
             curl_easy_cleanup(easy)
             throw .network(url: url, message: "could not create a curl handle")
         }
-        let t = Transfer(easy: easy, sink: sink, purpose: .piece(blob: blob), url: url, now: now)
+        let t = Transfer(easy: easy, sink: Sink(raw: sink), purpose: .piece(blob: blob), url: url, now: now)
         t.configure(url: url, headers: headers, followRedirects: followRedirects, insecure: insecure,
                     share: share, config: config)
         t.check(hl_easy_setopt_str(easy, CURLOPT_RANGE, "\(range.lowerBound)-\(range.upperBound - 1)"), "CURLOPT_RANGE")
@@ -89,7 +89,7 @@ final class Transfer {
             curl_easy_cleanup(easy)
             throw .network(url: request.url, message: "could not create a curl handle")
         }
-        let t = Transfer(easy: easy, sink: sink, purpose: .fetch(id: id), url: request.url, now: now)
+        let t = Transfer(easy: easy, sink: Sink(raw: sink), purpose: .fetch(id: id), url: request.url, now: now)
         t.configure(url: request.url, headers: request.headers, followRedirects: request.followRedirects,
                     insecure: request.insecure, share: share, config: config)
         return try t.verified()
@@ -148,7 +148,7 @@ final class Transfer {
         closed = true
         curl_easy_cleanup(easy)
         curl_slist_free_all(headerList)
-        hl_sink_free(sink)
+        sink.free()
     }
 
     deinit { assert(closed, "Transfer must be closed by the loop before it is released") }
@@ -178,9 +178,7 @@ final class Transfer {
 
     /// curl's explanation of a failed transfer, in words a user can act on.
     func errorText(_ code: CURLcode) -> String {
-        let buffer = withUnsafeBytes(of: &sink.pointee.error) { raw in
-            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-        }
+        let buffer = sink.curlError
         let curl = buffer.isEmpty ? String(cString: curl_easy_strerror(code)) : buffer
         if headersTooLarge(code) {
             return "the server's response headers are larger than Haul accepts (a broken or hostile server; curl: \(curl))"
@@ -193,9 +191,7 @@ final class Transfer {
     /// 8.6. Not a glitch to retry.
     func headersTooLarge(_ code: CURLcode) -> Bool {
         guard code != CURLE_OK else { return false }
-        let buffer = withUnsafeBytes(of: &sink.pointee.error) { raw in
-            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-        }
+        let buffer = sink.curlError
         return code == CURLE_OUT_OF_MEMORY || code.rawValue == 100 || buffer.hasPrefix("Too large response header")
     }
 
@@ -204,7 +200,7 @@ final class Transfer {
     func sampleRate(now: Double) {
         let dt = now - sampleTime
         guard dt >= 0.25 else { return }
-        let offset = sink.pointee.offset
+        let offset = sink.offset
         if offset > sampleOffset { lastByteAt = now }
         let instant = Double(offset - sampleOffset) / dt
         rate = rate.map { 0.5 * $0 + 0.5 * instant } ?? instant
