@@ -72,7 +72,10 @@ struct ModelRoutes: Sendable {
     /// empty body, as Ollama answers.
     func delete(_ request: Request) async -> Response {
         do {
-            try haul.store.remove(try await modelName(in: request))
+            let name = try await modelName(in: request)
+            // Deleting waits for the store's deletion lock: off the
+            // cooperative pool.
+            try await haul.remove(name)
             return Response(status: .ok)
         } catch {
             return failure(error)

@@ -27,11 +27,11 @@ struct PullRoute: Sendable {
             return error.response
         }
         let name = body.modelName
-        guard (try? ModelName(parsing: name)) != nil else {
+        guard let parsed = try? ModelName(parsing: name) else {
             return APIError.badRequest("invalid model name").response
         }
         logger.info("pull \(name): started")
-        let events = haul.pull(name, insecure: body.insecure ?? false)
+        let events = haul.pull(parsed, insecure: body.insecure ?? false)
         if body.stream ?? true {
             return streaming(events, name: name)
         }

@@ -108,7 +108,7 @@ import Testing
         #expect(PartialBlob.isFile(fd, at: path))
         // What B goes on to do with its file (a fresh partial: emptied and
         // preallocated) leaves the stored blob alone.
-        let partial = try PartialBlob(locked: fd, path: path, digest: digest, size: 4096, model: "m")
+        let partial = try PartialBlob(locked: fd, files: PartialFiles(data: path), digest: digest, size: 4096, model: "m")
         #expect(partial.resume == .empty)
         #expect(try FileSystem.readFile(store.blobPath(digest), limit: 100) == data)
         #expect(FileSystem.size(path) == 4096)

@@ -39,6 +39,12 @@ public final class Haul: Sendable {
         run { puller, emit in try await puller.pull(ModelName(parsing: name), insecure: insecure, emit: emit) }
     }
 
+    /// Pulls a name the caller parsed already (the daemon validates it
+    /// before answering).
+    public func pull(_ name: ModelName, insecure: Bool = false) -> AsyncThrowingStream<PullEvent, any Error> {
+        run { puller, emit in try await puller.pull(name, insecure: insecure, emit: emit) }
+    }
+
     /// Runs one pull (or repair) as a task that `shutdown` can stop, its
     /// events on the stream returned.
     private func run(_ body: @escaping @Sendable (Puller, @escaping @Sendable (PullEvent) -> Void) async throws -> Void)
@@ -81,5 +87,12 @@ public final class Haul: Sendable {
 
     public func remove(_ name: String) throws(HaulError) {
         try store.remove(ModelName(parsing: name))
+    }
+
+    /// Removes a model without blocking the caller's thread (deleting waits
+    /// for the store's deletion lock, which another process may hold).
+    public func remove(_ name: ModelName) async throws(HaulError) {
+        let store = self.store
+        try await BlockingIO.run { () throws(HaulError) in try store.remove(name) }
     }
 }

@@ -21,9 +21,9 @@ struct Puller: Sendable {
             emit(.verifying)
             emit(.writingManifest)
             let replaced = try? store.manifest(for: name)
-            try store.writeManifest(manifest, for: name)
+            try await BlockingIO.run { [store] () throws(HaulError) in try store.writeManifest(manifest, for: name) }
             if prune, let replaced {
-                pruneLayers(of: replaced, keeping: manifest, emit: emit)
+                await pruneLayers(of: replaced, keeping: manifest, emit: emit)
             }
         }
         emit(.success)
@@ -43,17 +43,17 @@ struct Puller: Sendable {
     /// Pins the manifest's blobs, announces the plan, fetches the missing
     /// ones, then runs `finish` while they are still pinned.
     private func fetchBlobs(of manifest: Manifest, name: ModelName, registry: RegistryClient,
-                            emit: @escaping @Sendable (PullEvent) -> Void, finish: () throws -> Void) async throws {
+                            emit: @escaping @Sendable (PullEvent) -> Void, finish: () async throws -> Void) async throws {
         let blobs = try manifest.blobs
         // Pinned before looking for cached blobs: a deletion in any process
         // either ran before (and the blob is fetched again) or keeps it.
-        let pin = try StorePins(store: store).pin(blobs.map(\.digest))
+        let pin = try await BlockingIO.run { [store] () throws(HaulError) in try StorePins(store: store).pin(blobs.map(\.digest)) }
         defer { pin.release() }
         let cached = Set(blobs.filter(store.hasBlob).map(\.digest))
         let plan = PullPlan(name: name, manifestDigest: manifest.digest, blobs: blobs, cached: cached)
         emit(.plan(plan))
         try await fetchMissing(blobs, cached: cached, plan: plan, name: name, registry: registry, emit: emit)
-        try finish()
+        try await finish()
     }
 
     /// Downloads every blob not in `cached`, each verified as it completes.
@@ -92,15 +92,16 @@ struct Puller: Sendable {
         }
     }
 
-    /// Ollama's post-pull pruning (Ollama's `server/images.go` `PullModel`, `deleteUnusedLayers`): the blobs of the manifest
-    /// this pull replaced that no stored manifest references any more.
-    /// Failing here does not fail the pull; it is reported as a status.
-    private func pruneLayers(of replaced: Manifest, keeping current: Manifest, emit: (PullEvent) -> Void) {
+    /// Ollama's post-pull pruning (`server/images.go` `PullModel`,
+    /// `deleteUnusedLayers`): the blobs of the manifest this pull replaced
+    /// that no stored manifest references any more. Failing here does not
+    /// fail the pull; it is reported as a status.
+    private func pruneLayers(of replaced: Manifest, keeping current: Manifest, emit: (PullEvent) -> Void) async {
         let candidates = Set(replaced.referencedDigests).subtracting(current.referencedDigests)
         guard !candidates.isEmpty else { return }
         emit(.removingUnusedLayers)
         do {
-            try store.removeUnreferencedBlobs(candidates)
+            try await BlockingIO.run { [store] () throws(HaulError) in try store.removeUnreferencedBlobs(candidates) }
         } catch {
             emit(.status("couldn't remove unused layers: \(error)"))
         }
@@ -121,18 +122,20 @@ struct Puller: Sendable {
         while true {
             // A pull cancelled before this blob started leaves no partial.
             try Task.checkCancellation()
-            let path = store.partialPath(layer.digest)
-            let fd = try await PartialBlob.lockedDescriptor(path: path) {
+            let files = store.partialFiles(layer.digest)
+            let fd = try await PartialBlob.lockedDescriptor(path: files.data) {
                 emit(.status("waiting for another Haul process to finish \(layer.digest.fileName)"))
             }
             // The holder this one waited for may have stored the blob.
             if store.hasBlob(layer) {
-                PartialBlob.removeLocked(fd: fd, path: path)
+                PartialBlob.removeLocked(fd: fd, files: files)
                 emit(.progress(BlobProgress(digest: layer.digest, total: layer.size, completed: layer.size, hashed: layer.size)))
                 return
             }
-            let partial = try PartialBlob(locked: fd, path: path, digest: layer.digest, size: layer.size, model: model,
-                                          durableEvery: (config.durableCheckpointBytes, config.durableCheckpointInterval))
+            let durable = (config.durableCheckpointBytes, config.durableCheckpointInterval)
+            let partial = try await BlockingIO.run { () throws(HaulError) in
+                try PartialBlob(locked: fd, files: files, digest: layer.digest, size: layer.size, model: model, durableEvery: durable)
+            }
             let resumed = partial.resume.ranges.count > 0
             if partial.resume.ranges.count > lastResumed { reauthorizations = 0 }
             lastResumed = partial.resume.ranges.count
@@ -156,7 +159,8 @@ struct Puller: Sendable {
                 continue
             }
             if got == layer.digest {
-                try partial.commit(to: store.blobPath(layer.digest))
+                let final = store.blobPath(layer.digest)
+                try await BlockingIO.run { () throws(HaulError) in try partial.commit(to: final) }
                 return
             }
             partial.discard()

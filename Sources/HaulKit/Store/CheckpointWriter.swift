@@ -37,16 +37,15 @@ final class CheckpointWriter: Sendable {
     private let durableBytes: Int64
     private let durableInterval: Double
 
-    init(fd: Int32, journalPath: String, digest: Digest, size: Int64, model: String,
+    init(fd: Int32, files: PartialFiles, digest: Digest, size: Int64, model: String,
          durableBytes: Int64, durableInterval: Double) {
         self.durableBytes = durableBytes
         self.durableInterval = durableInterval
-        let livePath = journalPath + ".live"
         live = Lane(label: "haul.checkpoint.live") { point, _ in
             let journal = ResumeJournal(digest: digest, size: size, model: model, boot: BootID.current, point: point,
                                         anchor: PartialBlob.anchor(of: fd, hashed: point.hashed))
             do {
-                try FileSystem.writeAtomically(journal.encode(), to: livePath, fsyncFile: false, syncDirectory: false)
+                try FileSystem.writeAtomically(journal.encode(), to: files.liveJournal, fsyncFile: false, syncDirectory: false)
             } catch {
                 DebugTrace.log("\(digest.short) live checkpoint skipped: \(error)")
             }
@@ -62,7 +61,7 @@ final class CheckpointWriter: Sendable {
             do {
                 // The directory sync is needed only for the last one: a lost
                 // rename leaves the previous journal, which is still true.
-                try FileSystem.writeAtomically(journal.encode(), to: journalPath, syncDirectory: final)
+                try FileSystem.writeAtomically(journal.encode(), to: files.journal, syncDirectory: final)
                 DebugTrace.log("\(digest.short) durable checkpoint \(point.ranges.count) bytes in \(Int((MonotonicClock.now() - started) * 1000)) ms")
             } catch {
                 // A missed checkpoint costs re-downloading a little after a

@@ -11,8 +11,8 @@ import Glibc
 /// The partials live outside `blobs/` because `ollama serve` deletes every
 /// unknown file in `blobs/` at start-up (Ollama's `server/images.go` `PruneLayers`).
 final class PartialBlob: CheckpointSink {
-    let path: String
-    let journalPath: String
+    let files: PartialFiles
+    var path: String { files.data }
     let fd: Int32
     let size: Int64
     /// What the file already held and the journal vouched for.
@@ -25,9 +25,8 @@ final class PartialBlob: CheckpointSink {
     /// journal checks out is resumed; anything else is emptied. The size is
     /// then reserved on disk, so a full disk is reported now rather than
     /// mid-download. Owns `fd` from here on, closing it on failure too.
-    init(locked fd: Int32, path: String, digest: Digest, size: Int64, model: String,
+    init(locked fd: Int32, files: PartialFiles, digest: Digest, size: Int64, model: String,
          durableEvery: (bytes: Int64, seconds: Double) = (64 << 20, 2.0)) throws(HaulError) {
-        let journalPath = path + ".journal"
         let recovered: (journal: ResumeJournal?, why: String?)
         // Everything that can fail happens before `self` is whole: a
         // throwing init of a whole object would also run deinit, closing
@@ -35,25 +34,23 @@ final class PartialBlob: CheckpointSink {
         do {
             var st = stat()
             let onDisk: Int64 = fstat(fd, &st) == 0 ? Int64(st.st_size) : -1
-            recovered = Self.recover(journalPath: journalPath, digest: digest, size: size, onDisk: onDisk, data: fd)
-            Self.removeStaleTemps(of: journalPath)
-            Self.removeStaleTemps(of: journalPath + ".live")
+            recovered = Self.recover(files, digest: digest, size: size, onDisk: onDisk, data: fd)
+            Self.removeStaleTemps(of: files.journal)
+            Self.removeStaleTemps(of: files.liveJournal)
             if recovered.journal == nil || recovered.journal!.point.ranges.count == 0 {
-                unlink(journalPath)
-                unlink(journalPath + ".live")
-                try FileSystem.check(ftruncate(fd, 0), "truncate", path)
+                files.removeJournals()
+                try FileSystem.check(ftruncate(fd, 0), "truncate", files.data)
             }
-            try Self.preallocate(fd: fd, size: size, path: path)
+            try Self.preallocate(fd: fd, size: size, path: files.data)
         } catch {
             close(fd)
             throw error
         }
-        self.path = path
-        self.journalPath = journalPath
+        self.files = files
         self.fd = fd
         self.size = size
         (resume, discarded) = (recovered.journal?.point ?? .empty, recovered.why)
-        writer = CheckpointWriter(fd: fd, journalPath: journalPath, digest: digest, size: size, model: model,
+        writer = CheckpointWriter(fd: fd, files: files, digest: digest, size: size, model: model,
                                   durableBytes: durableEvery.bytes, durableInterval: durableEvery.seconds)
     }
 
@@ -118,21 +115,21 @@ final class PartialBlob: CheckpointSink {
     /// is none. Every claim is checked against what it describes (with
     /// `data`, the data file itself, by the journal's anchor); the live
     /// journal only counts if no reboot happened since it was written.
-    static func recover(journalPath: String, digest: Digest, size: Int64, onDisk: Int64,
+    static func recover(_ files: PartialFiles, digest: Digest, size: Int64, onDisk: Int64,
                         data: Int32? = nil) -> (journal: ResumeJournal?, why: String?) {
         func load(_ path: String) -> Result<ResumeJournal, ResumeJournal.Invalid>? {
             guard let bytes = try? FileSystem.readFile(path, limit: ResumeJournal.maxBytes) else { return nil }
             return Result { () throws(ResumeJournal.Invalid) in try ResumeJournal.decode(bytes) }
         }
         var candidates: [Result<ResumeJournal, ResumeJournal.Invalid>] = []
-        if let live = load(journalPath + ".live") {
+        if let live = load(files.liveJournal) {
             if case .success(let j) = live, j.boot == nil || j.boot != BootID.current {
                 DebugTrace.log("\(digest.short) live journal is from another boot; using the durable one")
             } else {
                 candidates.append(live)
             }
         }
-        if let durable = load(journalPath) { candidates.append(durable) }
+        if let durable = load(files.journal) { candidates.append(durable) }
         guard !candidates.isEmpty else {
             return (nil, onDisk > 0 ? "partial data without a readable journal" : nil)
         }
@@ -195,28 +192,21 @@ final class PartialBlob: CheckpointSink {
     /// journal goes last, so a crash in between leaves a blob plus a stale
     /// journal (cleaned up later), never a journal-less partial.
     func commit(to finalPath: String) throws(HaulError) {
-        try FileSystem.check(FileSystem.retrying { fdatasync(fd) }, "fsync", path)
-        try FileSystem.check(rename(path, finalPath), "rename", finalPath)
+        try FileSystem.check(FileSystem.retrying { fdatasync(fd) }, "fsync", files.data)
+        try FileSystem.check(rename(files.data, finalPath), "rename", finalPath)
         try FileSystem.syncDirectory(FileSystem.parent(of: finalPath))
-        unlink(journalPath + ".live")
-        unlink(journalPath)
+        files.removeJournals()
     }
 
     /// Removes the partial of a blob that is stored already (another
     /// process finished it while this one waited), holding its lock.
-    static func removeLocked(fd: Int32, path: String) {
-        unlink(path + ".journal.live")
-        unlink(path + ".journal")
-        unlink(path)
+    static func removeLocked(fd: Int32, files: PartialFiles) {
+        files.removeAll()
         close(fd)
     }
 
     /// Removes the data and its journal (after a digest mismatch).
-    func discard() {
-        unlink(journalPath + ".live")
-        unlink(journalPath)
-        unlink(path)
-    }
+    func discard() { files.removeAll() }
 
     deinit { close(fd) }
 }

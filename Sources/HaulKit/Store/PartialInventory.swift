@@ -31,9 +31,10 @@ extension ModelStore {
             var st = stat()
             guard stat(path, &st) == 0 else { continue }
             // The journal a resume would use, judged by the same rules.
-            let journal = PartialBlob.recover(journalPath: path + ".journal", digest: digest,
+            let files = PartialFiles(data: path)
+            let journal = PartialBlob.recover(files, digest: digest,
                                               size: Int64(st.st_size), onDisk: Int64(st.st_size)).journal
-            let mtime = FileSystem.modificationTime(path + ".journal") ?? FileSystem.modificationTime(path) ?? 0
+            let mtime = FileSystem.modificationTime(files.journal) ?? FileSystem.modificationTime(path) ?? 0
             out.append(PartialDownload(digest: digest, size: journal?.size ?? Int64(st.st_size),
                                        completed: journal?.point.ranges.count ?? 0, model: journal?.model,
                                        modified: Date(timeIntervalSince1970: mtime),
@@ -45,16 +46,12 @@ extension ModelStore {
     /// Deletes a partial blob and its journal; refuses one a running pull
     /// holds.
     public func removePartial(_ digest: Digest) throws(HaulError) {
-        let path = partialPath(digest)
-        guard [path, path + ".journal", path + ".journal.live"].contains(where: FileSystem.exists) else {
-            throw .io(operation: "remove partial", path: path, errno: ENOENT)
+        let files = partialFiles(digest)
+        guard files.exist else { throw .io(operation: "remove partial", path: files.data, errno: ENOENT) }
+        guard let fd = lockedForRemoval(files) else {
+            throw .io(operation: "remove partial (a pull is downloading it)", path: files.data, errno: EBUSY)
         }
-        if isLocked(path) {
-            throw .io(operation: "remove partial (a pull is downloading it)", path: path, errno: EBUSY)
-        }
-        for p in [path + ".journal.live", path + ".journal", path] where unlink(p) != 0 && errno != ENOENT {
-            throw .io(operation: "remove", path: p, errno: errno)
-        }
+        PartialBlob.removeLocked(fd: fd, files: files)
     }
 
     /// Bytes already reserved on disk for this blob by an earlier attempt.
@@ -67,17 +64,22 @@ extension ModelStore {
     /// Leftovers of a blob that is stored now (a crash between its commit
     /// and the journal's removal, or another tool finished it).
     func removeStalePartial(_ digest: Digest) {
-        let path = partialPath(digest)
-        guard [path, path + ".journal", path + ".journal.live"].contains(where: FileSystem.exists) else { return }
-        // Under the partial's own lock, on the file the path names: a
-        // process that starts on it meanwhile waits, then finds it gone.
-        let fd = FileSystem.retrying { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
-        guard fd >= 0 else { return }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0, PartialBlob.isFile(fd, at: path) else {
+        let files = partialFiles(digest)
+        guard files.exist, let fd = lockedForRemoval(files) else { return }
+        PartialBlob.removeLocked(fd: fd, files: files)
+    }
+
+    /// The partial's lock, taken without waiting, on the file its path
+    /// names: whoever starts on it meanwhile waits, then finds it gone. Nil
+    /// while a pull holds it.
+    private func lockedForRemoval(_ files: PartialFiles) -> Int32? {
+        let fd = FileSystem.retrying { open(files.data, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
+        guard fd >= 0 else { return nil }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0, PartialBlob.isFile(fd, at: files.data) else {
             close(fd)
-            return
+            return nil
         }
-        PartialBlob.removeLocked(fd: fd, path: path)
+        return fd
     }
 
     /// Whether another open file description holds the partial's lock.

@@ -172,6 +172,6 @@ extension PartialBlob {
             close(fd)
             throw HaulError.io(operation: "lock", path: path, errno: code)
         }
-        try self.init(locked: fd, path: path, digest: digest, size: size, model: model, durableEvery: durableEvery)
+        try self.init(locked: fd, files: PartialFiles(data: path), digest: digest, size: size, model: model, durableEvery: durableEvery)
     }
 }
