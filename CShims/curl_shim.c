@@ -5,13 +5,11 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
-#include <sys/eventfd.h>
 
 int hl_fallocate(int fd, int64_t offset, int64_t length) {
   return fallocate(fd, 0, (off_t)offset, (off_t)length);
 }
 
-int hl_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 

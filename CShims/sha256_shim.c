@@ -22,13 +22,14 @@ struct hl_hasher {
   int threaded;
   pthread_t thread;
   pthread_mutex_t lock;
-  pthread_cond_t wake;
+  pthread_cond_t cond;
   // Guarded by `lock` in threaded mode; loop-thread-only in inline mode.
   int64_t prefix;        // contiguous bytes known to be on disk
   int64_t hashed;        // bytes folded into `ctx`
   SHA256_CTX snapshot;   // ctx at `hashed`, for export while the thread runs
   int stop;
   int error;
+  CURLM *wake;           // woken when the digest is final or a read failed
   // Owned by the hashing thread (threaded) or the loop thread (inline).
   SHA256_CTX ctx;
   unsigned char *buf;
@@ -97,7 +98,7 @@ static void *hasher_main(void *arg) {
   pthread_mutex_lock(&h->lock);
   for (;;) {
     while (!h->stop && !h->error && h->hashed >= h->prefix)
-      pthread_cond_wait(&h->wake, &h->lock);
+      pthread_cond_wait(&h->cond, &h->lock);
     if (h->stop || h->error) break;
     int64_t from = h->hashed;
     int64_t to = h->prefix;
@@ -115,27 +116,30 @@ static void *hasher_main(void *arg) {
       pthread_mutex_lock(&h->lock);
       h->hashed = at;
       h->snapshot = h->ctx;
-      pthread_cond_broadcast(&h->wake);
+      pthread_cond_broadcast(&h->cond);
       int stop = h->stop;
       pthread_mutex_unlock(&h->lock);
+      if (at == h->size && h->wake) curl_multi_wakeup(h->wake);
       if (stop) break;
     }
     pthread_mutex_lock(&h->lock);
     if (err) {
       h->error = err;
-      pthread_cond_broadcast(&h->wake);
+      pthread_cond_broadcast(&h->cond);
+      if (h->wake) curl_multi_wakeup(h->wake);
     }
   }
   pthread_mutex_unlock(&h->lock);
   return NULL;
 }
 
-hl_hasher *hl_hasher_new(int fd, int64_t size, int threaded, const uint8_t *state) {
+hl_hasher *hl_hasher_new(int fd, int64_t size, int threaded, const uint8_t *state, CURLM *wake) {
   hl_hasher *h = calloc(1, sizeof *h);
   if (!h) return NULL;
   h->fd = fd;
   h->size = size;
   h->threaded = threaded;
+  h->wake = wake;
   h->buf = malloc(HASH_CHUNK);
   if (!h->buf) { free(h); return NULL; }
   if (state) {
@@ -149,10 +153,10 @@ hl_hasher *hl_hasher_new(int fd, int64_t size, int threaded, const uint8_t *stat
   h->prefix = h->hashed;
   h->snapshot = h->ctx;
   pthread_mutex_init(&h->lock, NULL);
-  pthread_cond_init(&h->wake, NULL);
+  pthread_cond_init(&h->cond, NULL);
   if (threaded && pthread_create(&h->thread, NULL, hasher_main, h) != 0) {
     pthread_mutex_destroy(&h->lock);
-    pthread_cond_destroy(&h->wake);
+    pthread_cond_destroy(&h->cond);
     free(h->buf); free(h);
     return NULL;
   }
@@ -164,12 +168,12 @@ void hl_hasher_free(hl_hasher *h) {
   if (h->threaded) {
     pthread_mutex_lock(&h->lock);
     h->stop = 1;
-    pthread_cond_broadcast(&h->wake);
+    pthread_cond_broadcast(&h->cond);
     pthread_mutex_unlock(&h->lock);
     pthread_join(h->thread, NULL);
   }
   pthread_mutex_destroy(&h->lock);
-  pthread_cond_destroy(&h->wake);
+  pthread_cond_destroy(&h->cond);
   free(h->buf);
   free(h);
 }
@@ -190,7 +194,7 @@ void hl_hasher_advance(hl_hasher *h, int64_t contiguous_prefix) {
   pthread_mutex_lock(&h->lock);
   if (contiguous_prefix > h->prefix) {
     h->prefix = contiguous_prefix;
-    pthread_cond_signal(&h->wake);
+    pthread_cond_signal(&h->cond);
   }
   pthread_mutex_unlock(&h->lock);
 }

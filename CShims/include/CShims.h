@@ -13,7 +13,7 @@
 //   3. OpenSSL's SHA-256 context must be exported and restored as bytes
 //      (for resume), which needs the low-level SHA256_CTX layout; the hash
 //      frontier's thread lives beside it.
-//   4. Linux calls Swift's Glibc module does not export (fallocate, eventfd)
+//   4. A Linux call Swift's Glibc module does not export (fallocate)
 //      and OpenSSL's Ed25519 (Ollama's signed token requests).
 //
 // Everything else (scheduling, retries, resume, events) is policy and lives
@@ -39,10 +39,9 @@ extern "C" {
 void hl_global_init(void);
 
 // ---------------------------------------------------------------- syscalls
-// fallocate(2) and eventfd(2) are Linux extensions that Swift's Glibc module
-// does not export (they sit behind _GNU_SOURCE / sys/eventfd.h).
+// fallocate(2) is a Linux extension that Swift's Glibc module does not
+// export (it sits behind _GNU_SOURCE).
 int hl_fallocate(int fd, int64_t offset, int64_t length);  // 0 or -1 with errno
-int hl_eventfd(void);  // non-blocking, close-on-exec; -1 with errno on failure
 
 // ---------------------------------------------------------------- variadics
 CURLcode hl_easy_setopt_long(CURL *easy, CURLoption option, long value);
@@ -87,9 +86,12 @@ typedef struct hl_hasher hl_hasher;
 
 // Creates a hasher for a file of `size` bytes. `state` may be NULL (start at
 // offset 0) or a HL_SHA256_STATE_SIZE buffer from hl_hasher_export (resume at
-// the offset it encodes). Returns NULL on a malformed state or when the
-// thread cannot be started.
-hl_hasher *hl_hasher_new(int fd, int64_t size, int threaded, const uint8_t *state);
+// the offset it encodes). In threaded mode the thread calls
+// curl_multi_wakeup(wake) when the digest is final or a read failed, so the
+// loop waits for it without polling (`wake` may be NULL; it must outlive the
+// hasher). Returns NULL on a malformed state or when the thread cannot be
+// started.
+hl_hasher *hl_hasher_new(int fd, int64_t size, int threaded, const uint8_t *state, CURLM *wake);
 void hl_hasher_free(hl_hasher *h);
 
 // Loop thread only.

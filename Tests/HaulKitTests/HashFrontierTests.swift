@@ -18,7 +18,7 @@ import Testing
         let fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o644)
         #expect(fd >= 0)
         defer { close(fd) }
-        let h = try #require(hl_hasher_new(fd, Int64(data.count), threaded ? 1 : 0, nil))
+        let h = try #require(hl_hasher_new(fd, Int64(data.count), threaded ? 1 : 0, nil, nil))
         defer { hl_hasher_free(h) }
         let chunk = 7919
         var order = Array(stride(from: 0, to: data.count, by: chunk))
@@ -55,7 +55,7 @@ import Testing
         let dir = TempDir()
         let fd = open(dir.sub("f"), O_RDWR | O_CREAT, 0o644)
         defer { close(fd) }
-        let h = try #require(hl_hasher_new(fd, 100, 0, nil))
+        let h = try #require(hl_hasher_new(fd, 100, 0, nil, nil))
         defer { hl_hasher_free(h) }
         var out = [UInt8](repeating: 0, count: 32)
         #expect(hl_hasher_digest(h, &out) == -1)
@@ -69,7 +69,7 @@ import Testing
         let fd = open(path, O_RDONLY)
         defer { close(fd) }
         // Hash an odd-sized prefix (partial final block), export, restore.
-        let first = try #require(hl_hasher_new(fd, Int64(data.count), 0, nil))
+        let first = try #require(hl_hasher_new(fd, Int64(data.count), 0, nil, nil))
         hl_hasher_advance(first, 123_457)
         #expect(hl_hasher_step(first, Int.max) == 0)
         var state = [UInt8](repeating: 0, count: Int(HL_SHA256_STATE_SIZE))
@@ -78,7 +78,7 @@ import Testing
         #expect(hl_sha256_state_offset(state) == 123_457)
         #expect(Array(state[0..<4]) == Array("sha\u{3}".utf8))
 
-        let resumed = try #require(hl_hasher_new(fd, Int64(data.count), 1, state))
+        let resumed = try #require(hl_hasher_new(fd, Int64(data.count), 1, state, nil))
         defer { hl_hasher_free(resumed) }
         #expect(hl_hasher_hashed(resumed) == 123_457)
         hl_hasher_advance(resumed, Int64(data.count))
@@ -91,10 +91,10 @@ import Testing
 
     @Test func malformedStatesAreRefused() throws {
         var state = [UInt8](repeating: 0, count: Int(HL_SHA256_STATE_SIZE))
-        #expect(hl_hasher_new(-1, 10, 0, state) == nil)
+        #expect(hl_hasher_new(-1, 10, 0, state, nil) == nil)
         state.replaceSubrange(0..<4, with: Array("sha\u{3}".utf8))
         state[107] = 50  // offset 50 > size 10
-        #expect(hl_hasher_new(-1, 10, 0, state) == nil)
+        #expect(hl_hasher_new(-1, 10, 0, state, nil) == nil)
     }
 
     @Test(arguments: [
@@ -113,5 +113,28 @@ import Testing
     func contentRangeRejects(_ text: String) {
         var a: Int64 = 0, b: Int64 = 0, t: Int64 = 0
         #expect(hl_parse_content_range(text, &a, &b, &t) == -1)
+    }
+
+    /// The loop waits in curl_multi_poll without a timeout for the hasher:
+    /// the hashing thread wakes it when the digest is final.
+    @Test func theHashingThreadWakesTheLoopWhenTheDigestIsFinal() throws {
+        hl_global_init()
+        let multi = try #require(curl_multi_init())
+        defer { curl_multi_cleanup(multi) }
+        let data = Self.randomBytes(8 << 20)
+        let fd = ResumeTests.memfd(data)
+        defer { close(fd) }
+        let h = try #require(hl_hasher_new(fd, Int64(data.count), 1, nil, multi))
+        defer { hl_hasher_free(h) }
+        hl_hasher_advance(h, Int64(data.count))
+        // A minute's timeout: only the wakeup can end this wait early.
+        let started = Date()
+        while hl_hasher_hashed(h) < Int64(data.count) && Date().timeIntervalSince(started) < 60 {
+            _ = curl_multi_poll(multi, nil, 0, 60_000, nil)
+        }
+        #expect(Date().timeIntervalSince(started) < 30, "the poll was not woken")
+        var digest = [UInt8](repeating: 0, count: 32)
+        #expect(hl_hasher_digest(h, &digest) == 0)
+        #expect(Digest(bytes: digest) == Digest(bytes: SHA256.hash(data)))
     }
 }

@@ -6,7 +6,8 @@ import Glibc
 /// The single thread that owns the curl multi handle and every transfer.
 ///
 /// Structure (after curl's own `--parallel` loop and Nix's download thread):
-/// wait in `curl_multi_poll` on curl's sockets plus the inbox eventfd, run
+/// wait in `curl_multi_poll` on curl's sockets (woken by commands and final
+/// digests through `curl_multi_wakeup`), run
 /// `curl_multi_perform`, collect finished transfers, then apply policy:
 /// start pieces within the connection budget, split slow or long ranges,
 /// advance hash frontiers and emit progress. Nothing here blocks except the
@@ -31,7 +32,7 @@ final class EventLoop {
     init(inbox: LoopInbox, config: EngineConfiguration) {
         self.inbox = inbox
         self.config = config
-        multi = curl_multi_init()!
+        multi = inbox.multi
         share = curl_share_init()!
         // TLS sessions are per easy handle on curl 7.88; share them so a new
         // range connection to the same CDN resumes the session. DNS too.
@@ -54,12 +55,12 @@ final class EventLoop {
                 blobs[id]?.checkpointIfDue(now: now, config: config)
             }
             stepInlineHashers()
-            if now - lastTick >= 0.1 { tick(now: now) }
+            if now - lastTick >= 0.1 { tick(now: now) } else { finishHashed(now: now) }
             dispatch(now: now)
             reapCancelled()
-            var wait = curl_waitfd(fd: inbox.eventFD, events: Int16(CURL_WAIT_POLLIN), revents: 0)
-            _ = curl_multi_poll(multi, &wait, 1, pollTimeout(now: now), nil)
-            if wait.revents != 0 { inbox.clearWakeup() }
+            // Commands and finished digests end the wait through
+            // curl_multi_wakeup; the timeout is only the progress tick.
+            _ = curl_multi_poll(multi, nil, 0, pollTimeout(now: now), nil)
         }
         shutdown()
     }
@@ -80,7 +81,7 @@ final class EventLoop {
             add(t)
             fetches[id] = (t, continuation)
         case .download(let id, let job, let events):
-            guard let hasher = Hasher(fd: job.fd, size: job.size, mode: config.hashMode, state: job.resume.hashState)
+            guard let hasher = Hasher(fd: job.fd, size: job.size, mode: config.hashMode, state: job.resume.hashState, wake: multi)
             else {
                 job.checkpoints.finish(job.resume)
                 events.yield(.failed(.io(operation: "hash", path: job.path, errno: ENOMEM)))
@@ -310,6 +311,16 @@ final class EventLoop {
         }
     }
 
+    /// Blobs whose bytes are all on disk finish as soon as their hasher is
+    /// done (it woke the loop), not at the next tick.
+    private func finishHashed(now: Double) {
+        for id in blobOrder {
+            guard let blob = blobs[id], blob.awaitingHasher else { continue }
+            blob.tick(now: now)
+            if blob.isDone { forget(blob) }
+        }
+    }
+
     private func stepInlineHashers() {
         guard config.hashMode == .inline else { return }
         for id in blobOrder {
@@ -319,13 +330,15 @@ final class EventLoop {
         }
     }
 
+    /// How long the poll may wait: until the next progress tick while blobs
+    /// are in flight, not at all while an inline hasher has a backlog, until
+    /// the earliest retry is due. Commands and final digests wake it early
+    /// (curl_multi_wakeup), so nothing here waits for the hashing thread.
     private func pollTimeout(now: Double) -> Int32 {
-        var timeout = max(0, 0.1 - (now - lastTick))
+        var timeout = blobOrder.isEmpty ? 60.0 : max(0, 0.1 - (now - lastTick))
         for id in blobOrder {
             guard let blob = blobs[id] else { continue }
-            if blob.awaitingHasher {
-                timeout = min(timeout, config.hashMode == .inline ? 0 : 0.005)
-            } else if config.hashMode == .inline, blob.hasher.hashed < blob.written.contiguousPrefix {
+            if config.hashMode == .inline, blob.hasher.hashed < blob.written.contiguousPrefix {
                 timeout = 0
             }
             if let t = blob.earliestPending { timeout = min(timeout, max(0, t - now)) }
@@ -340,7 +353,7 @@ final class EventLoop {
         for t in Array(transfers.values) { remove(t) }
         blobs.removeAll()
         blobOrder.removeAll()
-        curl_multi_cleanup(multi)
+        inbox.closeMulti()
         curl_share_cleanup(share)
     }
 }

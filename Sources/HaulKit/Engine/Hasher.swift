@@ -10,10 +10,11 @@ final class Hasher {
     private var announced: Int64 = 0
 
     /// Starts at `state` (an exported hash of a prefix) when given.
-    init?(fd: Int32, size: Int64, mode: EngineConfiguration.HashMode, state: [UInt8]? = nil) {
+    /// `wake` is the loop's multi handle, woken when the digest is final.
+    init?(fd: Int32, size: Int64, mode: EngineConfiguration.HashMode, state: [UInt8]? = nil, wake: OpaquePointer? = nil) {
         let threaded: Int32 = mode == .threaded ? 1 : 0
-        let made = state.map { s in s.withUnsafeBufferPointer { hl_hasher_new(fd, size, threaded, $0.baseAddress) } }
-            ?? hl_hasher_new(fd, size, threaded, nil)
+        let made = state.map { s in s.withUnsafeBufferPointer { hl_hasher_new(fd, size, threaded, $0.baseAddress, wake) } }
+            ?? hl_hasher_new(fd, size, threaded, nil, wake)
         guard let h = made else { return nil }
         self.raw = h
         self.size = size

@@ -13,37 +13,52 @@ enum LoopCommand: Sendable {
 }
 
 /// The only state shared between the loop thread and everyone else: a locked
-/// command queue and an eventfd that wakes the loop's poll.
+/// command queue, and the curl multi handle, whose `curl_multi_wakeup` (the
+/// one multi call that is safe from any thread) ends the loop's poll.
 final class LoopInbox: Sendable {
-    private let queue = Mutex<[LoopCommand]>([])
-    private let ids = Atomic<UInt64>(1)
-    let eventFD: Int32
-
-    init() {
-        eventFD = hl_eventfd()
-        precondition(eventFD >= 0, "eventfd failed: errno \(errno)")
+    private struct State {
+        var commands: [LoopCommand] = []
+        /// Nil once the loop has cleaned the handle up: a late `send` (a
+        /// stream terminated after the engine stopped) must not touch it.
+        var multi: OpaquePointer?
     }
 
-    deinit { Glibc.close(eventFD) }
+    private let state: Mutex<State>
+    private let ids = Atomic<UInt64>(1)
+    /// The loop thread's handle; only the loop uses it for anything but
+    /// waking.
+    nonisolated(unsafe) let multi: OpaquePointer
+
+    init() {
+        // Safe to share: OpaquePointer is only compared or passed to curl,
+        // and every use but curl_multi_wakeup happens on the loop thread.
+        let handle = curl_multi_init()!
+        multi = handle
+        state = Mutex(State(multi: handle))
+    }
 
     func nextID() -> UInt64 { ids.wrappingAdd(1, ordering: .relaxed).oldValue }
 
     func send(_ command: LoopCommand) {
-        queue.withLock { $0.append(command) }
-        var one: UInt64 = 1
-        _ = Glibc.write(eventFD, &one, 8)
+        state.withLock { s in
+            s.commands.append(command)
+            if let multi = s.multi { _ = curl_multi_wakeup(multi) }
+        }
     }
 
     func drain() -> [LoopCommand] {
-        queue.withLock { q in
-            let commands = q
-            q.removeAll(keepingCapacity: true)
+        state.withLock { s in
+            let commands = s.commands
+            s.commands.removeAll(keepingCapacity: true)
             return commands
         }
     }
 
-    func clearWakeup() {
-        var value: UInt64 = 0
-        _ = Glibc.read(eventFD, &value, 8)
+    /// Called by the loop as it stops: no wakeup reaches the handle after.
+    func closeMulti() {
+        state.withLock { s in
+            if let multi = s.multi { curl_multi_cleanup(multi) }
+            s.multi = nil
+        }
     }
 }
