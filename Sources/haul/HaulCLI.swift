@@ -10,6 +10,16 @@ struct HaulCLI: AsyncParsableCommand {
     )
 }
 
+/// Refuses a malformed HAUL_REGISTRY_AUTH at once, rather than pulling
+/// without the credentials it meant to give.
+func checkRegistryAuth(_ environment: [String: String]) throws {
+    do {
+        _ = try CredentialSource.parse(registryAuth: environment["HAUL_REGISTRY_AUTH"] ?? "")
+    } catch {
+        throw fail(error)
+    }
+}
+
 /// Prints `Error: <message>` the way the ollama CLI does and exits non-zero.
 func fail(_ error: any Error) -> ExitCode {
     let message = (error as? HaulError)?.description ?? "\(error)"

@@ -71,11 +71,7 @@ struct PullCommand: AsyncParsableCommand {
         let server = OllamaHost.fromEnvironment(environment)
         let viaDaemon = remote || (!local && OllamaHost.isSet(environment))
         var auth = RegistryAuth()
-        do {
-            _ = try CredentialSource.parse(registryAuth: environment["HAUL_REGISTRY_AUTH"] ?? "")
-        } catch {
-            throw fail(error)
-        }
+        try checkRegistryAuth(environment)
         if let username {
             var password = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
             while password.hasSuffix("\n") || password.hasSuffix("\r") { password.removeLast() }

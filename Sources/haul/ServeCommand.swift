@@ -29,11 +29,7 @@ struct ServeCommand: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let host = OllamaHost.fromEnvironment(environment)
         if let warning = host.warning { Terminal.standardError.write("warning: \(warning)\n") }
-        do {
-            _ = try CredentialSource.parse(registryAuth: environment["HAUL_REGISTRY_AUTH"] ?? "")
-        } catch {
-            throw fail(error)
-        }
+        try checkRegistryAuth(environment)
         var config = EngineConfiguration()
         if let connections { config.connections = connections }
         tls.apply(to: &config)

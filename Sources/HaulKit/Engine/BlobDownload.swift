@@ -447,7 +447,8 @@ final class BlobDownload {
         }
     }
 
-    var awaitingHasher: Bool { !isDone && written.count == job.size && active.isEmpty }
+    /// Checked on every loop wake: the cheap tests first.
+    var awaitingHasher: Bool { !isDone && active.isEmpty && written.count == job.size }
 
     /// Ends the blob, keeping what is on disk for the next attempt.
     func fail(_ error: HaulError) {
