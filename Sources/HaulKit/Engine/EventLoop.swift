@@ -8,9 +8,11 @@ import Glibc
 /// Structure (after curl's own `--parallel` loop and Nix's download thread):
 /// wait in `curl_multi_poll` on curl's sockets (woken by commands and final
 /// digests through `curl_multi_wakeup`), run
-/// `curl_multi_perform`, collect finished transfers, then apply policy:
-/// start pieces within the connection budget, split slow or long ranges,
-/// advance hash frontiers and emit progress. Nothing here blocks except the
+/// `curl_multi_perform`, collect finished transfers, then carry out what
+/// each blob's `BlobPolicy` and the `Rebalancer` decide: start pieces within
+/// the connection budget, split slow or long ranges, cancel, fail; advance
+/// hash frontiers and emit progress. The policies are values that return
+/// actions; only this loop touches curl. Nothing here blocks except the
 /// poll, and bytes never pass through Swift: curl's write callback in C
 /// pwrites them.
 final class EventLoop {
@@ -25,13 +27,12 @@ final class EventLoop {
     private var blobOrder: [UInt64] = []
     private var lastTick = 0.0
     private var stopping = false
-    /// Throughput of recently completed pieces (EWMA): what a fresh
-    /// connection can be expected to do, even when few are running.
-    private var typicalRate: Double?
+    private var rebalancer: Rebalancer
 
     init(inbox: LoopInbox, config: EngineConfiguration) {
         self.inbox = inbox
         self.config = config
+        rebalancer = Rebalancer(config: config)
         multi = inbox.multi
         share = curl_share_init()!
         // TLS sessions are per easy handle on curl 7.88; share them so a new
@@ -57,7 +58,6 @@ final class EventLoop {
             stepInlineHashers()
             if now - lastTick >= 0.1 { tick(now: now) } else { finishHashed(now: now) }
             dispatch(now: now)
-            reapCancelled()
             // Commands and finished digests end the wait through
             // curl_multi_wakeup; the timeout is only the progress tick.
             _ = curl_multi_poll(multi, nil, 0, pollTimeout(now: now), nil)
@@ -88,35 +88,43 @@ final class EventLoop {
                 events.finish()
                 return
             }
-            let blob = BlobDownload(id: id, job: job, events: events, hasher: hasher, config: config)
+            let blob = BlobDownload(id: id, job: job, events: events, hasher: hasher, config: config, now: now)
             blobs[id] = blob
             blobOrder.append(id)
-            blob.tick(now: now, force: true)
-            if blob.isDone { forget(blob) }
+            perform(blob.tick(now: now, force: true), for: blob, now: now)
         case .cancel(let id):
             if let (t, continuation) = fetches.removeValue(forKey: id) {
                 remove(t)
                 continuation.resume(throwing: CancellationError())
             }
-            if let blob = blobs[id] {
-                blob.fail(.cancelled)
-                forget(blob)
-            }
+            if let blob = blobs[id] { perform(blob.fail(.cancelled), for: blob, now: now) }
         case .stop:
             stopping = true
         }
     }
 
-    // MARK: transfers
+    // MARK: carrying out policy
 
-    func startPiece(blob: BlobDownload, url: String, range: Range<Int64>, acceptFull: Bool,
-                    headers: [String], followRedirects: Bool, now: Double) throws(HaulError) -> Transfer {
-        let t = try Transfer.piece(blob: blob.id, url: url, range: range, total: blob.job.size,
-                                   acceptFull: acceptFull, fd: blob.job.fd, hasher: blob.hasher,
-                                   headers: headers, followRedirects: followRedirects, insecure: blob.job.insecure,
-                                   share: share, config: config, now: now)
-        add(t)
-        return t
+    /// Does what a blob's policy decided: open and cancel its transfers, end
+    /// its event stream on failure.
+    private func perform(_ actions: [BlobPolicy.Action], for blob: BlobDownload, now: Double) {
+        for action in actions {
+            switch action {
+            case .start(let request):
+                do {
+                    let t = try Transfer.piece(request, of: blob, share: share, config: config, now: now)
+                    blob.attach(t)
+                    add(t)
+                } catch {
+                    perform(blob.startFailed(request.transfer, error: error), for: blob, now: now)
+                }
+            case .cancel(let id):
+                if let t = blob.detach(id) { remove(t) }
+            case .fail(let error):
+                blob.failed(error)
+            }
+        }
+        if blob.isDone { forget(blob) }
     }
 
     private func add(_ t: Transfer) {
@@ -124,190 +132,113 @@ final class EventLoop {
         _ = curl_multi_add_handle(multi, t.easy)
     }
 
+    /// Takes a transfer out of curl and closes it; a transfer already taken
+    /// out (it finished in the batch being handled) is only closed.
     private func remove(_ t: Transfer) {
-        transfers.removeValue(forKey: t.easy)
-        _ = curl_multi_remove_handle(multi, t.easy)
+        if transfers.removeValue(forKey: t.easy) != nil { _ = curl_multi_remove_handle(multi, t.easy) }
         t.close()
     }
 
+    /// Every transfer curl finished, taken out of curl first, so that one
+    /// ending (say, a 200 after 206s) may cancel others finished in the same
+    /// batch without touching a closed handle.
     private func collectFinished() {
+        var done: [(Transfer, CURLcode)] = []
         var easy: OpaquePointer?
         var code = CURLE_OK
         while hl_multi_next_done(multi, &easy, &code) != 0 {
-            guard let easy, let t = transfers[easy] else { continue }
-            transfers.removeValue(forKey: easy)
+            guard let easy, let t = transfers.removeValue(forKey: easy) else { continue }
             _ = curl_multi_remove_handle(multi, easy)
+            done.append((t, code))
+        }
+        for (t, code) in done {
             switch t.purpose {
             case .fetch(let id):
                 if let (_, continuation) = fetches.removeValue(forKey: id) {
-                    continuation.resume(with: response(of: t, code: code))
+                    continuation.resume(with: t.response(code: code))
                 }
-            case .piece(let id):
-                noteCompletion(t, code: code)
-                if let blob = blobs[id] {
-                    // A transfer the blob gave up on may finish in the same
-                    // batch: it is closed below, so it must not be removed
-                    // again later, and what it wrote no longer counts.
-                    if let given = blob.loopToCancel.firstIndex(where: { $0 === t }) {
-                        blob.loopToCancel.remove(at: given)
-                    } else {
-                        // A range cut short still keeps the bytes it received
-                        // but had not written (at most a page).
-                        t.sink.flush()
-                        blob.transferEnded(t, code: code, now: MonotonicClock.now(), config: config)
-                    }
-                    if blob.isDone { forget(blob) }
-                }
+            case .piece(let id, let piece):
+                // A transfer its blob cancelled meanwhile is only closed.
+                guard let blob = blobs[id], blob.detach(piece) != nil else { break }
+                // A range cut short still keeps the bytes it received but
+                // had not written (at most a page).
+                t.sink.flush()
+                let now = MonotonicClock.now()
+                if code == CURLE_OK { rebalancer.completed(bytes: t.sink.offset - t.sink.start, seconds: now - t.startedAt) }
+                perform(blob.ended(t, t.outcome(code: code, blobSize: blob.job.size), now: now), for: blob, now: now)
             }
             t.close()
         }
     }
 
-    private func noteCompletion(_ t: Transfer, code: CURLcode) {
-        let bytes = t.sink.offset - t.sink.start
-        let seconds = MonotonicClock.now() - t.startedAt
-        guard code == CURLE_OK, bytes >= 1 << 20, seconds > 0.05 else { return }
-        let rate = Double(bytes) / seconds
-        typicalRate = typicalRate.map { 0.7 * $0 + 0.3 * rate } ?? rate
-    }
-
-    /// The rate to expect of a connection: the better of what running peers
-    /// do now and what finished pieces did.
-    private func expectedRate(peers: [Double]) -> Double? {
-        let median = SplitPolicy.median(peers)
-        switch (median, typicalRate) {
-        case (let m?, let t?): return max(m, t)
-        case (let m?, nil): return m
-        case (nil, let t?): return t
-        default: return nil
-        }
-    }
-
-    private func response(of t: Transfer, code: CURLcode) -> Result<HTTPResponse, any Error> {
-        if t.sink.verdict == .tooLarge {
-            return .failure(HaulError.network(url: t.url, message: "response larger than \(t.sink.memoryLimit) bytes"))
-        }
-        if code == CURLE_UNSUPPORTED_PROTOCOL, let target = t.redirectURL {
-            return .failure(HaulError.network(url: t.url, message: Transfer.refusedRedirect(to: target)))
-        }
-        if code != CURLE_OK {
-            return .failure(HaulError.network(url: t.url, message: t.errorText(code)))
-        }
-        let body = t.sink.body
-        var headers: [String: String] = [:]
-        for name in HTTPResponse.capturedHeaders {
-            if let v = t.header(name) { headers[name] = v }
-        }
-        return .success(HTTPResponse(status: t.status, body: body, redirectURL: t.redirectURL,
-                                     effectiveURL: t.effectiveURL, headers: headers))
-    }
-
-    /// Cancels transfers that blobs gave up (after a failure or a switch to a
-    /// single stream).
-    private func reapCancelled() {
-        for id in blobOrder {
-            guard let blob = blobs[id], !blob.loopToCancel.isEmpty else { continue }
-            for t in blob.loopToCancel { remove(t) }
-            blob.loopToCancel.removeAll()
-            if blob.isDone { forget(blob) }
-        }
-    }
-
     private func forget(_ blob: BlobDownload) {
-        for t in blob.loopToCancel { remove(t) }
-        blob.loopToCancel.removeAll()
+        for t in blob.transfers { _ = blob.detach(t.piece); remove(t) }
         blobs.removeValue(forKey: blob.id)
         blobOrder.removeAll { $0 == blob.id }
     }
 
-    // MARK: policy
+    // MARK: scheduling
 
     private var activePieces: Int { transfers.count - fetches.count }
 
     /// Fills the connection budget: one new piece per blob per round, so small
     /// layers start at once instead of queueing behind a big one; then, with
-    /// connections still free, splits the range with the most time left.
+    /// connections still free, an idle connection takes over the back part
+    /// of the range with the most time left.
     private func dispatch(now: Double) {
         var free = config.connections - activePieces
         while free > 0 {
             var started = false
             for id in blobOrder where free > 0 {
-                if let blob = blobs[id], blob.startNext(now: now, loop: self) {
-                    free -= 1
-                    started = true
-                }
+                guard let blob = blobs[id], let start = blob.next(now: now) else { continue }
+                perform([start], for: blob, now: now)
+                free -= 1
+                started = true
             }
             if !started { break }
         }
-        while free > 0, stealRange(now: now) { free -= 1 }
+        while free > 0, case .split(let id, let piece, let cut)? = rebalancer.steal(flights()),
+              let blob = blobs[id], let t = blob.transfers.first(where: { $0.piece == piece }) {
+            blob.split(t, at: cut, now: now)
+            guard let start = blob.next(now: now) else { break }
+            perform([start], for: blob, now: now)
+            free -= 1
+        }
     }
 
-    private func pieceTransfers() -> [(BlobDownload, Transfer)] {
-        var out: [(BlobDownload, Transfer)] = []
+    /// Snapshots of the running ranges that may be split.
+    private func flights() -> [Rebalancer.Flight] {
+        var out: [Rebalancer.Flight] = []
         for id in blobOrder {
-            guard let blob = blobs[id], blob.splittable else { continue }
-            for t in blob.active where !t.resolving { out.append((blob, t)) }
+            guard let blob = blobs[id], blob.policy.resolver.isSplittable, !blob.isDone else { continue }
+            let resolving = blob.policy.resolvingTransfer
+            for t in blob.transfers where t.piece != resolving {
+                out.append(Rebalancer.Flight(blob: id, transfer: t.piece, offset: t.sink.offset, stopAt: t.sink.stopAt,
+                                             rate: t.rate, startedAt: t.startedAt, lastByteAt: t.lastByteAt,
+                                             lastSplitAt: t.lastSplitAt))
+            }
         }
         return out
     }
 
-
-    /// An idle connection takes over the back part of the range expected to
-    /// finish last.
-    private func stealRange(now: Double) -> Bool {
-        let median = expectedRate(peers: pieceTransfers().compactMap { $0.1.rate })
-        var best: (BlobDownload, Transfer, Double)?
-        for (blob, t) in pieceTransfers() {
-            let remaining = Double(t.sink.stopAt - t.sink.offset)
-            let eta = remaining / max(t.rate ?? median ?? 1, 1)
-            if best == nil || eta > best!.2 { best = (blob, t, eta) }
-        }
-        // A range about to finish is not worth a new connection: the split
-        // aborts the old response, wasting what is already in flight.
-        guard let (blob, t, eta) = best, eta >= config.minStealSeconds else { return false }
-        let s = t.sink
-        let rate = t.rate ?? median ?? 1
-        guard let cut = SplitPolicy.splitPoint(offset: s.offset, end: s.stopAt, rate: rate,
-                                               newRate: median ?? rate, minPiece: config.minPieceSize)
-        else { return false }
-        blob.split(t, at: cut, now: now)
-        return blob.startNext(now: now, loop: self)
-    }
-
-    /// Every 100 ms: rates, slow-connection splits, progress and completion.
+    /// Every 100 ms: rates, stalled and slow connections, progress and
+    /// completion.
     private func tick(now: Double) {
         lastTick = now
-        let pieces = pieceTransfers()
-        for (_, t) in pieces { t.sampleRate(now: now) }
-        if pieces.count >= 2 {
-            abandonStalled(pieces, now: now)
-            for (blob, t) in pieces where !blob.loopToCancel.contains(where: { $0 === t }) {
-                guard let rate = t.rate, now - t.lastSplitAt >= 3 else { continue }
-                let peers = pieces.compactMap { $0.1 === t ? nil : $0.1.rate }
-                guard let median = expectedRate(peers: peers),
-                      SplitPolicy.isSlow(rate: rate, peerMedian: median, age: now - t.startedAt) else { continue }
-                let s = t.sink
-                if let cut = SplitPolicy.splitPoint(offset: s.offset, end: s.stopAt, rate: rate,
-                                                    newRate: median, minPiece: config.minPieceSize) {
-                    blob.split(t, at: cut, now: now)
-                }
+        for id in blobOrder { blobs[id]?.transfers.forEach { $0.sampleRate(now: now) } }
+        for action in rebalancer.rebalance(flights(), now: now) {
+            switch action {
+            case .split(let id, let piece, let cut):
+                guard let blob = blobs[id], let t = blob.transfers.first(where: { $0.piece == piece }) else { continue }
+                blob.split(t, at: cut, now: now)
+            case .abandon(let id, let piece, let why):
+                guard let blob = blobs[id], let t = blob.transfers.first(where: { $0.piece == piece }) else { continue }
+                perform(blob.abandon(t, why: why), for: blob, now: now)
             }
         }
         for id in blobOrder {
             guard let blob = blobs[id] else { continue }
-            blob.tick(now: now)
-            if blob.isDone { forget(blob) }
-        }
-    }
-
-    /// A connection that went silent while others still receive is cut
-    /// loose at once instead of holding its range (and the hash frontier)
-    /// until curl's absolute stall timeout.
-    private func abandonStalled(_ pieces: [(BlobDownload, Transfer)], now: Double) {
-        let moving = pieces.filter { now - $0.1.lastByteAt < 1 }.count
-        guard moving > 0 else { return }
-        for (blob, t) in pieces where now - t.lastByteAt >= config.peerStallSeconds {
-            blob.abandon(t, now: now, why: "no data for \(Int(now - t.lastByteAt)) s while other connections receive")
+            perform(blob.tick(now: now), for: blob, now: now)
         }
     }
 
@@ -316,8 +247,7 @@ final class EventLoop {
     private func finishHashed(now: Double) {
         for id in blobOrder {
             guard let blob = blobs[id], blob.awaitingHasher else { continue }
-            blob.tick(now: now)
-            if blob.isDone { forget(blob) }
+            perform(blob.tick(now: now), for: blob, now: now)
         }
     }
 
@@ -341,7 +271,7 @@ final class EventLoop {
             if config.hashMode == .inline, blob.hasher.hashed < blob.written.contiguousPrefix {
                 timeout = 0
             }
-            if let t = blob.earliestPending { timeout = min(timeout, max(0, t - now)) }
+            if let t = blob.policy.queue.earliestRetry { timeout = min(timeout, max(0, t - now)) }
         }
         return Int32((timeout * 1000).rounded(.up))
     }
@@ -349,7 +279,10 @@ final class EventLoop {
     private func shutdown() {
         for (_, continuation) in fetches.values { continuation.resume(throwing: CancellationError()) }
         fetches.removeAll()
-        for blob in blobs.values { blob.fail(.cancelled) }
+        for id in blobOrder {
+            guard let blob = blobs[id] else { continue }
+            perform(blob.fail(.cancelled), for: blob, now: MonotonicClock.now())
+        }
         for t in Array(transfers.values) { remove(t) }
         blobs.removeAll()
         blobOrder.removeAll()

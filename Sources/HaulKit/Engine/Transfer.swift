@@ -11,7 +11,7 @@ import Glibc
 final class Transfer {
     enum Purpose {
         case fetch(id: UInt64)
-        case piece(blob: UInt64)
+        case piece(blob: UInt64, transfer: UInt64)
     }
 
     let easy: OpaquePointer
@@ -19,12 +19,6 @@ final class Transfer {
     let purpose: Purpose
     let url: String
     let startedAt: Double
-    /// Range pieces: the request that also discovers the blob's direct URL.
-    var resolving = false
-    /// Failed attempts of this range before this one.
-    var attempts = 0
-    /// Bytes below this offset have been recorded as written.
-    var synced: Int64
     var rate: Double?
     var lastSplitAt = 0.0
     /// When the last byte arrived (or the transfer started).
@@ -58,27 +52,35 @@ final class Transfer {
         self.purpose = purpose
         self.url = url
         self.startedAt = now
-        self.synced = sink.offset
         self.sampleTime = now
         self.sampleOffset = sink.offset
         self.lastByteAt = now
     }
 
     /// A ranged GET of `[range)` written into `fd` at its offsets.
-    static func piece(blob: UInt64, url: String, range: Range<Int64>, total: Int64, acceptFull: Bool,
-                      fd: Int32, hasher: Hasher, headers: [String], followRedirects: Bool, insecure: Bool,
-                      share: OpaquePointer, config: EngineConfiguration, now: Double) throws(HaulError) -> Transfer {
+    /// A ranged GET of `request.range` of `blob`, written into the blob's
+    /// file at its offsets.
+    static func piece(_ request: PieceRequest, of blob: BlobDownload, share: OpaquePointer,
+                      config: EngineConfiguration, now: Double) throws(HaulError) -> Transfer {
+        let url = request.url, range = request.range, job = blob.job
         guard let easy = curl_easy_init() else { throw .network(url: url, message: "could not create a curl handle") }
-        guard let sink = hl_sink_new_file(easy, fd, range.lowerBound, range.upperBound, total,
-                                          acceptFull ? 1 : 0, hasher.raw) else {
+        guard let sink = hl_sink_new_file(easy, job.fd, range.lowerBound, range.upperBound, job.size,
+                                          request.acceptFull ? 1 : 0, blob.hasher.raw) else {
             curl_easy_cleanup(easy)
             throw .network(url: url, message: "could not create a curl handle")
         }
-        let t = Transfer(easy: easy, sink: Sink(raw: sink), purpose: .piece(blob: blob), url: url, now: now)
-        t.configure(url: url, headers: headers, followRedirects: followRedirects, insecure: insecure,
-                    share: share, config: config)
+        let t = Transfer(easy: easy, sink: Sink(raw: sink), purpose: .piece(blob: blob.id, transfer: request.transfer),
+                         url: url, now: now)
+        t.configure(url: url, headers: request.sendCredentials ? job.registryHeaders : [],
+                    followRedirects: request.followRedirects, insecure: job.insecure, share: share, config: config)
         t.check(hl_easy_setopt_str(easy, CURLOPT_RANGE, "\(range.lowerBound)-\(range.upperBound - 1)"), "CURLOPT_RANGE")
         return try t.verified()
+    }
+
+    /// The policy's id of a range request (0 for a fetch).
+    var piece: UInt64 {
+        if case .piece(_, let transfer) = purpose { return transfer }
+        return 0
     }
 
     /// A GET whose body is kept in memory, up to `request.limit` bytes.
@@ -132,13 +134,6 @@ final class Transfer {
         if let noProxy = config.proxies.noProxy { check(hl_easy_setopt_str(easy, CURLOPT_NOPROXY, noProxy), "CURLOPT_NOPROXY") }
         for h in headers { headerList = curl_slist_append(headerList, h) }
         if let headerList { check(hl_easy_setopt_ptr(easy, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList)), "CURLOPT_HTTPHEADER") }
-    }
-
-    /// The message for a redirect curl refused to follow.
-    static func refusedRedirect(to target: String) -> String {
-        let scheme = target.prefix { $0 != ":" }.lowercased()
-        return scheme == "http" ? "refusing redirect from https to http (\"\(HaulError.quoted(target))\"): use --insecure to allow it"
-            : "refusing redirect to \"\(HaulError.quoted(target))\": only http and https are followed"
     }
 
     /// Releases curl and C memory. The handle must already be out of the

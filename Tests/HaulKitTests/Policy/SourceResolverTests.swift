@@ -1,0 +1,40 @@
+import Testing
+@testable import HaulKit
+
+@Suite struct SourceResolverTests {
+    let blob = "https://registry.test/v2/library/m/blobs/sha256:00"
+
+    @Test func credentialsGoToTheRegistryOriginOnly() {
+        let r = SourceResolver(blobURL: blob, insecure: false)
+        #expect(r.sendsCredentials(to: "https://registry.test/elsewhere"))
+        #expect(!r.sendsCredentials(to: "https://registry.test:444/v2/"))
+        #expect(!r.sendsCredentials(to: "http://registry.test/v2/"))
+        #expect(!r.sendsCredentials(to: "https://cdn.test/x"))
+        #expect(r.isDirect("https://cdn.test/x") && !r.isDirect(blob))
+    }
+
+    @Test func anExpiryOfAnOldURLDoesNotResolveAgain() {
+        var r = SourceResolver(blobURL: blob, insecure: false)
+        r.startedResolving()
+        #expect(r.target == nil)
+        let first = r.redirect(from: blob, status: 307, to: "https://cdn.test/1")
+        #expect(first == nil)
+        #expect(r.target == .init(url: "https://cdn.test/1", resolving: false, singleStream: false))
+        let expired = r.expired(url: "https://cdn.test/1")
+        #expect(expired)
+        #expect(r.target == .init(url: blob, resolving: true, singleStream: false))
+        let second = r.redirect(from: blob, status: 307, to: "https://cdn.test/2")
+        #expect(second == nil)
+        let stale = r.expired(url: "https://cdn.test/1")
+        #expect(stale, "a range still on the old URL only retries")
+        #expect(r.target?.url == "https://cdn.test/2")
+    }
+
+    @Test func aRedirectWithoutLocationOrToAnotherSchemeIsRefused() {
+        var r = SourceResolver(blobURL: blob, insecure: true)
+        let noLocation = r.redirect(from: blob, status: 302, to: nil)
+        #expect(noLocation == .network(url: blob, message: "302 redirect without a Location"))
+        let ftp = r.redirect(from: blob, status: 302, to: "ftp://x/y")
+        #expect(ftp != nil)
+    }
+}
