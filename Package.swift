@@ -61,9 +61,33 @@ let package = Package(
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // Tests by kind: unit tests of the library (no servers, no
+        // processes but small tools), route tests of the daemon (in process,
+        // HummingbirdTesting), end-to-end tests of the `haul` binary against
+        // real servers. The support target holds what they share.
+        .target(
+            name: "HaulTestSupport",
+            dependencies: ["HaulKit"],
+            path: "Tests/HaulTestSupport",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .testTarget(
             name: "HaulKitTests",
-            dependencies: ["HaulKit", "HaulServer", "CShims"],
+            dependencies: ["HaulKit", "CShims", "HaulTestSupport"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "HaulServerTests",
+            dependencies: [
+                "HaulKit", "HaulServer", "HaulTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "HaulIntegrationTests",
+            dependencies: ["HaulKit", "HaulServer", "HaulTestSupport"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]

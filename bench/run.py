@@ -34,6 +34,8 @@ HAUL = os.environ.get("HAUL", os.path.join(ROOT, ".build/release/haul"))
 WORK = os.environ.get("WORK", os.path.join(ROOT, ".bench/run"))
 VENV = os.path.join(ROOT, ".bench/venv")
 REGISTRY_PY = os.path.join(ROOT, "Tests/registry/testregistry.py")
+sys.path.insert(0, os.path.join(ROOT, "Tests/registry"))
+import nginxconf  # noqa: E402  (the nginx configuration the tests use too)
 MB = 1e6
 GIB = 1 << 30
 RATE = 25  # MB/s per connection in the rate-limited scenarios
@@ -94,35 +96,12 @@ class Nginx:
         # the manifest and the 307 to the CDN under test.
         self.registries = {port: free_port() for port in (self.cdn, self.limited, self.slowtail)}
         self.registry = self.registries[self.cdn]
-        tmp = os.path.join(WORK, "nginx-tmp")
-        os.makedirs(tmp, exist_ok=True)
-        os.chmod(WORK, 0o755)
-        blobs = os.path.join(WORK, "registry")
         self.access = os.path.join(WORK, "access.log")
-        open(self.access, "w").close()
         slow = "%dk" % (RATE * 1000 // 20)
-        registries = "".join("""
-  server { listen 127.0.0.1:%d;
-    location ~ "^/v2/([^/]+)/([^/]+)/manifests/([^/]+)$" { types { } default_type application/vnd.docker.distribution.manifest.v2+json; alias %s/manifests/$1/$2/$3; }
-    location ~ "^/v2/[^/]+/[^/]+/blobs/sha256:([0-9a-f]{64})$" { return 307 http://127.0.0.1:%d/blobs/sha256-$1; } }
-""" % (reg, blobs, cdn) for cdn, reg in self.registries.items())
-        conf = """
-worker_processes 2; daemon off; user nobody nogroup; pid %(w)s/nginx.pid; error_log %(w)s/nginx-error.log;
-events { worker_connections 4096; }
-http {
-  log_format bytes '$body_bytes_sent $status $request_uri';
-  access_log %(access)s bytes; sendfile on; tcp_nopush on; keepalive_requests 100000;
-  client_body_temp_path %(tmp)s; proxy_temp_path %(tmp)s; fastcgi_temp_path %(tmp)s; uwsgi_temp_path %(tmp)s; scgi_temp_path %(tmp)s;
-%(registries)s  server { listen 127.0.0.1:%(cdn)d; location /blobs/ { root %(blobs)s; } }
-  server { listen 127.0.0.1:%(limited)d; limit_rate %(rate)dm; location /blobs/ { root %(blobs)s; } }
-  server { listen 127.0.0.1:%(slowtail)d; set $lr %(rate)dm; if ($connection ~ "0$") { set $lr %(slow)s; }
-    limit_rate $lr; location /blobs/ { root %(blobs)s; } }
-}
-""" % dict(w=WORK, access=self.access, tmp=tmp, blobs=blobs, registries=registries, cdn=self.cdn,
-           limited=self.limited, slowtail=self.slowtail, rate=RATE, slow=slow)
-        path = os.path.join(WORK, "nginx.conf")
-        with open(path, "w") as f:
-            f.write(conf)
+        path = nginxconf.write(WORK, os.path.join(WORK, "registry"), [
+            (self.registries[self.cdn], self.cdn, None, None),
+            (self.registries[self.limited], self.limited, "%dm" % RATE, None),
+            (self.registries[self.slowtail], self.slowtail, "%dm" % RATE, slow)])
         self.proc = subprocess.Popen(["/usr/sbin/nginx", "-p", WORK, "-c", path, "-e", os.path.join(WORK, "nginx-error.log")])
         for _ in range(100):
             try:

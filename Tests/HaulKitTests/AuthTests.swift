@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import HaulKit
+import HaulTestSupport
 
 /// The pieces of registry authentication that need no server.
 struct AuthTests {
@@ -31,13 +32,10 @@ struct AuthTests {
         #expect(AuthChallenge.parse(#"Bearer realm="one", realm="two""#).first?["realm"] == "one")
     }
 
-    static let keyPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("fixtures/ollama_id_ed25519").path
-
     @Test func ollamaSignsTokenRequestsAsOllamaDoes() throws {
-        let key = try #require(try OllamaKey.load(path: Self.keyPath))
+        let key = try #require(try OllamaKey.load(path: ollamaTestKeyPath))
         // The public key as id_ed25519.pub's second field.
-        let pub = try String(contentsOfFile: Self.keyPath + ".pub", encoding: .utf8).split(separator: " ")[1]
+        let pub = try String(contentsOfFile: ollamaTestKeyPath + ".pub", encoding: .utf8).split(separator: " ")[1]
         #expect(key.publicKeyBase64 == String(pub))
 
         // Go's url.Values.Encode order and escaping, the nonce as base64url.

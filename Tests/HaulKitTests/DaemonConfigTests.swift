@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HaulKit
+import HaulTestSupport
 
 /// OLLAMA_HOST, Ollama's boolean variables, and reading an /api/pull
 /// stream back: the pieces the daemon and `haul pull --remote` share.

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import HaulKit
+import HaulTestSupport
 
 /// A descriptor closed twice closes whatever another thread opened under
 /// the same number in between. Both failure paths that used to do it run

@@ -2,6 +2,7 @@ import CShims
 import Foundation
 import Testing
 @testable import HaulKit
+import HaulTestSupport
 
 /// The C hash frontier: the digest of a file written out of order, hashed
 /// from the contiguous prefix, equals the digest of the whole file.

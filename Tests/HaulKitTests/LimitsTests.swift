@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import HaulKit
+import HaulTestSupport
 
 /// Bounds that keep a broken or hostile peer (a daemon, a manifest with
 /// thousands of layers) from crashing Haul or taking its memory, and the

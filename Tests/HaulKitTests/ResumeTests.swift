@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import CShims
 @testable import HaulKit
+import HaulTestSupport
 
 /// The resume journal, the partial blob that reads it back, the checkpoint
 /// writer and the retry rules: the pieces crash-safe resume is built from.

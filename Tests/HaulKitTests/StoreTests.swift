@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import HaulKit
+import HaulTestSupport
 
 @Suite struct StoreTests {
     static func manifest(_ digests: [(String, Int64)], config: (String, Int64)) throws -> Manifest {

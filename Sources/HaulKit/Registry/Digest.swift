@@ -21,6 +21,10 @@ public struct Digest: Sendable, Hashable, Comparable, CustomStringConvertible {
         self.hex = Hex.encode(bytes)
     }
 
+    /// The digest of `bytes` (SHA-256), for content held in memory such as
+    /// a manifest.
+    public init(hashing bytes: [UInt8]) { self.init(bytes: SHA256.hash(bytes)) }
+
     public var description: String { "sha256:\(hex)" }
     /// Ollama's file name for the blob: `sha256-<hex>`.
     public var fileName: String { "sha256-\(hex)" }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HaulKit
+import HaulTestSupport
 
 /// Replays the committed fuzz corpora (Tests/fuzz/corpus/<target>) through
 /// the same targets `make fuzz` runs, so every input that once mattered

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HaulKit
+import HaulTestSupport
 
 /// `haul serve` over real HTTP: Ollama's API surface, shared downloads,
 /// disconnects, shutdown, and Ollama's own Python client. Serialized: the

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 @testable import HaulKit
-@testable import HaulServer
+import HaulTestSupport
 
 /// A web page in the user's browser must not be able to drive `haul
 /// serve`: not by a cross-site request (the `Origin` check), not through
@@ -72,21 +72,5 @@ import Testing
         let ok = try Self.call(daemon, "POST", "/api/pull", headers: ["Origin: http://localhost:3000"], body: pull)
         #expect(ok.status == 200)
         #expect(ModelStore(root: models.path).list().count == 1)
-    }
-
-    @Test func theRulesMatchOllamasDerivation() {
-        let policy = AccessPolicy(environment: ["OLLAMA_ORIGINS": "https://*.example"], listensOnLoopback: true)
-        #expect(policy.allows(origin: "https://a.example"))
-        #expect(!policy.allows(origin: "https://a.example.evil"))
-        #expect(!policy.allows(origin: "http://localhost.evil"))
-        #expect(policy.allows(origin: "http://0.0.0.0:8080"))
-        #expect(!policy.allows(origin: "null"))
-        #expect(!policy.allows(host: "169.254.1.1:80") || LocalAddresses.contains(IPAddress("169.254.1.1")!))
-        #expect(policy.allows(host: "[fd00::1]:80"))
-        #expect(!policy.allows(host: "localhost.evil"))
-        #expect(AccessPolicy(environment: [:], listensOnLoopback: false).allows(host: "anything.example"))
-        #expect(AccessPolicy.hostPart(of: "[::1]:11434") == "::1")
-        #expect(AccessPolicy.hostPart(of: "::1") == "::1")
-        #expect(AccessPolicy.hostPart(of: "a.example:80") == "a.example")
     }
 }

@@ -2,27 +2,26 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-@testable import HaulKit
+import HaulKit
 
 /// The Python test registry (Tests/registry/testregistry.py), started on
 /// 127.0.0.1 with ephemeral ports and stopped when the test is done.
-final class TestRegistry: @unchecked Sendable {
+package final class TestRegistry: @unchecked Sendable {
     // @unchecked: `process` and `stdin` are set once in init and only read
     // afterwards; Foundation's Process/Pipe are not marked Sendable.
-    let registryPort: Int
-    let cdnPort: Int?
+    package let registryPort: Int
+    package let cdnPort: Int?
     private let process: Process
     private let stdin: Pipe
 
-    static var script: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("registry/testregistry.py").path
+    package static var script: String {
+        testsDirectory.appendingPathComponent("registry/testregistry.py").path
     }
 
     /// `tokenAuth`: registry requests need a Bearer token from the
     /// registry's `/token` realm, issued for `user:password` (Basic),
     /// `anonymous`, or `ollama` (a valid Ollama signature).
-    init(root: String, cdn: Bool = true, rate: String? = nil, slowConnection: Int? = nil, slowFactor: Double = 10,
+    package init(root: String, cdn: Bool = true, rate: String? = nil, slowConnection: Int? = nil, slowFactor: Double = 10,
          tokenAuth: String? = nil, tokenTTL: Double = 300, realm: String? = nil, selfRedirect: Bool = false,
          ipv6: Bool = false, environment: [String: String] = [:]) throws {
         var args = [Self.script, "serve", "--root", root, "--exit-on-eof"]
@@ -60,37 +59,37 @@ final class TestRegistry: @unchecked Sendable {
 
     deinit { stop() }
 
-    func stop() {
+    package func stop() {
         try? stdin.fileHandleForWriting.close()
         if process.isRunning { process.terminate() }
         process.waitUntilExit()
     }
 
-    let ipv6: Bool
-    var host: String { ipv6 ? "[::1]:\(registryPort)" : "127.0.0.1:\(registryPort)" }
+    package let ipv6: Bool
+    package var host: String { ipv6 ? "[::1]:\(registryPort)" : "127.0.0.1:\(registryPort)" }
 
-    func stats() async throws -> [String: Any] {
+    package func stats() async throws -> [String: Any] {
         let (data, _) = try await URLSession.shared.data(from: URL(string: "http://\(host)/_stats")!)
         return try JSONSerialization.jsonObject(with: data) as! [String: Any]
     }
 
     /// Bytes the blob listener sent for one blob (including any a client
     /// aborted after they were on the wire).
-    func bytesServed(_ digest: Digest) async throws -> Int {
+    package func bytesServed(_ digest: Digest) async throws -> Int {
         ((try await stats())["blob_bytes"] as? [String: Int])?[digest.hex] ?? 0
     }
 
-    func counter(_ name: String) async throws -> Int { (try await stats())[name] as? Int ?? 0 }
+    package func counter(_ name: String) async throws -> Int { (try await stats())[name] as? Int ?? 0 }
 
-    func list(_ name: String) async throws -> [String] { (try await stats())[name] as? [String] ?? [] }
+    package func list(_ name: String) async throws -> [String] { (try await stats())[name] as? [String] ?? [] }
 
-    func requests(_ digest: Digest) async throws -> Int {
+    package func requests(_ digest: Digest) async throws -> Int {
         ((try await stats())["blob_requests"] as? [String: Int])?[digest.hex] ?? 0
     }
 
     /// Arms fault rules on the blob listener, e.g.
     /// `[["kind": "status", "status": 503, "times": 2]]`.
-    func arm(_ faults: [[String: Any]]) async throws {
+    package func arm(_ faults: [[String: Any]]) async throws {
         var request = URLRequest(url: URL(string: "http://\(host)/_faults")!)
         request.httpMethod = "POST"
         request.httpBody = try JSONSerialization.data(withJSONObject: faults)
@@ -99,15 +98,15 @@ final class TestRegistry: @unchecked Sendable {
 }
 
 /// A model generated into a registry directory.
-struct TestModel: Sendable {
-    let name: String  // ns/model:tag
-    let manifestPath: String
-    let layers: [Layer]
+package struct TestModel: Sendable {
+    package let name: String  // ns/model:tag
+    package let manifestPath: String
+    package let layers: [Layer]
 
     /// Writes random layers of the given sizes (plus a config blob) under
     /// `root` with the test registry's generator.
     /// `texts` are text layers as `KIND=TEXT` (template, system, params, license).
-    static func make(root: String, name: String, layers: [String], texts: [String] = []) throws -> TestModel {
+    package static func make(root: String, name: String, layers: [String], texts: [String] = []) throws -> TestModel {
         let out = try run("/usr/bin/env", ["python3", TestRegistry.script, "make-model", "--root", root, "--name", name]
             + layers.flatMap { ["--layer", $0] } + texts.flatMap { ["--text", $0] })
         guard out.status == 0 else { throw TestFailure("make-model failed: \(out.stderr)") }
@@ -122,10 +121,10 @@ struct TestModel: Sendable {
     /// Stores under `name` (ns/model:tag) a manifest with `model`'s
     /// layers plus one new 1 KiB layer, so a pull of it finds the shared
     /// layers cached and downloads one blob. Returns `name`.
-    static func copyTag(_ model: TestModel, to name: String, root: String) throws -> String {
+    package static func copyTag(_ model: TestModel, to name: String, root: String) throws -> String {
         var manifest = try JSONSerialization.jsonObject(with: Data(model.manifestBytes)) as! [String: Any]
         let extra = (0..<1024).map { _ in UInt8.random(in: 0...255) }
-        let digest = Digest(bytes: SHA256.hash(extra))
+        let digest = Digest(hashing: extra)
         FileManager.default.createFile(atPath: root + "/blobs/" + digest.fileName, contents: Data(extra))
         var layers = manifest["layers"] as! [[String: Any]]
         layers.append(["mediaType": "application/vnd.ollama.image.license", "digest": digest.description, "size": extra.count])
@@ -136,10 +135,10 @@ struct TestModel: Sendable {
         return name
     }
 
-    var manifestBytes: [UInt8] { Array((try? Data(contentsOf: URL(fileURLWithPath: manifestPath))) ?? Data()) }
+    package var manifestBytes: [UInt8] { Array((try? Data(contentsOf: URL(fileURLWithPath: manifestPath))) ?? Data()) }
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+package struct TestFailure: Error, CustomStringConvertible {
+    package let description: String
+    package init(_ description: String) { self.description = description }
 }

@@ -1,11 +1,11 @@
 import Foundation
-@testable import HaulKit
+import HaulKit
 
 /// A fresh directory under /tmp, removed when the value is released.
-final class TempDir: Sendable {
-    let path: String
+package final class TempDir: Sendable {
+    package let path: String
 
-    init(_ label: String = "haul") {
+    package init(_ label: String = "haul") {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString.prefix(8))")
         try! FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
         path = base.path
@@ -13,18 +13,18 @@ final class TempDir: Sendable {
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
 
-    func sub(_ name: String) -> String { path + "/" + name }
+    package func sub(_ name: String) -> String { path + "/" + name }
 }
 
-struct RunResult {
-    let status: Int32
-    let stdout: String
-    let stderr: String
-    let seconds: Double
+package struct RunResult {
+    package let status: Int32
+    package let stdout: String
+    package let stderr: String
+    package let seconds: Double
 }
 
 /// Runs a program to completion, capturing its output.
-func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> RunResult {
+package func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> RunResult {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
@@ -52,12 +52,18 @@ func run(_ executable: String, _ arguments: [String], environment: [String: Stri
                      stderr: String(decoding: errData, as: UTF8.self), seconds: Date().timeIntervalSince(start))
 }
 
+/// The repository's `Tests` directory.
+package let testsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+
+/// An unencrypted ed25519 key in Ollama's format (Tests/fixtures), for the
+/// signed token flow.
+package let ollamaTestKeyPath = testsDirectory.appendingPathComponent("fixtures/ollama_id_ed25519").path
+
 /// The release `haul` binary that `make test` builds (HAUL_BIN), else the
 /// debug one next to the tests.
-var haulBinary: String {
+package var haulBinary: String {
     if let bin = ProcessInfo.processInfo.environment["HAUL_BIN"] { return bin }
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
+    let root = testsDirectory.deletingLastPathComponent()
     for config in ["release", "debug"] {
         let p = root.appendingPathComponent(".build/\(config)/haul").path
         if FileManager.default.isExecutableFile(atPath: p) { return p }
@@ -65,26 +71,26 @@ var haulBinary: String {
     return root.appendingPathComponent(".build/debug/haul").path
 }
 
-func haul(_ arguments: [String], models: String) throws -> RunResult {
+package func haul(_ arguments: [String], models: String) throws -> RunResult {
     try run(haulBinary, arguments, environment: ["OLLAMA_MODELS": models])
 }
 
 /// `haul` under GNU time: its result, and its peak resident set in MiB.
-func haulMeasured(_ arguments: [String], models: String) throws -> (RunResult, peakMiB: Double) {
+package func haulMeasured(_ arguments: [String], models: String) throws -> (RunResult, peakMiB: Double) {
     let r = try run("/usr/bin/time", ["-f", "peak-rss-kib %M", haulBinary] + arguments, environment: ["OLLAMA_MODELS": models])
     let kib = r.stderr.firstMatch(of: /peak-rss-kib (\d+)/).flatMap { Double($0.1) } ?? .infinity
     return (r, kib / 1024)
 }
 
-func fileBytes(_ path: String) -> Data? { try? Data(contentsOf: URL(fileURLWithPath: path)) }
+package func fileBytes(_ path: String) -> Data? { try? Data(contentsOf: URL(fileURLWithPath: path)) }
 
-func filesEqual(_ a: String, _ b: String) -> Bool {
+package func filesEqual(_ a: String, _ b: String) -> Bool {
     guard let x = FileManager.default.contents(atPath: a), let y = FileManager.default.contents(atPath: b) else { return false }
     return x == y
 }
 
 /// Collects every event of a library pull, or the error it ended with.
-func collect(_ stream: AsyncThrowingStream<PullEvent, any Error>) async -> ([PullEvent], (any Error)?) {
+package func collect(_ stream: AsyncThrowingStream<PullEvent, any Error>) async -> ([PullEvent], (any Error)?) {
     var events: [PullEvent] = []
     do {
         for try await e in stream { events.append(e) }
@@ -95,7 +101,7 @@ func collect(_ stream: AsyncThrowingStream<PullEvent, any Error>) async -> ([Pul
 }
 
 /// All regular files below `root`, relative paths.
-func listFiles(_ root: String) -> [String] {
+package func listFiles(_ root: String) -> [String] {
     guard let e = FileManager.default.enumerator(atPath: root) else { return [] }
     var out: [String] = []
     while let p = e.nextObject() as? String {
@@ -106,18 +112,18 @@ func listFiles(_ root: String) -> [String] {
 }
 
 /// Byte-for-byte comparison of two large files without loading them.
-func sameContent(_ a: String, _ b: String) -> Bool {
+package func sameContent(_ a: String, _ b: String) -> Bool {
     (try? run("/usr/bin/cmp", ["-s", a, b]).status) == 0
 }
 
 /// A process run in the background (output to files), to be interrupted
 /// or killed while it works: `haul` by default, or any `executable`.
-final class BackgroundProcess {
-    let process = Process()
+package final class BackgroundProcess {
+    package let process = Process()
     private let outPath: String
     private let errPath: String
 
-    init(_ arguments: [String], executable: String = haulBinary, models: String, environment: [String: String] = [:],
+    package init(_ arguments: [String], executable: String = haulBinary, models: String, environment: [String: String] = [:],
          logs: TempDir) throws {
         let tag = UUID().uuidString.prefix(6)
         outPath = logs.sub("out-\(tag)")
@@ -136,42 +142,26 @@ final class BackgroundProcess {
         try process.run()
     }
 
-    func send(_ signal: Int32) { kill(process.processIdentifier, signal) }
+    package func send(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
     /// Waits for the exit; returns seconds waited.
     @discardableResult
-    func wait() -> Double {
+    package func wait() -> Double {
         let start = Date()
         process.waitUntilExit()
         return Date().timeIntervalSince(start)
     }
 
-    var stdout: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }
-    var stderr: String { (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "" }
+    package var stdout: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }
+    package var stderr: String { (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "" }
 }
 
 /// Polls `condition` every 20 ms for up to `timeout` seconds.
-func waitUntil(timeout: Double = 30, _ condition: () async throws -> Bool) async throws -> Bool {
+package func waitUntil(timeout: Double = 30, _ condition: () async throws -> Bool) async throws -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
         if try await condition() { return true }
         try await Task.sleep(for: .milliseconds(20))
     }
     return false
-}
-
-extension PartialBlob {
-    /// Opens and locks a partial without waiting (for tests that hold one
-    /// on purpose): throws if another holder has the lock.
-    convenience init(path: String, digest: Digest, size: Int64, model: String,
-                     durableEvery: (bytes: Int64, seconds: Double) = (64 << 20, 2.0)) throws {
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw HaulError.io(operation: "open", path: path, errno: errno) }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let code = errno
-            close(fd)
-            throw HaulError.io(operation: "lock", path: path, errno: code)
-        }
-        try self.init(locked: fd, files: PartialFiles(data: path), digest: digest, size: size, model: model, durableEvery: durableEvery)
-    }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HaulKit
+import HaulTestSupport
 
 /// Pulls that get interrupted, killed, starved of disk, and served badly by
 /// the test registry's fault injection: each must end in a verified blob or

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HaulKit
+import HaulTestSupport
 
 /// Trust in blobs already on disk: `haul verify` re-hashes them, reports a
 /// bad one with the models it breaks, takes it out of use, and `--repair`

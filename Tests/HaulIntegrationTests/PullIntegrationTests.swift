@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HaulKit
+import HaulTestSupport
 
 /// End-to-end pulls against the test registry on loopback. Serialized: each
 /// test moves hundreds of MiB and they would only fight for two cores.

@@ -5,13 +5,13 @@ import FoundationNetworking
 
 /// `haul serve` on an ephemeral loopback port with its own models
 /// directory; SIGTERM'd when released.
-final class Daemon {
-    let process: BackgroundProcess
+package final class Daemon {
+    package let process: BackgroundProcess
     /// `http://127.0.0.1:PORT`
-    let url: String
-    var host: String { String(url.dropFirst("http://".count)) }
+    package let url: String
+    package var host: String { String(url.dropFirst("http://".count)) }
 
-    init(models: String, logs: TempDir, environment: [String: String] = [:], arguments: [String] = []) async throws {
+    package init(models: String, logs: TempDir, environment: [String: String] = [:], arguments: [String] = []) async throws {
         var env = environment
         env["OLLAMA_HOST"] = "127.0.0.1:0"
         let process = try BackgroundProcess(["serve"] + arguments, models: models, environment: env, logs: logs)
@@ -31,25 +31,25 @@ final class Daemon {
     }
 
     /// SIGTERM; returns the exit status and seconds it took to exit.
-    func stop() -> (status: Int32, seconds: Double) {
+    package func stop() -> (status: Int32, seconds: Double) {
         process.send(SIGTERM)
         let seconds = process.wait()
         return (process.process.terminationStatus, seconds)
     }
 
-    struct Reply {
-        let status: Int
-        let body: String
-        let contentType: String?
+    package struct Reply {
+        package let status: Int
+        package let body: String
+        package let contentType: String?
 
-        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
+        package var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
         /// NDJSON lines as objects.
-        var lines: [[String: Any]] {
+        package var lines: [[String: Any]] {
             body.split(separator: "\n").map { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] ?? [:] }
         }
     }
 
-    func request(_ method: String, _ path: String, body: String? = nil) async throws -> Reply {
+    package func request(_ method: String, _ path: String, body: String? = nil) async throws -> Reply {
         var request = URLRequest(url: URL(string: url + path)!)
         request.httpMethod = method
         request.timeoutInterval = 300
@@ -65,7 +65,7 @@ final class Daemon {
 
     /// A streaming `/api/pull` by a separate `curl` process, to be left
     /// running, killed (a client hanging up) or awaited.
-    func curlPull(_ model: String, logs: TempDir) throws -> BackgroundProcess {
+    package func curlPull(_ model: String, logs: TempDir) throws -> BackgroundProcess {
         try BackgroundProcess(["-s", "-N", "-X", "POST", url + "/api/pull",
                                "-d", "{\"model\":\"\(model)\",\"insecure\":true}"],
                               executable: "/usr/bin/curl", models: "", logs: logs)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HaulKit
+import HaulTestSupport
 
 /// A registry is a remote party: manifests, redirects and blob sizes it
 /// serves can be hostile. Each case must end in a clear error, with no file

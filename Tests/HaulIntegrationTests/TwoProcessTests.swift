@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HaulKit
+import HaulTestSupport
 
 /// Several Haul processes on one models directory: two CLIs, a CLI and a
 /// daemon, a pull and an `rm`. Each blob is downloaded about once, both

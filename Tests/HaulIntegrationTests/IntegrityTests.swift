@@ -2,6 +2,7 @@ import CShims
 import Foundation
 import Testing
 @testable import HaulKit
+import HaulTestSupport
 
 /// Haul's first promise: a file under `blobs/sha256-<hex>` hashes to
 /// `<hex>`. The bytes hashed must be exactly the bytes in the committed

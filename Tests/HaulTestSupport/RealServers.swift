@@ -2,7 +2,7 @@ import Foundation
 
 /// A free TCP port on 127.0.0.1 for servers that cannot report the port
 /// they bound (docker-registry, tinyproxy).
-func freePort() -> Int {
+package func freePort() -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var addr = sockaddr_in()
@@ -16,7 +16,7 @@ func freePort() -> Int {
 }
 
 /// Polls until something accepts TCP connections on 127.0.0.1:`port`.
-func waitForListener(port: Int, timeout: Double = 20) async throws -> Bool {
+package func waitForListener(port: Int, timeout: Double = 20) async throws -> Bool {
     try await waitUntil(timeout: timeout) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
@@ -32,13 +32,13 @@ func waitForListener(port: Int, timeout: Double = 20) async throws -> Bool {
 
 /// A test CA and a server certificate for 127.0.0.1/localhost it signed,
 /// made with the openssl command line.
-struct TestPKI {
-    let caCert: String
-    let serverCert: String
-    let serverKey: String
+package struct TestPKI {
+    package let caCert: String
+    package let serverCert: String
+    package let serverKey: String
     private let dir: TempDir
 
-    init(in dir: TempDir = TempDir("haul-pki")) throws {
+    package init(in dir: TempDir = TempDir("haul-pki")) throws {
         self.dir = dir
         caCert = dir.sub("ca.pem")
         serverCert = dir.sub("server.pem")
@@ -63,18 +63,18 @@ struct TestPKI {
 /// Debian's `docker-registry` (the CNCF distribution registry v2) on
 /// 127.0.0.1 with filesystem storage, optionally with htpasswd auth and
 /// TLS; killed when released.
-final class DockerRegistry {
-    let port: Int
-    let scheme: String
+package final class DockerRegistry {
+    package let port: Int
+    package let scheme: String
     private let process: BackgroundProcess
     private let dir: TempDir
 
-    var host: String { "127.0.0.1:\(port)" }
-    var url: String { "\(scheme)://\(host)" }
+    package var host: String { "127.0.0.1:\(port)" }
+    package var url: String { "\(scheme)://\(host)" }
 
     /// `redirectBlobsTo`: blob GETs answer 307 to this base URL (the
     /// registry's `redirect` storage middleware, as a CDN setup would).
-    init(user: (name: String, password: String)? = nil, tls: TestPKI? = nil, redirectBlobsTo: String? = nil) async throws {
+    package init(user: (name: String, password: String)? = nil, tls: TestPKI? = nil, redirectBlobsTo: String? = nil) async throws {
         dir = TempDir("haul-docker-registry")
         port = freePort()
         scheme = tls == nil ? "http" : "https"
@@ -117,7 +117,7 @@ final class DockerRegistry {
     }
 
     /// Pushes a model generated under `source` through the registry API.
-    func push(source: String, name: String, user: String? = nil, ca: String? = nil) throws {
+    package func push(source: String, name: String, user: String? = nil, ca: String? = nil) throws {
         var args = ["python3", TestRegistry.script, "push", "--source", source, "--name", name, "--to", url]
         if let user { args += ["--user", user] }
         if let ca { args += ["--ca", ca] }
@@ -127,16 +127,16 @@ final class DockerRegistry {
 }
 
 /// Debian's tinyproxy on 127.0.0.1, logging to a file; killed when released.
-final class Tinyproxy {
-    let port: Int
+package final class Tinyproxy {
+    package let port: Int
     private let process: BackgroundProcess
     private let dir: TempDir
 
-    var url: String { "http://127.0.0.1:\(port)" }
+    package var url: String { "http://127.0.0.1:\(port)" }
     /// What tinyproxy logged (one line per request, CONNECTs included).
-    var log: String { (try? String(contentsOfFile: dir.sub("tinyproxy.log"), encoding: .utf8)) ?? "" }
+    package var log: String { (try? String(contentsOfFile: dir.sub("tinyproxy.log"), encoding: .utf8)) ?? "" }
 
-    init() async throws {
+    package init() async throws {
         dir = TempDir("haul-tinyproxy")
         port = freePort()
         let config = """

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HaulKit
+import HaulTestSupport
 
 /// Pulls from a genuine OCI registry (Debian's docker-registry) and from
 /// the test registry in token-auth mode: anonymous, htpasswd, TLS with a
@@ -123,7 +124,7 @@ import Testing
         let name = "\(registry.host)/library/private"
         let home = TempDir("haul-home")
         try FileManager.default.createDirectory(atPath: home.sub(".ollama"), withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: AuthTests.keyPath, toPath: home.sub(".ollama/id_ed25519"))
+        try FileManager.default.copyItem(atPath: ollamaTestKeyPath, toPath: home.sub(".ollama/id_ed25519"))
         let models = TempDir("haul-models")
         let r = try run(haulBinary, ["pull", name, "--insecure"], environment: ["OLLAMA_MODELS": models.path, "HOME": home.path])
         #expect(r.status == 0, "\(r.stderr)")

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""The nginx configuration for the tests and the bench, written once.
+
+nginx serves a registry-shaped directory (ROOT/manifests/NS/MODEL/TAG,
+ROOT/blobs/sha256-HEX) as a registry: one server block answers manifests
+and sends every blob request to a CDN server block with a 307, as
+registry.ollama.ai does. Each registry has its own CDN, which may be
+throttled per connection (`limit_rate`) or have every tenth connection
+throttled harder (a slow tail).
+
+    nginxconf.py WORK ROOT REGISTRY_PORT:CDN_PORT[:RATE[:SLOW_RATE]] ...
+
+writes WORK/nginx.conf; start it with
+    nginx -p WORK -c WORK/nginx.conf -e WORK/nginx-error.log
+Its access log (WORK/access.log) has one line per request:
+`BODY_BYTES STATUS URI`.
+"""
+import os
+import sys
+
+
+def render(work, root, pairs):
+    """`pairs`: (registry port, CDN port, rate or None, slow rate or None),
+    rates in nginx's syntax ("100m", "5120k")."""
+    tmp = os.path.join(work, "nginx-tmp")
+    servers = []
+    for registry, cdn, rate, slow in pairs:
+        servers.append("""
+  server { listen 127.0.0.1:%d;
+    location ~ "^/v2/([^/]+)/([^/]+)/manifests/([^/]+)$" { types { } default_type application/vnd.docker.distribution.manifest.v2+json; alias %s/manifests/$1/$2/$3; }
+    location ~ "^/v2/[^/]+/[^/]+/blobs/sha256:([0-9a-f]{64})$" { return 307 http://127.0.0.1:%d/blobs/sha256-$1; } }""" % (registry, root, cdn))
+        if slow:
+            limit = 'set $lr %s; if ($connection ~ "0$") { set $lr %s; } limit_rate $lr;' % (rate or "0", slow)
+        elif rate:
+            limit = "limit_rate %s;" % rate
+        else:
+            limit = ""
+        servers.append("  server { listen 127.0.0.1:%d; %s location /blobs/ { root %s; } }" % (cdn, limit, root))
+    return """worker_processes 2; daemon off; user nobody nogroup; pid %(w)s/nginx.pid; error_log %(w)s/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  log_format bytes '$body_bytes_sent $status $request_uri';
+  access_log %(w)s/access.log bytes; sendfile on; tcp_nopush on; keepalive_requests 100000;
+  client_body_temp_path %(t)s; proxy_temp_path %(t)s; fastcgi_temp_path %(t)s; uwsgi_temp_path %(t)s; scgi_temp_path %(t)s;
+%(servers)s
+}
+""" % dict(w=work, t=tmp, servers="\n".join(servers))
+
+
+def write(work, root, pairs):
+    os.makedirs(os.path.join(work, "nginx-tmp"), exist_ok=True)
+    # nginx's workers run as nobody: they must reach the served files.
+    os.chmod(work, 0o755)
+    path = os.path.join(work, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(render(work, root, pairs))
+    open(os.path.join(work, "access.log"), "w").close()
+    return path
+
+
+def main(argv):
+    if len(argv) < 3:
+        sys.exit(__doc__)
+    pairs = []
+    for spec in argv[2:]:
+        parts = spec.split(":") + [None, None]
+        pairs.append((int(parts[0]), int(parts[1]), parts[2] or None, parts[3] or None))
+    print(write(argv[0], argv[1], pairs))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
