@@ -1,23 +1,43 @@
 import HaulKit
 import Hummingbird
 
-/// A request the API refuses before doing anything: the status and the
-/// `{"error": …}` text Ollama would answer with.
-struct APIError: Error {
+/// A request the API refuses or a model operation that failed: the status
+/// and the `{"error": …}` text Ollama answers with. Handlers throw it and
+/// Hummingbird turns it into the response.
+struct APIError: HTTPResponseError {
     let status: HTTPResponse.Status
     let message: String
 
     static func badRequest(_ message: String) -> APIError { APIError(status: .badRequest, message: message) }
 
-    var response: Response { JSONResponse.error(message, status: status) }
+    /// A failure from the library, worded for a client of the daemon: a
+    /// missing model is a 404 quoting the name as the client `asked` for it
+    /// (Ollama's `ShowHandler`, `DeleteHandler`: `model '%s' not found`);
+    /// anything else is a 500 that names `$OLLAMA_MODELS` instead of
+    /// showing it.
+    init(_ error: any Error, store: ModelStore, asked: String) {
+        switch error {
+        case let error as APIError:
+            self = error
+        case HaulError.modelNotFound:
+            self.init(status: .notFound, message: "model '\(asked)' not found")
+        default:
+            self.init(status: .internalServerError, message: store.clientMessage(for: error))
+        }
+    }
+
+    init(status: HTTPResponse.Status, message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        JSONResponse.text(ProgressJSON.error(message), status: status)
+    }
 }
 
 enum JSONResponse {
-    /// `{"error": message}` as `application/json`.
-    static func error(_ message: String, status: HTTPResponse.Status) -> Response {
-        text(ProgressJSON.error(message), status: status)
-    }
-
+    /// A JSON text written by `ProgressJSON` (the NDJSON vocabulary).
     static func text(_ json: String, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
                  body: ResponseBody(byteBuffer: ByteBuffer(string: json)))

@@ -116,7 +116,14 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         guard policy.allows(host: authority) else { return Response(status: .forbidden) }
         if request.method == .options { return Response(status: .noContent) }
-        var response = try await next(request, context)
+        // A thrown API error becomes its response here, so that an allowed
+        // page can read the error too.
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as any HTTPResponseError {
+            response = try error.response(from: request, context: context)
+        }
         if let allowedOrigin {
             response.headers[.accessControlAllowOrigin] = allowedOrigin
             response.headers[.vary] = "Origin"

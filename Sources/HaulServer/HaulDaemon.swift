@@ -42,28 +42,15 @@ public struct HaulDaemon: Sendable {
         try await group.run()
     }
 
-    func router() -> Router<BasicRequestContext> {
-        let router = Router()
+    func router() -> Router<DaemonContext> {
+        let router = Router(context: DaemonContext.self)
         let loopback = IPAddress(host.bindHost)?.isLoopback ?? (host.bindHost.lowercased() == "localhost")
         router.add(middleware: AccessMiddleware(policy: AccessPolicy(environment: ProcessInfo.processInfo.environment,
                                                                      listensOnLoopback: loopback)))
-        let pull = PullRoute(haul: haul, logger: logger)
-        let models = ModelRoutes(haul: haul)
-        router.get("/") { _, _ in Self.running() }
-        router.head("/") { _, _ in Self.running() }
-        router.get("/api/version") { _, _ in JSONResponse.text("{\"version\":\(ProgressJSON.quote(Versions.ollamaAPI))}") }
-        router.head("/api/version") { _, _ in Response(status: .ok) }
-        router.post("/api/pull") { request, _ in await pull.respond(request) }
-        router.get("/api/tags") { _, _ in models.tags() }
-        router.head("/api/tags") { _, _ in Response(status: .ok) }
-        router.post("/api/show") { request, _ in await models.show(request) }
-        router.delete("/api/delete") { request, _ in await models.delete(request) }
+        InfoController().addRoutes(to: router)
+        PullController(haul: haul, logger: logger).addRoutes(to: router)
+        ModelController(haul: haul).addRoutes(to: router)
         return router
-    }
-
-    private static func running() -> Response {
-        Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
-                 body: ResponseBody(byteBuffer: ByteBuffer(string: "Ollama is running")))
     }
 
     private static func literal(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }

@@ -7,7 +7,7 @@ import Logging
 /// different requests share one download (see `Haul`); each request
 /// streams its own progress, and a client that disconnects cancels only
 /// its own interest in the download.
-struct PullRoute: Sendable {
+struct PullController {
     struct Body: Decodable, NamesModel {
         var model: String?
         var name: String?
@@ -19,23 +19,20 @@ struct PullRoute: Sendable {
     let haul: Haul
     let logger: Logger
 
-    func respond(_ request: Request) async -> Response {
-        let body: Body
-        do {
-            body = try await RequestJSON.decode(Body.self, from: request)
-        } catch {
-            return error.response
-        }
+    func addRoutes(to router: Router<DaemonContext>) {
+        router.post("/api/pull") { request, _ in try await pull(request) }
+    }
+
+    func pull(_ request: Request) async throws(APIError) -> Response {
+        let body = try await RequestJSON.decode(Body.self, from: request)
         let name = body.modelName
-        guard let parsed = try? ModelName(parsing: name) else {
-            return APIError.badRequest("invalid model name").response
-        }
+        guard let parsed = try? ModelName(parsing: name) else { throw .badRequest("invalid model name") }
         logger.info("pull \(name): started")
         let events = haul.pull(parsed, insecure: body.insecure ?? false)
         if body.stream ?? true {
             return streaming(events, name: name)
         }
-        return await final(events, name: name)
+        return try await final(events, name: name)
     }
 
     /// The stream: one line per event, an `{"error": …}` line if the pull
@@ -72,7 +69,7 @@ struct PullRoute: Sendable {
 
     /// `stream: false`: nothing until the pull ends, then its last line,
     /// with 500 on failure (Ollama's rule).
-    private func final(_ events: AsyncThrowingStream<PullEvent, any Error>, name: String) async -> Response {
+    private func final(_ events: AsyncThrowingStream<PullEvent, any Error>, name: String) async throws(APIError) -> Response {
         do {
             for try await _ in events {}
             logger.info("pull \(name): success")
@@ -80,7 +77,7 @@ struct PullRoute: Sendable {
         } catch {
             let message = haul.store.clientMessage(for: error)
             logger.notice("pull \(name): \(message)")
-            return JSONResponse.error(message, status: .internalServerError)
+            throw APIError(status: .internalServerError, message: message)
         }
     }
 }

@@ -3,11 +3,19 @@ import HaulKit
 import Hummingbird
 
 /// The rest of the model surface an Ollama pull client touches:
-/// `GET /api/tags`, `POST /api/show`, `DELETE /api/delete`.
-struct ModelRoutes: Sendable {
+/// `GET /api/tags`, `POST /api/show`, `DELETE /api/delete` (Ollama's
+/// `server/routes.go`: `ListHandler`, `ShowHandler`, `DeleteHandler`).
+struct ModelController {
     let haul: Haul
 
-    private struct TagsResponse: Encodable {
+    func addRoutes(to router: Router<DaemonContext>) {
+        router.get("/api/tags") { _, _ in tags() }
+        router.head("/api/tags") { _, _ in Response(status: .ok) }
+        router.post("/api/show") { request, _ in try await show(request) }
+        router.delete("/api/delete") { request, _ in try await delete(request) }
+    }
+
+    struct Tags: ResponseEncodable {
         struct Model: Encodable {
             let name: String
             let model: String
@@ -21,14 +29,13 @@ struct ModelRoutes: Sendable {
 
     /// Every stored model, newest first, with Ollama's fields: `digest` is
     /// the manifest's SHA-256 in hex, `size` the sum of its blobs.
-    func tags() -> Response {
+    func tags() -> Tags {
         let store = haul.store
-        let models = store.list().map { model in
-            TagsResponse.Model(name: model.name.displayShortest, model: model.name.displayShortest,
-                               modified_at: Timestamp.rfc3339(model.modified), size: model.size,
-                               digest: model.id.hex, details: store.details(of: model.manifest))
-        }
-        return encode(TagsResponse(models: models))
+        return Tags(models: store.list().map { model in
+            Tags.Model(name: model.name.displayShortest, model: model.name.displayShortest,
+                       modified_at: Timestamp.rfc3339(model.modified), size: model.size,
+                       digest: model.id.hex, details: store.details(of: model.manifest))
+        })
     }
 
     private struct NameBody: Decodable, NamesModel {
@@ -37,7 +44,7 @@ struct ModelRoutes: Sendable {
         var verbose: Bool?
     }
 
-    private struct ShowResponse: Encodable {
+    struct Show: ResponseEncodable {
         let license: String?
         let modelfile: String
         let parameters: String?
@@ -49,66 +56,47 @@ struct ModelRoutes: Sendable {
         let modified_at: String
     }
 
-    func show(_ request: Request) async -> Response {
+    func show(_ request: Request) async throws(APIError) -> Show {
+        let (asked, name) = try await modelName(in: request)
+        let store = haul.store
         do {
-            let name = try await modelName(in: request)
-            let store = haul.store
             let model = try store.model(name)
             let contents = try store.contents(of: name)
-            return encode(ShowResponse(
+            return Show(
                 license: contents.licenses.isEmpty ? nil : contents.licenses.joined(separator: "\n"),
                 modelfile: contents.modelfile,
                 parameters: contents.parameters.isEmpty ? nil : contents.parametersText,
                 template: contents.template.isEmpty ? nil : contents.template,
                 system: contents.system.isEmpty ? nil : contents.system,
                 details: contents.details, model_info: [:], capabilities: contents.capabilities,
-                modified_at: Timestamp.rfc3339(model.modified)))
+                modified_at: Timestamp.rfc3339(model.modified))
         } catch {
-            return failure(error)
+            throw APIError(error, store: store, asked: asked)
         }
     }
 
     /// Deletes the manifest and the blobs no other model uses; 200 with an
     /// empty body, as Ollama answers.
-    func delete(_ request: Request) async -> Response {
+    func delete(_ request: Request) async throws(APIError) -> Response {
+        let (asked, name) = try await modelName(in: request)
         do {
-            let name = try await modelName(in: request)
             // Deleting waits for the store's deletion lock: off the
             // cooperative pool.
             try await haul.remove(name)
             return Response(status: .ok)
         } catch {
-            return failure(error)
+            throw APIError(error, store: haul.store, asked: asked)
         }
     }
 
-    private func modelName(in request: Request) async throws -> ModelName {
+    /// The name as the client wrote it (Ollama's errors quote it so) and
+    /// as parsed.
+    private func modelName(in request: Request) async throws(APIError) -> (String, ModelName) {
         let body = try await RequestJSON.decode(NameBody.self, from: request)
         guard let name = try? ModelName(parsing: body.modelName) else {
-            throw APIError.badRequest("name \(ProgressJSON.quote(String(body.modelName.prefix(256)))) is invalid")
+            throw .badRequest("name \(ProgressJSON.quote(String(body.modelName.prefix(256)))) is invalid")
         }
-        return name
-    }
-
-    private func failure(_ error: any Error) -> Response {
-        switch error {
-        case let error as APIError:
-            return error.response
-        case HaulError.modelNotFound(let name):
-            return JSONResponse.error("model '\(name)' not found", status: .notFound)
-        default:
-            return JSONResponse.error(haul.store.clientMessage(for: error), status: .internalServerError)
-        }
-    }
-
-    private func encode(_ value: some Encodable) -> Response {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        guard let data = try? encoder.encode(value) else {
-            return JSONResponse.error("could not encode the response", status: .internalServerError)
-        }
-        return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        return (body.modelName, name)
     }
 }
 

@@ -1,0 +1,18 @@
+import HaulKit
+import Hummingbird
+
+/// What clients probe before anything else: `GET /` ("Ollama is running",
+/// which the `ollama` CLI checks) and `GET /api/version`.
+struct InfoController {
+    func addRoutes(to router: Router<DaemonContext>) {
+        router.get("/") { _, _ in Self.running() }
+        router.head("/") { _, _ in Self.running() }
+        router.get("/api/version") { _, _ in JSONResponse.text("{\"version\":\(ProgressJSON.quote(Versions.ollamaAPI))}") }
+        router.head("/api/version") { _, _ in Response(status: .ok) }
+    }
+
+    private static func running() -> Response {
+        Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                 body: ResponseBody(byteBuffer: ByteBuffer(string: "Ollama is running")))
+    }
+}
