@@ -6,13 +6,8 @@ extension PartialBlob {
     /// on purpose): throws if another holder has the lock.
     convenience init(path: String, digest: Digest, size: Int64, model: String,
                      durableEvery: (bytes: Int64, seconds: Double) = (64 << 20, 2.0)) throws {
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw HaulError.io(operation: "open", path: path, errno: errno) }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let code = errno
-            close(fd)
-            throw HaulError.io(operation: "lock", path: path, errno: code)
-        }
+        let fd = try FileDescriptor.open(path, O_RDWR | O_CREAT)
+        guard try fd.tryLock(.exclusive) else { throw HaulError.io(operation: "lock", path: path, errno: EWOULDBLOCK) }
         try self.init(locked: fd, files: PartialFiles(data: path), digest: digest, size: size, model: model, durableEvery: durableEvery)
     }
 }

@@ -75,12 +75,10 @@ import HaulTestSupport
         #expect(FileSystem.size(path) == 4096)
         #expect(throws: HaulError.self) { try PartialBlob(path: path, digest: digest, size: 4096, model: "m") }
         let waited = Mutex(false)
-        let second = Task { try await PartialBlob.lockedDescriptor(path: path) { waited.withLock { $0 = true } } }
+        let second = Task { try await PartialBlob.lockedDescriptor(path: path) { waited.withLock { $0 = true } }.isStillAtPath }
         #expect(try await waitUntil(timeout: 120) { waited.withLock { $0 } })
         first = nil
-        let fd = try await second.value
-        #expect(PartialBlob.isFile(fd, at: path))
-        close(fd)
+        #expect(try await second.value)
         _ = first
     }
 
@@ -100,16 +98,20 @@ import HaulTestSupport
         _ = data.withUnsafeBytes { pwrite(a, $0.baseAddress, $0.count, 0) }
         // B: opens the same inode and waits for its lock.
         let waited = Mutex(false)
-        let b = Task { try await PartialBlob.lockedDescriptor(path: path) { waited.withLock { $0 = true } } }
+        // What B goes on to do with its file (a fresh partial: emptied and
+        // preallocated) must leave the stored blob alone.
+        let b = Task {
+            let fd = try await PartialBlob.lockedDescriptor(path: path) { waited.withLock { $0 = true } }
+            let isAtPath = fd.isStillAtPath
+            let partial = try PartialBlob(locked: fd, files: PartialFiles(data: path), digest: digest, size: 4096, model: "m")
+            return (isAtPath, partial)
+        }
         #expect(try await waitUntil(timeout: 120) { waited.withLock { $0 } })
         // A commits: rename to the final name, then lets go.
         #expect(rename(path, store.blobPath(digest)) == 0)
         close(a)
-        let fd = try await b.value
-        #expect(PartialBlob.isFile(fd, at: path))
-        // What B goes on to do with its file (a fresh partial: emptied and
-        // preallocated) leaves the stored blob alone.
-        let partial = try PartialBlob(locked: fd, files: PartialFiles(data: path), digest: digest, size: 4096, model: "m")
+        let (isAtPath, partial) = try await b.value
+        #expect(isAtPath)
         #expect(partial.resume == .empty)
         #expect(try FileSystem.readFile(store.blobPath(digest), limit: 100) == data)
         #expect(FileSystem.size(path) == 4096)

@@ -128,12 +128,12 @@ struct Puller: Sendable {
             }
             // The holder this one waited for may have stored the blob.
             if store.hasBlob(layer) {
-                PartialBlob.removeLocked(fd: fd, files: files)
+                PartialBlob.removeLocked(fd, files: files)
                 emit(.progress(BlobProgress(digest: layer.digest, total: layer.size, completed: layer.size, hashed: layer.size)))
                 return
             }
             let durable = (config.durableCheckpointBytes, config.durableCheckpointInterval)
-            let partial = try await BlockingIO.run { () throws(HaulError) in
+            let partial = try await BlockingIO.run(with: fd) { fd throws(HaulError) in
                 try PartialBlob(locked: fd, files: files, digest: layer.digest, size: layer.size, model: model, durableEvery: durable)
             }
             let resumed = partial.resume.ranges.count > 0

@@ -56,17 +56,11 @@ public struct BlobVerifier: Sendable {
     /// Nil if the blob is there, of its size, and hashes to its name.
     func check(_ layer: Layer) throws(HaulError) -> String? {
         let path = store.blobPath(layer.digest)
-        let fd = FileSystem.retrying { open(path, O_RDONLY | O_CLOEXEC) }
-        if fd < 0 {
-            if errno == ENOENT { return "missing" }
-            throw .io(operation: "open", path: path, errno: errno)
-        }
-        defer { close(fd) }
-        var st = stat()
-        try FileSystem.check(fstat(fd, &st), "stat", path)
+        guard let fd = try FileDescriptor.openExisting(path, O_RDONLY) else { return "missing" }
+        let st = try fd.status()
         guard Int64(st.st_size) == layer.size else { return "\(st.st_size) bytes, the manifest says \(layer.size)" }
         // The engine's hash frontier, inline: pread and hash, nothing else.
-        guard let hasher = Hasher(fd: fd, size: layer.size, mode: .inline) else {
+        guard let hasher = Hasher(fd: fd.rawValue, size: layer.size, mode: .inline) else {
             throw .io(operation: "hash", path: path, errno: ENOMEM)
         }
         hasher.advance(to: layer.size)

@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 
 /// Where file-system work that can block goes: fdatasync and fsync at
 /// commit, flock waits on the store's deletion lock, preallocating a large
@@ -14,5 +15,21 @@ enum BlockingIO {
             queue.async { continuation.resume(returning: Result { () throws(HaulError) in try body() }) }
         }
         return try result.get()
+    }
+
+    /// Runs `body` there with `value`, which it takes over (a descriptor
+    /// moves to the thread that uses it; it is never shared).
+    static func run<V: ~Copyable & Sendable, T: Sendable>(
+        with value: consuming V, _ body: @escaping @Sendable (consuming V) throws(HaulError) -> T
+    ) async throws(HaulError) -> T {
+        let handoff = Handoff(value)
+        return try await run { () throws(HaulError) in try body(handoff.take()) }
+    }
+
+    /// Carries a noncopyable value into one closure, exactly once.
+    private final class Handoff<V: ~Copyable & Sendable>: Sendable {
+        private let slot: Mutex<V?>
+        init(_ value: consuming V) { slot = Mutex(Optional(value)) }
+        func take() -> V { slot.withLock { $0.take() }! }
     }
 }

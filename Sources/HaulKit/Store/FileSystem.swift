@@ -49,35 +49,12 @@ enum FileSystem {
     }
 
     static func readFile(_ path: String, limit: Int) throws(HaulError) -> [UInt8] {
-        let fd = retrying { open(path, O_RDONLY | O_CLOEXEC) }
-        try check(fd, "open", path)
-        defer { close(fd) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        while true {
-            let n = retrying { chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) } }
-            if n < 0 { throw .io(operation: "read", path: path, errno: errno) }
-            if n == 0 { return out }
-            out.append(contentsOf: chunk[0..<n])
-            if out.count > limit { throw .io(operation: "read", path: path, errno: EFBIG) }
-        }
-    }
-
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(HaulError) {
-        var done = 0
-        while done < bytes.count {
-            let n = retrying { bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) } }
-            if n < 0 { throw .io(operation: "write", path: path, errno: errno) }
-            done += n
-        }
+        try FileDescriptor.open(path, O_RDONLY).readAll(limit: limit)
     }
 
     /// Makes a rename or create in `directory` durable.
     static func syncDirectory(_ directory: String) throws(HaulError) {
-        let fd = retrying { open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-        try check(fd, "open", directory)
-        defer { close(fd) }
-        try check(fsync(fd), "fsync", directory)
+        try FileDescriptor.open(directory, O_RDONLY | O_DIRECTORY).sync()
     }
 
     /// Replaces `path` with `bytes` atomically: a reader sees the old file
@@ -90,12 +67,10 @@ enum FileSystem {
         let directory = parent(of: path)
         let serial = tempSerial.add(1, ordering: .relaxed).newValue
         let temp = directory + "/." + basename(of: path) + ".haul-tmp-\(getpid())-\(serial)"
-        let fd = retrying { open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
-        try check(fd, "open", temp)
-        do {
-            defer { close(fd) }
-            try writeAll(fd, bytes, path: temp)
-            if fsyncFile { try check(fsync(fd), "fsync", temp) }
+        do throws(HaulError) {
+            let fd = try FileDescriptor.open(temp, O_WRONLY | O_CREAT | O_TRUNC)
+            try fd.writeAll(bytes)
+            if fsyncFile { try fd.sync() }
         } catch {
             unlink(temp)
             throw error

@@ -1,4 +1,3 @@
-internal import CShims
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,7 +12,10 @@ import Glibc
 final class PartialBlob: CheckpointSink {
     let files: PartialFiles
     var path: String { files.data }
-    let fd: Int32
+    /// The data file, locked; closed (and so unlocked) when this partial is
+    /// released. The engine and the checkpoint writer borrow `fd`.
+    private let descriptor: FileDescriptor
+    var fd: Int32 { descriptor.rawValue }
     let size: Int64
     /// What the file already held and the journal vouched for.
     let resume: ResumePoint
@@ -24,30 +26,22 @@ final class PartialBlob: CheckpointSink {
     /// Takes over a data file locked by `lockedDescriptor`: a file whose
     /// journal checks out is resumed; anything else is emptied. The size is
     /// then reserved on disk, so a full disk is reported now rather than
-    /// mid-download. Owns `fd` from here on, closing it on failure too.
-    init(locked fd: Int32, files: PartialFiles, digest: Digest, size: Int64, model: String,
+    /// mid-download. Owns the descriptor from here on; if this throws, it
+    /// is closed with the rest of the half-made value.
+    init(locked descriptor: consuming FileDescriptor, files: PartialFiles, digest: Digest, size: Int64, model: String,
          durableEvery: (bytes: Int64, seconds: Double) = (64 << 20, 2.0)) throws(HaulError) {
-        let recovered: (journal: ResumeJournal?, why: String?)
-        // Everything that can fail happens before `self` is whole: a
-        // throwing init of a whole object would also run deinit, closing
-        // the descriptor a second time.
-        do {
-            var st = stat()
-            let onDisk: Int64 = fstat(fd, &st) == 0 ? Int64(st.st_size) : -1
-            recovered = Self.recover(files, digest: digest, size: size, onDisk: onDisk, data: fd)
-            Self.removeStaleTemps(of: files.journal)
-            Self.removeStaleTemps(of: files.liveJournal)
-            if recovered.journal == nil || recovered.journal!.point.ranges.count == 0 {
-                files.removeJournals()
-                try FileSystem.check(ftruncate(fd, 0), "truncate", files.data)
-            }
-            try Self.preallocate(fd: fd, size: size, path: files.data)
-        } catch {
-            close(fd)
-            throw error
+        let fd = descriptor.rawValue
+        let onDisk: Int64 = (try? descriptor.status()).map { Int64($0.st_size) } ?? -1
+        let recovered = Self.recover(files, digest: digest, size: size, onDisk: onDisk, data: fd)
+        Self.removeStaleTemps(of: files.journal)
+        Self.removeStaleTemps(of: files.liveJournal)
+        if recovered.journal == nil || recovered.journal!.point.ranges.count == 0 {
+            files.removeJournals()
+            try descriptor.truncate(to: 0)
         }
+        try descriptor.allocate(size)
         self.files = files
-        self.fd = fd
+        self.descriptor = descriptor
         self.size = size
         (resume, discarded) = (recovered.journal?.point ?? .empty, recovered.why)
         writer = CheckpointWriter(fd: fd, files: files, digest: digest, size: size, model: model,
@@ -64,31 +58,19 @@ final class PartialBlob: CheckpointSink {
     /// it) while this one waited, and writing it would truncate a verified
     /// blob. So the locked descriptor is checked against the path (device,
     /// inode, link count) and the path opened again if they differ.
-    static func lockedDescriptor(path: String, waiting: () -> Void) async throws -> Int32 {
+    static func lockedDescriptor(path: String, waiting: () -> Void) async throws -> FileDescriptor {
         var announced = false
         while true {
-            let fd = FileSystem.retrying { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
-            try FileSystem.check(fd, "open", path)
-            while flock(fd, LOCK_EX | LOCK_NB) != 0 {
-                let code = errno
-                guard code == EWOULDBLOCK || code == EINTR else {
-                    close(fd)
-                    throw HaulError.io(operation: "lock", path: path, errno: code)
-                }
+            let fd = try FileDescriptor.open(path, O_RDWR | O_CREAT)
+            while try !fd.tryLock(.exclusive) {
                 if !announced {
                     announced = true
                     waiting()
                 }
-                do {
-                    try await Task.sleep(for: .milliseconds(100))
-                } catch {
-                    close(fd)
-                    throw error
-                }
+                try await Task.sleep(for: .milliseconds(100))
             }
-            if isFile(fd, at: path) { return fd }
+            if fd.isStillAtPath { return fd }
             DebugTrace.log("\(FileSystem.basename(of: path)) changed while waiting for its lock; opening it again")
-            close(fd)
         }
     }
 
@@ -102,13 +84,6 @@ final class PartialBlob: CheckpointSink {
         let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(range.lowerBound)) }
         guard n == bytes.count else { return nil }
         return Digest(bytes: SHA256.hash(bytes))
-    }
-
-    /// Whether `fd` is the file `path` names now (and still has a name).
-    static func isFile(_ fd: Int32, at path: String) -> Bool {
-        var held = stat(), named = stat()
-        guard fstat(fd, &held) == 0, stat(path, &named) == 0 else { return false }
-        return held.st_dev == named.st_dev && held.st_ino == named.st_ino && held.st_nlink > 0
     }
 
     /// The resume point the journals give for this data file, or why there
@@ -167,20 +142,6 @@ final class PartialBlob: CheckpointSink {
         }
     }
 
-    /// fallocate reserves the blocks (no fragmentation, ENOSPC up front);
-    /// on a resumed file it only fills the holes, leaving data alone.
-    /// Filesystems without it get a sparse file of the right size instead.
-    private static func preallocate(fd: Int32, size: Int64, path: String) throws(HaulError) {
-        guard size > 0 else { return }
-        if hl_fallocate(fd, 0, size) == 0 { return }
-        let code = errno
-        if code == EOPNOTSUPP || code == ENOSYS || code == EINVAL {
-            try FileSystem.check(ftruncate(fd, off_t(size)), "truncate", path)
-            return
-        }
-        throw .io(operation: "write", path: path, errno: code)
-    }
-
     func checkpoint(_ point: ResumePoint) { writer.submit(point) }
     func finish(_ point: ResumePoint?) { writer.finish(point) }
 
@@ -192,7 +153,7 @@ final class PartialBlob: CheckpointSink {
     /// journal goes last, so a crash in between leaves a blob plus a stale
     /// journal (cleaned up later), never a journal-less partial.
     func commit(to finalPath: String) throws(HaulError) {
-        try FileSystem.check(FileSystem.retrying { fdatasync(fd) }, "fsync", files.data)
+        try descriptor.dataSync()
         try FileSystem.check(rename(files.data, finalPath), "rename", finalPath)
         try FileSystem.syncDirectory(FileSystem.parent(of: finalPath))
         files.removeJournals()
@@ -200,13 +161,11 @@ final class PartialBlob: CheckpointSink {
 
     /// Removes the partial of a blob that is stored already (another
     /// process finished it while this one waited), holding its lock.
-    static func removeLocked(fd: Int32, files: PartialFiles) {
+    static func removeLocked(_ descriptor: consuming FileDescriptor, files: PartialFiles) {
         files.removeAll()
-        close(fd)
+        descriptor.close()
     }
 
     /// Removes the data and its journal (after a digest mismatch).
     func discard() { files.removeAll() }
-
-    deinit { close(fd) }
 }

@@ -51,7 +51,7 @@ extension ModelStore {
         guard let fd = lockedForRemoval(files) else {
             throw .io(operation: "remove partial (a pull is downloading it)", path: files.data, errno: EBUSY)
         }
-        PartialBlob.removeLocked(fd: fd, files: files)
+        PartialBlob.removeLocked(fd, files: files)
     }
 
     /// Bytes already reserved on disk for this blob by an earlier attempt.
@@ -66,29 +66,22 @@ extension ModelStore {
     func removeStalePartial(_ digest: Digest) {
         let files = partialFiles(digest)
         guard files.exist, let fd = lockedForRemoval(files) else { return }
-        PartialBlob.removeLocked(fd: fd, files: files)
+        PartialBlob.removeLocked(fd, files: files)
     }
 
     /// The partial's lock, taken without waiting, on the file its path
     /// names: whoever starts on it meanwhile waits, then finds it gone. Nil
     /// while a pull holds it.
-    private func lockedForRemoval(_ files: PartialFiles) -> Int32? {
-        let fd = FileSystem.retrying { open(files.data, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
-        guard fd >= 0 else { return nil }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0, PartialBlob.isFile(fd, at: files.data) else {
-            close(fd)
-            return nil
-        }
+    private func lockedForRemoval(_ files: PartialFiles) -> FileDescriptor? {
+        guard let fd = try? FileDescriptor.open(files.data, O_RDWR | O_CREAT),
+              (try? fd.tryLock(.exclusive)) == true, fd.isStillAtPath else { return nil }
         return fd
     }
 
     /// Whether another open file description holds the partial's lock.
     private func isLocked(_ path: String) -> Bool {
-        let fd = FileSystem.retrying { open(path, O_RDONLY | O_CLOEXEC) }
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        if flock(fd, LOCK_SH | LOCK_NB) != 0 { return errno == EWOULDBLOCK }
-        flock(fd, LOCK_UN)
-        return false
+        guard let fd = try? FileDescriptor.open(path, O_RDONLY), let free = try? fd.tryLock(.shared) else { return false }
+        if free { fd.unlock() }
+        return !free
     }
 }

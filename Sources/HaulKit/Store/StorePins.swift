@@ -31,81 +31,69 @@ struct StorePins: Sendable {
     /// ends).
     func pin(_ digests: [Digest]) throws(HaulError) -> Pin {
         try FileSystem.makeDirectories(directory)
-        let gc = try lockGC(LOCK_SH)
-        defer { close(gc) }
+        let gc = try lockGC(.shared)
         let serial = pinSerial.add(1, ordering: .relaxed).newValue
         let path = directory + "/pin-\(getpid())-\(serial)"
-        let fd = FileSystem.retrying { open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
-        try FileSystem.check(fd, "open", path)
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let code = errno
-            close(fd)
-            unlink(path)
-            throw .io(operation: "lock", path: path, errno: code)
-        }
-        do {
-            try FileSystem.writeAll(fd, Array(digests.map { $0.description + "\n" }.joined().utf8), path: path)
+        let fd = try FileDescriptor.open(path, O_RDWR | O_CREAT | O_TRUNC)
+        do throws(HaulError) {
+            guard try fd.tryLock(.exclusive) else { throw .io(operation: "lock", path: path, errno: EWOULDBLOCK) }
+            try fd.writeAll(Array(digests.map { $0.description + "\n" }.joined().utf8))
         } catch {
             unlink(path)
-            close(fd)
             throw error
         }
-        return Pin(fd: fd, path: path)
+        gc.close()
+        return Pin(fd, path: path)
     }
 
     /// Runs `body` (which deletes blobs) with every digest some live pull
     /// has pinned, holding the store's deletion lock throughout.
     func withPinned<T>(_ body: (Set<Digest>) throws(HaulError) -> T) throws(HaulError) -> T {
         try FileSystem.makeDirectories(directory)
-        let gc = try lockGC(LOCK_EX)
-        defer { close(gc) }
+        let gc = try lockGC(.exclusive)
         var pinned = Set<Digest>()
         for name in FileSystem.listDirectory(directory) where name.hasPrefix("pin-") {
             let path = directory + "/" + name
-            let fd = FileSystem.retrying { open(path, O_RDONLY | O_CLOEXEC) }
-            guard fd >= 0 else { continue }
-            defer { close(fd) }
-            if flock(fd, LOCK_SH | LOCK_NB) == 0 {
+            guard let fd = try? FileDescriptor.open(path, O_RDONLY) else { continue }
+            if (try? fd.tryLock(.shared)) == true {
                 // Nobody holds it: its pull is gone.
                 unlink(path)
                 continue
             }
-            guard let bytes = try? FileSystem.readFile(path, limit: 16 << 20) else { continue }
+            guard let bytes = try? fd.readAll(limit: 16 << 20) else { continue }
             for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
                 if let digest = try? Digest(parsing: String(line)) { pinned.insert(digest) }
             }
         }
-        return try body(pinned)
+        let result = try body(pinned)
+        gc.close()
+        return result
     }
 
-    private func lockGC(_ mode: Int32) throws(HaulError) -> Int32 {
-        let fd = FileSystem.retrying { open(gcLockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
-        try FileSystem.check(fd, "open", gcLockPath)
-        // Held only for a directory scan and a few unlinks: waiting briefly
-        // blocks nothing that matters.
-        if FileSystem.retrying({ flock(fd, mode) }) != 0 {
-            let code = errno
-            close(fd)
-            throw .io(operation: "lock", path: gcLockPath, errno: code)
-        }
+    /// The store's deletion lock. Held only for a directory scan and a few
+    /// unlinks: waiting for it blocks nothing that matters.
+    private func lockGC(_ kind: FileDescriptor.Lock) throws(HaulError) -> FileDescriptor {
+        let fd = try FileDescriptor.open(gcLockPath, O_RDWR | O_CREAT)
+        try fd.lock(kind)
         return fd
     }
 
     /// One pull's pin: released explicitly, or when the process ends.
     final class Pin: Sendable {
-        private let fd: Int32
+        private let state: Mutex<FileDescriptor?>
         private let path: String
-        private let released = Atomic<Bool>(false)
 
-        fileprivate init(fd: Int32, path: String) {
-            self.fd = fd
+        fileprivate init(_ fd: consuming FileDescriptor, path: String) {
+            self.state = Mutex(Optional(fd))
             self.path = path
         }
 
         func release() {
-            guard !released.exchange(true, ordering: .relaxed) else { return }
-            unlink(path)
-            close(fd)
+            state.withLock { held in
+                guard let fd = held.take() else { return }
+                unlink(path)
+                fd.close()
+            }
         }
 
         deinit { release() }
