@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // hosts.toml (containerd's mirror configuration) is TOML.
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         .target(
@@ -38,7 +40,7 @@ let package = Package(
         ),
         .target(
             name: "HaulKit",
-            dependencies: ["CShims"],
+            dependencies: ["CShims", .product(name: "TOMLKit", package: "TOMLKit")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .target(

@@ -16,7 +16,15 @@ final class QuietProgress: ProgressView {
 /// `{"error":…}` line as Ollama's stream does.
 final class JSONProgress: ProgressView {
     func handle(_ event: PullEvent) {
-        if let line = ProgressJSON.line(for: event) { Terminal.standardOutput.write(line + "\n") }
+        if let line = ProgressJSON.line(for: event) {
+            Terminal.standardOutput.write(line + "\n")
+        } else if case .source(let digest, let host) = event {
+            // Haul's own line, beside Ollama's: where a blob came from.
+            Terminal.standardOutput.write("{\"status\":\"source\",\"digest\":\(ProgressJSON.quote(digest.description)),"
+                + "\"host\":\(ProgressJSON.quote(host))}\n")
+        } else if case .notice(let text) = event {
+            Terminal.standardError.write("haul: \(text)\n")
+        }
     }
 
     func finish(error: (any Error)?) {

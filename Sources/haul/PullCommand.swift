@@ -35,6 +35,9 @@ struct PullCommand: AsyncParsableCommand {
 
     @OptionGroup var tls: TLSOptions
 
+    @Option(help: ArgumentHelp("Mirror configuration directories, colon-separated (containerd's hosts.toml layout: DIR/HOST/hosts.toml, DIR/_default/hosts.toml); also HAUL_HOSTS_DIR.", valueName: "DIRS"))
+    var hostsDir: String?
+
     @Option(help: "Parallel range connections across all layers.")
     var connections: Int?
 
@@ -46,8 +49,8 @@ struct PullCommand: AsyncParsableCommand {
 
     func validate() throws {
         if remote && local { throw ValidationError("--remote and --local exclude each other") }
-        if remote && (username != nil || tls.caFile != nil || tls.insecureSkipTlsVerify) {
-            throw ValidationError("--username, --ca-file and --insecure-skip-tls-verify apply to local pulls; "
+        if remote && (username != nil || tls.caFile != nil || tls.insecureSkipTlsVerify || hostsDir != nil) {
+            throw ValidationError("--username, --ca-file, --insecure-skip-tls-verify and --hosts-dir apply to local pulls; "
                 + "a daemon uses its own settings")
         }
         if (username != nil) != passwordStdin {
@@ -79,7 +82,9 @@ struct PullCommand: AsyncParsableCommand {
             guard let host = try? ModelName(parsing: name).host else { throw fail(HaulError.invalidModelName) }
             auth.credentials.explicit[host.lowercased()] = RegistryCredentials(username: username, password: password)
         }
-        let haul = Haul(configuration: config, auth: auth)
+        let hosts = hostsDir.map { HostsDirectory(directories: $0.split(separator: ":").map(String.init)) }
+            ?? .fromEnvironment(environment)
+        let haul = Haul(configuration: config, auth: auth, hosts: hosts)
         let view: any ProgressView
         if quiet {
             view = QuietProgress()

@@ -61,6 +61,6 @@ import Testing
         let n = try ModelName(parsing: "[::1]:5000/team/model:v1")
         #expect(n.host == "[::1]:5000" && n.namespace == "team" && n.model == "model" && n.tag == "v1")
         #expect(try ModelName(parsing: "[2001:db8::7]/library/m").displayShortest == "[2001:db8::7]/library/m:latest")
-        #expect(RegistryClient.baseURL(for: n, insecure: true) == "http://[::1]:5000")
+        #expect(RegistryHost.upstream(n, insecure: true).origin == "http://[::1]:5000")
     }
 }

@@ -66,7 +66,7 @@ package struct TestPKI {
 package final class DockerRegistry {
     package let port: Int
     package let scheme: String
-    private let process: BackgroundProcess
+    private var process: BackgroundProcess
     private let dir: TempDir
 
     package var host: String { "127.0.0.1:\(port)" }
@@ -74,7 +74,10 @@ package final class DockerRegistry {
 
     /// `redirectBlobsTo`: blob GETs answer 307 to this base URL (the
     /// registry's `redirect` storage middleware, as a CDN setup would).
-    package init(user: (name: String, password: String)? = nil, tls: TestPKI? = nil, redirectBlobsTo: String? = nil) async throws {
+    /// `proxy`: a pull-through cache of that registry (distribution's proxy
+    /// mode), with the upstream's credentials.
+    package init(user: (name: String, password: String)? = nil, tls: TestPKI? = nil, redirectBlobsTo: String? = nil,
+                 proxy: (url: String, user: String?, password: String?)? = nil, accessLog: Bool = false) async throws {
         dir = TempDir("haul-docker-registry")
         port = freePort()
         scheme = tls == nil ? "http" : "https"
@@ -83,7 +86,7 @@ package final class DockerRegistry {
             log:
               level: error
               accesslog:
-                disabled: true
+                disabled: \(!accessLog)
             storage:
               filesystem:
                 rootdirectory: \(dir.sub("data"))
@@ -98,23 +101,51 @@ package final class DockerRegistry {
         if let redirectBlobsTo {
             config += "middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: \(redirectBlobsTo)\n"
         }
+        if let proxy {
+            config += "proxy:\n  remoteurl: \(proxy.url)\n"
+            if let user = proxy.user, let password = proxy.password {
+                config += "  username: \(user)\n  password: \(password)\n"
+            }
+        }
         if let user {
             let r = try run("/usr/bin/htpasswd", ["-B", "-b", "-c", dir.sub("htpasswd"), user.name, user.password])
             guard r.status == 0 else { throw TestFailure("htpasswd failed: \(r.stderr)") }
             config += "auth:\n  htpasswd:\n    realm: haul-test\n    path: \(dir.sub("htpasswd"))\n"
         }
         try config.write(toFile: dir.sub("config.yml"), atomically: true, encoding: .utf8)
-        process = try BackgroundProcess(["serve", dir.sub("config.yml")], executable: "/usr/bin/docker-registry",
-                                        models: "", logs: dir)
+        process = try await Self.start(dir, port: port)
+    }
+
+    private static func start(_ dir: TempDir, port: Int) async throws -> BackgroundProcess {
+        let process = try BackgroundProcess(["serve", dir.sub("config.yml")], executable: "/usr/bin/docker-registry",
+                                            models: "", logs: dir)
         guard try await waitForListener(port: port) else {
             throw TestFailure("docker-registry did not start: \(process.stderr)")
         }
+        return process
     }
 
-    deinit {
+    /// Starts it again after `stop()`, on the same port with the same data.
+    package func restart() async throws { process = try await Self.start(dir, port: port) }
+
+    /// Body bytes the registry sent per blob digest (hex), from its access
+    /// log (combined format; `accessLog: true`).
+    package func blobBytesSent() -> [String: Int] {
+        var out: [String: Int] = [:]
+        for line in (process.stdout + process.stderr).split(separator: "\n") {
+            guard let m = line.firstMatch(of: /"GET [^" ]*\/blobs\/sha256:([0-9a-f]{64})[^"]*" \d{3} (\d+)/) else { continue }
+            out[String(m.1), default: 0] += Int(m.2) ?? 0
+        }
+        return out
+    }
+
+    /// Stops the registry now (the port stops answering).
+    package func stop() {
         process.send(SIGKILL)
         process.wait()
     }
+
+    deinit { stop() }
 
     /// Pushes a model generated under `source` through the registry API.
     package func push(source: String, name: String, user: String? = nil, ca: String? = nil) throws {

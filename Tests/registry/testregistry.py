@@ -268,6 +268,19 @@ def verify_ollama_signature(header, url):
         return False
 
 
+class _Discard:
+    """Stands in for the socket after a HEAD response's headers."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def write(self, data):
+        return len(data)
+
+    def flush(self):
+        pass
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "haul-testregistry"
@@ -296,7 +309,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def do_HEAD(self):
-        self.do_GET()
+        # The same answer as GET without its body: a client that keeps the
+        # connection (Go's, in a pull-through cache) would read body bytes
+        # as the next response.
+        self.head_only = True
+        try:
+            self.do_GET()
+        finally:
+            self.head_only = False
+            if isinstance(self.wfile, _Discard):
+                self.wfile = self.wfile.real
+
+    def end_headers(self):
+        super().end_headers()
+        if getattr(self, "head_only", False):
+            self.wfile.flush()
+            self.wfile = _Discard(self.wfile)
 
     def do_POST(self):
         if self.path == "/_faults" and self.server.role == "registry":
@@ -346,7 +374,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with self.state.token_lock:
             self.state.tokens[token] = time.time() + self.state.token_ttl
         self.state.stats.note("issued_tokens", token)
-        self.send_json(200, {"token": token, "expires_in": self.state.token_ttl})
+        # Integer seconds, as the token spec says: Go clients (distribution's
+        # proxy) refuse a JSON number with a fraction. Sub-second TTLs stay
+        # fractional for the expiry tests.
+        ttl = self.state.token_ttl
+        self.send_json(200, {"token": token, "expires_in": int(ttl) if ttl == int(ttl) else ttl})
 
     def do_GET(self):
         path = self.path.split("?", 1)[0]

@@ -12,10 +12,15 @@ struct BlobJob: Sendable {
     let path: String
     /// Plain HTTP allowed (the `--insecure` of Ollama).
     let insecure: Bool
+
     /// What the data file already holds, from its journal.
     let resume: ResumePoint
     /// Where checkpoints go; it also keeps `fd` open until `finish`.
     let checkpoints: any CheckpointSink
+    /// The source host's own TLS settings (a mirror's), if any.
+    var tls: HostTLS? = nil
+    /// The source is a mirror (maybe a pull-through cache that is cold).
+    var fromMirror = false
 }
 
 enum BlobEvent: Sendable {

@@ -7,6 +7,15 @@ struct HTTPRequest: Sendable {
     var limit = 4 << 20
     /// `--insecure`: redirects from https to http are allowed.
     var insecure = false
+    /// A mirror's own TLS settings, if it has any.
+    var tls: HostTLS?
+}
+
+/// TLS settings of one host (a hosts.toml `ca`, `skip_verify`), in place of
+/// the engine's for requests to it.
+struct HostTLS: Sendable, Equatable {
+    var caFile: String?
+    var skipVerify = false
 }
 
 struct HTTPResponse: Sendable {

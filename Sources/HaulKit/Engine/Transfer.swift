@@ -72,7 +72,7 @@ final class Transfer {
         let t = Transfer(easy: easy, sink: Sink(raw: sink), purpose: .piece(blob: blob.id, transfer: request.transfer),
                          url: url, now: now)
         t.configure(url: url, headers: request.sendCredentials ? job.registryHeaders : [],
-                    followRedirects: request.followRedirects, insecure: job.insecure, share: share, config: config)
+                    followRedirects: request.followRedirects, insecure: job.insecure, tls: job.tls, share: share, config: config)
         t.check(hl_easy_setopt_str(easy, CURLOPT_RANGE, "\(range.lowerBound)-\(range.upperBound - 1)"), "CURLOPT_RANGE")
         return try t.verified()
     }
@@ -93,11 +93,11 @@ final class Transfer {
         }
         let t = Transfer(easy: easy, sink: Sink(raw: sink), purpose: .fetch(id: id), url: request.url, now: now)
         t.configure(url: request.url, headers: request.headers, followRedirects: request.followRedirects,
-                    insecure: request.insecure, share: share, config: config)
+                    insecure: request.insecure, tls: request.tls, share: share, config: config)
         return try t.verified()
     }
 
-    private func configure(url: String, headers: [String], followRedirects: Bool, insecure: Bool,
+    private func configure(url: String, headers: [String], followRedirects: Bool, insecure: Bool, tls: HostTLS?,
                            share: OpaquePointer, config: EngineConfiguration) {
         // curl copies string options, so temporaries are fine here; only the
         // header list must outlive the request.
@@ -122,9 +122,9 @@ final class Transfer {
         check(hl_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1), "CURLOPT_TCP_KEEPALIVE")
         check(hl_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, config.receiveBufferSize), "CURLOPT_BUFFERSIZE")
         check(hl_easy_setopt_str(easy, CURLOPT_USERAGENT, config.userAgent), "CURLOPT_USERAGENT")
-        if let ca = config.caFile { check(hl_easy_setopt_str(easy, CURLOPT_CAINFO, ca), "CURLOPT_CAINFO") }
+        if let ca = tls?.caFile ?? config.caFile { check(hl_easy_setopt_str(easy, CURLOPT_CAINFO, ca), "CURLOPT_CAINFO") }
         if let dir = config.caDirectory { check(hl_easy_setopt_str(easy, CURLOPT_CAPATH, dir), "CURLOPT_CAPATH") }
-        if config.skipTLSVerification {
+        if config.skipTLSVerification || tls?.skipVerify == true {
             check(hl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 0), "CURLOPT_SSL_VERIFYPEER")
             check(hl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 0), "CURLOPT_SSL_VERIFYHOST")
         }

@@ -13,6 +13,8 @@ public final class Haul: Sendable {
     /// Prune after a pull, as Ollama does unless `OLLAMA_NOPRUNE` is set.
     public let prune: Bool
     public let auth: RegistryAuth
+    /// Mirrors (hosts.toml) tried before each registry.
+    public let hosts: HostsDirectory
     let engine: Engine
     private let downloads = SharedDownloads()
     private let slots: BlobSlots
@@ -22,10 +24,12 @@ public final class Haul: Sendable {
     private let nextPull = Atomic<UInt64>(0)
 
     public init(store: ModelStore = .fromEnvironment(), configuration: EngineConfiguration = EngineConfiguration(),
-                prune: Bool = !OllamaEnvironment.bool("OLLAMA_NOPRUNE"), auth: RegistryAuth = RegistryAuth()) {
+                prune: Bool = !OllamaEnvironment.bool("OLLAMA_NOPRUNE"), auth: RegistryAuth = RegistryAuth(),
+                hosts: HostsDirectory = .fromEnvironment()) {
         self.store = store
         self.prune = prune
         self.auth = auth
+        self.hosts = hosts
         self.engine = Engine(configuration: configuration)
         self.slots = BlobSlots(count: configuration.openBlobs)
     }
@@ -50,7 +54,8 @@ public final class Haul: Sendable {
     private func run(_ body: @escaping @Sendable (Puller, @escaping @Sendable (PullEvent) -> Void) async throws -> Void)
         -> AsyncThrowingStream<PullEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: PullEvent.self)
-        let puller = Puller(engine: engine, store: store, downloads: downloads, slots: slots, prune: prune, auth: auth)
+        let puller = Puller(engine: engine, store: store, downloads: downloads, slots: slots, prune: prune, auth: auth,
+                            hosts: hosts)
         let id = nextPull.add(1, ordering: .relaxed).newValue
         let task = Task { [weak self] in
             do {

@@ -35,6 +35,8 @@ public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A system call on one of Haul's files failed.
     case io(operation: String, path: String, errno: Int32)
     case cancelled
+    /// A hosts.toml that cannot be used, with where it is wrong.
+    case hostsConfig(path: String, line: Int?, message: String)
 
     public var description: String {
         switch self {
@@ -71,6 +73,8 @@ public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
             return "digest mismatch, file must be downloaded again: want \(want), got \(got)"
         case .io(let operation, let path, let code):
             return "\(operation) \(path): \(String(cString: strerror(code)).lowercased())"
+        case .hostsConfig(let path, let line, let message):
+            return "\(path)\(line.map { ":\($0)" } ?? ""): \(message)"
         case .cancelled:
             return "pull cancelled"
         }

@@ -11,6 +11,9 @@ public enum ProgressJSON {
             if p.total != 0 { s += ",\"total\":\(p.total)" }
             if p.completed != 0 { s += ",\"completed\":\(p.completed)" }
             return s + "}"
+        case .notice, .source:
+            // Haul's own: Ollama's stream has no such lines.
+            return nil
         default:
             return statusText(event).map(status)
         }
@@ -23,9 +26,9 @@ public enum ProgressJSON {
         case .verifying: return "verifying sha256 digest"
         case .writingManifest: return "writing manifest"
         case .removingUnusedLayers: return "removing unused layers"
-        case .status(let text): return text
+        case .status(let text), .notice(let text): return text
         case .success: return "success"
-        case .plan, .resuming, .progress: return nil
+        case .plan, .resuming, .progress, .source: return nil
         }
     }
 

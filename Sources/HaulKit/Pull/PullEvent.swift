@@ -17,6 +17,12 @@ public enum PullEvent: Sendable, Equatable {
     /// A status line with no fixed meaning: a pruning failure, or a line
     /// from a remote daemon that Haul does not model.
     case status(String)
+    /// A mirror was skipped (unreachable, an error, a wrong digest) and the
+    /// next host is tried. Not part of `/api/pull`'s stream.
+    case notice(String)
+    /// Where a blob's verified bytes came from (`host[:port]`). Not part of
+    /// `/api/pull`'s stream.
+    case source(digest: Digest, host: String)
     case success
 }
 

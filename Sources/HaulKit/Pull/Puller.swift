@@ -10,12 +10,14 @@ struct Puller: Sendable {
     /// Delete the blobs the replaced manifest used and nothing uses now.
     let prune: Bool
     let auth: RegistryAuth
+    /// Mirrors to try before the registry (hosts.toml).
+    let hosts: HostsDirectory
 
     func pull(_ name: ModelName, insecure: Bool, emit: @escaping @Sendable (PullEvent) -> Void) async throws {
-        let registry = RegistryClient(engine: engine, name: name, insecure: insecure, auth: auth)
+        let sources = try self.sources(for: name, insecure: insecure)
         emit(.pullingManifest)
-        let manifest = try await registry.fetchManifest()
-        try await fetchBlobs(of: manifest, name: name, registry: registry, emit: emit) {
+        let manifest = try await resolve(name, from: sources, emit: emit)
+        try await fetchBlobs(of: manifest, name: name, sources: sources, emit: emit) {
             // Every blob was verified as it completed; the step is kept
             // because Ollama clients expect it in the event sequence.
             emit(.verifying)
@@ -35,14 +37,40 @@ struct Puller: Sendable {
     /// bytes the model is.
     func repair(_ name: ModelName, insecure: Bool, emit: @escaping @Sendable (PullEvent) -> Void) async throws {
         guard let manifest = try store.manifest(for: name) else { throw HaulError.modelNotFound(name.displayShortest) }
-        let registry = RegistryClient(engine: engine, name: name, insecure: insecure, auth: auth)
-        try await fetchBlobs(of: manifest, name: name, registry: registry, emit: emit) {}
+        try await fetchBlobs(of: manifest, name: name, sources: sources(for: name, insecure: insecure), emit: emit) {}
         emit(.success)
+    }
+
+    /// The hosts serving `name`, mirrors first, each with its own client.
+    private func sources(for name: ModelName, insecure: Bool) throws(HaulError) -> [RegistryClient] {
+        try hosts.hosts(for: name, insecure: insecure).map {
+            RegistryClient(engine: engine, name: name, host: $0, insecure: insecure, auth: auth)
+        }
+    }
+
+    /// The manifest, from the first host that may resolve tags and answers.
+    /// A mirror that fails is skipped with a notice; the last host's error
+    /// is the pull's.
+    private func resolve(_ name: ModelName, from sources: [RegistryClient],
+                         emit: @escaping @Sendable (PullEvent) -> Void) async throws -> Manifest {
+        let resolvers = sources.filter { $0.host.capabilities.contains(.resolve) }
+        guard !resolvers.isEmpty else {
+            throw HaulError.hostsConfig(path: hosts.file(for: name.host) ?? "hosts.toml", line: nil,
+                                        message: "no host may resolve \(name.displayShortest) (give one the \"resolve\" capability)")
+        }
+        for (index, source) in resolvers.enumerated() {
+            do {
+                return try await source.fetchManifest()
+            } catch let error where index < resolvers.count - 1 && !(error is CancellationError) {
+                emit(.notice("\(source.host) skipped for the manifest: \(error); trying \(resolvers[index + 1].host)"))
+            }
+        }
+        preconditionFailure("the last resolver returns or throws")
     }
 
     /// Pins the manifest's blobs, announces the plan, fetches the missing
     /// ones, then runs `finish` while they are still pinned.
-    private func fetchBlobs(of manifest: Manifest, name: ModelName, registry: RegistryClient,
+    private func fetchBlobs(of manifest: Manifest, name: ModelName, sources: [RegistryClient],
                             emit: @escaping @Sendable (PullEvent) -> Void, finish: () async throws -> Void) async throws {
         let blobs = try manifest.blobs
         // Pinned before looking for cached blobs: a deletion in any process
@@ -52,13 +80,18 @@ struct Puller: Sendable {
         let cached = Set(blobs.filter(store.hasBlob).map(\.digest))
         let plan = PullPlan(name: name, manifestDigest: manifest.digest, blobs: blobs, cached: cached)
         emit(.plan(plan))
-        try await fetchMissing(blobs, cached: cached, plan: plan, name: name, registry: registry, emit: emit)
+        let pullers = sources.filter { $0.host.capabilities.contains(.pull) }
+        guard !pullers.isEmpty else {
+            throw HaulError.hostsConfig(path: hosts.file(for: name.host) ?? "hosts.toml", line: nil,
+                                        message: "no host may pull blobs of \(name.displayShortest) (give one the \"pull\" capability)")
+        }
+        try await fetchMissing(blobs, cached: cached, plan: plan, name: name, sources: pullers, emit: emit)
         try await finish()
     }
 
     /// Downloads every blob not in `cached`, each verified as it completes.
     private func fetchMissing(_ blobs: [Layer], cached: Set<Digest>, plan: PullPlan, name: ModelName,
-                              registry: RegistryClient, emit: @escaping @Sendable (PullEvent) -> Void) async throws {
+                              sources: [RegistryClient], emit: @escaping @Sendable (PullEvent) -> Void) async throws {
         try store.prepareDirectories()
         // Partials already allocated need no new space.
         let reserved = blobs.filter { !cached.contains($0.digest) }.reduce(Int64(0)) { $0 + store.partialAllocation($1) }
@@ -76,7 +109,7 @@ struct Puller: Sendable {
                         // It may have landed while this pull read the manifest.
                         guard !store.hasBlob(layer) else { return }
                         try await slots.withSlot {
-                            try await download(layer, model: name.displayShortest, registry: registry, emit: emit)
+                            try await download(layer, model: name.displayShortest, from: sources, emit: emit)
                         }
                     }
                     for try await event in watch.events { emit(event) }
@@ -107,15 +140,37 @@ struct Puller: Sendable {
         }
     }
 
-    /// Downloads and commits one blob. If the result fails its digest, the
-    /// data is discarded and the blob fetched once more from scratch: the
-    /// old data of a resumed download may be what is wrong (a disk that
-    /// lost writes), or the server's bytes changed mid-blob (a mirror being
-    /// updated). A second mismatch is reported.
-    private func download(_ layer: Layer, model: String, registry: RegistryClient,
+    /// Downloads and commits one blob from the first source that delivers
+    /// it whole and right. A mirror that fails (unreachable, an error, a
+    /// wrong digest) is skipped for this blob with a notice; what it wrote
+    /// and what is right stays for the next source to resume, and a wrong
+    /// result is discarded before the next one starts. Nothing is stored
+    /// unverified, whichever host sent it.
+    private func download(_ layer: Layer, model: String, from sources: [RegistryClient],
+                          emit: @escaping @Sendable (PullEvent) -> Void) async throws {
+        for (index, source) in sources.enumerated() {
+            let last = index == sources.count - 1
+            do {
+                try await download(layer, model: model, registry: source, freshRetry: last, emit: emit)
+                emit(.source(digest: layer.digest, host: source.host.authority))
+                return
+            } catch let error where !last && !(error is CancellationError) && !Task.isCancelled {
+                DebugTrace.log("\(layer.digest.short) \(source.host) failed: \(error)")
+                emit(.notice("\(source.host) skipped for \(layer.digest.short): \(error); trying \(sources[index + 1].host)"))
+            }
+        }
+    }
+
+    /// Downloads and commits one blob from one source. If the result fails
+    /// its digest, the data is discarded and, with `freshRetry`, the blob
+    /// fetched once more from scratch: the old data of a resumed download
+    /// may be what is wrong (a disk that lost writes), or the server's bytes
+    /// changed mid-blob (a mirror being updated). A second mismatch is
+    /// reported.
+    private func download(_ layer: Layer, model: String, registry: RegistryClient, freshRetry: Bool,
                           emit: @escaping @Sendable (PullEvent) -> Void) async throws {
         let config = engine.configuration
-        var freshAttemptLeft = true
+        var freshAttemptLeft = freshRetry
         // Renewals of an expired token in a row without new bytes on disk.
         var reauthorizations = 0
         var lastResumed: Int64 = -1
@@ -149,7 +204,8 @@ struct Puller: Sendable {
             let got: Digest
             do {
                 got = try await fetch(layer, into: partial, url: registry.blobURL(layer.digest),
-                                      headers: registry.registryHeaders, insecure: registry.insecure, emit: emit)
+                                      headers: registry.registryHeaders, insecure: registry.insecure, tls: registry.tls,
+                                      fromMirror: registry.host.isMirror, emit: emit)
             } catch HaulError.blobUnauthorized(let challenge) where reauthorizations < 3 {
                 // A token that expired mid-pull: get a new one and resume
                 // from what is on disk (short-lived tokens may need this
@@ -176,10 +232,10 @@ struct Puller: Sendable {
     /// after the engine let go of the file and its last checkpoint is
     /// written, so a cancelled pull leaves a resumable partial behind.
     private func fetch(_ layer: Layer, into partial: PartialBlob, url: String, headers: [String], insecure: Bool,
-                       emit: @escaping @Sendable (PullEvent) -> Void) async throws -> Digest {
+                       tls: HostTLS?, fromMirror: Bool, emit: @escaping @Sendable (PullEvent) -> Void) async throws -> Digest {
         let job = BlobJob(digest: layer.digest, size: layer.size, url: url, registryHeaders: headers,
                           fd: partial.fd, path: partial.path, insecure: insecure,
-                          resume: partial.resume, checkpoints: partial)
+                          resume: partial.resume, checkpoints: partial, tls: tls, fromMirror: fromMirror)
         var result: Result<Digest, HaulError> = .failure(.cancelled)
         for await event in engine.download(job) {
             switch event {

@@ -1,41 +1,49 @@
 import Foundation
 
-/// Talks to an Ollama-style (Docker Registry v2) registry for one model:
-/// fetches its manifest and builds blob URLs.
+/// Talks to one host serving a model (the registry itself, or a mirror of
+/// it) over the Docker Registry v2 API: fetches the manifest and builds blob
+/// URLs. Each host answers its own challenges with its own credentials; a
+/// token or password for one is never sent to another.
 struct RegistryClient: Sendable {
     static let manifestAccept = "Accept: " + Manifest.mediaTypes.joined(separator: ", ")
 
     let engine: Engine
     let name: ModelName
+    let host: RegistryHost
+    /// Plain HTTP allowed, and redirects from https to http: for the
+    /// registry, the user's `--insecure` (Ollama's meaning); for a mirror,
+    /// whether its configured URL is http.
     let insecure: Bool
     let authorizer: RegistryAuthorizer
 
-    init(engine: Engine, name: ModelName, insecure: Bool, auth: RegistryAuth) {
+    init(engine: Engine, name: ModelName, host: RegistryHost, insecure: Bool, auth: RegistryAuth) {
         self.engine = engine
         self.name = name
-        self.insecure = insecure
+        self.host = host
+        self.insecure = host.isMirror ? host.origin.lowercased().hasPrefix("http:") : insecure
         authorizer = RegistryAuthorizer(engine: engine, tokens: auth.tokens,
-                                        credentials: auth.credentials.credentials(for: name.host),
+                                        credentials: auth.credentials.credentials(for: host.authority),
                                         ollamaKeyPath: auth.ollamaKeyPath,
-                                        registry: Self.baseURL(for: name, insecure: insecure), repository: name.repository)
+                                        registry: host.origin, repository: name.repository)
     }
 
-    /// `--insecure` means plain HTTP, as in Ollama; TLS is never weakened.
-    var baseURL: String { Self.baseURL(for: name, insecure: insecure) }
-
-    static func baseURL(for name: ModelName, insecure: Bool) -> String {
-        "\(insecure ? "http" : (name.scheme ?? "https"))://\(name.host)"
+    /// The registry itself, at the name's host (`--insecure` means plain
+    /// HTTP, as in Ollama; TLS is never weakened).
+    init(engine: Engine, name: ModelName, insecure: Bool, auth: RegistryAuth) {
+        self.init(engine: engine, name: name, host: .upstream(name, insecure: insecure), insecure: insecure, auth: auth)
     }
 
-    var manifestURL: String { "\(baseURL)/v2/\(name.repository)/manifests/\(name.tag)" }
+    var tls: HostTLS? { host.caFile != nil || host.skipVerify ? HostTLS(caFile: host.caFile, skipVerify: host.skipVerify) : nil }
 
-    func blobURL(_ digest: Digest) -> String { "\(baseURL)/v2/\(name.repository)/blobs/\(digest)" }
+    var manifestURL: String { host.manifestURL(name) }
 
-    /// Headers for requests to the registry host itself (never a CDN).
-    var registryHeaders: [String] { authorizer.authorization.map { ["Authorization: \($0)"] } ?? [] }
+    func blobURL(_ digest: Digest) -> String { host.blobURL(name, digest) }
+
+    /// Headers for requests to this host itself (never a CDN it redirects to).
+    var registryHeaders: [String] { host.headers + (authorizer.authorization.map { ["Authorization: \($0)"] } ?? []) }
 
     func fetchManifest() async throws -> Manifest {
-        if name.scheme == "http" && !insecure {
+        if !host.isMirror && name.scheme == "http" && !insecure {
             throw HaulError.manifestUnreachable(url: manifestURL, message: "insecure protocol http")
         }
         var response = try await getManifest()
@@ -59,7 +67,8 @@ struct RegistryClient: Sendable {
     private func getManifest() async throws -> HTTPResponse {
         do {
             return try await engine.fetch(HTTPRequest(url: manifestURL, headers: registryHeaders + [Self.manifestAccept],
-                                                      followRedirects: true, limit: Manifest.maxBytes, insecure: insecure))
+                                                      followRedirects: true, limit: Manifest.maxBytes, insecure: insecure,
+                                                      tls: tls))
         } catch let HaulError.network(url, message) {
             throw HaulError.manifestUnreachable(url: url, message: message)
         }

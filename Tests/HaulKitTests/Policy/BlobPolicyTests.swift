@@ -245,4 +245,37 @@ import Testing
         #expect(t.policy.queue.pending.map(\.attempts) == [0, 1])
         #expect(t.policy.queue.pending.first?.range.lowerBound == ranges[1].range.lowerBound + 4096)
     }
+
+    @Test func aColdPullThroughCacheIsGivenTimeToStoreTheBlobInsteadOfStreamingItTwice() throws {
+        var t = T(size: 40 * mib, mirror: true)
+        var r = try #require(t.fill().first)
+        #expect(!r.acceptFull, "a mirror's whole-blob answer is not taken at first")
+        // Cold: the whole blob instead of the range; Haul hangs up.
+        var cold = PieceOutcome.refused(r, status: 200)
+        cold.why = "mirror answered 200"
+        t.end(r, cold)
+        #expect(t.failure == nil && t.fill().isEmpty, "not before the backoff")
+        var waits: [Double] = []
+        while t.now < 40 {
+            let due = try #require(t.policy.queue.earliestRetry)
+            waits.append(due - t.now)
+            t.now = due
+            r = try #require(t.fill().first)
+            guard !r.acceptFull else { break }
+            t.end(r, cold)
+        }
+        #expect(waits.prefix(5) == [0.5, 1, 2, 4, 5])
+        // After 30 s it is taken for a server that ignores Range.
+        #expect(r.acceptFull && t.now >= 30)
+
+        // A cache that turned warm answers ranges: parallel from then on.
+        var warm = T(size: 40 * mib, mirror: true)
+        let first = try #require(warm.fill().first)
+        warm.end(first, cold)
+        warm.now = try #require(warm.policy.queue.earliestRetry)
+        let again = try #require(warm.fill().first)
+        warm.receive(again, bytes: mib)
+        #expect(warm.fill().count == 3, "ranges in parallel once it answers 206")
+        #expect(warm.policy.resolver.isSplittable)
+    }
 }

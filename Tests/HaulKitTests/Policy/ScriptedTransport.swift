@@ -18,14 +18,14 @@ struct ScriptedTransport {
     private(set) var failure: HaulError?
 
     init(size: Int64, written: RangeSet = RangeSet(), connections: Int = 4, url: String = Self.registry,
-         insecure: Bool = false, configure: (inout EngineConfiguration) -> Void = { _ in }) {
+         insecure: Bool = false, mirror: Bool = false, configure: (inout EngineConfiguration) -> Void = { _ in }) {
         var config = EngineConfiguration()
         config.connections = connections
         config.maxPieceSize = 8 << 20
         config.minCutSize = 1 << 20
         configure(&config)
         policy = BlobPolicy(digest: Self.digest, size: size, url: url, path: "/models/blob", insecure: insecure,
-                            written: written, config: config, jitter: { 1.0 })
+                            written: written, config: config, mirror: mirror, jitter: { 1.0 })
     }
 
     /// Starts requests while the policy has ready work, up to `limit` running.

@@ -39,11 +39,19 @@ struct BlobPolicy {
     private var nextID: UInt64 = 1
     private let retryLimit: Int
     private let failureBudget: Int
+    /// The source is a mirror, perhaps a pull-through cache: see `coldCache`.
+    private let mirror: Bool
+    /// When a mirror first answered a range with the whole blob, if it did,
+    /// and until when no request goes to it (it is storing the blob).
+    private var coldSince: Double?
+    private var coldUntil = 0.0
     /// The backoff's random factor (fixed in tests).
     private let jitter: @Sendable () -> Double
 
     init(digest: Digest, size: Int64, url: String, path: String, insecure: Bool, written: RangeSet,
-         config: EngineConfiguration, jitter: @escaping @Sendable () -> Double = { Double.random(in: 0.5...1.5) }) {
+         config: EngineConfiguration, mirror: Bool = false,
+         jitter: @escaping @Sendable () -> Double = { Double.random(in: 0.5...1.5) }) {
+        self.mirror = mirror
         self.digest = digest
         self.path = path
         self.queue = PieceQueue(size: size, written: written, connections: config.connections,
@@ -75,13 +83,14 @@ struct BlobPolicy {
 
     /// The next range request, if the source and the queue allow one now.
     mutating func next(now: Double) -> Action? {
-        guard hasReadyWork, let target = resolver.target, let piece = queue.take(now: now) else { return nil }
+        guard hasReadyWork, now >= coldUntil, let target = resolver.target, let piece = queue.take(now: now) else { return nil }
         let start = piece.range.lowerBound
         // A 200 carries the whole blob; the sink drops what precedes the
         // piece and writes the rest. That is only safe when the rest is all
         // hole: nothing held from the piece's start on, no other transfer.
         let acceptFull = (target.resolving || target.singleStream) && flights.isEmpty
             && queue.written.count == start && queue.written.contiguousPrefix == start
+            && !(target.resolving && waitsForWarmCache(now: now))
         let id = nextID
         nextID += 1
         flights.append(Flight(id: id, range: piece.range, attempts: piece.attempts, resolving: target.resolving, synced: start))
@@ -153,6 +162,19 @@ struct BlobPolicy {
             if flight.resolving { resolver.settle(url: o.url, status: o.status) }
             return []
         }
+        if o.status == 200 && o.verdict == .badStatus && flight.resolving && waitsForWarmCache(now: now) {
+            // A cold pull-through cache (distribution's proxy mode) answers
+            // a range with the whole blob streamed from its upstream, while
+            // it fetches the blob a second time to store it. Hanging up ends
+            // the first fetch at once; the ranges come once it has stored
+            // the blob, so the upstream sends it about once, not twice.
+            coldSince = coldSince ?? now
+            let delay = min(5, 0.5 * Double(1 << min(flight.attempts, 4)))
+            coldUntil = now + delay
+            DebugTrace.log("\(digest.short) \(o.url) answered a range with the whole blob: a cold cache? asking again in \(delay)s")
+            requeue(PieceQueue.Piece(range: flight.range, attempts: flight.attempts + 1, notBefore: now + delay))
+            return []
+        }
         if o.status == 200 && o.verdict == .badStatus {
             // Range ignored on a later request: the only way on is one
             // stream of the whole blob, written from the sealed prefix.
@@ -208,6 +230,16 @@ struct BlobPolicy {
     mutating func finish() { isDone = true }
 
     // MARK: helpers
+
+    /// Whether a mirror that answers ranges with whole blobs is given time
+    /// to turn warm: as long as fetching the blob at 20 MB/s would take,
+    /// at least 30 s. After that it is taken for a server that ignores
+    /// Range, and read as one stream.
+    private func waitsForWarmCache(now: Double) -> Bool {
+        guard mirror else { return false }
+        guard let since = coldSince else { return true }
+        return now - since < max(30, Double(size) / 20e6)
+    }
 
     private mutating func retry(_ flight: Flight, _ o: PieceOutcome, status: Int, now: Double) -> [Action] {
         failures += 1
