@@ -23,6 +23,7 @@ let package = Package(
         // Already in Hummingbird's graph; named because the daemon uses them directly.
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         // hosts.toml (containerd's mirror configuration) is TOML.
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
@@ -48,6 +49,7 @@ let package = Package(
             dependencies: [
                 "HaulKit",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

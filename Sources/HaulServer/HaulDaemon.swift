@@ -15,11 +15,17 @@ public struct HaulDaemon: Sendable {
     public let haul: Haul
     public let host: OllamaHost
     let logger: Logger
+    let pullThrough: PullThrough
 
-    public init(haul: Haul, host: OllamaHost, logger: Logger = Logger(label: "haul")) {
+    /// `pullThrough`: registries whose models the registry API may pull on
+    /// a miss (`HAUL_PULL_THROUGH`: `host[:port]` or `http://host[:port]`,
+    /// comma-separated); by default none.
+    public init(haul: Haul, host: OllamaHost, pullThrough: String? = ProcessInfo.processInfo.environment["HAUL_PULL_THROUGH"],
+                logger: Logger = Logger(label: "haul")) {
         self.haul = haul
         self.host = host
         self.logger = logger
+        self.pullThrough = PullThrough(haul: haul, upstreams: PullThrough.upstreams(from: pullThrough))
     }
 
     /// Serves until a signal stops it. `onListening` gets the bound address
@@ -50,6 +56,7 @@ public struct HaulDaemon: Sendable {
         InfoController().addRoutes(to: router)
         PullController(haul: haul, logger: logger).addRoutes(to: router)
         ModelController(haul: haul).addRoutes(to: router)
+        RegistryController(haul: haul, pullThrough: pullThrough).addRoutes(to: router)
         return router
     }
 

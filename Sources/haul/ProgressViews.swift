@@ -12,8 +12,10 @@ final class QuietProgress: ProgressView {
     func finish(error: (any Error)?) {}
 }
 
-/// Exactly the lines `/api/pull` streams, on stdout; a failure ends with an
-/// `{"error":…}` line as Ollama's stream does.
+/// The lines `/api/pull` streams, on stdout, plus one line of Haul's own
+/// per blob naming the host it came from (`{"status":"source",…}`); a
+/// failure ends with an `{"error":…}` line as Ollama's stream does. Mirror
+/// notices go to stderr.
 final class JSONProgress: ProgressView {
     func handle(_ event: PullEvent) {
         if let line = ProgressJSON.line(for: event) {

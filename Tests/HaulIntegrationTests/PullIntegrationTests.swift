@@ -37,9 +37,14 @@ import HaulTestSupport
         #expect(r.status == 0, "\(r.stderr)")
         try expectStored(Self.fixture.big, name: name, in: models.path)
 
-        // The stream is /api/pull's: JSON objects in Ollama's order.
+        // The stream is /api/pull's: JSON objects in Ollama's order, plus
+        // Haul's own line per blob saying which host it came from.
         let lines = r.stdout.split(separator: "\n").map(String.init)
-        let objects = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let all = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let sources = all.filter { $0["status"] as? String == "source" }
+        #expect(sources.count == Self.fixture.big.layers.count)
+        #expect(sources.allSatisfy { $0["host"] as? String == registry.host })
+        let objects = all.filter { $0["status"] as? String != "source" }
         let statuses = objects.compactMap { $0["status"] as? String }
         #expect(statuses.first == "pulling manifest")
         #expect(Array(statuses.suffix(3)) == ["verifying sha256 digest", "writing manifest", "success"])

@@ -24,6 +24,8 @@ public struct Manifest: Sendable {
     public static let maxBlobSize: Int64 = 1 << 40
 
     public let raw: [UInt8]
+    /// The manifest's own media type (Docker v2 when it names none).
+    public let mediaType: String
     public let config: Layer
     public let layers: [Layer]
 
@@ -49,6 +51,7 @@ public struct Manifest: Sendable {
             throw .manifestInvalid("\(wire.layers.count) layers, at most \(Self.maxLayers) allowed")
         }
         self.raw = bytes
+        self.mediaType = wire.mediaType ?? Self.mediaTypes[0]
         self.config = try Self.layer(wire.config, what: "config")
         var layers: [Layer] = []
         for (i, l) in wire.layers.enumerated() {

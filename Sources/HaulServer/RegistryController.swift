@@ -1,0 +1,175 @@
+import Foundation
+import HaulKit
+import HTTPTypes
+import Hummingbird
+
+/// The distribution (Docker Registry v2) API, read-only, from the store:
+/// `haul serve` as a registry for its neighbours. `ollama pull --insecure
+/// node:11434/library/llama3.2`, another Haul with the node in its
+/// hosts.toml, or any OCI client can pull what the node holds.
+///
+/// Which stored model a request means: the one of the registry named by
+/// `?ns=` (what containerd and Haul send to a mirror), by default
+/// `registry.ollama.ai`. A manifest not stored is pulled through first when
+/// its registry is listed in `HAUL_PULL_THROUGH`.
+struct RegistryController {
+    let haul: Haul
+    let pullThrough: PullThrough
+
+    static let apiVersion: HTTPField = HTTPField(name: HTTPField.Name("Docker-Distribution-Api-Version")!, value: "registry/2.0")
+    static let contentDigest = HTTPField.Name("Docker-Content-Digest")!
+    static let defaultRegistry = "registry.ollama.ai"
+
+    func addRoutes(to router: Router<DaemonContext>) {
+        // Hummingbird matches "/v2/" here too.
+        router.get("/v2") { _, _ in Self.json("{}", status: .ok) }
+        router.head("/v2") { _, _ in Self.json("", status: .ok) }
+        router.get("/v2/:namespace/:model/manifests/:reference") { request, context in
+            try await manifest(request, context, body: true)
+        }
+        router.head("/v2/:namespace/:model/manifests/:reference") { request, context in
+            try await manifest(request, context, body: false)
+        }
+        router.get("/v2/:namespace/:model/blobs/:digest") { request, context in
+            try await blob(request, context, body: true)
+        }
+        router.head("/v2/:namespace/:model/blobs/:digest") { request, context in
+            try await blob(request, context, body: false)
+        }
+    }
+
+    /// `(registry, namespace, model)` of a request; nil when the names are
+    /// not Ollama's grammar (nothing outside the store can be reached).
+    private func repository(_ request: Request, _ context: DaemonContext) -> (host: String, namespace: String, model: String)? {
+        let host = request.uri.queryParameters.get("ns") ?? Self.defaultRegistry
+        guard let namespace = context.parameters.get("namespace"), let model = context.parameters.get("model"),
+              let name = try? ModelName(parsing: "\(host)/\(namespace)/\(model)") else { return nil }
+        return (name.host, name.namespace, name.model)
+    }
+
+    /// The stored models of one repository.
+    private func stored(_ repo: (host: String, namespace: String, model: String)) -> [LocalModel] {
+        haul.store.list().filter {
+            $0.name.host.lowercased() == repo.host.lowercased() && $0.name.namespace == repo.namespace && $0.name.model == repo.model
+        }
+    }
+
+    private func manifest(_ request: Request, _ context: DaemonContext, body: Bool) async throws -> Response {
+        guard let repo = repository(request, context), let reference = context.parameters.get("reference") else {
+            return Self.error(.notFound, "NAME_UNKNOWN", "repository name not known to registry")
+        }
+        let manifest: Manifest?
+        if reference.hasPrefix("sha256:") {
+            manifest = stored(repo).first { $0.id.description == reference }?.manifest
+        } else {
+            guard let name = try? ModelName(parsing: "\(repo.host)/\(repo.namespace)/\(repo.model):\(reference)") else {
+                return Self.error(.notFound, "MANIFEST_UNKNOWN", "manifest unknown")
+            }
+            if let found = try? haul.store.manifest(for: name) {
+                manifest = found
+            } else if pullThrough.allows(repo.host) {
+                do {
+                    try await pullThrough.pull(name)
+                } catch HaulError.manifestNotFound {
+                    return Self.error(.notFound, "MANIFEST_UNKNOWN", "manifest unknown")
+                } catch {
+                    return Self.error(.badGateway, "UNKNOWN", "pull-through failed: \(haul.store.clientMessage(for: error))")
+                }
+                manifest = try? haul.store.manifest(for: name)
+            } else {
+                manifest = nil
+            }
+        }
+        guard let manifest else { return Self.error(.notFound, "MANIFEST_UNKNOWN", "manifest unknown") }
+        var headers: HTTPFields = [.contentType: manifest.mediaType, .contentLength: "\(manifest.raw.count)"]
+        headers[Self.contentDigest] = manifest.digest.description
+        headers.append(Self.apiVersion)
+        return Response(status: .ok, headers: headers,
+                        body: body ? ResponseBody(byteBuffer: ByteBuffer(bytes: manifest.raw)) : ResponseBody())
+    }
+
+    private func blob(_ request: Request, _ context: DaemonContext, body: Bool) async throws -> Response {
+        guard let repo = repository(request, context), let text = context.parameters.get("digest"),
+              let digest = try? Digest(parsing: text) else {
+            return Self.error(.notFound, "BLOB_UNKNOWN", "blob unknown to registry")
+        }
+        // Only blobs of this repository's stored manifests: the store is not
+        // a bag of digests for anyone who can guess one.
+        var known = stored(repo).contains { $0.manifest.referencedDigests.contains(digest) }
+        if !known && pullThrough.allows(repo.host) {
+            await pullThrough.settle()
+            known = stored(repo).contains { $0.manifest.referencedDigests.contains(digest) }
+        }
+        let path = haul.store.blobPath(digest)
+        guard known, let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+              let size = (attributes[.size] as? NSNumber)?.int64Value else {
+            return Self.error(.notFound, "BLOB_UNKNOWN", "blob unknown to registry")
+        }
+        var headers: HTTPFields = [.contentType: "application/octet-stream", .acceptRanges: "bytes"]
+        headers[Self.contentDigest] = digest.description
+        headers.append(Self.apiVersion)
+        var range: ClosedRange<Int64> = 0...max(0, size - 1)
+        var status = HTTPResponse.Status.ok
+        if let value = request.headers[.range] {
+            switch ByteRange.parse(value, size: size) {
+            case .whole:
+                break
+            case .unsatisfiable:
+                headers[.contentRange] = "bytes */\(size)"
+                return Response(status: .rangeNotSatisfiable, headers: headers)
+            case .part(let part):
+                range = part
+                status = .partialContent
+                headers[.contentRange] = "bytes \(part.lowerBound)-\(part.upperBound)/\(size)"
+            }
+        }
+        let length = size == 0 ? 0 : range.upperBound - range.lowerBound + 1
+        headers[.contentLength] = "\(length)"
+        guard body, length > 0 else { return Response(status: status, headers: headers) }
+        // Streamed in chunks from the file by NIO's thread pool: Hummingbird
+        // has no sendfile path, so this is as close to zero-copy as it gets.
+        let file = try await FileIO().loadFile(path: path, range: Int(range.lowerBound)...Int(range.upperBound), context: context)
+        return Response(status: status, headers: headers, body: file)
+    }
+
+    static func json(_ text: String, status: HTTPResponse.Status) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
+        headers.append(apiVersion)
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    /// The distribution API's error document.
+    static func error(_ status: HTTPResponse.Status, _ code: String, _ message: String) -> Response {
+        json("{\"errors\":[{\"code\":\(ProgressJSON.quote(code)),\"message\":\(ProgressJSON.quote(message))}]}", status: status)
+    }
+}
+
+/// One `Range: bytes=…` request header, as RFC 9110 §14.1.2 reads it. A
+/// list of ranges is answered with the whole blob, which the RFC allows.
+enum ByteRange: Equatable {
+    case whole
+    case part(ClosedRange<Int64>)
+    case unsatisfiable
+
+    static func parse(_ value: String, size: Int64) -> ByteRange {
+        let v = value.trimmingCharacters(in: .whitespaces)
+        guard v.lowercased().hasPrefix("bytes="), !v.contains(",") else { return .whole }
+        let spec = v.dropFirst(6).trimmingCharacters(in: .whitespaces)
+        guard let dash = spec.firstIndex(of: "-") else { return .whole }
+        let first = spec[..<dash].trimmingCharacters(in: .whitespaces)
+        let last = spec[spec.index(after: dash)...].trimmingCharacters(in: .whitespaces)
+        if first.isEmpty {
+            // The last N bytes.
+            guard let n = Int64(last), n > 0 else { return n(last) == 0 ? .unsatisfiable : .whole }
+            guard size > 0 else { return .unsatisfiable }
+            return .part(max(0, size - n)...(size - 1))
+        }
+        guard let start = Int64(first), start >= 0 else { return .whole }
+        guard start < size else { return .unsatisfiable }
+        if last.isEmpty { return .part(start...(size - 1)) }
+        guard let end = Int64(last), end >= start else { return .whole }
+        return .part(start...min(end, size - 1))
+    }
+
+    private static func n(_ text: String) -> Int64? { Int64(text) }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+@testable import HaulKit
+import HaulTestSupport
+
+/// `haul serve` as a registry for its neighbours: Haul CLIs with the node
+/// in their hosts.toml pull through it, and the upstream sends the model
+/// once however many pull at the same time.
+@Suite(.serialized) struct FleetTests {
+    @Test func eightClientsPullThroughOneNodeAndTheUpstreamSendsTheModelOnce() async throws {
+        let fixture = TempDir("haul-fleet-fixture")
+        let model = try TestModel.make(root: fixture.path, name: "library/tiny:latest", layers: ["40M", "200K"],
+                                       texts: ["template={{ .Prompt }}"])
+        let upstream = try TestRegistry(root: fixture.path, cdn: true)
+        let logs = TempDir("haul-fleet-logs")
+        let node = try await Daemon(models: TempDir("haul-node").path, logs: logs,
+                                    environment: ["HAUL_PULL_THROUGH": "http://\(upstream.host)"])
+        let hosts = try MirrorTests.hostsDirectory(for: upstream.host, mirrors: [node.url])
+
+        let clients = try (0..<8).map { _ in
+            let models = TempDir("haul-client")
+            let process = try BackgroundProcess(["pull", "\(upstream.host)/library/tiny", "--insecure", "--json", "--hosts-dir", hosts.path],
+                                                models: models.path, logs: logs)
+            return (models, process)
+        }
+        for (models, process) in clients {
+            _ = process.wait()
+            #expect(process.process.terminationStatus == 0, "\(process.stderr)")
+            let store = ModelStore(root: models.path)
+            #expect(store.list().map(\.name.displayShortest) == ["\(upstream.host)/library/tiny:latest"])
+            for layer in model.layers {
+                #expect(sameContent(store.blobPath(layer.digest), fixture.sub("blobs/" + layer.digest.fileName)))
+                #expect(process.stdout.contains("\"digest\":\"\(layer.digest)\",\"host\":\"\(node.host)\""), "came from the node")
+            }
+        }
+        // One pull upstream, however many asked: one manifest request, and
+        // each blob sent once (ranges the node split off mid-flight waste
+        // what was in flight, but a second download would double it).
+        #expect(try await upstream.counter("manifest_requests") == 1)
+        for layer in model.layers {
+            let sent = try await upstream.bytesServed(layer.digest)
+            #expect(sent >= layer.size && Int64(sent) < 2 * layer.size, "\(layer.digest.short): upstream sent \(sent) of \(layer.size)")
+        }
+    }
+
+    @Test func aNodeIsNoOpenProxyAndServesOnlyWhatItHolds() async throws {
+        let fixture = TempDir("haul-fleet-fixture")
+        _ = try TestModel.make(root: fixture.path, name: "library/tiny:latest", layers: ["1M"])
+        let upstream = try TestRegistry(root: fixture.path, cdn: true)
+        let node = try await Daemon(models: TempDir("haul-node").path, logs: TempDir("haul-fleet-logs"))
+        // Not listed in HAUL_PULL_THROUGH: a miss is a miss, upstream untouched.
+        let miss = try await node.request("GET", "/v2/library/tiny/manifests/latest?ns=\(upstream.host)")
+        #expect(miss.status == 404 && miss.body.contains("MANIFEST_UNKNOWN"))
+        #expect(try await upstream.counter("manifest_requests") == 0)
+        // Pulled into the node, then another Haul pulls it from the node by
+        // the node's own name (as `ollama pull --insecure node/…` would).
+        let pulled = try run(haulBinary, ["pull", "\(upstream.host)/library/tiny", "--insecure"],
+                             environment: ["OLLAMA_HOST": node.host, "OLLAMA_MODELS": TempDir("unused").path])
+        #expect(pulled.status == 0, "\(pulled.stderr)")
+        let viaNs = try await node.request("GET", "/v2/library/tiny/manifests/latest?ns=\(upstream.host)")
+        #expect(viaNs.status == 200 && viaNs.contentType == "application/vnd.docker.distribution.manifest.v2+json")
+        // A range of a blob, as a registry answers it.
+        let layer = try Manifest(bytes: Array(viaNs.body.utf8)).layers[0]
+        let part = try run("/usr/bin/curl", ["-s", "-D", "-", "-o", "/dev/null", "-r", "10-19",
+                                             "\(node.url)/v2/library/tiny/blobs/\(layer.digest)?ns=\(upstream.host)"])
+        #expect(part.stdout.contains("206") && part.stdout.lowercased().contains("content-range: bytes 10-19/\(layer.size)"), "\(part.stdout)")
+        // By default `ns` means registry.ollama.ai, which the node does not hold.
+        let other = try await node.request("GET", "/v2/library/tiny/manifests/latest")
+        #expect(other.status == 404)
+    }
+}
