@@ -169,6 +169,13 @@ static size_t write_file(char *data, size_t one, size_t n, void *arg) {
     return s->drained <= HL_SINK_DRAIN_LIMIT ? n : 0;
   }
   if (s->reject) return 0;
+  if (s->bucket) {
+    if (s->bucket->tokens <= 0) {
+      s->paused = 1;
+      return CURL_WRITEFUNC_PAUSE;
+    }
+    s->bucket->tokens -= (double)n;
+  }
   size_t skipped = 0;
   if (s->skip > 0) {
     skipped = (int64_t)n < s->skip ? n : (size_t)s->skip;
@@ -240,6 +247,12 @@ hl_sink *hl_sink_new_file(CURL *easy, int fd, int64_t start, int64_t end,
   s->hasher = hasher;
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_file);
   return s;
+}
+
+void hl_sink_resume(hl_sink *s) {
+  if (!s->paused) return;
+  s->paused = 0;
+  curl_easy_pause(s->easy, CURLPAUSE_CONT);
 }
 
 hl_sink *hl_sink_new_memory(CURL *easy, size_t limit) {

@@ -165,6 +165,19 @@ for label, key in (("CLI `haul pull`", "cli"), ("`haul serve` + /api/pull (curl)
     add("| %s | %s | %s | %s | %s |" % (label, f2(d[key]["wall_min"]), f2(d[key]["wall_median"]), f2(d[key]["cpu_per_gib"]), f1(d[key]["rss_mib"])))
 add("")
 
+if "limit_rate" in S:
+    add("## 8. `--limit-rate`: one bucket for every connection (unlimited CDN, 16 connections)")
+    add("")
+    add("| limit | seconds | average ÷ limit | worst burst beyond the rate |")
+    add("|---|---:|---:|---:|")
+    for r in S["limit_rate"]:
+        add("| %s/s | %s | %s | %s s worth |" % (r["rate"], f1(r["seconds"]), "%.3f" % r["average_ratio"], f2(r["worst_burst_s"])))
+    add("")
+    add("Targets: average within ±5%% of the limit: %s; no burst beyond one second's worth: %s."
+        % ("met" if all(abs(r["average_ratio"] - 1) <= 0.05 for r in S["limit_rate"]) else "**not met**",
+           "met" if all(r["worst_burst_s"] <= 1 for r in S["limit_rate"]) else "**not met**"))
+    add("")
+
 with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
 

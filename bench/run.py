@@ -11,6 +11,7 @@ Scenarios (see bench/RESULTS.md for what each measures):
   5 small layers   20 layers of 1 KiB-1 MiB plus one of 64 MiB: haul, a sequential curl loop
   6 resume         kill -9 at 50% of the 2 GiB pull, then resume
   7 daemon         the 2 GiB pull through `haul serve` /api/pull vs the CLI
+  8 limit-rate     --limit-rate 25M and 100M from the unlimited CDN: average and bursts
 
 Writes bench/results.json, bench/RESULTS.md and bench/chart.png.
 Usage: bench/run.py [--runs N] [--quick]
@@ -338,6 +339,40 @@ def run_all(ng, models, py, runs, quick, out, want):
         out["daemon"] = daemon(ng, big_size, runs)
         cli = tools.get("haul") or [haul_pull(ng, "big") for _ in range(runs)]
         out["daemon"]["cli"] = summary(cli, big_size)
+
+    # 8. --limit-rate accuracy: one bucket for all 16 connections.
+    if want(8):
+        log("8 limit-rate")
+        out["limit_rate"] = [limit_rate(ng, "mid", mid_size, rate) for rate in ("25M", "100M")]
+
+
+def limit_rate(ng, name, size, rate):
+    """A pull at --limit-rate RATE from the unlimited CDN: the average over
+    the transfer against the limit, and the largest burst beyond the rate
+    over any stretch of a second or more (in seconds' worth)."""
+    models = os.path.join(WORK, "models")
+    shutil.rmtree(models, ignore_errors=True)
+    drop_writeback()
+    limit = float(rate[:-1]) * (1 << 20)
+    url = "127.0.0.1:%d/library/%s" % (ng.registry, name)
+    p = subprocess.Popen([HAUL, "pull", url, "--insecure", "--json", "--limit-rate", rate], stdout=subprocess.PIPE,
+                         env=dict(os.environ, OLLAMA_MODELS=models))
+    start = time.monotonic()
+    done, samples = {}, []
+    for line in p.stdout:
+        o = json.loads(line)
+        if "digest" in o and "completed" in o:
+            done[o["digest"]] = max(done.get(o["digest"], 0), o["completed"])
+            samples.append((time.monotonic() - start, sum(done.values())))
+    if p.wait() != 0:
+        raise SystemExit("haul pull --limit-rate %s failed" % rate)
+    first = next(s for s in samples if s[1] > 0)
+    last = next(s for s in samples if s[1] >= size)
+    average = (size - first[1]) / (last[0] - first[0])
+    worst = max([b[1] - a[1] - limit * (b[0] - a[0]) for i, a in enumerate(samples) for b in samples[i + 1:]
+                 if b[0] - a[0] >= 1] or [0])
+    return {"rate": rate, "limit_bps": limit, "seconds": last[0] - first[0], "average_ratio": average / limit,
+            "worst_burst_s": worst / limit}
 
 def aria2(url, hexd, connections):
     """aria2c with `connections` connections and its own SHA-256 check."""

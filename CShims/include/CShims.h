@@ -144,8 +144,21 @@ enum {
   HL_SINK_OVERLAP = 8,            // would rewrite bytes already sealed for hashing
 };
 
+// A rate limit shared by every file sink of a loop: `tokens` bytes may be
+// taken now. A sink that finds none pauses its transfer (the write callback
+// answers CURL_WRITEFUNC_PAUSE, so curl keeps the chunk and stops reading
+// the socket: TCP pushes back on the server) and sets `paused`; the loop
+// refills the bucket and resumes paused transfers (hl_sink_resume). A
+// chunk is taken whole while any token is left, so the bucket may go into
+// debt by at most one chunk per transfer, which the next refills repay.
+typedef struct hl_bucket {
+  double tokens;
+} hl_bucket;
+
 typedef struct hl_sink {
   CURL *easy;
+  hl_bucket *bucket;    // NULL: no limit
+  int paused;           // the last chunk was refused for want of tokens
   int fd;               // -1 for a memory sink
   int64_t start;        // first requested byte
   int64_t offset;       // next byte to write (everything before it is on disk)
@@ -186,6 +199,9 @@ void hl_sink_free(hl_sink *sink);
 // Writes any carried bytes; the loop calls it when a transfer ends, before
 // reading `offset`. Returns 0, or -1 with `reject`/`err_no` set.
 int hl_sink_flush(hl_sink *sink);
+// Resumes a transfer its sink paused for want of tokens. curl delivers the
+// held chunk from inside this call, so the sink may pause it again at once.
+void hl_sink_resume(hl_sink *sink);
 // Lowers the end the transfer stops at to `cut`, or as near as the bytes
 // already received allow (received but carried bytes will be written):
 // returns the new stop. Never raises it.

@@ -2,25 +2,29 @@ import Foundation
 import HaulKit
 
 /// Ollama-style output for a terminal: status lines and one bar per blob,
-/// redrawn in place at most 10 times a second.
+/// redrawn in place at most 10 times a second. Several pulls share one
+/// `BarBoard`, each drawn as its own group of lines under its name.
 final class BarProgress: ProgressView {
     private enum Line {
         case status(String)
         case blob(Digest)
     }
 
-    private let terminal: Terminal
+    private let board: BarBoard
+    /// The group's heading when several pulls share the board.
+    private let title: String?
     private var lines: [Line] = []
     private var blobs: [Digest: (progress: BlobProgress, meter: RateMeter)] = [:]
-    private var drawnLines = 0
-    private var lastDraw = 0.0
     private var plan: PullPlan?
     private let started = now()
 
-    init(terminal: Terminal) {
-        self.terminal = terminal
-        terminal.write("\u{1B}[?25l")
+    init(board: BarBoard, title: String? = nil) {
+        self.board = board
+        self.title = title
+        board.add(self)
     }
+
+    convenience init(terminal: Terminal) { self.init(board: BarBoard(terminal: terminal)) }
 
     func handle(_ event: PullEvent) {
         switch event {
@@ -40,23 +44,21 @@ final class BarProgress: ProgressView {
         default:
             if let text = ProgressJSON.statusText(event) { lines.append(.status(text)) }
         }
-        let t = now()
-        if t - lastDraw >= 0.1 || isFinal(event) {
-            draw()
-            lastDraw = t
-        }
+        board.draw(force: isFinal(event))
     }
 
     func finish(error: (any Error)?) {
-        draw()
-        terminal.write("\u{1B}[?25h")
         if error == nil, let plan {
             let elapsed = max(now() - started, 0.001)
             let rate = Double(plan.missingBytes) / elapsed
-            terminal.write("pulled \(plan.name.displayShortest): \(ByteFormat.decimal(plan.totalBytes)) "
+            lines.append(.status("pulled \(plan.name.displayShortest): \(ByteFormat.decimal(plan.totalBytes)) "
                 + "(\(ByteFormat.decimal(plan.missingBytes)) downloaded) in \(ByteFormat.oneDecimal(elapsed))s"
-                + (plan.missingBytes > 0 ? ", \(ByteFormat.decimal(Int64(rate)))/s\n" : "\n"))
+                + (plan.missingBytes > 0 ? ", \(ByteFormat.decimal(Int64(rate)))/s" : "")))
+        } else if let error, title != nil {
+            lines.append(.status("failed: " + ((error as? HaulError)?.description ?? "\(error)")))
         }
+        board.draw(force: true)
+        board.groupFinished()
     }
 
     private func isFinal(_ event: PullEvent) -> Bool {
@@ -64,23 +66,19 @@ final class BarProgress: ProgressView {
         return true
     }
 
-    private func draw() {
-        let width = terminal.width
-        var out = "\u{1B}[?2026h"
-        if drawnLines > 0 { out += "\u{1B}[\(drawnLines)A" }
+    /// The group's lines, as wide as the terminal.
+    fileprivate func render(width: Int) -> [String] {
+        var out = title.map { [$0 + ":"] } ?? []
+        let indent = title == nil ? "" : "  "
         for line in lines {
-            out += "\r"
             switch line {
             case .status(let text):
-                out += text
+                out.append(indent + text)
             case .blob(let digest):
-                if let b = blobs[digest] { out += bar(b.progress, rate: b.meter.bytesPerSecond, width: width) }
+                if let b = blobs[digest] { out.append(indent + bar(b.progress, rate: b.meter.bytesPerSecond, width: width - indent.count)) }
             }
-            out += "\u{1B}[K\n"
         }
-        out += "\u{1B}[?2026l"
-        drawnLines = lines.count
-        terminal.write(out)
+        return out
     }
 
     private func bar(_ p: BlobProgress, rate: Double?, width: Int) -> String {
@@ -109,29 +107,78 @@ final class BarProgress: ProgressView {
     }
 }
 
+/// The terminal area the bar groups are drawn in: every group's lines,
+/// in order, redrawn in place (cursor up, overwrite) at most 10 times a
+/// second; the cursor is hidden until the last group finished.
+final class BarBoard {
+    private let terminal: Terminal
+    private var groups: [BarProgress] = []
+    private var finished = 0
+    private var drawnLines = 0
+    private var lastDraw = 0.0
+
+    init(terminal: Terminal) {
+        self.terminal = terminal
+        terminal.write("\u{1B}[?25l")
+    }
+
+    fileprivate func add(_ group: BarProgress) { groups.append(group) }
+
+    fileprivate func groupFinished() {
+        finished += 1
+        if finished == groups.count { terminal.write("\u{1B}[?25h") }
+    }
+
+    fileprivate func draw(force: Bool) {
+        let t = now()
+        guard force || t - lastDraw >= 0.1 else { return }
+        lastDraw = t
+        let width = terminal.width
+        var out = "\u{1B}[?2026h"
+        if drawnLines > 0 { out += "\u{1B}[\(drawnLines)A" }
+        var count = 0
+        for group in groups {
+            for line in group.render(width: width) {
+                out += "\r" + line + "\u{1B}[K\n"
+                count += 1
+            }
+        }
+        out += "\u{1B}[?2026l"
+        drawnLines = count
+        terminal.write(out)
+    }
+}
+
 /// Output for logs and pipes: one line per status, one per finished blob,
 /// and a progress line per blob in flight every few seconds. No escapes.
 final class PlainProgress: ProgressView {
-    private let terminal: Terminal
+    private let output: Terminal
+    /// `model: ` before every line when several pulls share the output.
+    private let prefix: String
     private var lastReport: [Digest: Double] = [:]
     private var finished: Set<Digest> = []
     private var meters: [Digest: RateMeter] = [:]
 
-    init(terminal: Terminal) { self.terminal = terminal }
+    init(terminal: Terminal, model: String? = nil) {
+        output = terminal
+        prefix = model.map { $0 + ": " } ?? ""
+    }
+
+    private func write(_ text: String) { output.write(prefix + text) }
 
     func handle(_ event: PullEvent) {
         switch event {
         case .plan(let plan):
-            terminal.write("pulling \(plan.name.displayShortest): \(plan.blobs.count) blobs, "
+            write("pulling \(plan.name.displayShortest): \(plan.blobs.count) blobs, "
                 + "\(ByteFormat.decimal(plan.totalBytes)) (\(ByteFormat.decimal(plan.missingBytes)) to download)\n")
         case .resuming(let p):
-            terminal.write(Resuming.text(p) + "\n")
+            write(Resuming.text(p) + "\n")
         case .progress(let p):
             let t = now()
             meters[p.digest, default: RateMeter()].add(p.completed, at: t)
             if p.completed >= p.total {
                 if finished.insert(p.digest).inserted {
-                    terminal.write("pulling \(p.digest.short): 100% \(ByteFormat.decimal(p.total))\n")
+                    write("pulling \(p.digest.short): 100% \(ByteFormat.decimal(p.total))\n")
                 }
             } else if t - (lastReport[p.digest] ?? t - 4) >= 5 {
                 lastReport[p.digest] = t
@@ -140,10 +187,10 @@ final class PlainProgress: ProgressView {
                 if let rate = meters[p.digest]?.bytesPerSecond, rate > 0 {
                     line += " \(ByteFormat.decimal(Int64(rate)))/s"
                 }
-                terminal.write(line + "\n")
+                write(line + "\n")
             }
         default:
-            if let text = ProgressJSON.statusText(event) { terminal.write(text + "\n") }
+            if let text = ProgressJSON.statusText(event) { write(text + "\n") }
         }
     }
 

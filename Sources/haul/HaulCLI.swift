@@ -20,6 +20,18 @@ func checkRegistryAuth(_ environment: [String: String]) throws {
     }
 }
 
+/// `--limit-rate`, else `HAUL_LIMIT_RATE`: bytes per second for every
+/// connection of every pull together; nil for no limit. A malformed value
+/// is refused before anything starts.
+func parseLimitRate(_ option: String?, _ environment: [String: String]) throws -> Int64? {
+    guard let text = option ?? environment["HAUL_LIMIT_RATE"], !text.isEmpty else { return nil }
+    do {
+        return try ByteRate.parse(text)
+    } catch {
+        throw fail(error)
+    }
+}
+
 /// Prints `Error: <message>` the way the ollama CLI does and exits non-zero.
 func fail(_ error: any Error) -> ExitCode {
     let message = (error as? HaulError)?.description ?? "\(error)"

@@ -16,23 +16,33 @@ final class QuietProgress: ProgressView {
 /// per blob naming the host it came from (`{"status":"source",…}`); a
 /// failure ends with an `{"error":…}` line as Ollama's stream does. Mirror
 /// notices go to stderr.
+///
+/// With several models, every line starts with the model it is about
+/// (`{"model":"llama3.2",…}`), since their lines interleave.
 final class JSONProgress: ProgressView {
+    private let model: String?
+
+    init(model: String? = nil) { self.model = model }
+
     func handle(_ event: PullEvent) {
         if let line = ProgressJSON.line(for: event) {
-            Terminal.standardOutput.write(line + "\n")
+            write(line)
         } else if case .source(let digest, let host) = event {
             // Haul's own line, beside Ollama's: where a blob came from.
-            Terminal.standardOutput.write("{\"status\":\"source\",\"digest\":\(ProgressJSON.quote(digest.description)),"
-                + "\"host\":\(ProgressJSON.quote(host))}\n")
+            write("{\"status\":\"source\",\"digest\":\(ProgressJSON.quote(digest.description)),\"host\":\(ProgressJSON.quote(host))}")
         } else if case .notice(let text) = event {
-            Terminal.standardError.write("haul: \(text)\n")
+            Terminal.standardError.write("haul: \(model.map { $0 + ": " } ?? "")\(text)\n")
         }
     }
 
     func finish(error: (any Error)?) {
         guard let error else { return }
-        let message = (error as? HaulError)?.description ?? "\(error)"
-        Terminal.standardOutput.write(ProgressJSON.error(message) + "\n")
+        write(ProgressJSON.error((error as? HaulError)?.description ?? "\(error)"))
+    }
+
+    private func write(_ object: String) {
+        guard let model else { return Terminal.standardOutput.write(object + "\n") }
+        Terminal.standardOutput.write("{\"model\":\(ProgressJSON.quote(model)),\(object.dropFirst())\n")
     }
 }
 

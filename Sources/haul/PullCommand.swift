@@ -6,11 +6,21 @@ struct PullCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pull",
         abstract: "Pull a model from a registry.",
-        discussion: "NAME is [host/][namespace/]model[:tag]; defaults: registry.ollama.ai, library, latest."
+        discussion: """
+            NAME is [host/][namespace/]model[:tag]; defaults: registry.ollama.ai, library, latest. \
+            Several models are pulled at once, sharing connections and common layers; the exit \
+            status is 1 if any failed.
+            """
     )
 
-    @Argument(help: "The model to pull, e.g. llama3.2 or 127.0.0.1:5000/library/sample:latest.")
-    var name: String
+    @Argument(help: "The models to pull, e.g. llama3.2 or 127.0.0.1:5000/library/sample:latest.")
+    var names: [String] = []
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("Also pull the models listed in FILE, one per line (# starts a comment).", valueName: "FILE"))
+    var file: String?
+
+    /// The one model of a single pull (messages speak of it).
+    private var name: String { names.first ?? "" }
 
     @Flag(help: "Use plain HTTP to talk to the registry (as ollama pull --insecure).")
     var insecure = false
@@ -41,6 +51,9 @@ struct PullCommand: AsyncParsableCommand {
     @Option(help: "Parallel range connections across all layers.")
     var connections: Int?
 
+    @Option(help: ArgumentHelp("Total download rate, bytes per second (500K, 20M, 1G, as curl); also HAUL_LIMIT_RATE.", valueName: "RATE"))
+    var limitRate: String?
+
     @Option(help: "Seconds without data before a connection counts as stalled and is retried.")
     var stallTimeout: Int?
 
@@ -48,9 +61,10 @@ struct PullCommand: AsyncParsableCommand {
     var hashMode: EngineConfiguration.HashMode?
 
     func validate() throws {
+        if names.isEmpty && file == nil { throw ValidationError("name a model to pull, or a list of them with --file") }
         if remote && local { throw ValidationError("--remote and --local exclude each other") }
-        if remote && (username != nil || tls.caFile != nil || tls.insecureSkipTlsVerify || hostsDir != nil) {
-            throw ValidationError("--username, --ca-file, --insecure-skip-tls-verify and --hosts-dir apply to local pulls; "
+        if remote && (username != nil || tls.caFile != nil || tls.insecureSkipTlsVerify || hostsDir != nil || limitRate != nil) {
+            throw ValidationError("--username, --ca-file, --insecure-skip-tls-verify, --hosts-dir and --limit-rate apply to local pulls; "
                 + "a daemon uses its own settings")
         }
         if (username != nil) != passwordStdin {
@@ -65,12 +79,14 @@ struct PullCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let models = try modelList()
         var config = EngineConfiguration()
         if let connections { config.connections = connections }
         if let hashMode { config.hashMode = hashMode }
         if let stallTimeout { config.stallTimeout = stallTimeout }
         tls.apply(to: &config)
         let environment = ProcessInfo.processInfo.environment
+        config.maxBytesPerSecond = try parseLimitRate(limitRate, environment)
         let server = OllamaHost.fromEnvironment(environment)
         let viaDaemon = remote || (!local && OllamaHost.isSet(environment))
         var auth = RegistryAuth()
@@ -78,13 +94,20 @@ struct PullCommand: AsyncParsableCommand {
         if let username {
             var password = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
             while password.hasSuffix("\n") || password.hasSuffix("\r") { password.removeLast() }
-            // For the registry of this model only.
-            guard let host = try? ModelName(parsing: name).host else { throw fail(HaulError.invalidModelName) }
+            // For the registry of these models only: one registry.
+            let hosts = Set(models.compactMap { try? ModelName(parsing: $0).host.lowercased() })
+            guard hosts.count == 1, let host = hosts.first else {
+                throw fail(Refusal(description: "--username applies to one registry; these models name \(hosts.count)"))
+            }
             auth.credentials.explicit[host.lowercased()] = RegistryCredentials(username: username, password: password)
         }
         let hosts = hostsDir.map { HostsDirectory(directories: $0.split(separator: ":").map(String.init)) }
             ?? .fromEnvironment(environment)
         let haul = Haul(configuration: config, auth: auth, hosts: hosts)
+        if models.count > 1 {
+            return try await pullMany(models, haul: haul, server: server, viaDaemon: viaDaemon)
+        }
+        let name = models[0]
         let view: any ProgressView
         if quiet {
             view = QuietProgress()
@@ -137,6 +160,96 @@ struct PullCommand: AsyncParsableCommand {
             throw ExitCode(130)
         }
     }
+
+    /// The models named on the command line and in `--file`, each checked
+    /// before anything starts, duplicates dropped. A single name is left to
+    /// the pull (or the daemon) to judge, as `ollama pull` does.
+    private func modelList() throws -> [String] {
+        if names.count == 1 && file == nil { return names }
+        var out: [String] = []
+        func add(_ text: String, at place: String) throws {
+            guard (try? ModelName(parsing: text)) != nil else {
+                throw fail(Refusal(description: "\(place)invalid model name \"\(text.prefix(100))\""))
+            }
+            if !out.contains(text) { out.append(text) }
+        }
+        for name in names { try add(name, at: "") }
+        if let file {
+            let text: String
+            do {
+                text = String(decoding: try FileHandle(forReadingFrom: URL(fileURLWithPath: file)).readToEnd() ?? Data(), as: UTF8.self)
+            } catch {
+                throw fail(Refusal(description: "cannot read \(file): \(error.localizedDescription)"))
+            }
+            for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let line = raw.prefix { $0 != "#" }.trimmingCharacters(in: .whitespaces)
+                if !line.isEmpty { try add(line, at: "\(file):\(number + 1): ") }
+            }
+        }
+        guard !out.isEmpty else { throw fail(Refusal(description: "\(file ?? "the list") names no model")) }
+        return out
+    }
+
+    /// Several pulls at once on one `Haul` (one connection budget, common
+    /// layers downloaded once), each shown as its own group; the events of
+    /// all are handled in one task, in arrival order.
+    private func pullMany(_ models: [String], haul: Haul, server: OllamaHost, viaDaemon: Bool) async throws {
+        let board = !quiet && !json && Terminal.standardError.isTTY ? BarBoard(terminal: .standardError) : nil
+        let views: [any ProgressView] = models.map { model in
+            if quiet { return QuietProgress() }
+            if json { return JSONProgress(model: model) }
+            if let board { return BarProgress(board: board, title: model) }
+            return PlainProgress(terminal: .standardError, model: model)
+        }
+        let remotes = viaDaemon ? models.map { RemotePull(server: server, name: $0, insecure: insecure).start() } : []
+        let interrupts = Interrupts { _ in
+            if viaDaemon { remotes.forEach { $0.cancel() } } else { Task { await haul.shutdown() } }
+        }
+        let (merged, sink) = AsyncStream.makeStream(of: (index: Int, event: Result<PullEvent, any Error>?).self)
+        for (index, model) in models.enumerated() {
+            let events = viaDaemon ? remotes[index].events : haul.pull(model, insecure: insecure)
+            Task {
+                do {
+                    for try await event in events { sink.yield((index, .success(event))) }
+                    sink.yield((index, nil))
+                } catch {
+                    sink.yield((index, .failure(error)))
+                }
+            }
+        }
+        var failures: [(model: String, error: any Error)] = []
+        var ended = 0
+        for await (index, item) in merged {
+            switch item {
+            case .success(let event)?:
+                views[index].handle(event)
+                continue
+            case .failure(let error)?:
+                views[index].finish(error: error)
+                failures.append((models[index], error))
+            case nil:
+                views[index].finish(error: nil)
+            }
+            ended += 1
+            if ended == models.count { break }
+        }
+        sink.finish()
+        if interrupts.received {
+            await haul.shutdown()
+            Terminal.standardError.write("\nInterrupted. What was downloaded is kept; run the same command again to resume.\n")
+            throw ExitCode(130)
+        }
+        guard failures.isEmpty else {
+            let lines = failures.map { "  \($0.model): " + (($0.error as? HaulError)?.description ?? "\($0.error)") }
+            Terminal.standardError.write("Error: \(failures.count) of \(models.count) models failed:\n" + lines.joined(separator: "\n") + "\n")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// A refusal of the command line's input, said in one line.
+private struct Refusal: Error, CustomStringConvertible {
+    let description: String
 }
 
 extension EngineConfiguration.HashMode: ExpressibleByArgument {}

@@ -10,7 +10,8 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: """
             Listens on $OLLAMA_HOST (default 127.0.0.1:11434, Ollama's rules) and stores models in \
             $OLLAMA_MODELS, so Ollama clients pull through Haul unchanged. Requests for the same \
-            blobs share one download. OLLAMA_NOPRUNE=1 keeps layers a pull made unused.
+            blobs share one download. OLLAMA_NOPRUNE=1 keeps layers a pull made unused. \
+            HAUL_LIMIT_RATE caps the total download rate; HAUL_PULL_THROUGH lets /v2 pull on a miss.
             """
     )
 
@@ -18,6 +19,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: "Parallel range connections across all pulls.")
     var connections: Int?
+
+    @Option(help: ArgumentHelp("Total download rate of all pulls, bytes per second (500K, 20M, 1G); also HAUL_LIMIT_RATE.", valueName: "RATE"))
+    var limitRate: String?
 
     func validate() throws {
         if let connections, !(1...256).contains(connections) {
@@ -32,6 +36,7 @@ struct ServeCommand: AsyncParsableCommand {
         try checkRegistryAuth(environment)
         var config = EngineConfiguration()
         if let connections { config.connections = connections }
+        config.maxBytesPerSecond = try parseLimitRate(limitRate, environment)
         tls.apply(to: &config)
         let haul = Haul(configuration: config)
         let daemon = HaulDaemon(haul: haul, host: host)

@@ -50,6 +50,9 @@ public struct EngineConfiguration: Sendable {
     public var durableCheckpointBytes: Int64 = 64 << 20
     public var durableCheckpointInterval = 2.0
     public var connectTimeout = 30
+    /// All ranges of all pulls together receive at most this many bytes a
+    /// second (`--limit-rate`, `HAUL_LIMIT_RATE`); nil: no limit.
+    public var maxBytesPerSecond: Int64? = nil
     /// A CA bundle to trust instead of the system store (`--ca-file`, or
     /// `SSL_CERT_FILE` as OpenSSL-based tools read it).
     public var caFile: String? = OllamaEnvironment.string("SSL_CERT_FILE").nilIfEmpty

@@ -28,9 +28,12 @@ final class EventLoop {
     private var lastTick = 0.0
     private var stopping = false
     private var rebalancer: Rebalancer
+    private let limiter: RateLimiter?
 
     init(inbox: LoopInbox, config: EngineConfiguration) {
         self.inbox = inbox
+        var config = config
+        limiter = RateLimiter.make(for: &config, now: MonotonicClock.now())
         self.config = config
         rebalancer = Rebalancer(config: config)
         multi = inbox.multi
@@ -58,6 +61,8 @@ final class EventLoop {
             stepInlineHashers()
             if now - lastTick >= 0.1 { tick(now: now) } else { finishHashed(now: now) }
             dispatch(now: now)
+            limiter?.refill(now: now)
+            limiter?.resume(blobOrder.flatMap { blobs[$0]?.transfers ?? [] })
             // Commands and finished digests end the wait through
             // curl_multi_wakeup; the timeout is only the progress tick.
             _ = curl_multi_poll(multi, nil, 0, pollTimeout(now: now), nil)
@@ -113,6 +118,7 @@ final class EventLoop {
             case .start(let request):
                 do {
                     let t = try Transfer.piece(request, of: blob, share: share, config: config, now: now)
+                    if let limiter { t.sink.limit(by: limiter.bucket) }
                     blob.attach(t)
                     add(t)
                 } catch {
@@ -272,6 +278,7 @@ final class EventLoop {
                 timeout = 0
             }
             if let t = blob.policy.queue.earliestRetry { timeout = min(timeout, max(0, t - now)) }
+            if let limiter, blob.transfers.contains(where: \.sink.isPaused) { timeout = min(timeout, max(0.005, limiter.wait)) }
         }
         return Int32((timeout * 1000).rounded(.up))
     }

@@ -63,6 +63,14 @@ struct Sink {
     @discardableResult
     func lowerStop(to cut: Int64) -> Int64 { hl_sink_lower_stop(raw, cut) }
 
+    /// The transfer waits for tokens of the rate limit.
+    var isPaused: Bool { raw.pointee.paused != 0 }
+
+    func resume() { hl_sink_resume(raw) }
+
+    /// Draws from `bucket` (the loop's rate limit) from now on.
+    func limit(by bucket: UnsafeMutablePointer<hl_bucket>) { raw.pointee.bucket = bucket }
+
     /// Writes bytes held back for page alignment; the loop calls it when a
     /// transfer ends, before reading `offset`.
     func flush() { _ = hl_sink_flush(raw) }

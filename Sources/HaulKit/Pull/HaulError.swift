@@ -35,6 +35,8 @@ public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A system call on one of Haul's files failed.
     case io(operation: String, path: String, errno: Int32)
     case cancelled
+    /// A `--limit-rate`/`HAUL_LIMIT_RATE` value that is not a rate.
+    case invalidRate(String)
     /// A hosts.toml that cannot be used, with where it is wrong.
     case hostsConfig(path: String, line: Int?, message: String)
 
@@ -73,6 +75,8 @@ public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
             return "digest mismatch, file must be downloaded again: want \(want), got \(got)"
         case .io(let operation, let path, let code):
             return "\(operation) \(path): \(String(cString: strerror(code)).lowercased())"
+        case .invalidRate(let text):
+            return "invalid rate \"\(Self.quoted(text, limit: 40))\": give bytes per second, with an optional K, M or G suffix (500K, 20M, 1G)"
         case .hostsConfig(let path, let line, let message):
             return "\(path)\(line.map { ":\($0)" } ?? ""): \(message)"
         case .cancelled:
