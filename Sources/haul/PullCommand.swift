@@ -19,6 +19,9 @@ struct PullCommand: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: ArgumentHelp("Also pull the models listed in FILE, one per line (# starts a comment).", valueName: "FILE"))
     var file: String?
 
+    @Flag(help: "Pull every stored model again: only layers that changed move.")
+    var all = false
+
     /// The one model of a single pull (messages speak of it).
     private var name: String { names.first ?? "" }
 
@@ -61,7 +64,8 @@ struct PullCommand: AsyncParsableCommand {
     var hashMode: EngineConfiguration.HashMode?
 
     func validate() throws {
-        if names.isEmpty && file == nil { throw ValidationError("name a model to pull, or a list of them with --file") }
+        if names.isEmpty && file == nil && !all { throw ValidationError("name a model to pull, or a list of them with --file") }
+        if all && (!names.isEmpty || file != nil) { throw ValidationError("--all pulls every stored model; name none") }
         if remote && local { throw ValidationError("--remote and --local exclude each other") }
         if remote && (username != nil || tls.caFile != nil || tls.insecureSkipTlsVerify || hostsDir != nil || limitRate != nil) {
             throw ValidationError("--username, --ca-file, --insecure-skip-tls-verify, --hosts-dir and --limit-rate apply to local pulls; "
@@ -165,6 +169,11 @@ struct PullCommand: AsyncParsableCommand {
     /// before anything starts, duplicates dropped. A single name is left to
     /// the pull (or the daemon) to judge, as `ollama pull` does.
     private func modelList() throws -> [String] {
+        if all {
+            let stored = ModelStore.fromEnvironment().list().map(\.name.displayShortest)
+            guard !stored.isEmpty else { throw fail(Refusal(description: "no models stored in \(ModelStore.fromEnvironment().root)")) }
+            return stored
+        }
         if names.count == 1 && file == nil { return names }
         var out: [String] = []
         func add(_ text: String, at place: String) throws {

@@ -9,6 +9,8 @@ struct HTTPRequest: Sendable {
     var insecure = false
     /// A mirror's own TLS settings, if it has any.
     var tls: HostTLS?
+    /// HEAD instead of GET: status and headers only.
+    var head = false
 }
 
 /// TLS settings of one host (a hosts.toml `ca`, `skip_verify`), in place of

@@ -94,6 +94,7 @@ final class Transfer {
         let t = Transfer(easy: easy, sink: Sink(raw: sink), purpose: .fetch(id: id), url: request.url, now: now)
         t.configure(url: request.url, headers: request.headers, followRedirects: request.followRedirects,
                     insecure: request.insecure, tls: request.tls, share: share, config: config)
+        if request.head { t.check(hl_easy_setopt_long(easy, CURLOPT_NOBODY, 1), "CURLOPT_NOBODY") }
         return try t.verified()
     }
 

@@ -43,6 +43,16 @@ public final class Haul: Sendable {
         run { puller, emit in try await puller.pull(ModelName(parsing: name), insecure: insecure, emit: emit) }
     }
 
+    private var puller: Puller {
+        Puller(engine: engine, store: store, downloads: downloads, slots: slots, prune: prune, auth: auth, hosts: hosts)
+    }
+
+    /// The manifest digest `name`'s tag has at its registry now, to compare
+    /// with the stored model's `id` (`haul list --outdated`).
+    public func remoteDigest(of name: ModelName, insecure: Bool = false) async throws -> Digest {
+        try await puller.remoteDigest(name, insecure: insecure)
+    }
+
     /// Pulls a name the caller parsed already (the daemon validates it
     /// before answering).
     public func pull(_ name: ModelName, insecure: Bool = false) -> AsyncThrowingStream<PullEvent, any Error> {
@@ -54,8 +64,7 @@ public final class Haul: Sendable {
     private func run(_ body: @escaping @Sendable (Puller, @escaping @Sendable (PullEvent) -> Void) async throws -> Void)
         -> AsyncThrowingStream<PullEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: PullEvent.self)
-        let puller = Puller(engine: engine, store: store, downloads: downloads, slots: slots, prune: prune, auth: auth,
-                            hosts: hosts)
+        let puller = self.puller
         let id = nextPull.add(1, ordering: .relaxed).newValue
         let task = Task { [weak self] in
             do {

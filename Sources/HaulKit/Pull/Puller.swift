@@ -41,6 +41,21 @@ struct Puller: Sendable {
         emit(.success)
     }
 
+    /// The digest `name`'s tag has at its registry now (through the first
+    /// host that may resolve and answers).
+    func remoteDigest(_ name: ModelName, insecure: Bool) async throws -> Digest {
+        let resolvers = try sources(for: name, insecure: insecure).filter { $0.host.capabilities.contains(.resolve) }
+        var last: (any Error)?
+        for source in resolvers {
+            do {
+                return try await source.manifestDigest()
+            } catch let error where !(error is CancellationError) {
+                last = error
+            }
+        }
+        throw last ?? HaulError.manifestNotFound
+    }
+
     /// The hosts serving `name`, mirrors first, each with its own client.
     private func sources(for name: ModelName, insecure: Bool) throws(HaulError) -> [RegistryClient] {
         try hosts.hosts(for: name, insecure: insecure).map {

@@ -64,11 +64,29 @@ struct RegistryClient: Sendable {
         }
     }
 
-    private func getManifest() async throws -> HTTPResponse {
+    /// The digest the registry gives the tag now, by HEAD (its
+    /// `Docker-Content-Digest`) when it says, else from the manifest itself.
+    /// A claim to compare with, not to trust: a pull verifies what it gets.
+    func manifestDigest() async throws -> Digest {
+        if name.scheme == "http" && !insecure && !host.isMirror {
+            throw HaulError.manifestUnreachable(url: manifestURL, message: "insecure protocol http")
+        }
+        var response = try await getManifest(head: true)
+        if response.status == 401 {
+            try await authorizer.authorize(challengeHeader: response.headers["www-authenticate"])
+            response = try await getManifest(head: true)
+        }
+        if response.status == 200, let text = response.headers["docker-content-digest"], let digest = try? Digest(parsing: text) {
+            return digest
+        }
+        return try await fetchManifest().digest
+    }
+
+    private func getManifest(head: Bool = false) async throws -> HTTPResponse {
         do {
             return try await engine.fetch(HTTPRequest(url: manifestURL, headers: registryHeaders + [Self.manifestAccept],
                                                       followRedirects: true, limit: Manifest.maxBytes, insecure: insecure,
-                                                      tls: tls))
+                                                      tls: tls, head: head))
         } catch let HaulError.network(url, message) {
             throw HaulError.manifestUnreachable(url: url, message: message)
         }
