@@ -2,12 +2,19 @@
 // variadics) and small flatteners for structs Swift imports poorly.
 #include "CShims.h"
 
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
 
 int hl_fallocate(int fd, int64_t offset, int64_t length) {
   return fallocate(fd, 0, (off_t)offset, (off_t)length);
+}
+
+int hl_reflink(int dst, int src) {
+  return ioctl(dst, FICLONE, src);
 }
 
 

@@ -42,6 +42,9 @@ void hl_global_init(void);
 // fallocate(2) is a Linux extension that Swift's Glibc module does not
 // export (it sits behind _GNU_SOURCE).
 int hl_fallocate(int fd, int64_t offset, int64_t length);  // 0 or -1 with errno
+// Makes `dst` share `src`'s blocks, copy-on-write (FICLONE: btrfs, XFS); 0 or
+// -1 with errno (EOPNOTSUPP, EXDEV, ... where the filesystem cannot).
+int hl_reflink(int dst, int src);
 
 // ---------------------------------------------------------------- variadics
 CURLcode hl_easy_setopt_long(CURL *easy, CURLoption option, long value);

@@ -37,6 +37,8 @@ public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
     case cancelled
     /// A `--limit-rate`/`HAUL_LIMIT_RATE` value that is not a rate.
     case invalidRate(String)
+    /// An OCI layout or archive that cannot be imported (or exported), and why.
+    case archive(String, String)
     /// A hosts.toml that cannot be used, with where it is wrong.
     case hostsConfig(path: String, line: Int?, message: String)
 
@@ -77,6 +79,8 @@ public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
             return "\(operation) \(path): \(String(cString: strerror(code)).lowercased())"
         case .invalidRate(let text):
             return "invalid rate \"\(Self.quoted(text, limit: 40))\": give bytes per second, with an optional K, M or G suffix (500K, 20M, 1G)"
+        case .archive(let path, let message):
+            return "\(path): \(message)"
         case .hostsConfig(let path, let line, let message):
             return "\(path)\(line.map { ":\($0)" } ?? ""): \(message)"
         case .cancelled:

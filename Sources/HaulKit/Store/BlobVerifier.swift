@@ -59,16 +59,7 @@ public struct BlobVerifier: Sendable {
         guard let fd = try FileDescriptor.openExisting(path, O_RDONLY) else { return "missing" }
         let st = try fd.status()
         guard Int64(st.st_size) == layer.size else { return "\(st.st_size) bytes, the manifest says \(layer.size)" }
-        // The engine's hash frontier, inline: pread and hash, nothing else.
-        guard let hasher = Hasher(fd: fd.rawValue, size: layer.size, mode: .inline) else {
-            throw .io(operation: "hash", path: path, errno: ENOMEM)
-        }
-        hasher.advance(to: layer.size)
-        while hasher.hashed < layer.size {
-            let err = hasher.step(budget: 64 << 20)
-            if err != 0 { throw .io(operation: "read", path: path, errno: err) }
-        }
-        guard let digest = hasher.digest else { throw .io(operation: "hash", path: path, errno: EIO) }
+        let digest = try FileDigest.of(fd, size: layer.size)
         return digest == layer.digest ? nil : "its bytes hash to \(digest)"
     }
 

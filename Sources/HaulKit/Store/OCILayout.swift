@@ -1,0 +1,231 @@
+import Foundation
+internal import CShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Models as an OCI image layout (`oci-layout`, `index.json`,
+/// `blobs/sha256/<hex>`), a directory or a `.tar` of one: the form any
+/// OCI-aware transfer system (skopeo, oras, registries) can carry into an
+/// air-gapped network. Each model is one `index.json` entry whose
+/// `org.opencontainers.image.ref.name` is its name; the manifest is stored
+/// byte for byte, so its digest is the registry's.
+public struct OCILayout: Sendable {
+    public let store: ModelStore
+
+    public init(store: ModelStore) { self.store = store }
+
+    static let refName = "org.opencontainers.image.ref.name"
+
+    private struct Index: Codable {
+        struct Descriptor: Codable {
+            var mediaType: String
+            var digest: String
+            var size: Int64
+            var annotations: [String: String]?
+        }
+        var schemaVersion = 2
+        var mediaType: String? = "application/vnd.oci.image.index.v1+json"
+        var manifests: [Descriptor]
+    }
+
+    /// What an export or import moved.
+    public struct Report: Sendable {
+        public var models: [ModelName] = []
+        public var blobs = 0
+        public var bytes: Int64 = 0
+    }
+
+    // MARK: export
+
+    /// Writes `models` to `path` (a new directory, or a `.tar` when the path
+    /// ends so). Blobs are hard-linked into a directory on the same
+    /// filesystem, streamed otherwise. Written under a temporary name and
+    /// renamed at the end: a failure leaves nothing.
+    public func export(_ models: [ModelName], to path: String) throws(HaulError) -> Report {
+        guard !FileSystem.exists(path) else { throw .archive(path, "exists already; choose a new path") }
+        var report = Report()
+        var descriptors: [Index.Descriptor] = []
+        var blobs: [Layer] = []
+        var manifests: [Manifest] = []
+        for name in models {
+            guard let manifest = try store.manifest(for: name) else { throw .modelNotFound(name.displayShortest) }
+            for layer in try manifest.blobs where !blobs.contains(where: { $0.digest == layer.digest }) {
+                guard store.hasBlob(layer) else {
+                    throw .archive(store.blobPath(layer.digest), "missing or the wrong size; run 'haul verify --repair'")
+                }
+                blobs.append(layer)
+            }
+            manifests.append(manifest)
+            // Typed as an OCI manifest in the index: containers/image (skopeo,
+            // podman) looks only at OCI-typed entries of an OCI layout, and a
+            // Docker v2 schema 2 manifest (Ollama's) has the same structure.
+            // The manifest bytes themselves are the registry's, unchanged.
+            descriptors.append(.init(mediaType: "application/vnd.oci.image.manifest.v1+json", digest: manifest.digest.description,
+                                     size: Int64(manifest.raw.count), annotations: [Self.refName: name.displayShortest]))
+            report.models.append(name)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let index = Array((try? encoder.encode(Index(manifests: descriptors))) ?? Data())
+        let layoutFile = Array(#"{"imageLayoutVersion":"1.0.0"}"#.utf8)
+        let temp = FileSystem.parent(of: path) + "/." + FileSystem.basename(of: path) + ".haul-tmp-\(getpid())"
+        do {
+            if path.hasSuffix(".tar") {
+                let out = try FileDescriptor.open(temp, O_WRONLY | O_CREAT | O_TRUNC)
+                func add(_ name: String, _ bytes: [UInt8]) throws(HaulError) {
+                    try out.writeAll(TarArchive.header(name: name, size: Int64(bytes.count), directory: false) + bytes + padding(Int64(bytes.count)))
+                }
+                try add("oci-layout", layoutFile)
+                try add("index.json", index)
+                for name in ["blobs", "blobs/sha256"] { try out.writeAll(TarArchive.header(name: name + "/", size: 0, directory: true)) }
+                for manifest in manifests { try add("blobs/sha256/" + manifest.digest.hex, manifest.raw) }
+                for layer in blobs {
+                    let source = try FileDescriptor.open(store.blobPath(layer.digest), O_RDONLY)
+                    try out.writeAll(TarArchive.header(name: "blobs/sha256/" + layer.digest.hex, size: layer.size, directory: false))
+                    try TarArchive.copy(from: source, offset: 0, length: layer.size, to: out)
+                    try out.writeAll(padding(layer.size))
+                }
+                try out.writeAll([UInt8](repeating: 0, count: 2 * TarArchive.block))
+                try out.sync()
+            } else {
+                try FileSystem.makeDirectories(temp + "/blobs/sha256")
+                try FileSystem.writeAtomically(layoutFile, to: temp + "/oci-layout", syncDirectory: false)
+                try FileSystem.writeAtomically(index, to: temp + "/index.json", syncDirectory: false)
+                for manifest in manifests {
+                    try FileSystem.writeAtomically(manifest.raw, to: temp + "/blobs/sha256/" + manifest.digest.hex, syncDirectory: false)
+                }
+                for layer in blobs {
+                    try Self.place(store.blobPath(layer.digest), at: temp + "/blobs/sha256/" + layer.digest.hex, size: layer.size, linking: true)
+                }
+            }
+            try FileSystem.check(rename(temp, path), "rename", path)
+        } catch {
+            Self.removeTree(temp)
+            throw error
+        }
+        report.blobs = blobs.count
+        report.bytes = blobs.reduce(0) { $0 + $1.size }
+        return report
+    }
+
+    private func padding(_ size: Int64) -> [UInt8] {
+        [UInt8](repeating: 0, count: Int((Int64(TarArchive.block) - size % Int64(TarArchive.block)) % Int64(TarArchive.block)))
+    }
+
+    /// `target` with `source`'s bytes: a reflink (copy-on-write) where the
+    /// filesystem can; else, with `linking`, a hard link on the same
+    /// filesystem; else a streamed copy.
+    static func place(_ source: String, at target: String, size: Int64, linking: Bool) throws(HaulError) {
+        let from = try FileDescriptor.open(source, O_RDONLY)
+        let to = try FileDescriptor.open(target, O_WRONLY | O_CREAT | O_EXCL)
+        if hl_reflink(to.rawValue, from.rawValue) == 0 { return }
+        if linking {
+            to.close()
+            unlink(target)
+            if link(source, target) == 0 { return }
+            let reopened = try FileDescriptor.open(target, O_WRONLY | O_CREAT | O_EXCL)
+            try TarArchive.copy(from: from, offset: 0, length: size, to: reopened)
+            return try reopened.sync()
+        }
+        try TarArchive.copy(from: from, offset: 0, length: size, to: to)
+        try to.sync()
+    }
+
+    static func removeTree(_ path: String) { try? FileManager.default.removeItem(atPath: path) }
+
+    // MARK: import
+
+    /// Reads the layout at `path` (a directory or a `.tar`), verifies every
+    /// manifest and blob against its digest, and only then stores them in
+    /// Ollama's layout. A bad or missing blob is refused by name and
+    /// nothing is stored.
+    public func importLayout(from path: String) throws(HaulError) -> Report {
+        // Blobs are verified as copies of Haul's own, in a staging directory
+        // in the store (a tar's entries are unpacked there; a directory's
+        // blobs are copied there), so what was checked is what is stored,
+        // whatever happens to the source meanwhile.
+        let staging = store.root + "/.haul/import-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { Self.removeTree(staging) }
+        try FileSystem.makeDirectories(staging + "/blobs/sha256")
+        let tar = !FileSystem.isDirectory(path)
+        if tar { try Self.extract(path, into: staging) }
+        let directory = tar ? staging : path
+        guard let layout = try? FileSystem.readFile(directory + "/oci-layout", limit: 4096),
+              String(decoding: layout, as: UTF8.self).contains("\"imageLayoutVersion\"") else {
+            throw .archive(path, "not an OCI image layout (no oci-layout file)")
+        }
+        let indexBytes: [UInt8]
+        do { indexBytes = try FileSystem.readFile(directory + "/index.json", limit: 4 << 20) } catch {
+            throw .archive(path, "no readable index.json")
+        }
+        guard let index = try? JSONDecoder().decode(Index.self, from: Data(indexBytes)), index.schemaVersion == 2 else {
+            throw .archive(path, "index.json is not an OCI image index")
+        }
+        // Everything is checked before anything is stored.
+        var models: [(ModelName, Manifest)] = []
+        var blobs: [Layer] = []
+        for (i, entry) in index.manifests.enumerated() {
+            guard let ref = entry.annotations?[Self.refName], let name = try? ModelName(parsing: ref) else {
+                throw .archive(path, "index.json entry \(i) has no \(Self.refName) that is a model name")
+            }
+            guard let digest = try? Digest(parsing: entry.digest), entry.size <= Manifest.maxBytes else {
+                throw .archive(path, "index.json entry \(i) (\(ref)) has an invalid digest or size")
+            }
+            let blob = directory + "/blobs/sha256/" + digest.hex
+            guard let raw = try? FileSystem.readFile(blob, limit: Manifest.maxBytes), Digest(hashing: raw) == digest else {
+                throw .archive(path, "the manifest of \(ref), \(digest), is missing or does not match its digest")
+            }
+            let manifest = try Manifest(bytes: raw)
+            for layer in try manifest.blobs where !blobs.contains(where: { $0.digest == layer.digest }) {
+                let file = directory + "/blobs/sha256/" + layer.digest.hex
+                let staged = staging + "/blobs/sha256/" + layer.digest.hex
+                guard FileSystem.exists(file) else {
+                    throw .archive(path, "blob \(layer.digest) of \(ref) is missing; nothing was imported")
+                }
+                if !tar { try Self.place(file, at: staged, size: layer.size, linking: false) }
+                let fd = try FileDescriptor.open(staged, O_RDONLY)
+                let size = Int64(try fd.status().st_size)
+                let got = size == layer.size ? try FileDigest.of(fd, size: size) : nil
+                guard got == layer.digest else {
+                    let why = got.map { "its bytes hash to \($0)" } ?? "it is \(size) bytes, the manifest says \(layer.size)"
+                    throw .archive(path, "blob \(layer.digest) of \(ref) is corrupt: \(why); nothing was imported")
+                }
+                blobs.append(layer)
+            }
+            models.append((name, manifest))
+        }
+        guard !models.isEmpty else { throw .archive(path, "index.json names no model") }
+        try store.prepareDirectories()
+        let pin = try StorePins(store: store).pin(blobs.map(\.digest))
+        defer { pin.release() }
+        var report = Report()
+        for layer in blobs where !store.hasBlob(layer) {
+            let staged = staging + "/blobs/sha256/" + layer.digest.hex
+            try FileSystem.check(rename(staged, store.blobPath(layer.digest)), "rename", store.blobPath(layer.digest))
+            report.blobs += 1
+            report.bytes += layer.size
+        }
+        try FileSystem.syncDirectory(store.blobsDirectory)
+        for (name, manifest) in models {
+            try store.writeManifest(manifest, for: name)
+            report.models.append(name)
+        }
+        return report
+    }
+
+    /// Unpacks a tar of a layout into `directory` (made here).
+    private static func extract(_ archive: String, into directory: String) throws(HaulError) {
+        let fd = try FileDescriptor.open(archive, O_RDONLY)
+        for entry in try TarArchive.entries(fd) {
+            let target = directory + "/" + entry.name
+            if entry.directory {
+                try FileSystem.makeDirectories(target)
+                continue
+            }
+            try FileSystem.makeDirectories(FileSystem.parent(of: target))
+            let out = try FileDescriptor.open(target, O_WRONLY | O_CREAT | O_EXCL)
+            try TarArchive.copy(from: fd, offset: entry.offset, length: entry.size, to: out)
+        }
+    }
+}

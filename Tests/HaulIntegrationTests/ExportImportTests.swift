@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+@testable import HaulKit
+import HaulTestSupport
+
+/// `haul export` and `haul import`: OCI image layouts (directory and tar)
+/// that skopeo reads, brought back into a store with every blob verified;
+/// a corrupt or hostile layout is refused by name and leaves nothing.
+@Suite(.serialized) struct ExportImportTests {
+    static let fixture: (dir: TempDir, a: TestModel, b: String) = {
+        let dir = TempDir("haul-oci-fixture")
+        let a = try! TestModel.make(root: dir.path, name: "library/alpha:latest", layers: ["5M", "1K"],
+                                    texts: ["template={{ .Prompt }}"])
+        try! FileManager.default.createDirectory(atPath: dir.sub("manifests/library/beta"), withIntermediateDirectories: true)
+        let b = try! TestModel.copyTag(a, to: "library/beta:v2", root: dir.path)
+        return (dir, a, b)
+    }()
+
+    /// A store holding both models, pulled from the test registry.
+    static func pulledStore() async throws -> (TempDir, [String]) {
+        let registry = try TestRegistry(root: fixture.dir.path, cdn: true)
+        let models = TempDir("haul-models")
+        let names = ["\(registry.host)/library/alpha:latest", "\(registry.host)/\(fixture.b)"]
+        let r = try run(haulBinary, ["pull"] + names + ["--insecure", "-q"], environment: ["OLLAMA_MODELS": models.path])
+        try #require(r.status == 0, "\(r.stderr)")
+        return (models, names)
+    }
+
+    @Test func aDirectoryLayoutIsReadBySkopeoAndImportsIntoAFreshStore() async throws {
+        let (models, names) = try await Self.pulledStore()
+        let outDir = TempDir("haul-oci-out")
+        let out = outDir.sub("layout")
+        let export = try run(haulBinary, ["export"] + names + ["-o", out], environment: ["OLLAMA_MODELS": models.path])
+        #expect(export.status == 0 && export.stdout.hasPrefix("exported 2 models (5 blobs"), "\(export.stdout)\(export.stderr)")
+        let store = ModelStore(root: models.path)
+        // Same filesystem: blobs are linked (or reflinked), not copied.
+        let big = Self.fixture.a.layers.first { $0.size == 5 << 20 }!
+        var st = stat()
+        #expect(stat(out + "/blobs/sha256/" + big.digest.hex, &st) == 0 && (st.st_nlink >= 2 || st.st_blocks > 0))
+        // Another OCI tool reads it: the manifest bytes are the registry's.
+        for name in names {
+            let parsed = try ModelName(parsing: name)
+            let raw = try run("/usr/bin/skopeo", ["inspect", "--raw", "oci:\(out):\(parsed.displayShortest)"])
+            #expect(raw.status == 0, "\(raw.stderr)")
+            #expect(Array(raw.stdout.utf8) == (try store.manifest(for: parsed))?.raw, "\(name)")
+        }
+        let fresh = TempDir("haul-models")
+        let imported = try run(haulBinary, ["import", out], environment: ["OLLAMA_MODELS": fresh.path])
+        #expect(imported.status == 0, "\(imported.stderr)")
+        #expect(Set(ModelStore(root: fresh.path).list().map(\.name.displayShortest)) == Set(names))
+        let verify = try run(haulBinary, ["verify", "--all"], environment: ["OLLAMA_MODELS": fresh.path])
+        #expect(verify.status == 0 && (verify.stdout + verify.stderr).contains("0 bad"), "\(verify.stdout)\(verify.stderr)")
+        // Imported blobs are the store's own copies, not links into the layout.
+        #expect(stat(ModelStore(root: fresh.path).blobPath(big.digest), &st) == 0 && st.st_nlink == 1)
+    }
+
+    @Test func aTarRoundTripsAndACorruptBlobInItIsRefusedByName() async throws {
+        let (models, names) = try await Self.pulledStore()
+        let outDir = TempDir("haul-oci-out")
+        let tar = outDir.sub("models.tar")
+        let exported = try run(haulBinary, ["export", names[0], "-o", tar], environment: ["OLLAMA_MODELS": models.path])
+        #expect(exported.status == 0, "\(exported.stderr)")
+        let listing = try run("/bin/tar", ["-tf", tar])
+        #expect(listing.status == 0 && listing.stdout.contains("oci-layout") && listing.stdout.contains("index.json"))
+        let fresh = TempDir("haul-models")
+        let ok = try run(haulBinary, ["import", tar], environment: ["OLLAMA_MODELS": fresh.path])
+        #expect(ok.status == 0 && ok.stdout.contains("imported \(names[0])"), "\(ok.stderr)")
+
+        // One byte of the big blob flipped inside the archive.
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: tar))
+        let big = Self.fixture.a.layers.first { $0.size == 5 << 20 }!
+        let header = bytes.range(of: Data(("blobs/sha256/" + big.digest.hex).utf8))!.lowerBound
+        bytes[header + 512 + 1000] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: tar))
+        let empty = TempDir("haul-models")
+        let bad = try run(haulBinary, ["import", tar], environment: ["OLLAMA_MODELS": empty.path])
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("blob \(big.digest) of \(names[0]) is corrupt: its bytes hash to sha256:"), "\(bad.stderr)")
+        #expect(bad.stderr.contains("nothing was imported"))
+        #expect(ModelStore(root: empty.path).list().isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: ModelStore(root: empty.path).blobPath(big.digest)))
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: empty.sub(".haul")))?.filter { $0.hasPrefix("import-") } ?? [] == [],
+                "no staging left behind")
+    }
+
+    @Test func hostileAndWrongInputIsRefusedInOneLine() async throws {
+        let (models, names) = try await Self.pulledStore()
+        let env = ["OLLAMA_MODELS": models.path]
+        let out = TempDir("haul-oci-out")
+        let exists = try run(haulBinary, ["export", names[0], "-o", out.path], environment: env)
+        #expect(exists.status == 1 && exists.stderr == "Error: \(out.path): exists already; choose a new path\n", "\(exists.stderr)")
+        let unknown = try run(haulBinary, ["export", "nothere", "-o", out.sub("x")], environment: env)
+        #expect(unknown.status == 1 && unknown.stderr.contains("not found") && !FileManager.default.fileExists(atPath: out.sub("x")))
+        let notLayout = try run(haulBinary, ["import", out.path], environment: env)
+        #expect(notLayout.status == 1 && notLayout.stderr.contains("not an OCI image layout"), "\(notLayout.stderr)")
+        // A tar whose entry climbs out of the layout.
+        let evil = out.sub("evil.tar")
+        let made = try run("/usr/bin/env", ["python3", "-c", """
+            import io, tarfile
+            with tarfile.open('\(evil)', 'w', format=tarfile.USTAR_FORMAT) as t:
+                data = b'pwned'
+                info = tarfile.TarInfo('../../escaped'); info.size = len(data); t.addfile(info, io.BytesIO(data))
+            """])
+        try #require(made.status == 0, "\(made.stderr)")
+        let climb = try run(haulBinary, ["import", evil], environment: env)
+        #expect(climb.status == 1 && climb.stderr.contains("would leave the layout"), "\(climb.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: models.path + "/escaped") && !FileManager.default.fileExists(atPath: models.sub("../escaped")))
+    }
+}
