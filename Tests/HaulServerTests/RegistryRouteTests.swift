@@ -13,16 +13,7 @@ import Testing
     var store: ModelStore { ModelStore(root: models.path) }
 
     func withDaemon(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        let haul = Haul(store: store, hosts: HostsDirectory(directories: []))
-        let daemon = HaulDaemon(haul: haul, host: OllamaHost(parsing: "127.0.0.1:11434"), pullThrough: nil)
-        let app = Application(router: daemon.router())
-        do {
-            try await app.test(.router, body)
-        } catch {
-            await haul.shutdown()
-            throw error
-        }
-        await haul.shutdown()
+        try await HaulServerTests.withDaemon(store: store, body)
     }
 
     @Test func manifestsAndBlobsAsARegistryServesThem() async throws {

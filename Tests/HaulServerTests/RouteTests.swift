@@ -13,18 +13,8 @@ import Testing
     let models = TempDir("haul-routes")
     var store: ModelStore { ModelStore(root: models.path) }
 
-    /// Runs `body` against the daemon's router over this test's store.
     func withDaemon(_ body: @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        let haul = Haul(store: store)
-        let daemon = HaulDaemon(haul: haul, host: OllamaHost(parsing: "127.0.0.1:11434"))
-        let app = Application(router: daemon.router())
-        do {
-            try await app.test(.router, body)
-        } catch {
-            await haul.shutdown()
-            throw error
-        }
-        await haul.shutdown()
+        try await HaulServerTests.withDaemon(store: store, body)
     }
 
     static func json(_ buffer: ByteBuffer) -> [String: Any] {
