@@ -43,6 +43,29 @@ import HaulTestSupport
         }
     }
 
+    /// Clients other than Haul read the node as a registry: skopeo (an OCI
+    /// client) gets the manifest of a model the node holds, by the default
+    /// registry as `ollama pull --insecure node/…` asks, and curl every
+    /// blob, intact. (skopeo cannot copy Ollama models at all: it refuses
+    /// their layer media types in a Docker v2 manifest.)
+    @Test func otherClientsReadTheNodeAsARegistry() async throws {
+        let nodeModels = TempDir("haul-node")
+        let weights = String(repeating: "weights ", count: 200_000)
+        try StoredModel.write("tiny", layers: [("application/vnd.ollama.image.model", weights)], into: ModelStore(root: nodeModels.path))
+        let node = try await Daemon(models: nodeModels.path, logs: TempDir("haul-fleet-logs"))
+        let inspect = try run("/usr/bin/skopeo", ["inspect", "--raw", "--tls-verify=false", "docker://\(node.host)/library/tiny:latest"])
+        #expect(inspect.status == 0, "\(inspect.stderr)")
+        let manifest = try #require(try ModelStore(root: nodeModels.path).manifest(for: ModelName(parsing: "tiny")))
+        #expect(Array(inspect.stdout.utf8) == manifest.raw)
+        let outDir = TempDir("haul-node-client")
+        for layer in try manifest.blobs {
+            let file = outDir.sub(layer.digest.hex)
+            let get = try run("/usr/bin/curl", ["-sf", "-o", file, "\(node.url)/v2/library/tiny/blobs/\(layer.digest)"])
+            #expect(get.status == 0)
+            #expect(sameContent(file, ModelStore(root: nodeModels.path).blobPath(layer.digest)), "\(layer.digest.short)")
+        }
+    }
+
     @Test func aNodeIsNoOpenProxyAndServesOnlyWhatItHolds() async throws {
         let fixture = TempDir("haul-fleet-fixture")
         _ = try TestModel.make(root: fixture.path, name: "library/tiny:latest", layers: ["1M"])

@@ -167,6 +167,7 @@ struct Puller: Sendable {
             let last = index == sources.count - 1
             do {
                 try await download(layer, model: model, registry: source, freshRetry: last, emit: emit)
+                DebugTrace.log("\(layer.digest.short) stored, from \(source.host)")
                 emit(.source(digest: layer.digest, host: source.host.authority))
                 return
             } catch let error where !last && !(error is CancellationError) && !Task.isCancelled {
