@@ -56,6 +56,8 @@ public struct HaulDaemon: Sendable {
         InfoController().addRoutes(to: router)
         PullController(haul: haul, logger: logger).addRoutes(to: router)
         ModelController(haul: haul).addRoutes(to: router)
+        CopyController(haul: haul).addRoutes(to: router)
+        OpenAIController(haul: haul).addRoutes(to: router)
         RegistryController(haul: haul, pullThrough: pullThrough).addRoutes(to: router)
         return router
     }

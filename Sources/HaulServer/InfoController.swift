@@ -2,13 +2,15 @@ import HaulKit
 import Hummingbird
 
 /// What clients probe before anything else: `GET /` ("Ollama is running",
-/// which the `ollama` CLI checks) and `GET /api/version`.
+/// which the `ollama` CLI checks), `GET /api/version`, and `GET /api/ps`.
 struct InfoController {
     func addRoutes(to router: Router<DaemonContext>) {
         router.get("/") { _, _ in Self.running() }
         router.head("/") { _, _ in Self.running() }
         router.get("/api/version") { _, _ in JSONResponse.text("{\"version\":\(ProgressJSON.quote(Versions.ollamaAPI))}") }
         router.head("/api/version") { _, _ in Response(status: .ok) }
+        // Haul runs no models; clients poll this for what is loaded.
+        router.get("/api/ps") { _, _ in JSONResponse.text("{\"models\":[]}") }
     }
 
     private static func running() -> Response {

@@ -43,6 +43,19 @@ public final class Haul: Sendable {
         run { puller, emit in try await puller.pull(ModelName(parsing: name), insecure: insecure, emit: emit) }
     }
 
+    /// Stores `source`'s manifest under `destination` too (Ollama's
+    /// `CopyModel`): a second name for the same blobs, none copied. Its
+    /// blobs are pinned meanwhile, so a deletion in any process cannot
+    /// take them from under the new name.
+    public func copy(_ source: ModelName, to destination: ModelName) async throws(HaulError) {
+        try await BlockingIO.run { [store] () throws(HaulError) in
+            guard let manifest = try store.manifest(for: source) else { throw .modelNotFound(source.displayShortest) }
+            let pin = try StorePins(store: store).pin(manifest.referencedDigests)
+            defer { pin.release() }
+            try store.writeManifest(manifest, for: destination)
+        }
+    }
+
     private var puller: Puller {
         Puller(engine: engine, store: store, downloads: downloads, slots: slots, prune: prune, auth: auth, hosts: hosts)
     }

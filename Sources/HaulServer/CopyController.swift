@@ -1,0 +1,52 @@
+import Foundation
+import HaulKit
+import Hummingbird
+
+/// `POST /api/copy` and `HEAD /api/blobs/:digest`, as Ollama's
+/// `server/routes.go` answers them (`CopyHandler`, `HeadBlobHandler`): a
+/// copy is a second manifest naming the same blobs, never a blob copied.
+struct CopyController {
+    let haul: Haul
+
+    func addRoutes(to router: Router<DaemonContext>) {
+        router.post("/api/copy") { request, _ in try await copy(request) }
+        router.head("/api/blobs/:digest") { _, context in try blob(context.parameters.get("digest") ?? "") }
+    }
+
+    private struct Body: Decodable {
+        var source: String?
+        var destination: String?
+    }
+
+    private func copy(_ request: Request) async throws(APIError) -> Response {
+        let body = try await RequestJSON.decode(Body.self, from: request)
+        let source = body.source ?? "", destination = body.destination ?? ""
+        guard let from = try? ModelName(parsing: source) else {
+            throw .badRequest("source \(ProgressJSON.quote(String(source.prefix(256)))) is invalid")
+        }
+        guard let to = try? ModelName(parsing: destination) else {
+            throw .badRequest("destination \(ProgressJSON.quote(String(destination.prefix(256)))) is invalid")
+        }
+        do {
+            try await haul.copy(from, to: to)
+            return Response(status: .ok)
+        } catch .modelNotFound {
+            // CopyHandler quotes with %q, unlike ShowHandler's '%s'.
+            throw APIError(status: .notFound, message: "model \(ProgressJSON.quote(source)) not found")
+        } catch {
+            throw APIError(error, store: haul.store, asked: source)
+        }
+    }
+
+    /// 200 when the blob is stored (Haul stores a blob only once verified),
+    /// 404 when not, 400 for a digest that is not one (Ollama's
+    /// `GetBlobsPath` takes `sha256:` or `sha256-` and 64 hex digits).
+    private func blob(_ text: String) throws(APIError) -> Response {
+        let normalized = text.hasPrefix("sha256-") ? "sha256:" + text.dropFirst(7) : text
+        guard let digest = try? Digest(parsing: normalized.lowercased()) else { throw .badRequest("invalid digest format") }
+        guard FileManager.default.fileExists(atPath: haul.store.blobPath(digest)) else {
+            throw APIError(status: .notFound, message: "blob \(ProgressJSON.quote(text)) not found")
+        }
+        return Response(status: .ok)
+    }
+}
