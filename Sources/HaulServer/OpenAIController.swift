@@ -22,7 +22,7 @@ struct OpenAIController {
     }
 
     private func retrieve(_ text: String) -> Response {
-        guard let name = try? ModelName(parsing: text), let model = haul.store.list().first(where: { $0.name == name }) else {
+        guard let name = try? ModelName(parsing: text), let model = try? haul.store.model(name) else {
             let message = "model '\(text)' not found"
             return JSONResponse.text("{\"error\":{\"message\":\(ProgressJSON.quote(message)),\"type\":\"api_error\",\"param\":null,\"code\":null}}",
                                      status: .notFound)

@@ -75,4 +75,17 @@ import Testing
             #expect(String(buffer: missing.body) == #"{"error":{"message":"model 'nothere' not found","type":"api_error","param":null,"code":null}}"#)
         }
     }
+
+    @Test func showAndDeleteFindAModelUnderAnotherSpelling() async throws {
+        try StoredModel.write("tiny", layers: [("application/vnd.ollama.image.model", "weights")], into: store)
+        try await withDaemon(store: store) { client in
+            let show = try await client.execute(uri: "/api/show", method: .post, body: ByteBuffer(string: #"{"model":"Library/TINY:Latest"}"#))
+            #expect(show.status == .ok)
+            let one = try await client.execute(uri: "/v1/models/Tiny", method: .get)
+            #expect(one.status == .ok && Self.json(one.body)["id"] as? String == "Tiny")
+            let delete = try await client.execute(uri: "/api/delete", method: .delete, body: ByteBuffer(string: #"{"model":"TINY"}"#))
+            #expect(delete.status == .ok)
+        }
+        #expect(store.list().isEmpty)
+    }
 }

@@ -13,7 +13,10 @@ struct Puller: Sendable {
     /// Mirrors to try before the registry (hosts.toml).
     let hosts: HostsDirectory
 
-    func pull(_ name: ModelName, insecure: Bool, emit: @escaping @Sendable (PullEvent) -> Void) async throws {
+    func pull(_ asked: ModelName, insecure: Bool, emit: @escaping @Sendable (PullEvent) -> Void) async throws {
+        // A model stored under another spelling is updated, not duplicated
+        // (Ollama's PullHandler resolves getExistingName first).
+        let name = store.existingName(asked) ?? asked
         let sources = try self.sources(for: name, insecure: insecure)
         emit(.pullingManifest)
         let manifest = try await resolve(name, from: sources, emit: emit)

@@ -160,7 +160,8 @@ extension ModelStore {
 
     /// The stored model called `name`, or `modelNotFound`.
     public func model(_ name: ModelName) throws(HaulError) -> LocalModel {
-        guard let model = list().first(where: { $0.name == name }) else {
+        let stored = existingName(name) ?? name
+        guard let model = list().first(where: { $0.name == stored }) else {
             throw .modelNotFound(name.displayShortest)
         }
         return model

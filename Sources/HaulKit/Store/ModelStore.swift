@@ -58,16 +58,38 @@ public struct ModelStore: Sendable {
         try FileSystem.makeDirectories(partialsDirectory)
     }
 
-    /// Stores the manifest bytes atomically (after every blob is verified).
+    /// The stored name `name` means, matched without regard to case as
+    /// Ollama's `getExistingName` (`server/routes.go`) matches:
+    /// `Library/LLama3:Latest` finds `library/llama3:latest`, so a pull or
+    /// show under another spelling never makes a second copy. Nil when no
+    /// such model is stored.
+    public func existingName(_ name: ModelName) -> ModelName? {
+        if FileSystem.exists(manifestPath(name)) { return name }
+        var directory = manifestsDirectory
+        var found: [String] = []
+        for part in name.manifestPathComponents {
+            guard let match = FileSystem.listDirectory(directory).first(where: { $0.lowercased() == part.lowercased() }) else {
+                return nil
+            }
+            found.append(match)
+            directory += "/" + match
+        }
+        guard FileSystem.exists(directory) else { return nil }
+        return try? ModelName(host: found[0], namespace: found[1], model: found[2], tag: found[3])
+    }
+
+    /// Stores the manifest bytes atomically (after every blob is verified),
+    /// under the name already stored if one differs only in case.
     public func writeManifest(_ manifest: Manifest, for name: ModelName) throws(HaulError) {
-        let path = manifestPath(name)
+        let path = manifestPath(existingName(name) ?? name)
         try FileSystem.makeDirectories(FileSystem.parent(of: path))
         try FileSystem.writeAtomically(manifest.raw, to: path)
     }
 
+    /// The stored manifest of `name` (matched without case), if any.
     public func manifest(for name: ModelName) throws(HaulError) -> Manifest? {
-        let path = manifestPath(name)
-        guard FileSystem.exists(path) else { return nil }
+        guard let stored = existingName(name) else { return nil }
+        let path = manifestPath(stored)
         return try Manifest(bytes: FileSystem.readFile(path, limit: Manifest.maxBytes))
     }
 
@@ -95,10 +117,10 @@ public struct ModelStore: Sendable {
 
     /// Deletes a model's manifest and every blob no other manifest uses.
     public func remove(_ name: ModelName) throws(HaulError) {
-        guard let manifest = try self.manifest(for: name) else {
+        guard let stored = existingName(name), let manifest = try self.manifest(for: stored) else {
             throw .modelNotFound(name.displayShortest)
         }
-        let path = manifestPath(name)
+        let path = manifestPath(stored)
         try FileSystem.check(unlink(path), "remove", path)
         // Remove now-empty parent directories up to manifests/, as Ollama does.
         var dir = FileSystem.parent(of: path)
