@@ -160,8 +160,8 @@ enum ByteRange: Equatable {
         let last = spec[spec.index(after: dash)...].trimmingCharacters(in: .whitespaces)
         if first.isEmpty {
             // The last N bytes.
-            guard let n = Int64(last), n > 0 else { return n(last) == 0 ? .unsatisfiable : .whole }
-            guard size > 0 else { return .unsatisfiable }
+            guard let n = Int64(last) else { return .whole }
+            guard n > 0, size > 0 else { return .unsatisfiable }
             return .part(max(0, size - n)...(size - 1))
         }
         guard let start = Int64(first), start >= 0 else { return .whole }
@@ -170,6 +170,4 @@ enum ByteRange: Equatable {
         guard let end = Int64(last), end >= start else { return .whole }
         return .part(start...min(end, size - 1))
     }
-
-    private static func n(_ text: String) -> Int64? { Int64(text) }
 }

@@ -105,5 +105,11 @@ import HaulTestSupport
         let climb = try run(haulBinary, ["import", evil], environment: env)
         #expect(climb.status == 1 && climb.stderr.contains("would leave the layout"), "\(climb.stderr)")
         #expect(!FileManager.default.fileExists(atPath: models.path + "/escaped") && !FileManager.default.fileExists(atPath: models.sub("../escaped")))
+        // A size near Int64.max (base-256) must be refused, not overflow.
+        let huge = out.sub("huge.tar")
+        try Data(TarArchive.header(name: "oci-layout", size: .max - 100, directory: false) + [UInt8](repeating: 0, count: 1024))
+            .write(to: URL(fileURLWithPath: huge))
+        let overflow = try run(haulBinary, ["import", huge], environment: env)
+        #expect(overflow.status == 1 && overflow.stderr.contains("would leave the layout or the archive"), "\(overflow.stderr)")
     }
 }

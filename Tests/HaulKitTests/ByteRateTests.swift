@@ -32,6 +32,12 @@ import Testing
         config.connections = 16
         #expect(RateLimiter.make(for: &config, now: 0) != nil)
         #expect(config.receiveBufferSize == 32 << 10, "one chunk per connection: 1/32 of a second's worth")
+        // A low limit feeds few connections: each still gets a chunk about
+        // twice a second, so none looks stalled.
+        var slow = EngineConfiguration()
+        slow.maxBytesPerSecond = 40 << 10
+        _ = RateLimiter.make(for: &slow, now: 0)
+        #expect(slow.connections == 1 && slow.receiveBufferSize == 20 << 10)
         var unlimited = EngineConfiguration()
         #expect(RateLimiter.make(for: &unlimited, now: 0) == nil && unlimited.receiveBufferSize == 256 << 10)
     }

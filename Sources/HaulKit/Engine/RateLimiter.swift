@@ -48,12 +48,17 @@ final class RateLimiter {
 
     /// The limiter `config` asks for, if any. With a limit, the receive
     /// buffer shrinks so that one chunk per connection stays small next to
-    /// the rate: the debt those chunks can run up is a fraction of a
-    /// second's worth.
+    /// the rate (the debt those chunks can run up is a fraction of a
+    /// second's worth), and there are no more connections than the rate
+    /// feeds a chunk each about twice a second: a connection starved for
+    /// longer would look stalled to the rebalancer and to curl, and be
+    /// abandoned over and over, wasting what it had in flight.
     static func make(for config: inout EngineConfiguration, now: Double) -> RateLimiter? {
         guard let rate = config.maxBytesPerSecond, rate > 0 else { return nil }
-        let chunk = Int(rate) / (2 * max(config.connections, 1))
-        config.receiveBufferSize = min(config.receiveBufferSize, max(16 << 10, chunk))
+        let minChunk = 16 << 10
+        config.connections = min(config.connections, max(1, Int(rate) / (2 * minChunk)))
+        let chunk = Int(rate) / (2 * config.connections)
+        config.receiveBufferSize = min(config.receiveBufferSize, max(minChunk, chunk))
         return RateLimiter(bytesPerSecond: rate, now: now)
     }
 }

@@ -89,12 +89,24 @@ struct FileDescriptor: ~Copyable, Sendable {
     func dataSync() throws(HaulError) { try check(FileSystem.retrying { fdatasync(rawValue) }, "fsync") }
 
     func writeAll(_ bytes: [UInt8]) throws(HaulError) {
+        let code = bytes.withUnsafeBytes { write(all: $0) }
+        if code != 0 { throw .io(operation: "write", path: path, errno: code) }
+    }
+
+    func writeAll(_ bytes: UnsafeRawBufferPointer) throws(HaulError) {
+        let code = write(all: bytes)
+        if code != 0 { throw .io(operation: "write", path: path, errno: code) }
+    }
+
+    /// 0, or the errno of the write that failed.
+    private func write(all bytes: UnsafeRawBufferPointer) -> Int32 {
         var done = 0
         while done < bytes.count {
-            let n = FileSystem.retrying { bytes.withUnsafeBytes { write(rawValue, $0.baseAddress! + done, $0.count - done) } }
-            if n < 0 { throw .io(operation: "write", path: path, errno: errno) }
+            let n = FileSystem.retrying { Glibc.write(rawValue, bytes.baseAddress! + done, bytes.count - done) }
+            if n < 0 { return errno }
             done += n
         }
+        return 0
     }
 
     /// The rest of the file, refusing more than `limit` bytes.

@@ -76,7 +76,9 @@ enum TarArchive {
             let type = h[156]
             while name.hasPrefix("./") { name.removeFirst(2) }
             while name.hasSuffix("/") { name.removeLast() }
-            guard !name.hasPrefix("/"), !name.split(separator: "/").contains(".."), size >= 0, at + Int64(block) + size <= total else {
+            // The size is checked against what is left before any sum that a
+            // hostile size could overflow.
+            guard !name.hasPrefix("/"), !name.split(separator: "/").contains(".."), size >= 0, size <= total - at - Int64(block) else {
                 throw .archive(fd.path, "entry \"\(HaulError.quoted(name))\" would leave the layout or the archive")
             }
             guard type == UInt8(ascii: "0") || type == 0 || type == UInt8(ascii: "5") else {
@@ -98,7 +100,11 @@ enum TarArchive {
             let want = Int(min(Int64(buffer.count), length - done))
             let n = buffer.withUnsafeMutableBytes { pread(from.rawValue, $0.baseAddress, want, off_t(offset + done)) }
             guard n > 0 else { throw .io(operation: "read", path: from.path, errno: n < 0 ? errno : EIO) }
-            try to.writeAll(Array(buffer[0..<n]))
+            let failed: HaulError? = buffer.withUnsafeBytes { bytes in
+                do throws(HaulError) { try to.writeAll(UnsafeRawBufferPointer(rebasing: bytes[0..<n])) } catch { return error }
+                return nil
+            }
+            if let failed { throw failed }
             done += Int64(n)
         }
     }
