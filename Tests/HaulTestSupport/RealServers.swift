@@ -38,13 +38,16 @@ package struct TestPKI {
     package let serverKey: String
     private let dir: TempDir
 
-    package init(in dir: TempDir = TempDir("haul-pki")) throws {
+    /// `dnsNames`: the host names the server certificate is valid for
+    /// (besides 127.0.0.1).
+    package init(in dir: TempDir = TempDir("haul-pki"), dnsNames: [String] = ["localhost"]) throws {
         self.dir = dir
         caCert = dir.sub("ca.pem")
         serverCert = dir.sub("server.pem")
         serverKey = dir.sub("server.key")
         let ext = dir.sub("ext.cnf")
-        try "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n".write(toFile: ext, atomically: true, encoding: .utf8)
+        let names = (["IP:127.0.0.1"] + dnsNames.map { "DNS:" + $0 }).joined(separator: ",")
+        try "subjectAltName=\(names)\nbasicConstraints=CA:FALSE\n".write(toFile: ext, atomically: true, encoding: .utf8)
         let steps: [[String]] = [
             ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
              "-keyout", dir.sub("ca.key"), "-out", caCert, "-days", "2", "-subj", "/CN=Haul Test CA"],

@@ -6,13 +6,10 @@ import HaulKit
 
 /// The Python test registry (Tests/registry/testregistry.py), started on
 /// 127.0.0.1 with ephemeral ports and stopped when the test is done.
-package final class TestRegistry: @unchecked Sendable {
-    // @unchecked: `process` and `stdin` are set once in init and only read
-    // afterwards; Foundation's Process/Pipe are not marked Sendable.
+package final class TestRegistry: Sendable {
     package let registryPort: Int
     package let cdnPort: Int?
-    private let process: Process
-    private let stdin: Pipe
+    private let server: ServerProcess
 
     package static var script: String {
         testsDirectory.appendingPathComponent("registry/testregistry.py").path
@@ -33,37 +30,13 @@ package final class TestRegistry: @unchecked Sendable {
         if cdn { args.append("--cdn") }
         if let rate { args += ["--rate", rate] }
         if let slowConnection { args += ["--slow-connection", "\(slowConnection)", "--slow-factor", "\(slowFactor)"] }
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3"] + args
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        }
-        stdin = Pipe()
-        let stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        try process.run()
-        // The first line is {"registry": PORT, "cdn": PORT}.
-        var line = Data()
-        let handle = stdout.fileHandleForReading
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = handle.availableData
-            if chunk.isEmpty { throw TestFailure("test registry exited before listening") }
-            line.append(chunk)
-        }
-        let ports = try JSONSerialization.jsonObject(with: line) as! [String: Any]
+        server = try ServerProcess(executable: "/usr/bin/env", arguments: ["python3"] + args, environment: environment)
+        let ports = server.firstLine
         registryPort = ports["registry"] as! Int
         cdnPort = ports["cdn"] as? Int
     }
 
-    deinit { stop() }
-
-    package func stop() {
-        try? stdin.fileHandleForWriting.close()
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-    }
+    package func stop() { server.stop() }
 
     package let ipv6: Bool
     package var host: String { ipv6 ? "[::1]:\(registryPort)" : "127.0.0.1:\(registryPort)" }

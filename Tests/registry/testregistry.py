@@ -48,6 +48,7 @@ import os
 import random
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -124,7 +125,6 @@ def push(args):
     """Pushes a model made by make-model into a real registry (the CNCF
     distribution registry) through the registry API: monolithic blob
     uploads, then the manifest, as `docker push` would."""
-    import ssl
     import urllib.parse
     import urllib.request
     ns_model, _, tag = args.name.partition(":")
@@ -586,7 +586,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 pos = start
                 stop = end if cut_at is None else cut_at
                 t0 = time.monotonic()
-                if rate == 0 and corrupt_at is None and stall_at is None and alter is None:
+                # sendfile would bypass TLS: a TLS connection takes the loop.
+                plain = not isinstance(self.connection, ssl.SSLSocket)
+                if plain and rate == 0 and corrupt_at is None and stall_at is None and alter is None:
                     self.wfile.flush()
                     while pos < stop:
                         n = os.sendfile(self.connection.fileno(), f.fileno(), pos, min(stop - pos, 8 << 20))

@@ -59,9 +59,12 @@ struct Puller: Sendable {
         throw last ?? HaulError.manifestNotFound
     }
 
-    /// The hosts serving `name`, mirrors first, each with its own client.
+    /// The hosts serving `name`, mirrors first (`HF_ENDPOINT` before any
+    /// hosts.toml ones), each with its own client.
     private func sources(for name: ModelName, insecure: Bool) throws(HaulError) -> [RegistryClient] {
-        try hosts.hosts(for: name, insecure: insecure).map {
+        let configured = try hosts.hosts(for: name, insecure: insecure)
+        let huggingFaceMirror = try auth.huggingFace.mirror(for: name).map { [$0] } ?? []
+        return (huggingFaceMirror + configured).map {
             RegistryClient(engine: engine, name: name, host: $0, insecure: insecure, auth: auth)
         }
     }

@@ -23,7 +23,7 @@ struct RegistryClient: Sendable {
         self.insecure = host.isMirror ? host.origin.lowercased().hasPrefix("http:") : insecure
         authorizer = RegistryAuthorizer(engine: engine, tokens: auth.tokens,
                                         credentials: auth.credentials.credentials(for: host.authority),
-                                        ollamaKeyPath: auth.ollamaKeyPath,
+                                        ollamaKeyPath: auth.ollamaKeyPath, huggingFace: auth.huggingFace,
                                         registry: host.origin, repository: name.repository)
     }
 

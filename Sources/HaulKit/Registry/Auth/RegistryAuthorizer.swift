@@ -7,9 +7,12 @@ import Synchronization
 /// - `Basic`: the registry's credentials, if any were given.
 /// - `Bearer`: a token from the challenge's realm, by the flow that fits:
 ///   with credentials, the OCI/Docker token flow with Basic auth; without,
-///   Ollama's signed flow when `~/.ollama/id_ed25519` exists and the realm
-///   is on the registry's own host (Ollama's host pinning: the signature
-///   never goes elsewhere), else an anonymous token request.
+///   for Hugging Face, `HF_TOKEN` as a Bearer token; then Ollama's signed
+///   flow when `~/.ollama/id_ed25519` exists and the realm is the
+///   registry's own (Ollama's host pinning, with HF's two hosts as one:
+///   see `HuggingFace`), else an anonymous token request. A token minted
+///   with a secret goes back to the registry that asked, so a realm on
+///   another party's host never gets a secret, only an anonymous request.
 ///
 /// The value is only ever attached to requests to the registry itself;
 /// CDN requests never carry it.
@@ -18,17 +21,19 @@ final class RegistryAuthorizer: Sendable {
     let tokens: TokenCache
     let credentials: RegistryCredentials?
     let ollamaKeyPath: String?
+    let huggingFace: HuggingFace
     /// The registry's base URL (`scheme://host[:port]`) and repository.
     let registry: String
     let repository: String
     private let current = Mutex<String?>(nil)
 
     init(engine: Engine, tokens: TokenCache, credentials: RegistryCredentials?, ollamaKeyPath: String?,
-         registry: String, repository: String) {
+         huggingFace: HuggingFace = HuggingFace(), registry: String, repository: String) {
         self.engine = engine
         self.tokens = tokens
         self.credentials = credentials
         self.ollamaKeyPath = ollamaKeyPath
+        self.huggingFace = huggingFace
         self.registry = registry
         self.repository = repository
     }
@@ -78,24 +83,39 @@ final class RegistryAuthorizer: Sendable {
         if realmParts.scheme == "http" && !(sameHost && registryParts.scheme == "http") {
             throw HaulError.unauthorized("the registry's token realm \(HaulError.quoted(realm)) is not HTTPS")
         }
+        let huggingFaceRealm = huggingFace.includes(registry) && huggingFace.includes(realm)
+        let hfAuthorization = huggingFaceRealm && credentials == nil ? try huggingFace.tokenAuthorization() : nil
         let service = challenge["service"] ?? ""
         let scope = challenge["scope"] ?? "repository:\(repository):pull"
-        let origin = "\(registryParts.scheme)://\(registryParts.host):\(registryParts.port)"
-        let key = TokenCache.Key(registry: origin, identity: credentials?.identity ?? "anonymous",
-                                 realm: realm, service: service, scope: scope)
+        // HF's hosts share their tokens, as they share the realm.
+        let origin = huggingFaceRealm ? "huggingface" : "\(registryParts.scheme)://\(registryParts.host):\(registryParts.port)"
+        let identity = credentials?.identity ?? (hfAuthorization == nil ? "anonymous" : "HF_TOKEN")
+        let key = TokenCache.Key(registry: origin, identity: identity, realm: realm, service: service, scope: scope)
         let rejectedToken = rejected.flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
         let token = try await tokens.token(for: key, rejected: rejectedToken) { [self] in
-            try await fetchToken(realm: realm, service: service, scope: scope, sameHost: sameHost)
+            try await fetchToken(realm: realm, service: service, scope: scope, ownRealm: sameHost || huggingFaceRealm,
+                                 hfAuthorization: hfAuthorization)
         }
         return "Bearer " + token
     }
 
-    private func fetchToken(realm: String, service: String, scope: String, sameHost: Bool) async throws -> TokenCache.Token {
+    /// `ownRealm`: the realm is the registry's own, so Ollama's key may sign
+    /// for it. `hfAuthorization`: HF_TOKEN, for a realm of Hugging Face's.
+    private func fetchToken(realm: String, service: String, scope: String, ownRealm: Bool,
+                            hfAuthorization: String?) async throws -> TokenCache.Token {
+        let url = Self.tokenURL(realm: realm, service: service, scope: scope)
         if let credentials {
-            return try await requestToken(url: Self.tokenURL(realm: realm, service: service, scope: scope),
-                                          authorization: credentials.basicAuthorization)
+            return try await requestToken(url: url, authorization: credentials.basicAuthorization)
         }
-        if sameHost, let path = ollamaKeyPath, let key = try OllamaKey.load(path: path) {
+        if let hfAuthorization {
+            do {
+                return try await requestToken(url: url, authorization: hfAuthorization)
+            } catch HaulError.unauthorized(let why) {
+                throw HaulError.unauthorized("Hugging Face refused HF_TOKEN (\(why)): check the token, or unset HF_TOKEN "
+                    + "for public models")
+            }
+        }
+        if ownRealm, let path = ollamaKeyPath, let key = try OllamaKey.load(path: path) {
             let url = Self.ollamaTokenURL(realm: realm, service: service, scope: scope)
             do {
                 return try await requestToken(url: url, authorization: try key.authorization(forTokenURL: url))
@@ -103,7 +123,7 @@ final class RegistryAuthorizer: Sendable {
                 // Not an Ollama registry after all: try as everyone else.
             }
         }
-        return try await requestToken(url: Self.tokenURL(realm: realm, service: service, scope: scope), authorization: nil)
+        return try await requestToken(url: url, authorization: nil)
     }
 
     private func requestToken(url: String, authorization: String?) async throws -> TokenCache.Token {
