@@ -18,13 +18,15 @@ build:
 # real transfers, and on 2 cores tests running beside them (several hundred
 # MB pulls, processes awaited on the cooperative pool) starve those timings.
 VENV := Tests/.venv
-test: build $(VENV)/.ready
+test: build $(VENV)/.ready-2
 	$(SWIFT) build --build-tests
 	HAUL_BIN=$(abspath $(BIN)) HAUL_TEST_PYTHON=$(abspath $(VENV))/bin/python $(SWIFT) test --skip-build --no-parallel
 
-$(VENV)/.ready:
+# gguf: llama.cpp's own GGUF writer and reader, to make real model files
+# and to check what `haul serve` reports of them.
+$(VENV)/.ready-2:
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check ollama
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check ollama gguf
 	touch $@
 
 # Start a local registry (with a CDN redirect) serving a generated sample
@@ -58,7 +60,7 @@ clean:
 # target runs FUZZ_SECONDS from its committed corpus (new finds go to
 # .build/fuzz/corpus-<target>; a crash leaves crash-* in .build/fuzz).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = name manifest content-range journal www-authenticate
+FUZZ_TARGETS = name manifest content-range journal www-authenticate gguf
 fuzz:
 	Tests/fuzz/build.sh
 	@for t in $(FUZZ_TARGETS); do \

@@ -22,19 +22,25 @@ struct ModelController {
             let modified_at: String
             let size: Int64
             let digest: String
+            let capabilities: [String]?
             let details: ModelDetails
         }
         let models: [Model]
     }
 
     /// Every stored model, newest first, with Ollama's fields: `digest` is
-    /// the manifest's SHA-256 in hex, `size` the sum of its blobs.
+    /// the manifest's SHA-256 in hex, `size` the sum of its blobs;
+    /// `capabilities` as `/api/show` derives them (none for a model whose
+    /// files cannot be read).
     func tags() -> Tags {
         let store = haul.store
         return Tags(models: store.list().map { model in
-            Tags.Model(name: model.name.displayShortest, model: model.name.displayShortest,
-                       modified_at: Timestamp.rfc3339(model.modified), size: model.size,
-                       digest: model.id.hex, details: store.details(of: model.manifest))
+            let contents = try? store.contents(of: model.name)
+            let capabilities = contents.flatMap { c in (try? c.metadata(keepArraysUpTo: 0)).map { c.capabilities(metadata: $0) } }
+            return Tags.Model(name: model.name.displayShortest, model: model.name.displayShortest,
+                              modified_at: Timestamp.rfc3339(model.modified), size: model.size,
+                              digest: model.id.hex, capabilities: capabilities?.isEmpty == false ? capabilities : nil,
+                              details: store.details(of: model.manifest))
         })
     }
 
@@ -51,24 +57,30 @@ struct ModelController {
         let template: String?
         let system: String?
         let details: ModelDetails
-        let model_info: [String: String]
+        let model_info: [String: ModelInfoValue]
+        let tensors: [TensorInfo]?
         let capabilities: [String]
         let modified_at: String
     }
 
     func show(_ request: Request) async throws(APIError) -> Show {
-        let (asked, name) = try await modelName(in: request)
+        let (asked, name, verbose) = try await modelName(in: request)
         let store = haul.store
         do {
             let model = try store.model(name)
             let contents = try store.contents(of: name)
+            // Ollama keeps no array unless asked to be verbose (`getModelData`).
+            // The read stops at the tensor descriptions: the metadata only.
+            let metadata = try contents.metadata(keepArraysUpTo: verbose ? nil : 0)
             return Show(
                 license: contents.licenses.isEmpty ? nil : contents.licenses.joined(separator: "\n"),
                 modelfile: contents.modelfile,
                 parameters: contents.parameters.isEmpty ? nil : contents.parametersText,
                 template: contents.template.isEmpty ? nil : contents.template,
                 system: contents.system.isEmpty ? nil : contents.system,
-                details: contents.details, model_info: [:], capabilities: contents.capabilities,
+                details: contents.details, model_info: ModelInfoValue.modelInfo(metadata),
+                tensors: metadata.map { $0.tensors.map(TensorInfo.init) },
+                capabilities: contents.capabilities(metadata: metadata),
                 modified_at: Timestamp.rfc3339(model.modified))
         } catch {
             throw APIError(error, store: store, asked: asked)
@@ -78,7 +90,7 @@ struct ModelController {
     /// Deletes the manifest and the blobs no other model uses; 200 with an
     /// empty body, as Ollama answers.
     func delete(_ request: Request) async throws(APIError) -> Response {
-        let (asked, name) = try await modelName(in: request)
+        let (asked, name, _) = try await modelName(in: request)
         do {
             // Deleting waits for the store's deletion lock: off the
             // cooperative pool.
@@ -91,12 +103,14 @@ struct ModelController {
 
     /// The name as the client wrote it (Ollama's errors quote it so) and
     /// as parsed.
-    private func modelName(in request: Request) async throws(APIError) -> (String, ModelName) {
+    private func modelName(in request: Request) async throws(APIError) -> (String, ModelName, verbose: Bool) {
         let body = try await RequestJSON.decode(NameBody.self, from: request)
+        // ShowHandler's words; DeleteHandler's `modelref.ErrModelRequired` says the same.
+        if body.modelName.trimmingCharacters(in: .whitespaces).isEmpty { throw .badRequest("model is required") }
         guard let name = try? ModelName(parsing: body.modelName) else {
             throw .badRequest("name \(ProgressJSON.quote(String(body.modelName.prefix(256)))) is invalid")
         }
-        return (body.modelName, name)
+        return (body.modelName, name, body.verbose ?? false)
     }
 }
 

@@ -247,15 +247,21 @@ import HaulTestSupport
         #expect(daemon.stop().status == 0)
     }
 
-    /// The official `ollama` Python client from PyPI, in the virtualenv
-    /// `make test` prepares (HAUL_TEST_PYTHON).
-    @Test func ollamasPythonClientPullsListsShowsAndDeletes() async throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        let python = ProcessInfo.processInfo.environment["HAUL_TEST_PYTHON"] ?? root.appendingPathComponent(".venv/bin/python").path
-        guard FileManager.default.isExecutableFile(atPath: python) else {
-            Issue.record("no Python with the ollama client at \(python): run 'make test', which creates Tests/.venv")
-            return
+    /// The Python of the virtualenv `make test` prepares (HAUL_TEST_PYTHON),
+    /// with the official `ollama` client and llama.cpp's `gguf` from PyPI.
+    static var python: String {
+        get throws {
+            let python = ProcessInfo.processInfo.environment["HAUL_TEST_PYTHON"] ?? testsDirectory.appendingPathComponent(".venv/bin/python").path
+            guard FileManager.default.isExecutableFile(atPath: python) else {
+                throw TestFailure("no Python with the ollama client at \(python): run 'make test', which creates Tests/.venv")
+            }
+            return python
         }
+    }
+
+    @Test func ollamasPythonClientPullsListsShowsAndDeletes() async throws {
+        let root = testsDirectory
+        let python = try Self.python
         let registry = try TestRegistry(root: Self.fixture.dir.path, cdn: true)
         let models = TempDir("haul-models"), logs = TempDir("haul-logs")
         let daemon = try await Daemon(models: models.path, logs: logs)
@@ -264,6 +270,32 @@ import HaulTestSupport
         #expect(check.status == 0, "\(check.stderr)")
         let seen = (try? JSONSerialization.jsonObject(with: Data(check.stdout.utf8))) as? [String: Any] ?? [:]
         #expect(seen["blobs"] as? Int == Self.fixture.model.layers.count, "\(check.stdout)")
+        #expect(daemon.stop().status == 0)
+    }
+
+    /// A real GGUF (written by llama.cpp's `gguf` package) pulled through
+    /// the daemon: show() reports model_info, capabilities and tensors as
+    /// Ollama derives them from the same file (the rules are cited in
+    /// Tests/clients/gguf_show_check.py, which computes them with gguf's own
+    /// reader).
+    @Test func aGGUFModelShowsWhatOllamaWouldReport() async throws {
+        let python = try Self.python
+        let script = testsDirectory.appendingPathComponent("clients/gguf_show_check.py").path
+        let dir = TempDir("haul-gguf-registry")
+        let written = try run(python, [script, "write", dir.sub("tiny.gguf")])
+        try #require(written.status == 0, "\(written.stderr)")
+        let template = #"{{- range .Messages }}{{ if eq .Role "assistant" }}{{ if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}"#
+            + #"{{ .Content }}{{ else }}{{ .Content }}{{ end }}{{ end }}{{ if .Tools }}{{ json .Tools }}{{ end }}"#
+        let made = try run("/usr/bin/env", ["python3", TestRegistry.script, "make-model", "--root", dir.path, "--name", "library/tiny:latest",
+                                            "--file", dir.sub("tiny.gguf"), "--text", "template=" + template])
+        try #require(made.status == 0, "\(made.stderr)")
+        let registry = try TestRegistry(root: dir.path, cdn: true)
+        let models = TempDir("haul-models"), logs = TempDir("haul-logs")
+        let daemon = try await Daemon(models: models.path, logs: logs)
+        let check = try run(python, [script, "check", daemon.url, "\(registry.host)/library/tiny:latest", dir.sub("tiny.gguf")])
+        #expect(check.status == 0, "\(check.stderr)")
+        let seen = (try? JSONSerialization.jsonObject(with: Data(check.stdout.utf8))) as? [String: Any] ?? [:]
+        #expect(seen["parameter_count"] as? Int == 8 * 64 + 64 * 64 + 64, "\(check.stdout)")
         #expect(daemon.stop().status == 0)
     }
 }

@@ -90,16 +90,39 @@ def random_chunks(size, seed):
         left -= n
 
 
+def gguf_header():
+    """A GGUF v3 metadata section (no tensors, general.architecture "test"),
+    so a generated weights layer reads as a GGUF model; random bytes follow."""
+    key, value = b"general.architecture", b"test"
+    return (b"GGUF" + (3).to_bytes(4, "little") + (0).to_bytes(8, "little") + (1).to_bytes(8, "little")
+            + len(key).to_bytes(8, "little") + key + (8).to_bytes(4, "little") + len(value).to_bytes(8, "little") + value)
+
+
+def with_prefix(prefix, chunks):
+    for chunk in chunks:
+        n = min(len(prefix), len(chunk))
+        yield prefix[:n] + chunk[n:]
+        prefix = prefix[n:]
+
+
 def make_model(args):
     ns_model, _, tag = args.name.partition(":")
     tag = tag or "latest"
     ns, _, model = ns_model.rpartition("/")
     ns = ns or "library"
     layers = []
+    for spec in args.file or []:
+        path, _, media = spec.partition(":")
+        with open(path, "rb") as f:
+            digest, size = write_blob(args.root, iter(lambda: f.read(16 << 20), b""))
+        layers.append({"mediaType": media or "application/vnd.ollama.image.model", "digest": digest, "size": size})
     for i, spec in enumerate(args.layer):
         size_text, _, media = spec.partition(":")
         media = media or ("application/vnd.ollama.image.model" if i == 0 else "application/vnd.ollama.image.params")
-        digest, size = write_blob(args.root, random_chunks(parse_size(size_text), "%s-%d-%s" % (args.name, i, args.seed)))
+        chunks = random_chunks(parse_size(size_text), "%s-%d-%s" % (args.name, i, args.seed))
+        if media == "application/vnd.ollama.image.model":
+            chunks = with_prefix(gguf_header(), chunks)
+        digest, size = write_blob(args.root, chunks)
         layers.append({"mediaType": media, "digest": digest, "size": size})
     for spec in args.text or []:
         kind, _, text = spec.partition("=")
@@ -666,6 +689,7 @@ def main():
     mk.add_argument("--name", required=True)
     mk.add_argument("--layer", action="append", default=[], help="SIZE[:mediaType]")
     mk.add_argument("--text", action="append", default=[], help="KIND=TEXT: a text layer (template, system, params, license)")
+    mk.add_argument("--file", action="append", default=[], help="PATH[:mediaType]: a layer with a file's bytes (first)")
     mk.add_argument("--seed", default="0")
     ps = sub.add_parser("push")
     ps.add_argument("--source", required=True, help="a registry root written by make-model")

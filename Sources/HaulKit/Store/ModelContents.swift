@@ -9,8 +9,10 @@ public struct ModelDetails: Sendable, Equatable, Codable {
     public var families: [String]?
     public var parameterSize = ""
     public var quantizationLevel = ""
+    /// The config's own `capabilities` (set for models that are not GGUF).
+    var capabilities: [String] = []
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey {  // `capabilities` is not a detail on the wire
         case parentModel = "parent_model", format, family, families
         case parameterSize = "parameter_size", quantizationLevel = "quantization_level"
     }
@@ -26,6 +28,7 @@ public struct ModelDetails: Sendable, Equatable, Codable {
             var model_families: [String]?
             var model_type: String?
             var file_type: String?
+            var capabilities: [String]?
         }
         guard let config = try? JSONDecoder().decode(Config.self, from: Data(bytes)) else { return }
         format = config.model_format ?? ""
@@ -33,6 +36,7 @@ public struct ModelDetails: Sendable, Equatable, Codable {
         families = config.model_families
         parameterSize = config.model_type ?? ""
         quantizationLevel = config.file_type ?? ""
+        capabilities = config.capabilities ?? []
     }
 }
 
@@ -77,15 +81,17 @@ public struct ModelContents: Sendable {
         (self.parameters, self.modelPath, self.hasProjector) = (parameters, modelPath, hasProjector)
     }
 
-    /// What the model can do, as far as its template and layers tell
-    /// (Ollama also reads the GGUF; Haul does not parse weights).
-    public var capabilities: [String] {
-        var out = modelPath == nil ? [] : ["completion"]
-        if template.contains(".Tools") { out.append("tools") }
-        if template.contains(".Suffix") { out.append("insert") }
-        if hasProjector { out.append("vision") }
-        if template.contains(".Think") { out.append("thinking") }
-        return out
+    /// The weights' metadata, when they are GGUF (nil for another format,
+    /// or no weights). `keepArraysUpTo` as `GGUFMetadata.read` takes it.
+    public func metadata(keepArraysUpTo: Int?) throws(GGUFError) -> GGUFMetadata? {
+        guard let modelPath else { return nil }
+        return try GGUFMetadata.read(path: modelPath, keepArraysUpTo: keepArraysUpTo)
+    }
+
+    /// What the model can do (see `ModelCapabilities`), from `metadata`.
+    public func capabilities(metadata: GGUFMetadata?) -> [String] {
+        ModelCapabilities.derive(config: details.capabilities, gguf: metadata, hasProjector: hasProjector,
+                                 template: template, family: details.family)
     }
 
     /// `parameters` as `ollama show` prints them: `<key padded to 30> <value>`.

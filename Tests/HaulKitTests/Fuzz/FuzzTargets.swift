@@ -13,7 +13,7 @@ import CShims
 enum FuzzTargets {
     static let all: [String: @Sendable ([UInt8]) -> Void] = [
         "name": name, "manifest": manifest, "content-range": contentRange, "journal": journal,
-        "www-authenticate": wwwAuthenticate,
+        "www-authenticate": wwwAuthenticate, "gguf": gguf,
     ]
 
     /// Model names: whatever parses must yield path parts that cannot leave
@@ -93,6 +93,23 @@ enum FuzzTargets {
             check(again.map(\.scheme) == challenges.map(\.scheme) && again.map(\.parameters) == challenges.map(\.parameters),
                   "\(text.debugDescription) does not re-parse to what it came from")
         }
+    }
+
+    /// GGUF metadata: a hostile file is refused or read within the caps,
+    /// reading as much when arrays are kept as when they are not, and the
+    /// capabilities derived from it never repeat.
+    static func gguf(_ data: [UInt8]) {
+        guard let all = try? GGUFMetadata.parse(data, keepArraysUpTo: nil) else { return }
+        let counted = try? GGUFMetadata.parse(data, keepArraysUpTo: 0)
+        check(counted != nil, "readable with arrays kept, not with arrays counted")
+        check(all.keyValues.count == counted?.keyValues.count && all.tensors == counted?.tensors, "the two reads differ")
+        check(all.tensors.allSatisfy { $0.shape.count <= 8 }, "a tensor with too many dimensions")
+        for (_, value) in all.keyValues {
+            if case .array(let count, let values) = value { check(values == nil || values?.count == count, "array count") }
+            if case .string(let s) = value { check(s.utf8.count <= 16 << 20, "string over the cap") }
+        }
+        let capabilities = ModelCapabilities.derive(config: [], gguf: all, hasProjector: false, template: "", family: "")
+        check(Set(capabilities).count == capabilities.count, "repeated capabilities")
     }
 
     static func check(_ condition: Bool, _ message: @autoclosure () -> String) {
