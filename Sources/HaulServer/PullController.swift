@@ -26,6 +26,7 @@ struct PullController {
     func pull(_ request: Request) async throws(APIError) -> Response {
         let body = try await RequestJSON.decode(Body.self, from: request)
         let name = body.modelName
+        if ModelName.isCloudReference(name) { throw .badRequest(HaulError.cloudModel(name).description) }
         guard let parsed = try? ModelName(parsing: name) else { throw .badRequest("invalid model name") }
         logger.info("pull \(name): started")
         let events = haul.pull(parsed, insecure: body.insecure ?? false)

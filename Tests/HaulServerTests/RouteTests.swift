@@ -61,9 +61,38 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: store.blobPath(digest)))
     }
 
-    /// (route, body, status, error text): Ollama's words for each refusal.
+    /// Weights that claim to be GGUF and are not: a clear 500, as Ollama's
+    /// `GetModelInfo` fails, never a partial answer. The same model lists,
+    /// without capabilities.
+    @Test func showRefusesAHostileGGUFClearly() async throws {
+        let lying = "GGUF\u{3}\0\0\0" + String(repeating: "\u{7f}", count: 16)
+        _ = try StoredModel.write("lying", layers: [("application/vnd.ollama.image.model", lying)], into: store)
+        try await withDaemon { client in
+            let show = try await Self.post(client, "/api/show", #"{"model":"lying"}"#)
+            #expect(show.status == .internalServerError)
+            #expect(Self.json(show.body)["error"] as? String == "invalid GGUF: key/value count 9187201950435737471 does not fit the file")
+            let tags = try await client.execute(uri: "/api/tags", method: .get)
+            let listed = try #require((Self.json(tags.body)["models"] as? [[String: Any]])?.first)
+            #expect(listed["name"] as? String == "lying:latest" && listed["capabilities"] == nil)
+        }
+    }
+
+    /// (route, body, status, error text): Ollama's words for each refusal
+    /// (`server/routes.go`: `ShowHandler`, `DeleteHandler`, `PullHandler`,
+    /// `CopyHandler`; `types/errtypes`).
     static let refusals: [(String, String, Int, String)] = [
         ("/api/show", #"{"model":"missing"}"#, 404, "model 'missing' not found"),
+        ("/api/show", #"{"model":"Missing:Tag"}"#, 404, "model 'Missing:Tag' not found"),
+        ("/api/show", "{}", 400, "model is required"),
+        ("/api/delete", "{}", 400, "model is required"),
+        ("/api/pull", "{}", 400, "invalid model name"),
+        ("/api/copy", #"{"source":"missing","destination":"x"}"#, 404, #"model "missing" not found"#),
+        ("/api/copy", #"{"source":"a b","destination":"x"}"#, 400, #"source "a b" is invalid"#),
+        ("/api/copy", #"{"source":"x","destination":"a b"}"#, 400, #"destination "a b" is invalid"#),
+        ("/api/pull", #"{"model":"gpt-oss:20b-cloud"}"#, 400,
+         #""gpt-oss:20b-cloud" is an Ollama cloud model: it runs on ollama.com and has no weights to pull (pull a local tag, without -cloud)"#),
+        ("/api/pull", #"{"model":"gpt-oss:20b:cloud"}"#, 400,
+         #""gpt-oss:20b:cloud" is an Ollama cloud model: it runs on ollama.com and has no weights to pull (pull a local tag, without -cloud)"#),
         ("/api/delete", #"{"model":"missing"}"#, 404, "model 'missing' not found"),
         ("/api/show", "", 400, "missing request body"),
         ("/api/show", "{", 400, "invalid request body: malformed JSON"),
@@ -79,6 +108,7 @@ import Testing
     func refusalsAreOllamasStatusAndText(route: String, body: String, status: Int, message: String) async throws {
         try await withDaemon { client in
             let method: HTTPRequest.Method = route == "/api/delete" ? .delete : .post
+            if route == "/api/copy" { _ = try StoredModel.write("x", layers: [("application/vnd.ollama.image.model", "w")], into: store) }
             let r = try await Self.post(client, route, body, method: method)
             #expect(r.status.code == status)
             #expect(Self.json(r.body)["error"] as? String == message)

@@ -40,7 +40,10 @@ public final class Haul: Sendable {
     /// `.success` or throws a `HaulError`. Stopping the iteration cancels the
     /// pull; data already downloaded stays in the partials directory.
     public func pull(_ name: String, insecure: Bool = false) -> AsyncThrowingStream<PullEvent, any Error> {
-        run { puller, emit in try await puller.pull(ModelName(parsing: name), insecure: insecure, emit: emit) }
+        run { puller, emit in
+            if ModelName.isCloudReference(name) { throw HaulError.cloudModel(name) }
+            try await puller.pull(ModelName(parsing: name), insecure: insecure, emit: emit)
+        }
     }
 
     /// Stores `source`'s manifest under `destination` too (Ollama's

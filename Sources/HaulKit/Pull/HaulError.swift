@@ -41,6 +41,8 @@ public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
     case archive(String, String)
     /// A hosts.toml that cannot be used, with where it is wrong.
     case hostsConfig(path: String, line: Int?, message: String)
+    /// An Ollama cloud model (`ModelName.isCloudReference`), as written.
+    case cloudModel(String)
 
     public var description: String {
         switch self {
@@ -83,6 +85,9 @@ public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
             return "\(path): \(message)"
         case .hostsConfig(let path, let line, let message):
             return "\(path)\(line.map { ":\($0)" } ?? ""): \(message)"
+        case .cloudModel(let name):
+            return "\"\(Self.quoted(name))\" is an Ollama cloud model: it runs on ollama.com and has no weights to pull "
+                + "(pull a local tag, without -cloud)"
         case .cancelled:
             return "pull cancelled"
         }

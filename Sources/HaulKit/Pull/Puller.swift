@@ -14,6 +14,7 @@ struct Puller: Sendable {
     let hosts: HostsDirectory
 
     func pull(_ asked: ModelName, insecure: Bool, emit: @escaping @Sendable (PullEvent) -> Void) async throws {
+        if asked.isCloud { throw HaulError.cloudModel(asked.displayShortest) }
         // A model stored under another spelling is updated, not duplicated
         // (Ollama's PullHandler resolves getExistingName first).
         let name = store.existingName(asked) ?? asked

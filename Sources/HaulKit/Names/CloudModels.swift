@@ -1,0 +1,15 @@
+extension ModelName {
+    /// Whether `reference` names an Ollama cloud model: `gpt-oss:cloud`,
+    /// `gpt-oss:20b-cloud`, or `gpt-oss:20b:cloud`, which Ollama rewrites to
+    /// the latter (`internal/modelref` `ParseRef`, `NormalizePullName`). Its
+    /// manifest is a stub that points at ollama.com, where the model runs:
+    /// there are no weights to pull, and Haul runs no models.
+    public static func isCloudReference(_ reference: String) -> Bool {
+        let text = reference.trimmingCharacters(in: .whitespaces)
+        guard let colon = text.lastIndex(of: ":") else { return false }
+        let suffix = text[text.index(after: colon)...].trimmingCharacters(in: .whitespaces).lowercased()
+        return suffix == "cloud" || (!suffix.contains("/") && suffix.hasSuffix("-cloud"))
+    }
+
+    public var isCloud: Bool { Self.isCloudReference(description) }
+}
