@@ -19,6 +19,19 @@ import Testing
         #expect(taken.reduce(Int64(0)) { $0 + Int64($1.count) } == 45 * mib, "no overlap")
     }
 
+    /// What one piece per connection holds beyond the hash frontier stays
+    /// near 1/16 of the blob: the bytes a resume after a kill hashes again.
+    @Test func piecesInFlightHoldAboutASixteenthOfTheBlob() {
+        let size: Int64 = 2 << 30
+        var q = PieceQueue(size: size, written: RangeSet(), connections: 16, maxPiece: 64 << 20, minPiece: 1 << 20)
+        let first = (0..<16).compactMap { _ in q.take(now: 0) }
+        #expect(first.allSatisfy { $0.range.count == 8 << 20 })
+        #expect(first.reduce(Int64(0)) { $0 + Int64($1.range.count) } <= size / 16)
+        // A small blob still gets whole minimum pieces, a huge one the configured maximum.
+        #expect(PieceQueue.pieceCap(size: 8 << 20, connections: 16, minPiece: 1 << 20) == 1 << 20)
+        #expect(PieceQueue.pieceCap(size: 64 << 30, connections: 16, minPiece: 1 << 20) == 256 << 20)
+    }
+
     @Test func retriesComeFirstOnceDueAndInOffsetOrder() {
         var q = queue(size: 50 * mib)
         _ = q.take(now: 0)
