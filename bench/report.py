@@ -178,6 +178,47 @@ if "limit_rate" in S:
            "met" if all(r["worst_burst_s"] <= 1 for r in S["limit_rate"]) else "**not met**"))
     add("")
 
+if "paired" in S:
+    p = S["paired"]
+    add("## 9. The ceiling, paired: Haul's verified pull vs an unverified `curl -o` of the same 2 GiB blob")
+    add("")
+    add("Alternating runs (Haul first in even pairs, curl first in odd ones), %d pairs; each run's writeback slows "
+        "the next, so only the per-pair ratios are compared." % p["pairs"])
+    add("")
+    add("| | Haul (verified) | `curl -o` (unverified) | `openssl dgst` of curl's file |")
+    add("|---|---:|---:|---:|")
+    add("| median s | %s | %s | %s |" % (f2(p["haul"]["wall_median"]), f2(p["curl_o"]["wall_median"]), f2(p["dgst"]["wall_median"])))
+    add("| CPU s/GiB (best run) | %s | %s | %s |" % (f2(p["haul"]["cpu_per_gib"]), f2(p["curl_o"]["cpu_per_gib"]), f2(p["dgst"]["cpu_per_gib"])))
+    add("")
+    add("Per-pair wall ratios Haul ÷ `curl -o`: %s; median **%s×**. Per-pair CPU ratios Haul ÷ (`curl -o` + dgst): %s; "
+        "median **%s×**." % (", ".join(f2(r) for r in p["wall_ratios"]), f2(p["wall_ratio_median"]),
+                             ", ".join(f2(r) for r in p["cpu_ratios"]), f2(p["cpu_ratio_median"])))
+    add("")
+    add("Targets: wall ≤ 1.00× `curl -o`: %s; CPU ≤ 1.00× `curl -o` + dgst: %s."
+        % (mark(p["wall_ratio_median"] <= 1.0), mark(p["cpu_ratio_median"] <= 1.0)))
+    add("")
+
+if "https" in S:
+    h = S["https"]
+    add("## 10. HTTPS: the 2 GiB blob over TLS (nginx, a CA made by the bench)")
+    add("")
+    add("| tool | best s | MB/s best | median s | CPU s/GiB | connections | full TLS handshakes |")
+    add("|---|---:|---:|---:|---:|---:|---:|")
+    for tool, r in h.items():
+        if "error" in r:
+            add("| %s | could not run: %s | | | | | |" % (tool, r["error"]))
+            continue
+        add("| %s | %s | %s | %s | %s | %d | %d |" % (tool, f2(r["wall_min"]), f1(r["mbps_best"]), f2(r["wall_median"]),
+                                                    f2(r["cpu_per_gib"]), r["connections"], r["full_handshakes"]))
+    add("")
+    peers = [r["mbps_best"] for k, r in h.items() if k not in ("haul", "curl -o (unverified)") and "error" not in r]
+    if peers:
+        lead = h["haul"]["mbps_best"] / max(peers)
+        to_curl = h["haul"]["wall_min"] / h["curl -o (unverified)"]["wall_min"]
+        add("Targets: Haul ≥ 1.2× the fastest verifying peer: %s (%s×); ≤ 1.05× the wall time of `curl -o` over TLS: %s (%s×)."
+            % (mark(lead >= 1.2), f2(lead), mark(to_curl <= 1.05), f2(to_curl)))
+        add("")
+
 with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
 

@@ -12,6 +12,10 @@ Scenarios (see bench/RESULTS.md for what each measures):
   6 resume         kill -9 at 50% of the 2 GiB pull, then resume
   7 daemon         the 2 GiB pull through `haul serve` /api/pull vs the CLI
   8 limit-rate     --limit-rate 25M and 100M from the unlimited CDN: average and bursts
+  9 paired         the ceiling, paired and alternating: haul (verified) vs `curl -o` (unverified),
+                   median of per-pair ratios; CPU vs curl -o + openssl dgst
+ 10 https          the 2 GiB blob over TLS (nginx, a private CA): haul, curl+dgst, curl -o,
+                   aria2c, hf_transfer; TLS handshakes per pull from nginx's log
 
 Writes bench/results.json, bench/RESULTS.md and bench/chart.png.
 Usage: bench/run.py [--runs N] [--quick]
@@ -98,8 +102,15 @@ class Nginx:
         self.registries = {port: free_port() for port in (self.cdn, self.limited, self.slowtail)}
         self.registry = self.registries[self.cdn]
         self.access = os.path.join(WORK, "access.log")
+        self.tls_access = os.path.join(WORK, "tls-access.log")
+        # The same registry and CDN over TLS, with a certificate from a CA
+        # made here (the machine's trust store is never touched).
+        self.tls_cdn = free_port()
+        self.registries[self.tls_cdn] = free_port()
+        self.ca, cert, key = make_pki(os.path.join(WORK, "pki"))
         slow = "%dk" % (RATE * 1000 // 20)
         path = nginxconf.write(WORK, os.path.join(WORK, "registry"), [
+            (self.registries[self.tls_cdn], self.tls_cdn, None, None, (cert, key)),
             (self.registries[self.cdn], self.cdn, None, None),
             (self.registries[self.limited], self.limited, "%dm" % RATE, None),
             (self.registries[self.slowtail], self.slowtail, "%dm" % RATE, slow)])
@@ -125,11 +136,45 @@ class Nginx:
                     total += int(parts[0])
         return total
 
+    def handshakes(self):
+        """Connections to the TLS servers since the last reset, and how many
+        of them made a full handshake (no resumed session)."""
+        connections = {}
+        with open(self.tls_access) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 4:
+                    connections[parts[1]] = parts[0]
+        return len(connections), sum(1 for reused in connections.values() if reused != "r")
+
     def reset_log(self):
         open(self.access, "w").close()
+        open(self.tls_access, "w").close()
         with open(os.path.join(WORK, "nginx.pid")) as f:
             os.kill(int(f.read().strip()), signal.SIGUSR1)
         time.sleep(0.2)
+
+
+def make_pki(directory):
+    """A CA and a server certificate for 127.0.0.1 it signed, with openssl;
+    returns (CA, certificate, key) paths."""
+    os.makedirs(directory, exist_ok=True)
+    ca, cert, key = (os.path.join(directory, n) for n in ("ca.pem", "server.pem", "server.key"))
+    if os.path.exists(cert):
+        return ca, cert, key
+    ext = os.path.join(directory, "ext.cnf")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for step in (["req", "-x509"] + ec + ["-keyout", os.path.join(directory, "ca.key"), "-out", ca, "-days", "30",
+                                          "-subj", "/CN=Haul bench CA"],
+                 ["req"] + ec + ["-keyout", key, "-out", os.path.join(directory, "server.csr"), "-subj", "/CN=127.0.0.1"],
+                 ["x509", "-req", "-in", os.path.join(directory, "server.csr"), "-CA", ca, "-CAkey",
+                  os.path.join(directory, "ca.key"), "-CAcreateserial", "-out", cert, "-days", "30", "-extfile", ext]):
+        subprocess.run(["openssl"] + step, check=True, capture_output=True)
+    for path in (directory, cert, key):
+        os.chmod(path, 0o755 if path == directory else 0o644)
+    return ca, cert, key
 
 
 def make_model(name, layers):
@@ -184,12 +229,25 @@ def summary(runs, size):
 
 def haul_pull(ng, name, extra=(), cdn=None):
     """A verified Haul pull of library/<name> through the registry block
-    whose 307 goes to the CDN on port `cdn` (default: unlimited)."""
+    whose 307 goes to the CDN on port `cdn` (default: unlimited); over TLS
+    (trusting the bench's CA) for the TLS CDN."""
     models = os.path.join(WORK, "models")
     shutil.rmtree(models, ignore_errors=True)
     drop_writeback()
     url = "127.0.0.1:%d/library/%s" % (ng.registries[cdn or ng.cdn], name)
-    return measure([HAUL, "pull", url, "--insecure", "--quiet"] + list(extra) + HAUL_ARGS, env={"OLLAMA_MODELS": models})
+    scheme = ["--ca-file", ng.ca] if cdn == ng.tls_cdn else ["--insecure"]
+    return measure([HAUL, "pull", url, "--quiet"] + scheme + list(extra) + HAUL_ARGS, env={"OLLAMA_MODELS": models})
+
+
+def curl_o(url, ca=None):
+    """`curl -o file`: receive and write, nothing verified."""
+    rm(os.path.join(WORK, "curl.out"))
+    drop_writeback()
+    return measure(["curl", "-sf"] + (["--cacert", ca] if ca else []) + ["-o", os.path.join(WORK, "curl.out"), url])
+
+
+def dgst(path):
+    return measure(["openssl", "dgst", "-sha256", path])
 
 
 def main():
@@ -344,6 +402,72 @@ def run_all(ng, models, py, runs, quick, out, want):
     if want(8):
         log("8 limit-rate")
         out["limit_rate"] = [limit_rate(ng, "mid", mid_size, rate) for rate in ("25M", "100M")]
+
+    # 9. The ceiling, paired and alternating.
+    if want(9):
+        log("9 paired ceiling")
+        out["paired"] = paired(ng, big_hex, big_size, cdn_url, 3 if quick else 6)
+
+    # 10. HTTPS.
+    if want(10):
+        log("10 https")
+        out["https"] = https(ng, py, big_hex, big_size, runs)
+
+
+def paired(ng, hexd, size, url, pairs):
+    """Haul's verified pull and an unverified `curl -o` of the same blob,
+    alternating (each run's writeback slows the next, so neither always goes
+    first); the median of the per-pair wall ratios. CPU is compared with
+    what a verified curl costs: `curl -o` then `openssl dgst` of the file."""
+    rows = []
+    for i in range(pairs):
+        if i % 2 == 0:
+            h = haul_pull(ng, "big")
+            c = curl_o(url)
+        else:
+            c = curl_o(url)
+            h = haul_pull(ng, "big")
+        d = dgst(os.path.join(WORK, "curl.out"))
+        rows.append({"haul": h, "curl_o": c, "dgst": d})
+    check_blob(hexd)
+    wall = [r["haul"]["wall"] / r["curl_o"]["wall"] for r in rows]
+    cpu = [r["haul"]["cpu"] / (r["curl_o"]["cpu"] + r["dgst"]["cpu"]) for r in rows]
+    return {"pairs": pairs, "haul": summary([r["haul"] for r in rows], size), "curl_o": summary([r["curl_o"] for r in rows], size),
+            "dgst": summary([r["dgst"] for r in rows], size), "wall_ratios": wall, "wall_ratio_median": statistics.median(wall),
+            "cpu_ratios": cpu, "cpu_ratio_median": statistics.median(cpu)}
+
+
+def https(ng, py, hexd, size, runs):
+    """The 2 GiB blob over TLS: each tool trusts the bench's CA; TLS
+    handshakes per pull counted from nginx's log."""
+    url = "https://127.0.0.1:%d/blobs/sha256-%s" % (ng.tls_cdn, hexd)
+    out = {}
+
+    def run(label, fn):
+        rows, handshakes = [], []
+        for _ in range(runs):
+            ng.reset_log()
+            rows.append(fn())
+            handshakes.append(ng.handshakes())
+        out[label] = summary(rows, size)
+        out[label]["connections"] = handshakes[-1][0]
+        out[label]["full_handshakes"] = handshakes[-1][1]
+
+    run("haul", lambda: haul_pull(ng, "big", cdn=ng.tls_cdn))
+    check_blob(hexd)
+    run("curl -o (unverified)", lambda: curl_o(url, ng.ca))
+    run("curl + dgst", lambda: measure(["bash", "-c", "curl -sf --cacert '%s' -o '%s/curl.out' '%s' && openssl dgst -sha256 '%s/curl.out'"
+                                                       % (ng.ca, WORK, url, WORK)]))
+    run("aria2c -x16", lambda: measure(["aria2c", "-q", "-x16", "-s16", "-k1M", "--file-allocation=falloc", "--allow-overwrite=true",
+                                          "--ca-certificate=" + ng.ca, "--checksum=sha-256=" + hexd, "-d", WORK, "-o", "aria2.out", url]))
+    hf = ("import hf_transfer,sys;hf_transfer.download(sys.argv[1],sys.argv[2],max_files=16,chunk_size=16<<20,"
+          "parallel_failures=0,max_retries=0)")
+    try:
+        run("hf_transfer + dgst", lambda: measure(["bash", "-c", "rm -f '%s/hf.out' && '%s' -c '%s' '%s' '%s/hf.out' && openssl dgst -sha256 '%s/hf.out'"
+                                                             % (WORK, py, hf, url, WORK, WORK)], env={"SSL_CERT_FILE": ng.ca}))
+    except SystemExit as e:
+        out["hf_transfer + dgst"] = {"error": str(e).splitlines()[0][:200]}
+    return out
 
 
 def limit_rate(ng, name, size, rate):

@@ -13,33 +13,44 @@ throttled harder (a slow tail).
 writes WORK/nginx.conf; start it with
     nginx -p WORK -c WORK/nginx.conf -e WORK/nginx-error.log
 Its access log (WORK/access.log) has one line per request:
-`BODY_BYTES STATUS URI`.
+`BODY_BYTES STATUS URI`. A pair served over TLS (the bench's) logs to
+WORK/tls-access.log instead: `SESSION_REUSED CONNECTION BODY_BYTES URI`,
+where SESSION_REUSED is `r` for a resumed TLS session and `.` for a full
+handshake.
 """
 import os
 import sys
 
 
 def render(work, root, pairs):
-    """`pairs`: (registry port, CDN port, rate or None, slow rate or None),
-    rates in nginx's syntax ("100m", "5120k")."""
+    """`pairs`: (registry port, CDN port, rate or None, slow rate or None
+    [, (certificate, key) for TLS]), rates in nginx's syntax ("100m", "5120k")."""
     tmp = os.path.join(work, "nginx-tmp")
     servers = []
-    for registry, cdn, rate, slow in pairs:
+    for registry, cdn, rate, slow, *rest in pairs:
+        tls = rest[0] if rest else None
+        listen = "listen 127.0.0.1:%d"
+        scheme = "http"
+        if tls:
+            listen = ("listen 127.0.0.1:%%d ssl; ssl_certificate %s; ssl_certificate_key %s; "
+                      "ssl_session_cache shared:TLS:10m; access_log %s/tls-access.log tls") % (tls[0], tls[1], work)
+            scheme = "https"
         servers.append("""
-  server { listen 127.0.0.1:%d;
+  server { %s;
     location ~ "^/v2/([^/]+)/([^/]+)/manifests/([^/]+)$" { types { } default_type application/vnd.docker.distribution.manifest.v2+json; alias %s/manifests/$1/$2/$3; }
-    location ~ "^/v2/[^/]+/[^/]+/blobs/sha256:([0-9a-f]{64})$" { return 307 http://127.0.0.1:%d/blobs/sha256-$1; } }""" % (registry, root, cdn))
+    location ~ "^/v2/[^/]+/[^/]+/blobs/sha256:([0-9a-f]{64})$" { return 307 %s://127.0.0.1:%d/blobs/sha256-$1; } }""" % (listen % registry, root, scheme, cdn))
         if slow:
             limit = 'set $lr %s; if ($connection ~ "0$") { set $lr %s; } limit_rate $lr;' % (rate or "0", slow)
         elif rate:
             limit = "limit_rate %s;" % rate
         else:
             limit = ""
-        servers.append("  server { listen 127.0.0.1:%d; %s location /blobs/ { root %s; } }" % (cdn, limit, root))
+        servers.append("  server { %s; %s location /blobs/ { root %s; } }" % (listen % cdn, limit, root))
     return """worker_processes 2; daemon off; user nobody nogroup; pid %(w)s/nginx.pid; error_log %(w)s/nginx-error.log;
 events { worker_connections 4096; }
 http {
   log_format bytes '$body_bytes_sent $status $request_uri';
+  log_format tls '$ssl_session_reused $connection $body_bytes_sent $request_uri';
   access_log %(w)s/access.log bytes; sendfile on; tcp_nopush on; keepalive_requests 100000;
   client_body_temp_path %(t)s; proxy_temp_path %(t)s; fastcgi_temp_path %(t)s; uwsgi_temp_path %(t)s; scgi_temp_path %(t)s;
 %(servers)s
