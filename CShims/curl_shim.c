@@ -17,6 +17,8 @@ int hl_reflink(int dst, int src) {
   return ioctl(dst, FICLONE, src);
 }
 
+int hl_o_direct(void) { return O_DIRECT; }
+
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 

@@ -12,15 +12,22 @@
 
 _Static_assert(sizeof(SHA256_CTX) == 112, "unexpected SHA256_CTX layout");
 
-// Read-back chunk: large enough to amortise the syscall, small enough to stay
-// in L2 between the copy and the hash.
+// Read-back chunk through the page cache: large enough to amortise the
+// syscall, small enough to stay in L2 between the copy and the hash.
 #define HASH_CHUNK (256 * 1024)
+// Read-back chunk with O_DIRECT, from the device: larger, since each read
+// waits for the device; two of them, so one is read while the other is
+// hashed.
+#define DIRECT_CHUNK (1024 * 1024)
+#define RING 2
 
 struct hl_hasher {
   int fd;
   int64_t size;
   int threaded;
   pthread_t thread;
+  pthread_t reader;      // direct mode only: reads ahead into the ring
+  int has_reader;
   pthread_mutex_t lock;
   pthread_cond_t cond;
   // Guarded by `lock` in threaded mode; loop-thread-only in inline mode.
@@ -30,9 +37,21 @@ struct hl_hasher {
   int stop;
   int error;
   CURLM *wake;           // woken when the digest is final or a read failed
+  // The read-ahead ring (guarded by `lock`): slot i holds [at, at + n) at
+  // `data` when `full`. The reader fills slots in order, the hashing thread
+  // empties them in order.
+  struct {
+    unsigned char *buf;
+    const unsigned char *data;
+    int64_t at;
+    size_t n;
+    int full;
+  } slot[RING];
+  int64_t read_at;       // the reader's next offset
   // Owned by the hashing thread (threaded) or the loop thread (inline).
   SHA256_CTX ctx;
-  unsigned char *buf;
+  size_t chunk;          // bytes per read; each slot holds chunk + alignment
+  int direct_fd;         // O_DIRECT reads, or -1
 };
 
 void hl_sha256(const void *data, size_t len, uint8_t out[32]) {
@@ -93,6 +112,49 @@ static int pread_full(int fd, unsigned char *buf, size_t n, int64_t off) {
   return 0;
 }
 
+// Reads [at, at + n) of the file into `buf`; returns where the bytes are in
+// it (or NULL with *err set). O_DIRECT reads cover whole aligned blocks around the
+// span; a short read at the end of the file is fine as long as it covers
+// the span. A filesystem that refuses O_DIRECT reads (EINVAL) gets buffered
+// ones from then on.
+static const unsigned char *read_span(hl_hasher *h, unsigned char *buf, int64_t at, size_t n, int *err) {
+  if (h->direct_fd >= 0) {
+    int64_t base = at & ~(int64_t)(HL_DIRECT_ALIGN - 1);
+    size_t lead = (size_t)(at - base);
+    size_t want = (lead + n + HL_DIRECT_ALIGN - 1) & ~(size_t)(HL_DIRECT_ALIGN - 1);
+    size_t got = 0;
+    while (got < lead + n) {
+      ssize_t r = pread(h->direct_fd, buf + got, want - got, base + (int64_t)got);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && errno == EINVAL) break;
+      if (r < 0) { *err = errno; return NULL; }
+      if (r == 0) { *err = EIO; return NULL; }  // the file is shorter than what was written
+      got += (size_t)r;
+      if (got < lead + n && (got & (HL_DIRECT_ALIGN - 1)) != 0) break;  // unaligned: cannot go on
+    }
+    if (got >= lead + n) return buf + lead;
+    h->direct_fd = -1;
+  }
+  *err = pread_full(h->fd, buf, n, at);
+  return *err ? NULL : buf;
+}
+
+// Records a hashed span (lock held): progress, the exportable state, and a
+// wake-up for the loop when the digest is final.
+static void publish(hl_hasher *h, int64_t at) {
+  h->hashed = at;
+  h->snapshot = h->ctx;
+  pthread_cond_broadcast(&h->cond);
+  if (at == h->size && h->wake) curl_multi_wakeup(h->wake);
+}
+
+static void fail_read(hl_hasher *h, int err) {
+  h->error = err;
+  pthread_cond_broadcast(&h->cond);
+  if (h->wake) curl_multi_wakeup(h->wake);
+}
+
+// Threaded mode through the page cache: read a chunk, hash it, repeat.
 static void *hasher_main(void *arg) {
   hl_hasher *h = arg;
   pthread_mutex_lock(&h->lock);
@@ -100,64 +162,140 @@ static void *hasher_main(void *arg) {
     while (!h->stop && !h->error && h->hashed >= h->prefix)
       pthread_cond_wait(&h->cond, &h->lock);
     if (h->stop || h->error) break;
-    int64_t from = h->hashed;
+    int64_t at = h->hashed;
     int64_t to = h->prefix;
     pthread_mutex_unlock(&h->lock);
 
     int err = 0;
-    int64_t at = from;
-    while (at < to && !err) {
-      size_t n = (size_t)((to - at) < HASH_CHUNK ? (to - at) : HASH_CHUNK);
-      err = pread_full(h->fd, h->buf, n, at);
-      if (err) break;
-      SHA256_Update(&h->ctx, h->buf, n);
+    while (at < to) {
+      size_t n = (size_t)((to - at) < (int64_t)h->chunk ? (to - at) : (int64_t)h->chunk);
+      const unsigned char *bytes = read_span(h, h->slot[0].buf, at, n, &err);
+      if (!bytes) break;
+      SHA256_Update(&h->ctx, bytes, n);
       at += (int64_t)n;
       // Publish each chunk so progress and checkpoints see a fresh frontier.
       pthread_mutex_lock(&h->lock);
-      h->hashed = at;
-      h->snapshot = h->ctx;
-      pthread_cond_broadcast(&h->cond);
+      publish(h, at);
       int stop = h->stop;
       pthread_mutex_unlock(&h->lock);
-      if (at == h->size && h->wake) curl_multi_wakeup(h->wake);
       if (stop) break;
     }
     pthread_mutex_lock(&h->lock);
-    if (err) {
-      h->error = err;
-      pthread_cond_broadcast(&h->cond);
-      if (h->wake) curl_multi_wakeup(h->wake);
-    }
+    if (err) fail_read(h, err);
   }
   pthread_mutex_unlock(&h->lock);
   return NULL;
 }
 
-hl_hasher *hl_hasher_new(int fd, int64_t size, int threaded, const uint8_t *state, CURLM *wake) {
+// Direct mode, reading: each read waits for the device, so a second thread
+// reads the next chunk into the ring while this one's is hashed.
+static void *reader_main(void *arg) {
+  hl_hasher *h = arg;
+  int i = 0;
+  pthread_mutex_lock(&h->lock);
+  for (;;) {
+    while (!h->stop && !h->error && (h->read_at >= h->prefix || h->slot[i].full))
+      pthread_cond_wait(&h->cond, &h->lock);
+    if (h->stop || h->error) break;
+    int64_t at = h->read_at;
+    size_t n = (size_t)((h->prefix - at) < (int64_t)h->chunk ? (h->prefix - at) : (int64_t)h->chunk);
+    pthread_mutex_unlock(&h->lock);
+    int err = 0;
+    const unsigned char *bytes = read_span(h, h->slot[i].buf, at, n, &err);
+    pthread_mutex_lock(&h->lock);
+    if (!bytes) {
+      fail_read(h, err);
+      break;
+    }
+    h->slot[i].data = bytes;
+    h->slot[i].at = at;
+    h->slot[i].n = n;
+    h->slot[i].full = 1;
+    h->read_at = at + (int64_t)n;
+    pthread_cond_broadcast(&h->cond);
+    i = (i + 1) % RING;
+  }
+  pthread_mutex_unlock(&h->lock);
+  return NULL;
+}
+
+// Direct mode, hashing: takes the ring's chunks in order.
+static void *ring_hasher_main(void *arg) {
+  hl_hasher *h = arg;
+  int i = 0;
+  pthread_mutex_lock(&h->lock);
+  for (;;) {
+    while (!h->stop && !h->error && !h->slot[i].full)
+      pthread_cond_wait(&h->cond, &h->lock);
+    if (h->stop || h->error) break;
+    const unsigned char *bytes = h->slot[i].data;
+    int64_t end = h->slot[i].at + (int64_t)h->slot[i].n;
+    size_t n = h->slot[i].n;
+    pthread_mutex_unlock(&h->lock);
+    SHA256_Update(&h->ctx, bytes, n);
+    pthread_mutex_lock(&h->lock);
+    h->slot[i].full = 0;
+    publish(h, end);
+    i = (i + 1) % RING;
+  }
+  pthread_mutex_unlock(&h->lock);
+  return NULL;
+}
+
+static void free_slots(hl_hasher *h) {
+  for (int i = 0; i < RING; i++) free(h->slot[i].buf);
+}
+
+hl_hasher *hl_hasher_new(int fd, int64_t size, int threaded, const uint8_t *state, CURLM *wake,
+                         int direct_fd) {
   hl_hasher *h = calloc(1, sizeof *h);
   if (!h) return NULL;
   h->fd = fd;
   h->size = size;
   h->threaded = threaded;
   h->wake = wake;
-  h->buf = malloc(HASH_CHUNK);
-  if (!h->buf) { free(h); return NULL; }
+  h->direct_fd = direct_fd;
+  // A small blob gets a buffer of its size, not a whole chunk.
+  size_t chunk = direct_fd >= 0 ? DIRECT_CHUNK : HASH_CHUNK;
+  if (size < (int64_t)chunk) chunk = size > 0 ? (size_t)size : 1;
+  h->chunk = chunk;
+  int slots = threaded && direct_fd >= 0 ? RING : 1;
+  for (int i = 0; i < slots; i++) {
+    if (posix_memalign((void **)&h->slot[i].buf, HL_DIRECT_ALIGN, chunk + 2 * HL_DIRECT_ALIGN) != 0) {
+      free_slots(h); free(h); return NULL;
+    }
+  }
   if (state) {
     if (ctx_import(&h->ctx, state) != 0 || hl_sha256_state_offset(state) > size) {
-      free(h->buf); free(h); return NULL;
+      free_slots(h); free(h); return NULL;
     }
     h->hashed = hl_sha256_state_offset(state);
   } else {
     SHA256_Init(&h->ctx);
   }
-  h->prefix = h->hashed;
+  h->prefix = h->read_at = h->hashed;
   h->snapshot = h->ctx;
   pthread_mutex_init(&h->lock, NULL);
   pthread_cond_init(&h->cond, NULL);
-  if (threaded && pthread_create(&h->thread, NULL, hasher_main, h) != 0) {
+  int failed = 0;
+  if (threaded && slots == RING) {
+    failed = pthread_create(&h->thread, NULL, ring_hasher_main, h) != 0;
+    if (!failed && pthread_create(&h->reader, NULL, reader_main, h) != 0) {
+      pthread_mutex_lock(&h->lock);
+      h->stop = 1;
+      pthread_cond_broadcast(&h->cond);
+      pthread_mutex_unlock(&h->lock);
+      pthread_join(h->thread, NULL);
+      failed = 1;
+    }
+    h->has_reader = !failed;
+  } else if (threaded) {
+    failed = pthread_create(&h->thread, NULL, hasher_main, h) != 0;
+  }
+  if (failed) {
     pthread_mutex_destroy(&h->lock);
     pthread_cond_destroy(&h->cond);
-    free(h->buf); free(h);
+    free_slots(h); free(h);
     return NULL;
   }
   return h;
@@ -171,10 +309,11 @@ void hl_hasher_free(hl_hasher *h) {
     pthread_cond_broadcast(&h->cond);
     pthread_mutex_unlock(&h->lock);
     pthread_join(h->thread, NULL);
+    if (h->has_reader) pthread_join(h->reader, NULL);
   }
   pthread_mutex_destroy(&h->lock);
   pthread_cond_destroy(&h->cond);
-  free(h->buf);
+  free_slots(h);
   free(h);
 }
 
@@ -194,7 +333,7 @@ void hl_hasher_advance(hl_hasher *h, int64_t contiguous_prefix) {
   pthread_mutex_lock(&h->lock);
   if (contiguous_prefix > h->prefix) {
     h->prefix = contiguous_prefix;
-    pthread_cond_signal(&h->cond);
+    pthread_cond_broadcast(&h->cond);  // the hashing thread, or the reader
   }
   pthread_mutex_unlock(&h->lock);
 }
@@ -209,11 +348,12 @@ int hl_hasher_step(hl_hasher *h, size_t budget) {
   if (h->threaded || h->error) return h->error;
   while (budget > 0 && h->hashed < h->prefix) {
     int64_t left = h->prefix - h->hashed;
-    size_t n = (size_t)(left < HASH_CHUNK ? left : HASH_CHUNK);
+    size_t n = (size_t)(left < (int64_t)h->chunk ? left : (int64_t)h->chunk);
     if (n > budget) n = budget;
-    int err = pread_full(h->fd, h->buf, n, h->hashed);
-    if (err) { h->error = err; return err; }
-    SHA256_Update(&h->ctx, h->buf, n);
+    int err = 0;
+    const unsigned char *bytes = read_span(h, h->slot[0].buf, h->hashed, n, &err);
+    if (!bytes) { h->error = err; return err; }
+    SHA256_Update(&h->ctx, bytes, n);
     h->hashed += (int64_t)n;
     budget -= n;
   }

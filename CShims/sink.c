@@ -2,7 +2,9 @@
 // (CURL_MAX_WRITE_SIZE); the bytes go straight from curl's buffer to pwrite
 // at the transfer's offset, and to the hash frontier when they land on it.
 // Writes end on page boundaries: the few bytes past the last boundary wait
-// in the sink (copied, < 4 KiB) and lead the next write.
+// in the sink (copied, < 4 KiB) and lead the next write. In direct mode
+// (O_DIRECT, an option) the bytes gather in an aligned stage instead and go
+// to disk a stage at a time, past the page cache.
 #include "CShims.h"
 
 #include <sys/uio.h>
@@ -79,7 +81,7 @@ static int check_response(hl_sink *s) {
   return HL_SINK_BAD_STATUS;
 }
 
-#define HL_PAGE 4096
+#define HL_PAGE HL_DIRECT_ALIGN
 
 // pwrite of two buffers back to back at `offset`, whole or failed.
 static int write_two(hl_sink *s, const unsigned char *a, size_t alen,
@@ -111,25 +113,99 @@ static int write_two(hl_sink *s, const unsigned char *a, size_t alen,
   return 0;
 }
 
+// Bytes received but not written yet: the page carry, or in direct mode
+// the stage.
+static unsigned char *held(hl_sink *s) { return s->stage ? s->stage : s->carry; }
+
+static int page_aligned(int64_t offset) { return (offset & (HL_PAGE - 1)) == 0; }
+
+// Writes `len` bytes at `offset` through the O_DIRECT descriptor; a
+// filesystem that refuses that (EINVAL: no O_DIRECT, or another alignment)
+// gets this and every later write of the sink through the page cache.
+static int write_direct(hl_sink *s, const unsigned char *buf, size_t len, int64_t offset) {
+  size_t done = 0;
+  while (done < len && s->direct_fd >= 0) {
+    ssize_t w = pwrite(s->direct_fd, buf + done, len - done, offset + (int64_t)done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EINVAL) break;
+    if (w < 0) {
+      s->err_no = errno;
+      s->reject = HL_SINK_WRITE_FAILED;
+      return -1;
+    }
+    done += (size_t)w;
+    // A short write leaves an unaligned offset that O_DIRECT cannot take.
+    if (done < len && ((done & (HL_PAGE - 1)) != 0)) break;
+  }
+  if (done == len) return 0;
+  s->direct_fd = -1;
+  return write_two(s, buf + done, len - done, NULL, 0, offset + (int64_t)done);
+}
+
+// Writes the first `len` (whole pages) staged bytes and moves the rest to
+// the front of the stage.
+static int write_staged(hl_sink *s, size_t len) {
+  if (write_direct(s, s->stage, len, s->offset) != 0) return -1;
+  if (s->hasher) hl_hasher_offer(s->hasher, s->offset, s->stage, len);
+  s->offset += (int64_t)len;
+  s->carry_len -= len;
+  if (s->carry_len) memmove(s->stage, s->stage + len, s->carry_len);
+  return 0;
+}
+
+// Writes everything staged: whole pages directly, the last part page
+// through the page cache.
+static int flush_staged(hl_sink *s) {
+  size_t whole = s->carry_len & ~(size_t)(HL_PAGE - 1);
+  if (whole && write_staged(s, whole) != 0) return -1;
+  if (s->carry_len == 0) return 0;
+  if (write_two(s, s->stage, s->carry_len, NULL, 0, s->offset) != 0) return -1;
+  if (s->hasher) hl_hasher_offer(s->hasher, s->offset, s->stage, s->carry_len);
+  s->offset += (int64_t)s->carry_len;
+  s->carry_len = 0;
+  return 0;
+}
+
+// Direct mode from a page-aligned offset: gather a whole stage, write it.
+static void store_staged(hl_sink *s, const char *data, size_t take, int final) {
+  while (take > 0) {
+    size_t n = s->stage_cap - s->carry_len;
+    if (n > take) n = take;
+    memcpy(s->stage + s->carry_len, data, n);
+    s->carry_len += n;
+    data += n;
+    take -= n;
+    if (s->carry_len == s->stage_cap && write_staged(s, s->stage_cap) != 0) return;
+  }
+  if (final) flush_staged(s);
+}
+
 // Accepts `take` more bytes: writes the carry and the data up to the last
-// page boundary (or everything when `final`), carries the rest.
+// page boundary (or everything when `final`), carries the rest. In direct
+// mode that happens only until the offset is page-aligned; from there the
+// stage gathers the bytes.
 static void store(hl_sink *s, const char *data, size_t take, int final) {
+  if (s->stage && page_aligned(s->offset)) {
+    store_staged(s, data, take, final);
+    return;
+  }
+  unsigned char *carry = held(s);
   int64_t pending_end = s->offset + (int64_t)s->carry_len + (int64_t)take;
   int64_t write_end = final ? pending_end : (pending_end & ~(int64_t)(HL_PAGE - 1));
   if (write_end <= s->offset) {
-    memcpy(s->carry + s->carry_len, data, take);
+    memcpy(carry + s->carry_len, data, take);
     s->carry_len += take;
     return;
   }
   size_t from_data = (size_t)(write_end - s->offset) - s->carry_len;
-  if (write_two(s, s->carry, s->carry_len, data, from_data, s->offset) != 0) return;
+  if (write_two(s, carry, s->carry_len, data, from_data, s->offset) != 0) return;
   if (s->hasher) {
-    if (s->carry_len) hl_hasher_offer(s->hasher, s->offset, s->carry, s->carry_len);
+    if (s->carry_len) hl_hasher_offer(s->hasher, s->offset, carry, s->carry_len);
     if (from_data) hl_hasher_offer(s->hasher, s->offset + (int64_t)s->carry_len, data, from_data);
   }
   s->offset = write_end;
   s->carry_len = take - from_data;
-  memcpy(s->carry, data + from_data, s->carry_len);
+  memcpy(carry, data + from_data, s->carry_len);
 }
 
 int hl_sink_flush(hl_sink *s) {
@@ -138,11 +214,31 @@ int hl_sink_flush(hl_sink *s) {
     s->reject = HL_SINK_OVERLAP;
     return -1;
   }
-  if (write_two(s, s->carry, s->carry_len, NULL, 0, s->offset) != 0) return -1;
-  if (s->hasher) hl_hasher_offer(s->hasher, s->offset, s->carry, s->carry_len);
+  if (s->stage && page_aligned(s->offset)) return flush_staged(s);
+  unsigned char *carry = held(s);
+  if (write_two(s, carry, s->carry_len, NULL, 0, s->offset) != 0) return -1;
+  if (s->hasher) hl_hasher_offer(s->hasher, s->offset, carry, s->carry_len);
   s->offset += (int64_t)s->carry_len;
   s->carry_len = 0;
   return 0;
+}
+
+int hl_sink_drain(hl_sink *s) {
+  if (!s->stage || !page_aligned(s->offset) || s->carry_len < HL_PAGE || s->reject) return 0;
+  if (s->hasher && s->offset < hl_hasher_sealed(s->hasher)) {
+    s->reject = HL_SINK_OVERLAP;
+    return -1;
+  }
+  return write_staged(s, s->carry_len & ~(size_t)(HL_PAGE - 1));
+}
+
+void hl_sink_use_direct(hl_sink *s, int direct_fd, unsigned char *stage, size_t stage_cap) {
+  if (s->fd < 0 || direct_fd < 0 || !stage || stage_cap < HL_PAGE || (stage_cap & (HL_PAGE - 1)) ||
+      ((uintptr_t)stage & (HL_DIRECT_ALIGN - 1)))
+    return;
+  s->direct_fd = direct_fd;
+  s->stage = stage;
+  s->stage_cap = stage_cap;
 }
 
 int64_t hl_sink_lower_stop(hl_sink *s, int64_t cut) {
@@ -230,6 +326,7 @@ static hl_sink *sink_new(CURL *easy) {
   if (!s) return NULL;
   s->easy = easy;
   s->fd = -1;
+  s->direct_fd = -1;
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, s);
   curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, s->error);
   return s;

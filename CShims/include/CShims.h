@@ -13,7 +13,8 @@
 //   3. OpenSSL's SHA-256 context must be exported and restored as bytes
 //      (for resume), which needs the low-level SHA256_CTX layout; the hash
 //      frontier's thread lives beside it.
-//   4. A Linux call Swift's Glibc module does not export (fallocate)
+//   4. Linux calls and flags Swift's Glibc module does not export (fallocate,
+//      FICLONE, O_DIRECT)
 //      and OpenSSL's Ed25519 (Ollama's signed token requests).
 //
 // Everything else (scheduling, retries, resume, events) is policy and lives
@@ -45,6 +46,9 @@ int hl_fallocate(int fd, int64_t offset, int64_t length);  // 0 or -1 with errno
 // Makes `dst` share `src`'s blocks, copy-on-write (FICLONE: btrfs, XFS); 0 or
 // -1 with errno (EOPNOTSUPP, EXDEV, ... where the filesystem cannot).
 int hl_reflink(int dst, int src);
+// O_DIRECT, which Swift's Glibc module does not export either (its value
+// differs between architectures).
+int hl_o_direct(void);
 
 // ---------------------------------------------------------------- variadics
 CURLcode hl_easy_setopt_long(CURL *easy, CURLoption option, long value);
@@ -92,9 +96,12 @@ typedef struct hl_hasher hl_hasher;
 // the offset it encodes). In threaded mode the thread calls
 // curl_multi_wakeup(wake) when the digest is final or a read failed, so the
 // loop waits for it without polling (`wake` may be NULL; it must outlive the
-// hasher). Returns NULL on a malformed state or when the thread cannot be
-// started.
-hl_hasher *hl_hasher_new(int fd, int64_t size, int threaded, const uint8_t *state, CURLM *wake);
+// hasher). `direct_fd` (or -1) is the same file opened O_RDONLY|O_DIRECT:
+// reads then bypass the page cache (for data written with O_DIRECT, which
+// is not in it); a filesystem that refuses such a read falls back to `fd`.
+// Returns NULL on a malformed state or when the thread cannot be started.
+hl_hasher *hl_hasher_new(int fd, int64_t size, int threaded, const uint8_t *state, CURLM *wake,
+                         int direct_fd);
 void hl_hasher_free(hl_hasher *h);
 
 // Loop thread only.
@@ -119,6 +126,10 @@ int hl_hasher_digest(hl_hasher *h, uint8_t out[32]);
 int64_t hl_sha256_state_offset(const uint8_t state[HL_SHA256_STATE_SIZE]);
 
 // ---------------------------------------------------------------- sinks
+// O_DIRECT offsets, lengths and buffer addresses are multiples of this (the
+// largest logical block size of common devices).
+#define HL_DIRECT_ALIGN 4096
+
 // Where a transfer's body goes. A file sink pwrites each chunk at its offset
 // (no copy); a memory sink appends to a capped buffer (manifests, tokens).
 //
@@ -190,6 +201,14 @@ typedef struct hl_sink {
   // CPU in `perf`). Flushed when the range ends (hl_sink_flush).
   size_t carry_len;
   unsigned char carry[4096];
+  // Direct mode (hl_sink_use_direct): once `offset` is page-aligned, bytes
+  // gather in `stage` (aligned, `stage_cap` bytes, a multiple of
+  // HL_DIRECT_ALIGN; carry_len counts them) and go to disk a whole stage at
+  // a time through `direct_fd`, past the page cache. An unaligned head or
+  // tail goes through `fd`.
+  int direct_fd;        // -1: buffered only
+  unsigned char *stage;
+  size_t stage_cap;
 } hl_sink;
 
 #define HL_SINK_DRAIN_LIMIT (64 * 1024)
@@ -202,6 +221,15 @@ void hl_sink_free(hl_sink *sink);
 // Writes any carried bytes; the loop calls it when a transfer ends, before
 // reading `offset`. Returns 0, or -1 with `reject`/`err_no` set.
 int hl_sink_flush(hl_sink *sink);
+// Puts a file sink in direct mode (before its transfer starts): `direct_fd`
+// is the file opened O_WRONLY|O_DIRECT, `stage` an HL_DIRECT_ALIGN-aligned
+// buffer of `stage_cap` bytes that the caller owns and keeps until the sink
+// is freed. A write the filesystem refuses with EINVAL falls back to `fd`.
+void hl_sink_use_direct(hl_sink *sink, int direct_fd, unsigned char *stage, size_t stage_cap);
+// Direct mode: writes the whole pages gathered so far (a slow transfer
+// would otherwise hold them until its stage fills). Returns 0, or -1 with
+// `reject`/`err_no` set.
+int hl_sink_drain(hl_sink *sink);
 // Resumes a transfer its sink paused for want of tokens. curl delivers the
 // held chunk from inside this call, so the sink may pause it again at once.
 void hl_sink_resume(hl_sink *sink);

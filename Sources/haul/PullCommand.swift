@@ -60,6 +60,9 @@ struct PullCommand: AsyncParsableCommand {
     @Option(help: "Seconds without data before a connection counts as stalled and is retried.")
     var stallTimeout: Int?
 
+    @Flag(help: "Write blobs past the page cache (O_DIRECT); also HAUL_DIRECT_IO=1.")
+    var directIO = false
+
     @Option(help: ArgumentHelp("Where hashing runs: threaded or inline.", visibility: .hidden))
     var hashMode: EngineConfiguration.HashMode?
 
@@ -87,6 +90,7 @@ struct PullCommand: AsyncParsableCommand {
         var config = EngineConfiguration()
         if let connections { config.connections = connections }
         if let hashMode { config.hashMode = hashMode }
+        if directIO { config.directIO = true }
         if let stallTimeout { config.stallTimeout = stallTimeout }
         tls.apply(to: &config)
         let environment = ProcessInfo.processInfo.environment

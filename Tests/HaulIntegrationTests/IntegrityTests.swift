@@ -29,7 +29,8 @@ import HaulTestSupport
     /// range answered with a 200 whose first 64 KiB differ. The old engine
     /// restarted from byte 0 over bytes it had hashed already, and stored a
     /// file whose SHA-256 was not its name.
-    @Test func a200AfterRangesNeverRewritesHashedBytes() async throws {
+    @Test(arguments: [false, true])
+    func a200AfterRangesNeverRewritesHashedBytes(directIO: Bool) async throws {
         let model = Self.fixture.model
         let registry = try TestRegistry(root: Self.fixture.dir.path, cdn: false)
         try await registry.arm([
@@ -40,7 +41,8 @@ import HaulTestSupport
             ["kind": "ignore-range", "alter": 65536, "delay": 1.0, "times": 1000, "min_size": 1 << 20],
         ])
         let models = TempDir("haul-models")
-        let out = try run(haulBinary, ["pull", "--insecure", "--connections", "4", "\(registry.host)/\(model.name)"],
+        let out = try run(haulBinary, ["pull", "--insecure", "--connections", "4", "\(registry.host)/\(model.name)"]
+                          + (directIO ? ["--direct-io"] : []),
                           environment: ["OLLAMA_MODELS": models.path, "HAUL_DEBUG": "1"])
         #expect(Self.dishonestBlobs(models.path).isEmpty, "\(out.stderr.suffix(2000))")
         // The altered bytes lie below what was sealed for hashing when the
@@ -73,8 +75,10 @@ import HaulTestSupport
     /// ranges, 200s, altered bytes, truncations and 503s never leaves a file
     /// under `blobs/` whose SHA-256 differs from its name, and every pull
     /// ends in success or a clear error. Small pieces, so each pull makes
-    /// many requests.
-    @Test func chaoticServersNeverGetAlteredBytesStored() async throws {
+    /// many requests. With direct I/O the stages are a few pages, so ranges
+    /// end in every state: staged, written directly, drained, flushed.
+    @Test(arguments: [false, true])
+    func chaoticServersNeverGetAlteredBytesStored(directIO: Bool) async throws {
         let model = Self.fixture.small
         let registry = try TestRegistry(root: Self.fixture.dir.path, cdn: false)
         let config = {
@@ -83,6 +87,8 @@ import HaulTestSupport
             c.maxPieceSize = 128 << 10
             c.minCutSize = 64 << 10
             c.minPieceSize = 64 << 10
+            c.directIO = directIO
+            c.stageSize = 16 << 10
             return c
         }()
         var outcomes: [String: Int] = [:]

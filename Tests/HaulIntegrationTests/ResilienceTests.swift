@@ -42,9 +42,9 @@ import HaulTestSupport
     /// not asked of the registry, whose answers lag on a loaded machine);
     /// returns the stopped process and the seconds it took to exit.
     func interruptedPull(_ registry: TestRegistry, _ model: TestModel, _ blob: Layer, at fraction: Double,
-                         with signal: Int32, models: TempDir, logs: TempDir,
+                         with signal: Int32, models: TempDir, logs: TempDir, extra: [String] = [],
                          sourceLocation: SourceLocation = #_sourceLocation) async throws -> (BackgroundProcess, Double) {
-        let p = try BackgroundProcess(["pull", "--insecure", "\(registry.host)/\(model.name)"], models: models.path, logs: logs)
+        let p = try BackgroundProcess(["pull", "--insecure"] + extra + ["\(registry.host)/\(model.name)"], models: models.path, logs: logs)
         let target = Int64(Double(blob.size) * fraction)
         let store = ModelStore(root: models.path)
         let reached = try await waitUntil {
@@ -66,7 +66,10 @@ import HaulTestSupport
         #expect(FileSystem.listDirectory(store.partialsDirectory).isEmpty, sourceLocation: sourceLocation)
     }
 
-    @Test func sigkillAtSeveralPointsResumesWithoutRefetchingOrRehashing() async throws {
+    /// With `--direct-io` too: a kill loses what the stages held, never
+    /// what the journal claims.
+    @Test(arguments: [[], ["--direct-io"]])
+    func sigkillAtSeveralPointsResumesWithoutRefetchingOrRehashing(extra: [String]) async throws {
         let model = Self.fixture.large
         let big = model.layers[0]
         let registry = try TestRegistry(root: Self.fixture.dir.path, rate: "4M")
@@ -75,7 +78,8 @@ import HaulTestSupport
         let store = ModelStore(root: models.path)
         var lastJournal: (ranges: Int64, hashed: Int64)?
         for fraction in [0.25, 0.6] {
-            let (p, _) = try await interruptedPull(registry, model, big, at: fraction, with: SIGKILL, models: models, logs: logs)
+            let (p, _) = try await interruptedPull(registry, model, big, at: fraction, with: SIGKILL, models: models, logs: logs,
+                                                   extra: extra)
             #expect(p.process.terminationReason == .uncaughtSignal)
             let j = try #require(Self.journal(store, big.digest), "a checkpoint exists after the kill at \(fraction)")
             // The kill came once the live journal held `fraction`: a kill
@@ -88,7 +92,7 @@ import HaulTestSupport
             lastJournal = j
             #expect(!FileSystem.exists(store.blobPath(big.digest)), "nothing under the final name")
         }
-        let resumed = try pull(registry, model, models: models.path, env: ["HAUL_DEBUG": "1"])
+        let resumed = try pull(registry, model, extra, models: models.path, env: ["HAUL_DEBUG": "1"])
         #expect(resumed.status == 0, "\(resumed.stderr.suffix(2000))")
         #expect(resumed.stderr.contains("resuming \(big.digest.short):"))
         // The hash state was picked up exactly where the last checkpoint had it.
@@ -221,13 +225,14 @@ import HaulTestSupport
         #expect(text.contains("transfer closed with") && text.contains("bytes remaining to read"), "\(text)")
     }
 
-    @Test func aFullDiskStopsCleanlyAndTheRerunResumes() async throws {
+    @Test(arguments: [[], ["--direct-io"]])
+    func aFullDiskStopsCleanlyAndTheRerunResumes(extra: [String]) async throws {
         let model = Self.fixture.medium
         let blob = model.layers[0]
         let shim = try Self.enospcShim()
         let registry = try TestRegistry(root: Self.fixture.dir.path)
         let models = TempDir("haul-models")
-        let failed = try pull(registry, model, models: models.path,
+        let failed = try pull(registry, model, extra, models: models.path,
                               env: ["LD_PRELOAD": shim, "HAUL_TEST_ENOSPC_AFTER": "\(blob.size / 2)"])
         #expect(failed.status == 1)
         #expect(failed.stderr.contains("Error: write ") && failed.stderr.contains("no space left on device"),
@@ -236,7 +241,7 @@ import HaulTestSupport
         let j = try #require(Self.journal(store, blob.digest), "the partial is kept for later")
         #expect(j.ranges > 0)
         let servedBefore = try await registry.bytesServed(blob.digest)
-        let resumed = try pull(registry, model, models: models.path)
+        let resumed = try pull(registry, model, extra, models: models.path)
         #expect(resumed.status == 0, "\(resumed.stderr.suffix(1000))")
         #expect(resumed.stderr.contains("resuming \(blob.digest.short)"))
         expectVerified(model, in: models.path)

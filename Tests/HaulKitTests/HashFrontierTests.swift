@@ -14,12 +14,18 @@ import HaulTestSupport
 
     /// Writes `data` into a fresh file in shuffled 7919-byte chunks, announcing
     /// the contiguous prefix after each write, and returns the hasher's digest.
-    static func hashOutOfOrder(_ data: [UInt8], threaded: Bool, dir: TempDir) throws -> (Digest?, Int64) {
+    /// `direct`: the hasher reads back with O_DIRECT (in threaded mode
+    /// through its read-ahead ring), at unaligned offsets, while the writes
+    /// go through the page cache.
+    static func hashOutOfOrder(_ data: [UInt8], threaded: Bool, direct: Bool = false, dir: TempDir) throws -> (Digest?, Int64) {
         let path = dir.sub("blob")
         let fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o644)
         #expect(fd >= 0)
         defer { close(fd) }
-        let h = try #require(hl_hasher_new(fd, Int64(data.count), threaded ? 1 : 0, nil, nil))
+        let directFD = direct ? open(path, O_RDONLY | hl_o_direct()) : -1
+        if direct { try #require(directFD >= 0, "O_DIRECT in \(path): errno \(errno)") }
+        defer { if directFD >= 0 { close(directFD) } }
+        let h = try #require(hl_hasher_new(fd, Int64(data.count), threaded ? 1 : 0, nil, nil, directFD))
         defer { hl_hasher_free(h) }
         let chunk = 7919
         var order = Array(stride(from: 0, to: data.count, by: chunk))
@@ -43,11 +49,11 @@ import HaulTestSupport
         return (ok ? Digest(bytes: out) : nil, hl_hasher_hashed(h))
     }
 
-    @Test(arguments: [true, false])
-    func outOfOrderWritesHashToTheWholeFileDigest(threaded: Bool) throws {
+    @Test(arguments: [(true, false), (false, false), (true, true), (false, true)])
+    func outOfOrderWritesHashToTheWholeFileDigest(threaded: Bool, direct: Bool) throws {
         let dir = TempDir()
         let data = Self.randomBytes(3_000_017)
-        let (digest, hashed) = try Self.hashOutOfOrder(data, threaded: threaded, dir: dir)
+        let (digest, hashed) = try Self.hashOutOfOrder(data, threaded: threaded, direct: direct, dir: dir)
         #expect(hashed == Int64(data.count))
         #expect(digest == Digest(bytes: SHA256.hash(data)))
     }
@@ -56,13 +62,16 @@ import HaulTestSupport
         let dir = TempDir()
         let fd = open(dir.sub("f"), O_RDWR | O_CREAT, 0o644)
         defer { close(fd) }
-        let h = try #require(hl_hasher_new(fd, 100, 0, nil, nil))
+        let h = try #require(hl_hasher_new(fd, 100, 0, nil, nil, -1))
         defer { hl_hasher_free(h) }
         var out = [UInt8](repeating: 0, count: 32)
         #expect(hl_hasher_digest(h, &out) == -1)
     }
 
-    @Test func exportedStateResumesToTheSameDigest() throws {
+    /// `direct`: the resumed hasher reads back with O_DIRECT, from an
+    /// offset that is not block-aligned.
+    @Test(arguments: [false, true])
+    func exportedStateResumesToTheSameDigest(direct: Bool) throws {
         let dir = TempDir()
         let data = Self.randomBytes(1_000_003)
         let path = dir.sub("f")
@@ -70,7 +79,7 @@ import HaulTestSupport
         let fd = open(path, O_RDONLY)
         defer { close(fd) }
         // Hash an odd-sized prefix (partial final block), export, restore.
-        let first = try #require(hl_hasher_new(fd, Int64(data.count), 0, nil, nil))
+        let first = try #require(hl_hasher_new(fd, Int64(data.count), 0, nil, nil, -1))
         hl_hasher_advance(first, 123_457)
         #expect(hl_hasher_step(first, Int.max) == 0)
         var state = [UInt8](repeating: 0, count: Int(HL_SHA256_STATE_SIZE))
@@ -79,7 +88,9 @@ import HaulTestSupport
         #expect(hl_sha256_state_offset(state) == 123_457)
         #expect(Array(state[0..<4]) == Array("sha\u{3}".utf8))
 
-        let resumed = try #require(hl_hasher_new(fd, Int64(data.count), 1, state, nil))
+        let directFD = direct ? open(path, O_RDONLY | hl_o_direct()) : -1
+        defer { if directFD >= 0 { close(directFD) } }
+        let resumed = try #require(hl_hasher_new(fd, Int64(data.count), 1, state, nil, directFD))
         defer { hl_hasher_free(resumed) }
         #expect(hl_hasher_hashed(resumed) == 123_457)
         hl_hasher_advance(resumed, Int64(data.count))
@@ -92,10 +103,10 @@ import HaulTestSupport
 
     @Test func malformedStatesAreRefused() throws {
         var state = [UInt8](repeating: 0, count: Int(HL_SHA256_STATE_SIZE))
-        #expect(hl_hasher_new(-1, 10, 0, state, nil) == nil)
+        #expect(hl_hasher_new(-1, 10, 0, state, nil, -1) == nil)
         state.replaceSubrange(0..<4, with: Array("sha\u{3}".utf8))
         state[107] = 50  // offset 50 > size 10
-        #expect(hl_hasher_new(-1, 10, 0, state, nil) == nil)
+        #expect(hl_hasher_new(-1, 10, 0, state, nil, -1) == nil)
     }
 
     @Test(arguments: [
@@ -125,7 +136,7 @@ import HaulTestSupport
         let data = Self.randomBytes(8 << 20)
         let fd = ResumeTests.memfd(data)
         defer { close(fd) }
-        let h = try #require(hl_hasher_new(fd, Int64(data.count), 1, nil, multi))
+        let h = try #require(hl_hasher_new(fd, Int64(data.count), 1, nil, multi, -1))
         defer { hl_hasher_free(h) }
         hl_hasher_advance(h, Int64(data.count))
         // A minute's timeout: only the wakeup can end this wait early.

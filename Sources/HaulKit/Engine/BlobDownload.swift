@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One blob download on the loop thread: its policy (what to fetch, from
 /// where, what an ending means), the transfers the loop opened for it, its
 /// hasher, its checkpoints and its progress events. Each method takes an
@@ -20,9 +24,13 @@ final class BlobDownload {
     private var emitted: (written: Int64, hashed: Int64) = (-1, -1)
     /// The event stream ended (finished or failed).
     private(set) var isDone = false
+    /// The data file opened with O_DIRECT (`EngineConfiguration.directIO`);
+    /// its transfers borrow it, and all of them end before this does.
+    private let directWrite: DirectFile?
 
     init(id: UInt64, job: BlobJob, events: AsyncStream<BlobEvent>.Continuation, hasher: Hasher,
          config: EngineConfiguration, now: Double) {
+        self.directWrite = config.directIO ? DirectFile(reopening: job.fd, path: job.path, flags: O_WRONLY) : nil
         self.id = id
         self.job = job
         self.events = events
@@ -35,6 +43,9 @@ final class BlobDownload {
     }
 
     var written: RangeSet { policy.queue.written }
+
+    /// The O_DIRECT descriptor transfers write through, or nil.
+    var directFD: Int32? { directWrite?.rawValue }
 
     // MARK: transfers
 

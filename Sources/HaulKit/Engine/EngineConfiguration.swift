@@ -26,6 +26,14 @@ public struct EngineConfiguration: Sendable {
     /// this many more seconds.
     public var minStealSeconds = 1.0
     public var hashMode: HashMode = .threaded
+    /// Write blobs with O_DIRECT, past the page cache (`--direct-io`,
+    /// `HAUL_DIRECT_IO=1`): each connection gathers `stageSize` bytes in an
+    /// aligned buffer and writes them at once, and the hasher reads them
+    /// back from the device. Filesystems without O_DIRECT are written
+    /// through the page cache as usual.
+    public var directIO = OllamaEnvironment.string("HAUL_DIRECT_IO") == "1"
+    /// A direct-I/O connection's buffer (rounded down to 4 KiB multiples).
+    public var stageSize = 1 << 20
     public var userAgent = Versions.userAgent
     /// curl's receive buffer per connection.
     public var receiveBufferSize = 256 << 10

@@ -29,6 +29,8 @@ final class EventLoop {
     private var stopping = false
     private var rebalancer: Rebalancer
     private let limiter: RateLimiter?
+    /// Stage buffers of direct-I/O transfers (`EngineConfiguration.directIO`).
+    private let stages: StagePool?
 
     init(inbox: LoopInbox, config: EngineConfiguration) {
         self.inbox = inbox
@@ -36,6 +38,7 @@ final class EventLoop {
         limiter = RateLimiter.make(for: &config, now: MonotonicClock.now())
         self.config = config
         rebalancer = Rebalancer(config: config)
+        stages = config.directIO ? StagePool(size: config.stageSize) : nil
         multi = inbox.multi
         share = curl_share_init()!
         // TLS sessions are per easy handle on curl 7.88; share them so a new
@@ -86,7 +89,8 @@ final class EventLoop {
             add(t)
             fetches[id] = (t, continuation)
         case .download(let id, let job, let events):
-            guard let hasher = Hasher(fd: job.fd, size: job.size, mode: config.hashMode, state: job.resume.hashState, wake: multi)
+            guard let hasher = Hasher(fd: job.fd, size: job.size, mode: config.hashMode, state: job.resume.hashState, wake: multi,
+                                      direct: config.directIO, path: job.path)
             else {
                 job.checkpoints.finish(job.resume)
                 events.yield(.failed(.io(operation: "hash", path: job.path, errno: ENOMEM)))
@@ -117,7 +121,7 @@ final class EventLoop {
             switch action {
             case .start(let request):
                 do {
-                    let t = try Transfer.piece(request, of: blob, share: share, config: config, now: now)
+                    let t = try Transfer.piece(request, of: blob, share: share, config: config, stages: stages, now: now)
                     if let limiter { t.sink.limit(by: limiter.bucket) }
                     blob.attach(t)
                     add(t)
@@ -219,7 +223,7 @@ final class EventLoop {
             guard let blob = blobs[id], blob.policy.resolver.isSplittable, !blob.isDone else { continue }
             let resolving = blob.policy.resolvingTransfer
             for t in blob.transfers where t.piece != resolving {
-                out.append(Rebalancer.Flight(blob: id, transfer: t.piece, offset: t.sink.offset, stopAt: t.sink.stopAt,
+                out.append(Rebalancer.Flight(blob: id, transfer: t.piece, offset: t.sink.received, stopAt: t.sink.stopAt,
                                              rate: t.rate, startedAt: t.startedAt, lastByteAt: t.lastByteAt,
                                              lastSplitAt: t.lastSplitAt))
             }
@@ -231,7 +235,12 @@ final class EventLoop {
     /// completion.
     private func tick(now: Double) {
         lastTick = now
-        for id in blobOrder { blobs[id]?.transfers.forEach { $0.sampleRate(now: now) } }
+        for id in blobOrder {
+            blobs[id]?.transfers.forEach {
+                $0.sampleRate(now: now)
+                $0.drainIfSlow(now: now)
+            }
+        }
         for action in rebalancer.rebalance(flights(), now: now) {
             switch action {
             case .split(let id, let piece, let cut):

@@ -1,4 +1,7 @@
 internal import CShims
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Owns one C hash frontier (and, in threaded mode, its thread). Confined to
 /// the loop thread; `free` happens in deinit because nothing else holds it.
@@ -8,16 +11,25 @@ final class Hasher {
     /// The last prefix announced; only the loop thread moves it, so a
     /// repeat (most poll iterations) skips the C call and its mutex.
     private var announced: Int64 = 0
+    /// The file opened with O_DIRECT, for reading back bytes written past
+    /// the page cache; closed after the C hasher (and its thread) is gone.
+    private let directRead: DirectFile?
 
     /// Starts at `state` (an exported hash of a prefix) when given.
     /// `wake` is the loop's multi handle, woken when the digest is final.
-    init?(fd: Int32, size: Int64, mode: EngineConfiguration.HashMode, state: [UInt8]? = nil, wake: OpaquePointer? = nil) {
+    /// With `direct`, reads back bypass the page cache (`path` names the
+    /// file in the trace if they cannot).
+    init?(fd: Int32, size: Int64, mode: EngineConfiguration.HashMode, state: [UInt8]? = nil, wake: OpaquePointer? = nil,
+          direct: Bool = false, path: String = "") {
         let threaded: Int32 = mode == .threaded ? 1 : 0
-        let made = state.map { s in s.withUnsafeBufferPointer { hl_hasher_new(fd, size, threaded, $0.baseAddress, wake) } }
-            ?? hl_hasher_new(fd, size, threaded, nil, wake)
+        let directRead = direct ? DirectFile(reopening: fd, path: path, flags: O_RDONLY) : nil
+        let direct = directRead?.rawValue ?? -1
+        let made = state.map { s in s.withUnsafeBufferPointer { hl_hasher_new(fd, size, threaded, $0.baseAddress, wake, direct) } }
+            ?? hl_hasher_new(fd, size, threaded, nil, wake, direct)
         guard let h = made else { return nil }
         self.raw = h
         self.size = size
+        self.directRead = directRead
         self.announced = hl_hasher_hashed(h)
     }
 

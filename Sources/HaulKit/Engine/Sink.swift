@@ -36,6 +36,9 @@ struct Sink {
     var start: Int64 { raw.pointee.start }
     /// Next byte to write: everything before it is on disk.
     var offset: Int64 { raw.pointee.offset }
+    /// Next byte to receive: bytes between `offset` and this are held for
+    /// alignment (a page carry, or a direct-I/O stage).
+    var received: Int64 { raw.pointee.offset + Int64(raw.pointee.carry_len) }
     /// Exclusive end of the request (the blob's end once a 200 was taken).
     var end: Int64 { raw.pointee.end }
     /// Exclusive end the transfer stops at.
@@ -74,6 +77,9 @@ struct Sink {
     /// Writes bytes held back for page alignment; the loop calls it when a
     /// transfer ends, before reading `offset`.
     func flush() { _ = hl_sink_flush(raw) }
+
+    /// Direct I/O: writes the whole pages of a stage that is filling slowly.
+    func drain() { _ = hl_sink_drain(raw) }
 
     /// The start of a refused response's body, for the error message.
     var errorBody: String {

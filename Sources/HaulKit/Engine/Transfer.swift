@@ -27,6 +27,11 @@ final class Transfer {
     private var sampleOffset: Int64
     private var headerList: UnsafeMutablePointer<curl_slist>?
     private var closed = false
+    /// A direct-I/O sink's stage, returned to its pool at close.
+    private var stage: (buffer: UnsafeMutableRawPointer, pool: StagePool)?
+    /// When `sink.offset` last moved (direct I/O drains slow stages).
+    private(set) var lastWriteAt: Double
+    private var lastWritten: Int64
     /// Options libcurl refused. Each one carries a guarantee (redirects
     /// limited to http(s), no https->http downgrade, the stall guard, TLS
     /// settings): a libcurl too old for one must not run without it.
@@ -53,15 +58,17 @@ final class Transfer {
         self.url = url
         self.startedAt = now
         self.sampleTime = now
-        self.sampleOffset = sink.offset
+        self.sampleOffset = sink.received
         self.lastByteAt = now
+        self.lastWriteAt = now
+        self.lastWritten = sink.offset
     }
 
-    /// A ranged GET of `[range)` written into `fd` at its offsets.
     /// A ranged GET of `request.range` of `blob`, written into the blob's
-    /// file at its offsets.
+    /// file at its offsets: through the page cache, or with O_DIRECT from a
+    /// stage of `stages` when the blob has a direct descriptor.
     static func piece(_ request: PieceRequest, of blob: BlobDownload, share: OpaquePointer,
-                      config: EngineConfiguration, now: Double) throws(HaulError) -> Transfer {
+                      config: EngineConfiguration, stages: StagePool?, now: Double) throws(HaulError) -> Transfer {
         let url = request.url, range = request.range, job = blob.job
         guard let easy = curl_easy_init() else { throw .network(url: url, message: "could not create a curl handle") }
         guard let sink = hl_sink_new_file(easy, job.fd, range.lowerBound, range.upperBound, job.size,
@@ -71,6 +78,10 @@ final class Transfer {
         }
         let t = Transfer(easy: easy, sink: Sink(raw: sink), purpose: .piece(blob: blob.id, transfer: request.transfer),
                          url: url, now: now)
+        if let fd = blob.directFD, let stages, let buffer = stages.take() {
+            hl_sink_use_direct(sink, fd, buffer.assumingMemoryBound(to: UInt8.self), stages.size)
+            t.stage = (buffer, stages)
+        }
         t.configure(url: url, headers: request.sendCredentials ? job.registryHeaders : [],
                     followRedirects: request.followRedirects, insecure: job.insecure, tls: job.tls, share: share, config: config)
         t.check(hl_easy_setopt_str(easy, CURLOPT_RANGE, "\(range.lowerBound)-\(range.upperBound - 1)"), "CURLOPT_RANGE")
@@ -145,6 +156,7 @@ final class Transfer {
         curl_easy_cleanup(easy)
         curl_slist_free_all(headerList)
         sink.free()
+        if let stage { stage.pool.give(stage.buffer) }
     }
 
     deinit { assert(closed, "Transfer must be closed by the loop before it is released") }
@@ -191,12 +203,23 @@ final class Transfer {
         return code == CURLE_OUT_OF_MEMORY || code.rawValue == 100 || buffer.hasPrefix("Too large response header")
     }
 
+    /// A direct-I/O stage that has not been written for half a second is
+    /// written as far as whole pages go: a slow connection would otherwise
+    /// hold its bytes off the disk (and out of checkpoints) until it fills.
+    func drainIfSlow(now: Double) {
+        guard stage != nil, now - lastWriteAt >= 0.5 else { return }
+        sink.drain()
+        lastWriteAt = now
+    }
+
     /// Folds the bytes received since the last sample into an exponentially
     /// weighted rate, at most every quarter second.
     func sampleRate(now: Double) {
         let dt = now - sampleTime
         guard dt >= 0.25 else { return }
-        let offset = sink.offset
+        if sink.offset > lastWritten { (lastWritten, lastWriteAt) = (sink.offset, now) }
+        // Bytes held in a stage count: a slow connection fills it slowly.
+        let offset = sink.received
         if offset > sampleOffset { lastByteAt = now }
         let instant = Double(offset - sampleOffset) / dt
         rate = rate.map { 0.5 * $0 + 0.5 * instant } ?? instant
