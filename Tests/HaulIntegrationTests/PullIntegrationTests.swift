@@ -7,13 +7,14 @@ import HaulTestSupport
 /// test moves hundreds of MiB and they would only fight for two cores.
 @Suite(.serialized) struct PullIntegrationTests {
     /// One registry directory with the models every test pulls, generated once.
-    static let fixture: (dir: TempDir, big: TestModel, small: TestModel) = {
+    static let fixture: (dir: TempDir, big: TestModel, small: TestModel, sixteen: TestModel) = {
         let dir = TempDir("haul-registry")
         let big = try! TestModel.make(root: dir.path, name: "library/big:latest", layers: [
             "256M", "2K:application/vnd.ollama.image.template", "100:application/vnd.ollama.image.params",
         ])
         let small = try! TestModel.make(root: dir.path, name: "team/small:v1", layers: ["3M", "1K:application/vnd.ollama.image.license"])
-        return (dir, big, small)
+        let sixteen = try! TestModel.make(root: dir.path, name: "library/sixteen:latest", layers: ["16M"])
+        return (dir, big, small, sixteen)
     }()
 
     /// Checks the stored model is exactly what the registry has.
@@ -61,6 +62,21 @@ import HaulTestSupport
             #expect(served >= Int(layer.size) && served <= Int(Double(layer.size) * 1.25) + 65536, "\(served) bytes for \(layer.size)")
         }
         #expect(try haul(["list"], models: models.path).stdout.contains("\(registry.host)/library/big:latest"))
+    }
+
+    /// More connections than pieces: the idle ones wait for a rate before
+    /// taking over part of a range, so no response is aborted blind and the
+    /// blob is sent about once (it was sent twice: 17 requests for 4 pieces).
+    @Test func idleConnectionsDoNotFetchASmallBlobTwice() async throws {
+        let model = Self.fixture.sixteen
+        let registry = try TestRegistry(root: Self.fixture.dir.path)
+        let models = TempDir("haul-models")
+        let r = try haul(["pull", "\(registry.host)/\(model.name)", "--insecure", "--connections", "16"], models: models.path)
+        #expect(r.status == 0, "\(r.stderr)")
+        try expectStored(model, name: "\(registry.host)/\(model.name)", in: models.path)
+        let blob = model.layers[0]
+        let served = try await registry.bytesServed(blob.digest)
+        #expect(Double(served) <= Double(blob.size) * 1.25, "\(served) bytes sent for \(blob.size)")
     }
 
     @Test func libraryPullFromARegistryThatServesBlobsItself() async throws {

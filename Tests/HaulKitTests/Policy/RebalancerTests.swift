@@ -49,6 +49,17 @@ import Testing
         #expect(cut == 40 * mib, "equal rates: halves")
     }
 
+    /// Before a byte has arrived nothing says which range finishes last: a
+    /// steal then only aborts a response in flight and fetches its bytes
+    /// twice (a 16 MiB blob on 16 connections was sent twice this way).
+    @Test func nothingIsStolenBeforeAnyRateIsKnown() {
+        let fresh = [flight(1, end: 64 * mib, rate: nil), flight(2, offset: 64 * mib, end: 128 * mib, rate: nil)]
+        #expect(rebalancer.steal(fresh) == nil)
+        var informed = rebalancer
+        informed.completed(bytes: 8 * mib, seconds: 1)
+        #expect(informed.steal(fresh) != nil, "a rate from finished pieces is enough")
+    }
+
     @Test func aRangeAboutToFinishIsNotStolen() {
         #expect(rebalancer.steal([flight(1, end: 2 * mib, rate: 1e8)]) == nil)
     }

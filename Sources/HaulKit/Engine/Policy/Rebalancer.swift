@@ -59,11 +59,14 @@ struct Rebalancer {
 
     /// For a free connection: the split that gives it the back part of the
     /// range expected to finish last, if that is worth a new connection.
+    /// Before any rate is known nothing is: the split would only abort a
+    /// response already on its way and fetch its bytes twice.
     func steal(_ flights: [Flight]) -> Action? {
         let median = expectedRate(peers: flights.compactMap(\.rate))
         var best: (Flight, Double)?
         for f in flights {
-            let eta = Double(f.stopAt - f.offset) / max(f.rate ?? median ?? 1, 1)
+            guard let rate = f.rate ?? median else { continue }
+            let eta = Double(f.stopAt - f.offset) / max(rate, 1)
             if best == nil || eta > best!.1 { best = (f, eta) }
         }
         // A range about to finish is not worth a new connection: the split
