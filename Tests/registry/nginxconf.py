@@ -8,12 +8,12 @@ registry.ollama.ai does. Each registry has its own CDN, which may be
 throttled per connection (`limit_rate`) or have every tenth connection
 throttled harder (a slow tail).
 
-    nginxconf.py WORK ROOT REGISTRY_PORT:CDN_PORT[:RATE[:SLOW_RATE]] ...
+    nginxconf.py WORK ROOT REGISTRY_PORT:CDN_PORT[:RATE[:SLOW_RATE[:CERT:KEY]]] ...
 
 writes WORK/nginx.conf; start it with
     nginx -p WORK -c WORK/nginx.conf -e WORK/nginx-error.log
 Its access log (WORK/access.log) has one line per request:
-`BODY_BYTES STATUS URI`. A pair served over TLS (the bench's) logs to
+`BODY_BYTES STATUS URI`. A pair served over TLS (CERT:KEY given) logs to
 WORK/tls-access.log instead: `SESSION_REUSED CONNECTION BODY_BYTES URI`,
 where SESSION_REUSED is `r` for a resumed TLS session and `.` for a full
 handshake.
@@ -74,8 +74,9 @@ def main(argv):
         sys.exit(__doc__)
     pairs = []
     for spec in argv[2:]:
-        parts = spec.split(":") + [None, None]
-        pairs.append((int(parts[0]), int(parts[1]), parts[2] or None, parts[3] or None))
+        parts = spec.split(":") + [None, None, None, None]
+        tls = (parts[4], parts[5]) if parts[4] and parts[5] else None
+        pairs.append((int(parts[0]), int(parts[1]), parts[2] or None, parts[3] or None) + ((tls,) if tls else ()))
     print(write(argv[0], argv[1], pairs))
 
 

@@ -22,6 +22,8 @@ struct BlobPolicy {
         let id: UInt64
         let range: Range<Int64>
         let attempts: Int
+        /// The other ranges wait for this one's answer: it asks the registry
+        /// (and may be redirected), or it first contacts a new https origin.
         var resolving: Bool
         /// Bytes below this offset are recorded as written.
         var synced: Int64
@@ -69,7 +71,7 @@ struct BlobPolicy {
         switch resolver.source {
         case .resolving: return false
         case .singleStream: return flights.isEmpty
-        case .unresolved, .resolved: return true
+        case .unresolved, .opening, .resolved: return true
         }
     }
 
@@ -88,14 +90,14 @@ struct BlobPolicy {
         // A 200 carries the whole blob; the sink drops what precedes the
         // piece and writes the rest. That is only safe when the rest is all
         // hole: nothing held from the piece's start on, no other transfer.
-        let acceptFull = (target.resolving || target.singleStream) && flights.isEmpty
+        let acceptFull = (target.settles || target.singleStream) && flights.isEmpty
             && queue.written.count == start && queue.written.contiguousPrefix == start
             && !(target.resolving && waitsForWarmCache(now: now))
         let id = nextID
         nextID += 1
-        flights.append(Flight(id: id, range: piece.range, attempts: piece.attempts, resolving: target.resolving, synced: start))
-        if target.resolving { resolver.startedResolving() }
-        DebugTrace.log("\(digest.short) start \(piece.range) resolving=\(target.resolving)")
+        flights.append(Flight(id: id, range: piece.range, attempts: piece.attempts, resolving: target.settles, synced: start))
+        if target.settles { resolver.startedResolving() }
+        DebugTrace.log("\(digest.short) start \(piece.range) \(target.resolving ? "resolving" : target.settles ? "opening" : "to") \(URLParts(target.url)?.host ?? "")")
         return .start(PieceRequest(transfer: id, range: piece.range, url: target.url, acceptFull: acceptFull,
                                    sendCredentials: target.resolving || resolver.sendsCredentials(to: target.url),
                                    followRedirects: !target.resolving))

@@ -7,14 +7,20 @@
 /// uses; one to the registry's own origin is followed and resolved there.
 /// A direct URL that starts refusing (an expired signature) sends the next
 /// range back to the registry for a fresh one. A server that ignores Range
-/// turns the blob into one stream.
+/// turns the blob into one stream. The first range to a new https origin
+/// goes alone: once it is answered, its TLS session is in curl's shared
+/// cache and every other range connection resumes it instead of making a
+/// full handshake of its own.
 struct SourceResolver: Equatable {
     enum Source: Equatable {
         /// The next range asks the registry (or where it redirected within
         /// its own origin).
         case unresolved
-        /// That request is in flight: other ranges wait for its answer.
+        /// That request (or the first contact with a new https origin) is in
+        /// flight: other ranges wait for its answer.
         case resolving
+        /// Ranges go to this https URL, once its first range was answered.
+        case opening(String)
         /// Ranges go to this URL.
         case resolved(String)
         /// The server ignores Range: one stream of the whole blob.
@@ -26,6 +32,8 @@ struct SourceResolver: Equatable {
         let url: String
         /// The request also discovers the blob's direct URL.
         let resolving: Bool
+        /// The other ranges wait for this request's answer.
+        let settles: Bool
         let singleStream: Bool
     }
 
@@ -36,6 +44,8 @@ struct SourceResolver: Equatable {
     private(set) var source: Source = .unresolved
     /// The registry URL being resolved (moves on same-origin redirects).
     private var registryURL: String
+    /// The origin a first contact is opening, to go back to if it fails.
+    private var opening: String?
     private var redirects = 0
     /// Fresh direct URLs fetched in a row without one delivering.
     private var reresolves = 0
@@ -52,10 +62,11 @@ struct SourceResolver: Equatable {
     /// Nil while the resolving request is in flight.
     var target: Target? {
         switch source {
-        case .unresolved: return Target(url: registryURL, resolving: true, singleStream: false)
+        case .unresolved: return Target(url: registryURL, resolving: true, settles: true, singleStream: false)
         case .resolving: return nil
-        case .resolved(let url): return Target(url: url, resolving: false, singleStream: false)
-        case .singleStream(let url): return Target(url: url, resolving: false, singleStream: true)
+        case .opening(let url): return Target(url: url, resolving: false, settles: true, singleStream: false)
+        case .resolved(let url): return Target(url: url, resolving: false, settles: false, singleStream: false)
+        case .singleStream(let url): return Target(url: url, resolving: false, settles: false, singleStream: true)
         }
     }
 
@@ -77,10 +88,17 @@ struct SourceResolver: Equatable {
 
     func isDirect(_ url: String) -> Bool { !Self.sameOrigin(url, blobURL) }
 
-    mutating func startedResolving() { source = .resolving }
+    mutating func startedResolving() {
+        if case .opening(let url) = source { opening = url } else { opening = nil }
+        source = .resolving
+    }
 
-    /// The resolving request ended without settling anything.
-    mutating func resolvingFailed() { if source == .resolving { source = .unresolved } }
+    /// The resolving request ended without settling anything: ask the
+    /// registry again, or open the new origin again.
+    mutating func resolvingFailed() {
+        guard source == .resolving else { return }
+        source = opening.map { .opening($0) } ?? .unresolved
+    }
 
     /// A response from `url` was accepted: 206 means ranges work there, 200
     /// means the server ignores Range.
@@ -110,7 +128,7 @@ struct SourceResolver: Equatable {
             registryURL = target
             source = .unresolved
         } else {
-            source = .resolved(target)
+            source = to.scheme == "https" ? .opening(target) : .resolved(target)
         }
         return nil
     }
@@ -119,7 +137,14 @@ struct SourceResolver: Equatable {
     /// report it for the current URL sends the blob back to the registry;
     /// the others just retry. Returns false when fresh URLs keep failing.
     mutating func expired(url: String) -> Bool {
-        guard case .resolved(let current) = source, current == url else { return true }
+        let current: String
+        switch source {
+        case .resolved(let u), .opening(let u): current = u
+        case .resolving where opening != nil: current = opening!
+        default: return true
+        }
+        guard current == url else { return true }
+        opening = nil
         reresolves += 1
         if reresolves > Self.maxReresolves { return false }
         registryURL = blobURL
