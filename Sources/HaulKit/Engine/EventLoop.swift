@@ -191,19 +191,22 @@ final class EventLoop {
 
     private var activePieces: Int { transfers.count - fetches.count }
 
-    /// Fills the connection budget: one new piece per blob per round, so small
-    /// layers start at once instead of queueing behind a big one; then, with
-    /// connections still free, an idle connection takes over the back part
-    /// of the range with the most time left.
+    /// Fills the connection budget, each free connection to the blob running
+    /// the fewest ranges (`FairShare`), so small layers start at once instead
+    /// of queueing behind a big one and concurrent pulls share evenly; then,
+    /// with connections still free, an idle connection takes over the back
+    /// part of the range with the most time left.
     private func dispatch(now: Double) {
         var free = config.connections - activePieces
         while free > 0 {
+            let candidates = blobOrder.compactMap { blobs[$0] }
             var started = false
-            for id in blobOrder where free > 0 {
-                guard let blob = blobs[id], let start = blob.next(now: now) else { continue }
-                perform([start], for: blob, now: now)
+            for i in FairShare.order(running: candidates.map(\.transfers.count)) {
+                guard let start = candidates[i].next(now: now) else { continue }
+                perform([start], for: candidates[i], now: now)
                 free -= 1
                 started = true
+                break
             }
             if !started { break }
         }
