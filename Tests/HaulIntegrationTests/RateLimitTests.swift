@@ -30,16 +30,9 @@ import HaulTestSupport
         let dir = TempDir("haul-rate")
         let root = dir.sub("registry")
         let model = try TestModel.make(root: root, name: "library/big:latest", layers: ["80M"])
-        let (registryPort, cdnPort) = (freePort(), freePort())
-        let conf = try run("/usr/bin/env", ["python3", testsDirectory.appendingPathComponent("registry/nginxconf.py").path,
-                                            dir.path, root, "\(registryPort):\(cdnPort)"])
-        try #require(conf.status == 0, "\(conf.stderr)")
-        let nginx = Process()
-        nginx.executableURL = URL(fileURLWithPath: "/usr/sbin/nginx")
-        nginx.arguments = ["-p", dir.path, "-c", dir.sub("nginx.conf"), "-e", dir.sub("nginx-error.log")]
-        try nginx.run()
-        defer { nginx.terminate(); nginx.waitUntilExit() }
-        #expect(try await waitForListener(port: registryPort))
+        let nginx = try await NginxRegistry(dir: dir, root: root)
+        defer { withExtendedLifetime(nginx) {} }
+        let registryPort = nginx.registryPort
 
         let rate = 4.0 * 1024 * 1024
         let pull = try BackgroundProcess(["pull", "127.0.0.1:\(registryPort)/library/big", "--insecure", "--json", "--limit-rate", "4M"],

@@ -10,7 +10,7 @@ import HaulTestSupport
 @Suite(.serialized) struct RegistryAuthTests {
     static let fixture: (dir: TempDir, model: TestModel) = {
         let dir = TempDir("haul-auth-registry")
-        let model = try! TestModel.make(root: dir.path, name: "library/private:latest", layers: ["6M"],
+        let model = try! TestModel.make(root: dir.path, name: "library/private:latest", layers: ["24M"],
                                         texts: ["template={{ .Prompt }}"])
         return (dir, model)
     }()
@@ -107,9 +107,11 @@ import HaulTestSupport
     }
 
     @Test func aTokenThatExpiresMidPullIsRenewedAndTheBlobResumes() async throws {
-        // Tokens live 1 s; at 1 MB/s per connection the 6 MB layer outlives
-        // the first one, and its ranges go to the registry itself (no CDN).
-        let registry = try TestRegistry(root: Self.fixture.dir.path, cdn: false, rate: "1M", tokenAuth: "anonymous", tokenTTL: 1)
+        // Tokens live 1 s; at 4 MB/s per connection each 4 MiB piece (the
+        // smallest Haul cuts) takes a second, so the later pieces of the
+        // 24 MiB layer are asked for after the first token expired. Its
+        // ranges go to the registry itself (no CDN).
+        let registry = try TestRegistry(root: Self.fixture.dir.path, cdn: false, rate: "4M", tokenAuth: "anonymous", tokenTTL: 1)
         let name = "\(registry.host)/library/private"
         let models = TempDir("haul-models")
         let r = try run(haulBinary, ["pull", name, "--insecure", "--connections", "2"],

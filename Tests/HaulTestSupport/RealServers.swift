@@ -195,3 +195,54 @@ package final class Tinyproxy {
         process.wait()
     }
 }
+
+/// Debian's nginx serving a registry-shaped directory as written by
+/// `registry/nginxconf.py`: manifests on one port, every blob request sent
+/// with a 307 to a CDN server block on another, both over https when
+/// `tls` is given. Stopped when released.
+package final class NginxRegistry {
+    package let registryPort: Int
+    package let cdnPort: Int
+    private let process: BackgroundProcess
+    private let dir: TempDir
+
+    /// Lines of the access log: `BODY_BYTES STATUS URI` (http), or
+    /// `SESSION_REUSED CONNECTION BODY_BYTES URI` (https).
+    package var accessLog: String { (try? String(contentsOfFile: dir.sub(tlsMode ? "tls-access.log" : "access.log"), encoding: .utf8)) ?? "" }
+    package var errorLog: String { (try? String(contentsOfFile: dir.sub("nginx-error.log"), encoding: .utf8)) ?? "" }
+    private let tlsMode: Bool
+
+    /// `dir` must be readable by nginx's worker user (it serves `root` and
+    /// writes its logs there).
+    package init(dir: TempDir, root: String, tls: TestPKI? = nil) async throws {
+        let nginx = "/usr/sbin/nginx"
+        guard FileManager.default.isExecutableFile(atPath: nginx) else {
+            throw TestFailure("nginx is not installed (apt-get install nginx-light)")
+        }
+        self.dir = dir
+        tlsMode = tls != nil
+        (registryPort, cdnPort) = (freePort(), freePort())
+        let spec = "\(registryPort):\(cdnPort)" + (tls.map { ":::\($0.serverCert):\($0.serverKey)" } ?? "")
+        let conf = try run("/usr/bin/env", ["python3", testsDirectory.appendingPathComponent("registry/nginxconf.py").path,
+                                            dir.path, root, spec])
+        guard conf.status == 0 else { throw TestFailure("nginxconf.py: \(conf.stderr)") }
+        process = try BackgroundProcess(["-p", dir.path, "-c", dir.sub("nginx.conf"), "-e", dir.sub("nginx-error.log")],
+                                        executable: nginx, models: "", logs: dir)
+        guard try await waitForListener(port: registryPort), try await waitForListener(port: cdnPort) else {
+            throw TestFailure("nginx did not start: \(errorLog)")
+        }
+    }
+
+    /// Empties the access log (nginx reopens it on SIGUSR1), so that what
+    /// follows counts only the requests after this call.
+    package func clearAccessLog() {
+        try? "".write(toFile: dir.sub(tlsMode ? "tls-access.log" : "access.log"), atomically: false, encoding: .utf8)
+        process.send(SIGUSR1)
+        usleep(200_000)
+    }
+
+    deinit {
+        process.send(SIGTERM)
+        process.wait()
+    }
+}
