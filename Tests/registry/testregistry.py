@@ -111,6 +111,13 @@ def make_model(args):
     ns, _, model = ns_model.rpartition("/")
     ns = ns or "library"
     layers = []
+    for spec in args.existing or []:
+        digest, size, media = (spec.split(":", 3)[1:] + [""])[:3] if spec.startswith("sha256:") else ("", "", "")
+        path = os.path.join(args.root, "blobs", "sha256-" + digest)
+        if not re.fullmatch(r"[0-9a-f]{64}", digest) or not size.isdigit() or not os.path.isfile(path) or os.path.getsize(path) != int(size):
+            raise SystemExit("--existing wants sha256:HEX:SIZE[:mediaType] of a blob under %s/blobs" % args.root)
+        layers.append({"mediaType": media or "application/vnd.ollama.image.model", "digest": "sha256:" + digest,
+                       "size": int(size)})
     for spec in args.file or []:
         path, _, media = spec.partition(":")
         with open(path, "rb") as f:
@@ -690,6 +697,8 @@ def main():
     mk.add_argument("--layer", action="append", default=[], help="SIZE[:mediaType]")
     mk.add_argument("--text", action="append", default=[], help="KIND=TEXT: a text layer (template, system, params, license)")
     mk.add_argument("--file", action="append", default=[], help="PATH[:mediaType]: a layer with a file's bytes (first)")
+    mk.add_argument("--existing", action="append", default=[],
+                    help="sha256:HEX:SIZE[:mediaType]: a layer already under ROOT/blobs (first; e.g. one too big to copy)")
     mk.add_argument("--seed", default="0")
     ps = sub.add_parser("push")
     ps.add_argument("--source", required=True, help="a registry root written by make-model")
