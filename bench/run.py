@@ -906,7 +906,6 @@ def check_blob(hexd):
 
 def resume(ng, hexd, size):
     models = os.path.join(WORK, "models")
-    fresh_start()
     url = "127.0.0.1:%d/library/big" % ng.registry
     env = dict(os.environ, OLLAMA_MODELS=models)
     # The uninterrupted reference: the better of two pulls, since writeback
