@@ -13,6 +13,7 @@ let package = Package(
     name: "Haul",
     products: [
         .library(name: "HaulKit", targets: ["HaulKit"]),
+        .library(name: "HaulServer", targets: ["HaulServer"]),
         .executable(name: "haul", targets: ["haul"]),
     ],
     dependencies: [
@@ -20,7 +21,8 @@ let package = Package(
         // No default traits: they pull in swift-configuration, which the
         // daemon does not use (OLLAMA_HOST is parsed by Ollama's own rules).
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
-        // Already in Hummingbird's graph; named because the daemon uses them directly.
+        // HaulKit logs notices to an injected Logger. The rest are already
+        // in Hummingbird's graph; named because the daemon uses them directly.
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
@@ -35,13 +37,19 @@ let package = Package(
             cSettings: [
                 .define("_GNU_SOURCE"),
                 .define("OPENSSL_SUPPRESS_DEPRECATED"),
-                .unsafeFlags(["-O2", "-Wall", "-Wextra"]),
+                // No unsafeFlags: SwiftPM refuses them in a package that is
+                // depended on by version. Release builds compile C at -O2
+                // already; `make cwarn` holds the shim to -Wall -Wextra.
             ],
             linkerSettings: [.linkedLibrary("curl"), .linkedLibrary("crypto")]
         ),
         .target(
             name: "HaulKit",
-            dependencies: ["CShims", .product(name: "TOMLKit", package: "TOMLKit")],
+            dependencies: [
+                "CShims",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .target(
