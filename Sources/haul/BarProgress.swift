@@ -14,7 +14,10 @@ final class BarProgress: ProgressView {
     /// The group's heading when several pulls share the board.
     private let title: String?
     private var lines: [Line] = []
-    private var blobs: [Digest: (progress: BlobProgress, meter: RateMeter)] = [:]
+    /// Per-blob bytes and rates (HaulKit's whole-model progress).
+    private var progress = PullProgress()
+    /// Blobs with a bar: like ollama, a bar appears once its blob has bytes.
+    private var shown: Set<Digest> = []
     private var plan: PullPlan?
     private let started = now()
 
@@ -27,20 +30,18 @@ final class BarProgress: ProgressView {
     convenience init(terminal: Terminal) { self.init(board: BarBoard(terminal: terminal)) }
 
     func handle(_ event: PullEvent) {
+        progress.apply(event)
         switch event {
         case .plan(let p):
             plan = p
         case .resuming(let p):
             lines.append(.status(Resuming.text(p)))
         case .progress(let p):
-            if blobs[p.digest] == nil {
-                // Like ollama: a bar appears once its blob has bytes.
+            if !shown.contains(p.digest) {
                 guard p.completed > 0 || p.total == 0 else { return }
+                shown.insert(p.digest)
                 lines.append(.blob(p.digest))
-                blobs[p.digest] = (p, RateMeter())
             }
-            blobs[p.digest]!.progress = p
-            blobs[p.digest]!.meter.add(p.completed, at: now())
         default:
             if let text = ProgressJSON.statusText(event) { lines.append(.status(text)) }
         }
@@ -75,13 +76,13 @@ final class BarProgress: ProgressView {
             case .status(let text):
                 out.append(indent + text)
             case .blob(let digest):
-                if let b = blobs[digest] { out.append(indent + bar(b.progress, rate: b.meter.bytesPerSecond, width: width - indent.count)) }
+                if let b = progress.blob(digest) { out.append(indent + bar(b, width: width - indent.count)) }
             }
         }
         return out
     }
 
-    private func bar(_ p: BlobProgress, rate: Double?, width: Int) -> String {
+    private func bar(_ p: PullProgress.Blob, width: Int) -> String {
         let label = "pulling \(p.digest.short): "
         let fraction = p.total > 0 ? Double(p.completed) / Double(p.total) : 1
         let percent = String(repeating: " ", count: max(0, 3 - "\(Int(fraction * 100))".count)) + "\(Int(fraction * 100))%"
@@ -91,7 +92,7 @@ final class BarProgress: ProgressView {
             stats = pad(ByteFormat.decimal(p.total), 15)
         } else {
             stats = pad(ByteFormat.decimal(p.completed), 7) + "/" + pad(ByteFormat.decimal(p.total), 7)
-            if let rate, rate > 0 {
+            if let rate = p.bytesPerSecond, rate > 0 {
                 stats += "  " + pad(ByteFormat.decimal(Int64(rate)), 7) + "/s  "
                     + pad(formatETA(Double(p.total - p.completed) / rate), 6)
             }
@@ -157,7 +158,7 @@ final class PlainProgress: ProgressView {
     private let prefix: String
     private var lastReport: [Digest: Double] = [:]
     private var finished: Set<Digest> = []
-    private var meters: [Digest: RateMeter] = [:]
+    private var progress = PullProgress()
 
     init(terminal: Terminal, model: String? = nil) {
         output = terminal
@@ -167,6 +168,7 @@ final class PlainProgress: ProgressView {
     private func write(_ text: String) { output.write(prefix + text) }
 
     func handle(_ event: PullEvent) {
+        progress.apply(event)
         switch event {
         case .plan(let plan):
             write("pulling \(plan.name.displayShortest): \(plan.blobs.count) blobs, "
@@ -175,7 +177,6 @@ final class PlainProgress: ProgressView {
             write(Resuming.text(p) + "\n")
         case .progress(let p):
             let t = now()
-            meters[p.digest, default: RateMeter()].add(p.completed, at: t)
             if p.completed >= p.total {
                 if finished.insert(p.digest).inserted {
                     write("pulling \(p.digest.short): 100% \(ByteFormat.decimal(p.total))\n")
@@ -184,7 +185,7 @@ final class PlainProgress: ProgressView {
                 lastReport[p.digest] = t
                 let percent = p.total > 0 ? Int(Double(p.completed) * 100 / Double(p.total)) : 0
                 var line = "pulling \(p.digest.short): \(percent)% \(ByteFormat.decimal(p.completed))/\(ByteFormat.decimal(p.total))"
-                if let rate = meters[p.digest]?.bytesPerSecond, rate > 0 {
+                if let rate = progress.blob(p.digest)?.bytesPerSecond, rate > 0 {
                     line += " \(ByteFormat.decimal(Int64(rate)))/s"
                 }
                 write(line + "\n")

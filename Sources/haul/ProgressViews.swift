@@ -46,22 +46,6 @@ final class JSONProgress: ProgressView {
     }
 }
 
-/// Per-blob transfer rate over a sliding window, for bars and ETAs.
-struct RateMeter {
-    private var samples: [(time: Double, bytes: Int64)] = []
-
-    mutating func add(_ bytes: Int64, at time: Double) {
-        if let last = samples.last, time - last.time < 0.5 { samples[samples.count - 1] = (last.time, bytes); return }
-        samples.append((time, bytes))
-        samples.removeAll { time - $0.time > 5 }
-    }
-
-    var bytesPerSecond: Double? {
-        guard let first = samples.first, let last = samples.last, last.time - first.time >= 0.5 else { return nil }
-        return Double(last.bytes - first.bytes) / (last.time - first.time)
-    }
-}
-
 /// Ollama's duration style: 59s, 5m3s, 2h10m, 99h+.
 func formatETA(_ seconds: Double) -> String {
     let s = Int(seconds.rounded())
