@@ -99,7 +99,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HaulIntegrationTests",
-            dependencies: ["HaulKit", "HaulServer", "HaulTestSupport"],
+            dependencies: ["HaulKit", "HaulServer", "HaulTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]

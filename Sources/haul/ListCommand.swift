@@ -33,7 +33,8 @@ struct ListCommand: AsyncParsableCommand {
         try checkRegistryAuth(environment)
         let hosts = hostsDir.map { HostsDirectory(directories: $0.split(separator: ":").map(String.init)) }
             ?? .fromEnvironment(environment)
-        let haul = Haul(hosts: hosts)
+        let haul = Haul(store: .fromEnvironment(environment), configuration: .fromEnvironment(environment),
+                        auth: .fromEnvironment(environment), hosts: hosts)
         let models = haul.store.list()
         let insecure = insecure
         let states = await withTaskGroup(of: (Int, String, String).self) { group in

@@ -87,21 +87,24 @@ struct PullCommand: AsyncParsableCommand {
 
     func run() async throws {
         let models = try modelList()
-        var config = EngineConfiguration()
+        let environment = ProcessInfo.processInfo.environment
+        var config = EngineConfiguration.fromEnvironment(environment)
         if let connections { config.connections = connections }
         if let hashMode { config.hashMode = hashMode }
         if directIO { config.directIO = true }
         if let stallTimeout { config.stallTimeout = stallTimeout }
         tls.apply(to: &config)
-        let environment = ProcessInfo.processInfo.environment
         config.maxBytesPerSecond = try parseLimitRate(limitRate, environment)
         let server = OllamaHost.fromEnvironment(environment)
         let viaDaemon = remote || (!local && OllamaHost.isSet(environment))
-        var auth = RegistryAuth()
+        var auth = RegistryAuth.fromEnvironment(environment)
         try checkRegistryAuth(environment)
         if let username {
-            var password = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-            while password.hasSuffix("\n") || password.hasSuffix("\r") { password.removeLast() }
+            // Trailing CR and LF by scalar: "\r\n" is one Character, which
+            // hasSuffix("\n") does not match (a file with Windows line endings).
+            var scalars = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self).unicodeScalars
+            while let last = scalars.last, last == "\n" || last == "\r" { scalars.removeLast() }
+            let password = String(scalars)
             // For the registry of these models only: one registry.
             let hosts = Set(models.compactMap { try? ModelName(parsing: $0).host.lowercased() })
             guard hosts.count == 1, let host = hosts.first else {
@@ -111,7 +114,8 @@ struct PullCommand: AsyncParsableCommand {
         }
         let hosts = hostsDir.map { HostsDirectory(directories: $0.split(separator: ":").map(String.init)) }
             ?? .fromEnvironment(environment)
-        let haul = Haul(configuration: config, auth: auth, hosts: hosts)
+        let haul = Haul(store: .fromEnvironment(environment), configuration: config,
+                        prune: !OllamaEnvironment.bool("OLLAMA_NOPRUNE", environment), auth: auth, hosts: hosts)
         if models.count > 1 {
             return try await pullMany(models, haul: haul, server: server, viaDaemon: viaDaemon)
         }

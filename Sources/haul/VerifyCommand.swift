@@ -70,9 +70,11 @@ struct VerifyCommand: AsyncParsableCommand {
                 + "Run 'haul verify --repair' (or pull the models again) to fetch them again.\n")
             throw ExitCode(1)
         }
-        var config = EngineConfiguration()
+        let environment = ProcessInfo.processInfo.environment
+        var config = EngineConfiguration.fromEnvironment(environment)
         tls.apply(to: &config)
-        let haul = Haul(store: store, configuration: config)
+        let haul = Haul(store: store, configuration: config, prune: !OllamaEnvironment.bool("OLLAMA_NOPRUNE", environment),
+                        auth: .fromEnvironment(environment), hosts: .fromEnvironment(environment))
         var broken: [(String, any Error)] = []
         let affected = Array(Set(report.bad.flatMap(\.models))).sorted { $0.displayShortest < $1.displayShortest }
         for name in affected {

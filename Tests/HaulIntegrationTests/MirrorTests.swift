@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import Synchronization
 import Testing
 @testable import HaulKit
 import HaulTestSupport
@@ -160,4 +162,47 @@ import HaulTestSupport
         #expect(refused.result.stdout.contains("\(file):1: host ") && refused.result.stdout.contains("unknown capability"),
                 "\(refused.result.stdout)")
     }
+
+    /// An embedder's `Logger` hears a skipped mirror at `.notice` and each
+    /// blob's source at `.debug`, besides the pull's own events.
+    @Test func anInjectedLoggerHearsTheSkippedMirrorAndTheSources() async throws {
+        let upstream = try TestRegistry(root: Self.fixture.dir.path, cdn: true)
+        // A mirror that has nothing: 404 for the manifest and every blob.
+        let emptyRoot = TempDir("haul-empty-mirror")
+        let empty = try TestRegistry(root: emptyRoot.path, cdn: false)
+        let hosts = try Self.hostsDirectory(for: upstream.host, mirrors: ["http://\(empty.host)"])
+        let records = RecordedLog()
+        var logger = Logger(label: "embedder") { _ in RecordingHandler(records: records) }
+        logger.logLevel = .debug
+        let models = TempDir("haul-models")
+        let haul = Haul(store: ModelStore(root: models.path), hosts: HostsDirectory(directories: [hosts.path]), logger: logger)
+        let (_, error) = await collect(haul.pull("\(upstream.host)/library/tiny", insecure: true))
+        await haul.shutdown()
+        #expect(error == nil, "\(String(describing: error))")
+        let lines = records.lines
+        #expect(lines.contains { $0.level == .notice && $0.message.contains("mirror \(empty.host) skipped for the manifest") },
+                "\(lines)")
+        #expect(lines.filter { $0.level == .debug && $0.message.hasSuffix("from \(upstream.host)") }.count
+                == Set(Self.fixture.model.layers.map(\.digest)).count, "\(lines)")
+    }
+}
+
+/// Log lines an injected `Logger` received.
+final class RecordedLog: Sendable {
+    private let storage = Mutex<[(level: Logger.Level, message: String)]>([])
+    var lines: [(level: Logger.Level, message: String)] { storage.withLock { $0 } }
+    func append(_ level: Logger.Level, _ message: String) { storage.withLock { $0.append((level, message)) } }
+}
+
+struct RecordingHandler: LogHandler {
+    let records: RecordedLog
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) { records.append(event.level, "\(event.message)") }
 }

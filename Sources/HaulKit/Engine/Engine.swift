@@ -9,6 +9,7 @@ final class Engine: Sendable {
     private let inbox: LoopInbox
 
     init(configuration: EngineConfiguration) {
+        if configuration.debugTrace { DebugTrace.enable() }
         hl_global_init()
         self.configuration = configuration
         let inbox = LoopInbox()

@@ -1,5 +1,10 @@
+import Foundation
+
 /// Tunables of the download engine. The defaults come from `make bench`
-/// measurements on a 2-core machine (see bench/RESULTS.md).
+/// measurements on a 2-core machine (see bench/RESULTS.md) and depend on
+/// nothing outside the program: `EngineConfiguration()` reads no
+/// environment variable. `fromEnvironment()` reads the ones the CLI and the
+/// daemon honour.
 public struct EngineConfiguration: Sendable {
     public enum HashMode: String, Sendable {
         /// A hashing thread per blob reads back from the page cache while the
@@ -31,7 +36,7 @@ public struct EngineConfiguration: Sendable {
     /// aligned buffer and writes them at once, and the hasher reads them
     /// back from the device. Filesystems without O_DIRECT are written
     /// through the page cache as usual.
-    public var directIO = OllamaEnvironment.string("HAUL_DIRECT_IO") == "1"
+    public var directIO = false
     /// A direct-I/O connection's buffer (rounded down to 4 KiB multiples).
     public var stageSize = 1 << 20
     public var userAgent = Versions.userAgent
@@ -63,14 +68,35 @@ public struct EngineConfiguration: Sendable {
     public var maxBytesPerSecond: Int64? = nil
     /// A CA bundle to trust instead of the system store (`--ca-file`, or
     /// `SSL_CERT_FILE` as OpenSSL-based tools read it).
-    public var caFile: String? = OllamaEnvironment.string("SSL_CERT_FILE").nilIfEmpty
+    public var caFile: String? = nil
     /// A directory of hashed CA certificates (`SSL_CERT_DIR`).
-    public var caDirectory: String? = OllamaEnvironment.string("SSL_CERT_DIR").nilIfEmpty
+    public var caDirectory: String? = nil
     /// Accept any TLS certificate. Only by explicit request: it lets anyone
     /// on the path impersonate the registry.
     public var skipTLSVerification = false
-    /// HTTP(S)_PROXY / NO_PROXY, read the way Go (and so Ollama) reads them.
-    public var proxies = ProxySettings.fromEnvironment()
+    /// Proxies to use; none by default. `fromEnvironment()` reads
+    /// HTTP(S)_PROXY / NO_PROXY the way Go (and so Ollama) reads them.
+    public var proxies = ProxySettings()
+    /// Traces the engine's decisions (pieces, splits, retries) to stderr
+    /// (`HAUL_DEBUG=1`). The trace is process-wide: once one engine turns
+    /// it on, every engine of the process traces.
+    public var debugTrace = false
 
+    /// Haul's defaults, with nothing read from the environment.
     public init() {}
+
+    /// The defaults, then what the environment sets: `HAUL_DIRECT_IO=1`,
+    /// `SSL_CERT_FILE`, `SSL_CERT_DIR`, `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY`
+    /// (either case) and `HAUL_DEBUG=1`. `HAUL_LIMIT_RATE` is parsed by the
+    /// CLI, which can report a malformed value.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
+        -> EngineConfiguration {
+        var configuration = EngineConfiguration()
+        configuration.directIO = OllamaEnvironment.string("HAUL_DIRECT_IO", environment) == "1"
+        configuration.caFile = OllamaEnvironment.string("SSL_CERT_FILE", environment).nilIfEmpty
+        configuration.caDirectory = OllamaEnvironment.string("SSL_CERT_DIR", environment).nilIfEmpty
+        configuration.proxies = .fromEnvironment(environment)
+        configuration.debugTrace = environment["HAUL_DEBUG"] == "1"
+        return configuration
+    }
 }

@@ -1,20 +1,31 @@
+import Foundation
+import Logging
 import Synchronization
 
 /// The library's entry point: pulls models into an Ollama model directory.
 ///
-///     let haul = Haul()                       // $OLLAMA_MODELS, defaults
+///     let haul = Haul()                       // ~/.ollama/models, defaults
 ///     for try await event in haul.pull("llama3.2") { ... }
 ///
 /// One `Haul` runs one download engine; concurrent pulls share its
 /// connection budget, and a blob wanted by several pulls at once is
 /// downloaded once.
+///
+/// `Haul()` reads no environment variable: its store is Ollama's default
+/// directory, its registries are reached anonymously and without mirrors.
+/// `Haul.fromEnvironment()` reads what `haul` and `ollama` read
+/// (`OLLAMA_MODELS`, `OLLAMA_NOPRUNE`, credentials, proxies, mirrors).
 public final class Haul: Sendable {
     public let store: ModelStore
-    /// Prune after a pull, as Ollama does unless `OLLAMA_NOPRUNE` is set.
+    /// Prune after a pull: delete the blobs the replaced manifest used and
+    /// nothing uses now, as Ollama does unless `OLLAMA_NOPRUNE` is set.
     public let prune: Bool
     public let auth: RegistryAuth
     /// Mirrors (hosts.toml) tried before each registry.
     public let hosts: HostsDirectory
+    /// Where notices go (a mirror skipped, at `.notice`; where each blob
+    /// came from, at `.debug`), besides the pull's own events.
+    public let logger: Logger?
     let engine: Engine
     private let downloads = SharedDownloads()
     private let slots: BlobSlots
@@ -23,15 +34,26 @@ public final class Haul: Sendable {
     private let running = Mutex<[UInt64: Task<Void, Never>]>([:])
     private let nextPull = Atomic<UInt64>(0)
 
-    public init(store: ModelStore = .fromEnvironment(), configuration: EngineConfiguration = EngineConfiguration(),
-                prune: Bool = !OllamaEnvironment.bool("OLLAMA_NOPRUNE"), auth: RegistryAuth = RegistryAuth(),
-                hosts: HostsDirectory = .fromEnvironment()) {
+    public init(store: ModelStore = .ollamaDefault, configuration: EngineConfiguration = EngineConfiguration(),
+                prune: Bool = true, auth: RegistryAuth = RegistryAuth(), hosts: HostsDirectory = .none,
+                logger: Logger? = nil) {
         self.store = store
         self.prune = prune
         self.auth = auth
         self.hosts = hosts
+        self.logger = logger
         self.engine = Engine(configuration: configuration)
         self.slots = BlobSlots(count: configuration.openBlobs)
+    }
+
+    /// A `Haul` set up as the `haul` CLI sets itself up: `OLLAMA_MODELS`,
+    /// `OLLAMA_NOPRUNE`, `EngineConfiguration.fromEnvironment()`,
+    /// `RegistryAuth.fromEnvironment()` and `HostsDirectory.fromEnvironment()`.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment,
+                                       configuration: EngineConfiguration? = nil, logger: Logger? = nil) -> Haul {
+        Haul(store: .fromEnvironment(environment), configuration: configuration ?? .fromEnvironment(environment),
+             prune: !OllamaEnvironment.bool("OLLAMA_NOPRUNE", environment), auth: .fromEnvironment(environment),
+             hosts: .fromEnvironment(environment), logger: logger)
     }
 
     public var configuration: EngineConfiguration { engine.configuration }
@@ -81,10 +103,14 @@ public final class Haul: Sendable {
         -> AsyncThrowingStream<PullEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: PullEvent.self)
         let puller = self.puller
+        let logger = self.logger
         let id = nextPull.add(1, ordering: .relaxed).newValue
         let task = Task { [weak self] in
             do {
-                try await body(puller) { continuation.yield($0) }
+                try await body(puller) { event in
+                    if let logger { Self.log(event, to: logger) }
+                    continuation.yield(event)
+                }
                 continuation.finish()
             } catch is CancellationError {
                 continuation.finish(throwing: HaulError.cancelled)
@@ -96,6 +122,14 @@ public final class Haul: Sendable {
         running.withLock { $0[id] = task }
         continuation.onTermination = { _ in task.cancel() }
         return stream
+    }
+
+    private static func log(_ event: PullEvent, to logger: Logger) {
+        switch event {
+        case .notice(let text): logger.notice("\(text)")
+        case .source(let digest, let host): logger.debug("\(digest.short) from \(host)")
+        default: break
+        }
     }
 
     /// Cancels every pull in flight and returns once each has stopped and

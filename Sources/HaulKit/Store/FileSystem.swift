@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -34,6 +35,21 @@ enum FileSystem {
     }
 
     static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    /// The user's home directory from the user database (getpwuid_r), not
+    /// `$HOME`; "/" if the user has no entry.
+    static func userHomeDirectory() -> String {
+        var buffer = [CChar](repeating: 0, count: 16 << 10)
+        // pw_dir points into the buffer: read it while the buffer is pinned.
+        return buffer.withUnsafeMutableBufferPointer { storage in
+            var entry = passwd()
+            var result: UnsafeMutablePointer<passwd>?
+            guard getpwuid_r(getuid(), &entry, storage.baseAddress!, storage.count, &result) == 0, result != nil else {
+                return "/"
+            }
+            return String(cString: entry.pw_dir)
+        }
+    }
 
     static func isDirectory(_ path: String) -> Bool {
         var st = stat()
@@ -96,6 +112,21 @@ enum FileSystem {
     static func basename(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return path }
         return String(path[path.index(after: slash)...])
+    }
+
+    /// Removes a directory tree; symbolic links in it are removed, never
+    /// followed.
+    static func removeTree(_ path: String) { try? FileManager.default.removeItem(atPath: path) }
+
+    /// Disk space of the files under `path` (symbolic links not followed).
+    static func allocatedBytes(under path: String) -> Int64 {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return 0 }
+        var total = Int64(st.st_blocks) * 512
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            for name in listDirectory(path) { total += allocatedBytes(under: path + "/" + name) }
+        }
+        return total
     }
 
     static func listDirectory(_ path: String) -> [String] {

@@ -28,6 +28,13 @@ public struct ModelStore: Sendable {
         self.root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
     }
 
+    /// Ollama's default, `~/.ollama/models`, with the home directory taken
+    /// from the user database rather than `$HOME`: no environment variable
+    /// decides it.
+    public static var ollamaDefault: ModelStore {
+        ModelStore(root: FileSystem.userHomeDirectory() + "/.ollama/models")
+    }
+
     /// `$OLLAMA_MODELS` (trimmed of spaces and quotes, as Ollama does), else
     /// `~/.ollama/models`.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> ModelStore {

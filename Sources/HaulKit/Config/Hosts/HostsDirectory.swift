@@ -19,6 +19,9 @@ public struct HostsDirectory: Sendable, Equatable {
 
     public init(directories: [String]) { self.directories = directories }
 
+    /// No mirrors: every registry is asked directly.
+    public static let none = HostsDirectory(directories: [])
+
     /// `HAUL_HOSTS_DIR` (colon-separated), else
     /// `~/.config/haul/hosts.d:/etc/haul/hosts.d`.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> HostsDirectory {

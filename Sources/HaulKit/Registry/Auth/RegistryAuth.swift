@@ -1,17 +1,31 @@
+import Foundation
+
 /// Everything a `Haul` authenticates to registries with: where credentials
 /// come from, the Ollama key's path, Hugging Face's token (and the mirror
 /// that token may go to), and the token cache its pulls share.
+///
+/// `RegistryAuth()` is anonymous: no credentials, no key, no token.
+/// `fromEnvironment()` is what the CLI and the daemon use.
 public struct RegistryAuth: Sendable {
     public var credentials: CredentialSource
-    /// `~/.ollama/id_ed25519` by default; nil never signs.
+    /// The Ollama key that signs token requests to a registry's own realm;
+    /// nil never signs.
     public var ollamaKeyPath: String?
     public var huggingFace: HuggingFace
     let tokens = TokenCache()
 
-    public init(credentials: CredentialSource = .fromEnvironment(), ollamaKeyPath: String? = OllamaKey.defaultPath(),
-                huggingFace: HuggingFace = .fromEnvironment()) {
+    public init(credentials: CredentialSource = CredentialSource(), ollamaKeyPath: String? = nil,
+                huggingFace: HuggingFace = HuggingFace()) {
         self.credentials = credentials
         self.ollamaKeyPath = ollamaKeyPath
         self.huggingFace = huggingFace
+    }
+
+    /// `HAUL_REGISTRY_AUTH` and docker's config (`DOCKER_CONFIG`, else
+    /// `~/.docker/config.json`), `~/.ollama/id_ed25519`, and Hugging Face's
+    /// `HF_TOKEN`/token file and `HF_ENDPOINT`: as `ollama` and `haul` read them.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> RegistryAuth {
+        RegistryAuth(credentials: .fromEnvironment(environment), ollamaKeyPath: OllamaKey.defaultPath(environment),
+                     huggingFace: .fromEnvironment(environment))
     }
 }
