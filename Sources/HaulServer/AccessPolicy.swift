@@ -24,15 +24,14 @@ struct AccessPolicy: Sendable {
     let origins: [String]
     let checkHost: Bool
 
-    init(environment: [String: String], listensOnLoopback: Bool) {
-        origins = Self.allowedOrigins(OllamaEnvironment.string("OLLAMA_ORIGINS", environment))
-        checkHost = listensOnLoopback
+    init(_ access: HaulDaemon.Access) {
+        origins = Self.allowedOrigins(access.allowedOrigins)
+        checkHost = access.checkHost
     }
 
     /// envconfig.AllowedOrigins: `OLLAMA_ORIGINS` first, then the defaults.
-    static func allowedOrigins(_ configured: String) -> [String] {
-        var out = configured.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-            .filter { !$0.isEmpty }
+    static func allowedOrigins(_ configured: [String]) -> [String] {
+        var out = configured.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
         for host in ["localhost", "127.0.0.1", "0.0.0.0"] {
             out += ["http://\(host)", "https://\(host)", "http://\(host):*", "https://\(host):*"]
         }

@@ -8,7 +8,7 @@ import Hummingbird
 struct CopyController {
     let haul: Haul
 
-    func addRoutes(to router: Router<DaemonContext>) {
+    func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
         router.post("/api/copy") { request, _ in try await copy(request) }
         router.head("/api/blobs/:digest") { _, context in try blob(context.parameters.get("digest") ?? "") }
     }

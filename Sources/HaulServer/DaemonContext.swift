@@ -1,19 +1,28 @@
 import Foundation
 import Hummingbird
 
-/// The request context of every daemon route. Responses are JSON the way
-/// Go's `encoding/json` writes Ollama's: slashes unescaped (model names and
-/// URLs read as they do from Ollama).
+/// The request context of `haul serve`'s own application. The routes work
+/// with any context (an embedder mounts them in theirs), so they depend on
+/// nothing here: their JSON is written by `GoJSONResponse`.
 struct DaemonContext: RequestContext {
     var coreContext: CoreRequestContextStorage
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
     }
+}
 
-    var responseEncoder: JSONEncoder {
+/// A response body in JSON the way Go's `encoding/json` writes Ollama's:
+/// slashes unescaped, so model names and URLs read as they do from Ollama,
+/// whatever encoder the request context would choose.
+protocol GoJSONResponse: Encodable, ResponseGenerator {}
+
+extension GoJSONResponse {
+    func response(from request: Request, context: some RequestContext) throws -> Response {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
-        return encoder
+        let data = try encoder.encode(self)
+        return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

@@ -5,33 +5,84 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 
-/// `haul serve`: Ollama's model-management HTTP API over a `Haul`, so the
-/// `ollama` CLI and Ollama's client libraries pull through Haul unchanged.
+/// `haul serve`: Ollama's model-management HTTP API and the distribution
+/// API's read side over a `Haul`, so the `ollama` CLI, Ollama's client
+/// libraries and other registries' clients pull through Haul unchanged.
 ///
-/// SIGINT or SIGTERM stops it gracefully: pulls in flight are cancelled
-/// (their clients get an error line), their partials checkpointed for a
-/// later resume, then the server closes.
-public struct HaulDaemon: Sendable {
+/// Three ways to run it:
+/// - `runUntilSignalled()`: a process of its own, as `haul serve` runs it;
+///   SIGINT or SIGTERM stops it gracefully.
+/// - As a swift-service-lifecycle `Service` in the embedder's own
+///   `ServiceGroup`: `run()` serves until that group shuts down gracefully.
+/// - Its routes in the embedder's Hummingbird application:
+///   `addRoutes(to:)`, with the access rules applied to those routes only.
+///
+/// A graceful shutdown cancels the pulls in flight (their clients get an
+/// error line) and checkpoints their partials for a later resume, then the
+/// server closes.
+public struct HaulDaemon: Service {
     public let haul: Haul
+    /// Where `run()` listens; a loopback address also turns the `Host`
+    /// check on (see `Access`).
     public let host: OllamaHost
+    public let access: Access
     let logger: Logger
     let pullThrough: PullThrough
+    let onListening: @Sendable (OllamaHost) -> Void
 
-    /// `pullThrough`: registries whose models the registry API may pull on
-    /// a miss (`HAUL_PULL_THROUGH`: `host[:port]` or `http://host[:port]`,
-    /// comma-separated); by default none.
-    public init(haul: Haul, host: OllamaHost, pullThrough: String? = ProcessInfo.processInfo.environment["HAUL_PULL_THROUGH"],
-                logger: Logger = Logger(label: "haul")) {
-        self.haul = haul
-        self.host = host
-        self.logger = logger
-        self.pullThrough = PullThrough(haul: haul, upstreams: PullThrough.upstreams(from: pullThrough))
+    /// Who may call the daemon, as Ollama decides it: browsers only from
+    /// allowed origins (Ollama's defaults plus `allowedOrigins`, patterns
+    /// with one `*`), and, when `checkHost`, only requests whose `Host`
+    /// names this machine (against DNS rebinding).
+    public struct Access: Sendable {
+        public var allowedOrigins: [String]
+        public var checkHost: Bool
+
+        public init(allowedOrigins: [String] = [], checkHost: Bool) {
+            self.allowedOrigins = allowedOrigins
+            self.checkHost = checkHost
+        }
+
+        /// Ollama's rules for a daemon listening on `host`: the default
+        /// origins, and the `Host` check when it listens on loopback.
+        public static func defaults(listeningOn host: OllamaHost) -> Access {
+            let loopback = IPAddress(host.bindHost)?.isLoopback ?? (host.bindHost.lowercased() == "localhost")
+            return Access(checkHost: loopback)
+        }
+
+        /// `defaults(listeningOn:)` plus `OLLAMA_ORIGINS` (comma-separated).
+        public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment,
+                                           listeningOn host: OllamaHost) -> Access {
+            var access = defaults(listeningOn: host)
+            access.allowedOrigins = OllamaEnvironment.string("OLLAMA_ORIGINS", environment).split(separator: ",")
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            return access
+        }
     }
 
-    /// Serves until a signal stops it. `onListening` gets the bound address
-    /// (useful with port 0).
-    public func run(onListening: @escaping @Sendable (OllamaHost) -> Void = { _ in }) async throws {
+    /// - Parameters:
+    ///   - host: where `run()` listens (Ollama's `OLLAMA_HOST` grammar).
+    ///   - access: who may call; by default Ollama's rules for `host`.
+    ///   - pullThrough: registries whose models the distribution API may
+    ///     pull on a miss (`host[:port]` or `http://host[:port]`,
+    ///     comma-separated, as `HAUL_PULL_THROUGH`); by default none.
+    ///   - onListening: called with the bound address once `run()` listens
+    ///     (useful with port 0).
+    public init(haul: Haul, host: OllamaHost, access: Access? = nil, pullThrough: String? = nil,
+                logger: Logger = Logger(label: "haul"), onListening: @escaping @Sendable (OllamaHost) -> Void = { _ in }) {
+        self.haul = haul
+        self.host = host
+        self.access = access ?? .defaults(listeningOn: host)
+        self.logger = logger
+        self.pullThrough = PullThrough(haul: haul, upstreams: PullThrough.upstreams(from: pullThrough))
+        self.onListening = onListening
+    }
+
+    /// Serves until the `ServiceGroup` this runs in shuts down gracefully
+    /// (or the task is cancelled); handles no signals itself.
+    public func run() async throws {
         let host = host
+        let onListening = onListening
         let app = Application(
             router: router(),
             configuration: .init(address: .hostname(host.bindHost, port: host.port), serverName: nil),
@@ -41,33 +92,43 @@ public struct HaulDaemon: Sendable {
             },
             logger: logger
         )
-        let group = ServiceGroup(configuration: .init(
-            services: [app, PullShutdown(haul: haul)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
-        try await group.run()
+        // Services stop in reverse order: the pulls are cancelled first, which
+        // ends the streaming responses the server would otherwise wait for.
+        try await ServiceGroup(configuration: .init(services: [app, PullShutdown(haul: haul)], logger: logger)).run()
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully: what
+    /// `haul serve` runs.
+    public func runUntilSignalled() async throws {
+        try await ServiceGroup(configuration: .init(services: [self], gracefulShutdownSignals: [.sigterm, .sigint],
+                                                    logger: logger)).run()
+    }
+
+    /// Adds every route (Ollama's `/api/…`, `/v1/models`, `/`, and the
+    /// distribution API's `/v2/…`) to `router`, behind the access rules,
+    /// which apply to these routes only. The embedder runs the `Haul` and
+    /// calls `haul.shutdown()` when it stops.
+    public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
+        let group = router.group().add(middleware: AccessMiddleware<Context>(policy: AccessPolicy(access)))
+        InfoController().addRoutes(to: group)
+        PullController(haul: haul, logger: logger).addRoutes(to: group)
+        ModelController(haul: haul).addRoutes(to: group)
+        CopyController(haul: haul).addRoutes(to: group)
+        OpenAIController(haul: haul).addRoutes(to: group)
+        RegistryController(haul: haul, pullThrough: pullThrough).addRoutes(to: group)
     }
 
     func router() -> Router<DaemonContext> {
         let router = Router(context: DaemonContext.self)
-        let loopback = IPAddress(host.bindHost)?.isLoopback ?? (host.bindHost.lowercased() == "localhost")
-        router.add(middleware: AccessMiddleware(policy: AccessPolicy(environment: ProcessInfo.processInfo.environment,
-                                                                     listensOnLoopback: loopback)))
-        InfoController().addRoutes(to: router)
-        PullController(haul: haul, logger: logger).addRoutes(to: router)
-        ModelController(haul: haul).addRoutes(to: router)
-        CopyController(haul: haul).addRoutes(to: router)
-        OpenAIController(haul: haul).addRoutes(to: router)
-        RegistryController(haul: haul, pullThrough: pullThrough).addRoutes(to: router)
+        addRoutes(to: router)
         return router
     }
 
     private static func literal(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
 }
 
-/// Runs beside the HTTP server and is shut down before it (services stop in
-/// reverse order): cancelling every pull ends the streaming responses the
-/// server would otherwise wait for.
+/// Runs beside the HTTP server and is shut down before it: cancelling every
+/// pull ends the streaming responses the server would otherwise wait for.
 private struct PullShutdown: Service {
     let haul: Haul
 

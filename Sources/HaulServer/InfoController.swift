@@ -4,7 +4,7 @@ import Hummingbird
 /// What clients probe before anything else: `GET /` ("Ollama is running",
 /// which the `ollama` CLI checks), `GET /api/version`, and `GET /api/ps`.
 struct InfoController {
-    func addRoutes(to router: Router<DaemonContext>) {
+    func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
         router.get("/") { _, _ in Self.running() }
         router.head("/") { _, _ in Self.running() }
         router.get("/api/version") { _, _ in JSONResponse.text("{\"version\":\(ProgressJSON.quote(Versions.ollamaAPI))}") }

@@ -8,14 +8,14 @@ import Hummingbird
 struct ModelController {
     let haul: Haul
 
-    func addRoutes(to router: Router<DaemonContext>) {
+    func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
         router.get("/api/tags") { _, _ in tags() }
         router.head("/api/tags") { _, _ in Response(status: .ok) }
         router.post("/api/show") { request, _ in try await show(request) }
         router.delete("/api/delete") { request, _ in try await delete(request) }
     }
 
-    struct Tags: ResponseEncodable {
+    struct Tags: GoJSONResponse {
         struct Model: Encodable {
             let name: String
             let model: String
@@ -50,7 +50,7 @@ struct ModelController {
         var verbose: Bool?
     }
 
-    struct Show: ResponseEncodable {
+    struct Show: GoJSONResponse {
         let license: String?
         let modelfile: String
         let parameters: String?

@@ -9,7 +9,7 @@ import Hummingbird
 struct OpenAIController {
     let haul: Haul
 
-    func addRoutes(to router: Router<DaemonContext>) {
+    func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
         router.get("/v1/models") { _, _ in list() }
         router.get("/v1/models/:model") { _, context in retrieve(context.parameters.get("model") ?? "") }
     }

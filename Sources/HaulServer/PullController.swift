@@ -19,7 +19,7 @@ struct PullController {
     let haul: Haul
     let logger: Logger
 
-    func addRoutes(to router: Router<DaemonContext>) {
+    func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
         router.post("/api/pull") { request, _ in try await pull(request) }
     }
 

@@ -20,7 +20,7 @@ struct RegistryController {
     static let contentDigest = HTTPField.Name("Docker-Content-Digest")!
     static let defaultRegistry = "registry.ollama.ai"
 
-    func addRoutes(to router: Router<DaemonContext>) {
+    func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
         // Hummingbird matches "/v2/" here too.
         router.get("/v2") { _, _ in Self.json("{}", status: .ok) }
         router.head("/v2") { _, _ in Self.json("", status: .ok) }
@@ -40,7 +40,7 @@ struct RegistryController {
 
     /// `(registry, namespace, model)` of a request; nil when the names are
     /// not Ollama's grammar (nothing outside the store can be reached).
-    private func repository(_ request: Request, _ context: DaemonContext) -> (host: String, namespace: String, model: String)? {
+    private func repository(_ request: Request, _ context: some RequestContext) -> (host: String, namespace: String, model: String)? {
         let host = request.uri.queryParameters.get("ns") ?? Self.defaultRegistry
         guard let namespace = context.parameters.get("namespace"), let model = context.parameters.get("model"),
               let name = try? ModelName(parsing: "\(host)/\(namespace)/\(model)") else { return nil }
@@ -54,7 +54,7 @@ struct RegistryController {
         }
     }
 
-    private func manifest(_ request: Request, _ context: DaemonContext, body: Bool) async throws -> Response {
+    private func manifest(_ request: Request, _ context: some RequestContext, body: Bool) async throws -> Response {
         guard let repo = repository(request, context), let reference = context.parameters.get("reference") else {
             return Self.error(.notFound, "NAME_UNKNOWN", "repository name not known to registry")
         }
@@ -88,7 +88,7 @@ struct RegistryController {
                         body: body ? ResponseBody(byteBuffer: ByteBuffer(bytes: manifest.raw)) : ResponseBody())
     }
 
-    private func blob(_ request: Request, _ context: DaemonContext, body: Bool) async throws -> Response {
+    private func blob(_ request: Request, _ context: some RequestContext, body: Bool) async throws -> Response {
         guard let repo = repository(request, context), let text = context.parameters.get("digest"),
               let digest = try? Digest(parsing: text) else {
             return Self.error(.notFound, "BLOB_UNKNOWN", "blob unknown to registry")

@@ -34,16 +34,17 @@ struct ServeCommand: AsyncParsableCommand {
         let host = OllamaHost.fromEnvironment(environment)
         if let warning = host.warning { Terminal.standardError.write("warning: \(warning)\n") }
         try checkRegistryAuth(environment)
-        var config = EngineConfiguration()
+        var config = EngineConfiguration.fromEnvironment(environment)
         if let connections { config.connections = connections }
         config.maxBytesPerSecond = try parseLimitRate(limitRate, environment)
         tls.apply(to: &config)
-        let haul = Haul(configuration: config)
-        let daemon = HaulDaemon(haul: haul, host: host)
+        let haul = Haul.fromEnvironment(environment, configuration: config)
+        let daemon = HaulDaemon(haul: haul, host: host, access: .fromEnvironment(environment, listeningOn: host),
+                                pullThrough: environment["HAUL_PULL_THROUGH"]) { bound in
+            Terminal.standardOutput.write("haul serve: listening on \(bound.clientURL), models in \(haul.store.root)\n")
+        }
         do {
-            try await daemon.run { bound in
-                Terminal.standardOutput.write("haul serve: listening on \(bound.clientURL), models in \(haul.store.root)\n")
-            }
+            try await daemon.runUntilSignalled()
         } catch {
             throw fail(error)
         }

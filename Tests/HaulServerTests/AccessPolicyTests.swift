@@ -1,4 +1,5 @@
 import Testing
+import HaulKit
 @testable import HaulServer
 
 /// The daemon's Origin and Host rules, as Ollama derives them
@@ -6,7 +7,7 @@ import Testing
 /// `envconfig/config.go`: `AllowedOrigins`).
 @Suite struct AccessPolicyTests {
     @Test func theRulesMatchOllamasDerivation() {
-        let policy = AccessPolicy(environment: ["OLLAMA_ORIGINS": "https://*.example"], listensOnLoopback: true)
+        let policy = AccessPolicy(.fromEnvironment(["OLLAMA_ORIGINS": "https://*.example"], listeningOn: OllamaHost(parsing: "127.0.0.1:11434")))
         #expect(policy.allows(origin: "https://a.example"))
         #expect(!policy.allows(origin: "https://a.example.evil"))
         #expect(!policy.allows(origin: "http://localhost.evil"))
@@ -15,7 +16,7 @@ import Testing
         #expect(!policy.allows(host: "169.254.1.1:80") || LocalAddresses.contains(IPAddress("169.254.1.1")!))
         #expect(policy.allows(host: "[fd00::1]:80"))
         #expect(!policy.allows(host: "localhost.evil"))
-        #expect(AccessPolicy(environment: [:], listensOnLoopback: false).allows(host: "anything.example"))
+        #expect(AccessPolicy(HaulDaemon.Access(checkHost: false)).allows(host: "anything.example"))
         #expect(AccessPolicy.hostPart(of: "[::1]:11434") == "::1")
         #expect(AccessPolicy.hostPart(of: "::1") == "::1")
         #expect(AccessPolicy.hostPart(of: "a.example:80") == "a.example")
