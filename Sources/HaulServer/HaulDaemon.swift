@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 /// `haul serve`: Ollama's model-management HTTP API and the distribution
 /// API's read side over a `Haul`, so the `ollama` CLI, Ollama's client
@@ -110,12 +111,14 @@ public struct HaulDaemon: Service {
     /// calls `haul.shutdown()` when it stops.
     public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
         let group = router.group().add(middleware: AccessMiddleware<Context>(policy: AccessPolicy(access)))
-        InfoController().addRoutes(to: group)
-        PullController(haul: haul, logger: logger).addRoutes(to: group)
-        ModelController(haul: haul).addRoutes(to: group)
-        CopyController(haul: haul).addRoutes(to: group)
-        OpenAIController(haul: haul).addRoutes(to: group)
-        RegistryController(haul: haul, pullThrough: pullThrough).addRoutes(to: group)
+        let routes = PreflightedRoutes(group: group)
+        InfoController().addRoutes(to: routes)
+        PullController(haul: haul, logger: logger).addRoutes(to: routes)
+        ModelController(haul: haul).addRoutes(to: routes)
+        CopyController(haul: haul).addRoutes(to: routes)
+        OpenAIController(haul: haul).addRoutes(to: routes)
+        RegistryController(haul: haul, pullThrough: pullThrough).addRoutes(to: routes)
+        routes.addPreflights()
     }
 
     func router() -> Router<DaemonContext> {
@@ -136,4 +139,46 @@ private struct PullShutdown: Service {
         try? await gracefulShutdown()
         await haul.shutdown()
     }
+}
+
+/// The routes' group, recording each path added, so that a CORS preflight
+/// (`OPTIONS`) of any of them reaches the access rules, which answer it: a
+/// group's middleware runs only when one of its routes matches the path
+/// and method.
+private struct PreflightedRoutes<Context: RequestContext>: RouterMethods {
+    let group: RouterGroup<Context>
+    private let paths = PathList()
+
+    init(group: RouterGroup<Context>) { self.group = group }
+
+    @discardableResult
+    func on<Responder: HTTPResponder>(_ path: RouterPath, method: HTTPRequest.Method, responder: Responder) -> Self
+        where Responder.Context == Context {
+        group.on(path, method: method, responder: responder)
+        paths.add(path)
+        return self
+    }
+
+    func add(middleware: any MiddlewareProtocol<Request, Response, Context>) -> Self {
+        PreflightedRoutes(group: group.add(middleware: middleware))
+    }
+
+    /// An `OPTIONS` route per path; the access rules answer before it runs.
+    func addPreflights() {
+        for path in paths.all { group.on(path, method: .options) { _, _ in Response(status: .noContent) } }
+    }
+}
+
+/// Paths in the order first added. Routes are added from one task while
+/// the router is built; the lock only makes that checkable.
+private final class PathList: Sendable {
+    private let storage = Mutex<[RouterPath]>([])
+
+    func add(_ path: RouterPath) {
+        storage.withLock { paths in
+            if !paths.contains(where: { $0.description == path.description }) { paths.append(path) }
+        }
+    }
+
+    var all: [RouterPath] { storage.withLock { $0 } }
 }
