@@ -8,7 +8,8 @@ struct PartialsCommand: ParsableCommand {
         abstract: "List or delete interrupted downloads.",
         discussion: """
             Interrupted blob downloads are kept in $OLLAMA_MODELS/.haul/partials, where \
-            'ollama serve' does not prune them; 'haul pull' resumes them.
+            'ollama serve' does not prune them; 'haul pull' resumes them. The copies of an \
+            interrupted 'haul import' are listed too; the next import or pull removes them.
             """,
         subcommands: [List.self, Remove.self],
         defaultSubcommand: List.self
@@ -20,12 +21,20 @@ struct PartialsCommand: ParsableCommand {
 
         func run() throws {
             let now = Date()
+            let store = ModelStore.fromEnvironment()
             var rows = [["DIGEST", "MODEL", "PROGRESS", "ON DISK", "MODIFIED"]]
-            for p in ModelStore.fromEnvironment().partials() {
+            for p in store.partials() {
                 let percent = p.size > 0 ? Int(Double(p.completed) * 100 / Double(p.size)) : 0
                 let progress = "\(ByteFormat.decimal(p.completed))/\(ByteFormat.decimal(p.size)) (\(percent)%)"
                 rows.append([p.digest.short, p.model ?? "?", progress, ByteFormat.decimal(p.allocated),
                              p.inUse ? "downloading now" : Age.describe(now.timeIntervalSince(p.modified))])
+            }
+            // Copies an import made before it was stopped: nothing resumes
+            // them, so they are named to be deleted.
+            for staged in store.stagedImports() {
+                rows.append([staged.name, staged.inUse ? "(import)" : "(interrupted import)", "-",
+                             ByteFormat.decimal(staged.allocated),
+                             staged.inUse ? "importing now" : Age.describe(now.timeIntervalSince(staged.modified))])
             }
             Table.print(rows)
         }
@@ -37,7 +46,7 @@ struct PartialsCommand: ParsableCommand {
         @Flag(help: "Delete every interrupted download not in use.")
         var all = false
 
-        @Argument(help: "Digests (or unique prefixes of their hex, as 'haul partials' shows them).")
+        @Argument(help: "Digests (or unique prefixes of their hex, as 'haul partials' shows them), or an interrupted import's name (import-…).")
         var digests: [String] = []
 
         func validate() throws {
@@ -48,10 +57,16 @@ struct PartialsCommand: ParsableCommand {
             let store = ModelStore.fromEnvironment()
             let partials = store.partials()
             var targets: [PartialDownload] = []
+            var imports: [StagedImport] = []
             if all {
                 targets = partials.filter { !$0.inUse }
+                imports = store.stagedImports().filter { !$0.inUse }
             } else {
                 for text in digests {
+                    if let staged = store.stagedImports().first(where: { $0.name == text }) {
+                        imports.append(staged)
+                        continue
+                    }
                     let hex = text.hasPrefix("sha256:") ? String(text.dropFirst(7)) : text
                     let matches = partials.filter { $0.digest.hex.hasPrefix(hex.lowercased()) }
                     guard matches.count == 1, !hex.isEmpty else {
@@ -65,6 +80,14 @@ struct PartialsCommand: ParsableCommand {
                 do {
                     try store.removePartial(p.digest)
                     print("deleted partial \(p.digest.short) (\(ByteFormat.decimal(p.allocated)))")
+                } catch {
+                    throw fail(error)
+                }
+            }
+            for staged in imports {
+                do {
+                    try store.removeStagedImport(staged.name)
+                    print("deleted interrupted import \(staged.name) (\(ByteFormat.decimal(staged.allocated)))")
                 } catch {
                     throw fail(error)
                 }

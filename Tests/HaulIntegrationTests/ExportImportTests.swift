@@ -112,4 +112,48 @@ import HaulTestSupport
         let overflow = try run(haulBinary, ["import", huge], environment: env)
         #expect(overflow.status == 1 && overflow.stderr.contains("would leave the layout or the archive"), "\(overflow.stderr)")
     }
+
+    /// `kill -9` during an import leaves its staging directory (copies of
+    /// blobs); `haul partials` lists it, and the next import removes it,
+    /// never a live import's.
+    @Test func stagingOfAKilledImportIsListedThenRemovedByTheNextImport() async throws {
+        let source = TempDir("haul-oci-big")
+        _ = try TestModel.make(root: source.path, name: "library/big:latest", layers: ["160M", "1K"])
+        let registry = try TestRegistry(root: source.path, cdn: false)
+        defer { registry.stop() }
+        let models = TempDir("haul-models")
+        let name = "\(registry.host)/library/big:latest"
+        let pulled = try run(haulBinary, ["pull", name, "--insecure", "-q"], environment: ["OLLAMA_MODELS": models.path])
+        try #require(pulled.status == 0, "\(pulled.stderr)")
+        let out = TempDir("haul-oci-out")
+        let tar = out.sub("big.tar")
+        let exported = try run(haulBinary, ["export", name, "-o", tar], environment: ["OLLAMA_MODELS": models.path])
+        try #require(exported.status == 0, "\(exported.stderr)")
+
+        let fresh = TempDir("haul-models")
+        let haulDir = fresh.sub(".haul")
+        func staging() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: haulDir)) ?? []).filter { $0.hasPrefix("import-") }
+        }
+        // Killed once it has copied some of the blob into its staging.
+        let logs = TempDir("haul-logs")
+        let importer = try BackgroundProcess(["import", tar], models: fresh.path, logs: logs)
+        let copying = try await waitUntil(timeout: 60) {
+            staging().contains { FileSystem.allocatedBytes(under: haulDir + "/" + $0) > 8 << 20 }
+        }
+        importer.send(SIGKILL)
+        importer.wait()
+        try #require(copying, "the import never staged anything: \(importer.stderr)")
+        let left = staging()
+        try #require(left.count == 1)
+
+        let listed = try run(haulBinary, ["partials"], environment: ["OLLAMA_MODELS": fresh.path])
+        #expect(listed.status == 0 && listed.stdout.contains(left[0]) && listed.stdout.contains("interrupted import"),
+                "\(listed.stdout)")
+
+        let again = try run(haulBinary, ["import", tar], environment: ["OLLAMA_MODELS": fresh.path])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(staging() == [], "staging left: \(staging())")
+        #expect(ModelStore(root: fresh.path).list().count == 1)
+    }
 }

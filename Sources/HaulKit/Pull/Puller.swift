@@ -19,6 +19,9 @@ struct Puller: Sendable {
         // (Ollama's PullHandler resolves getExistingName first).
         let name = store.existingName(asked) ?? asked
         let sources = try self.sources(for: name, insecure: insecure)
+        // What imports that died left behind (a directory listing when
+        // there is none).
+        store.removeDeadStagedImports()
         emit(.pullingManifest)
         let manifest = try await resolve(name, from: sources, emit: emit)
         try await fetchBlobs(of: manifest, name: name, sources: sources, emit: emit) {

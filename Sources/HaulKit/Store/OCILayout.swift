@@ -101,7 +101,7 @@ public struct OCILayout: Sendable {
             }
             try FileSystem.check(rename(temp, path), "rename", path)
         } catch {
-            Self.removeTree(temp)
+            FileSystem.removeTree(temp)
             throw error
         }
         report.blobs = blobs.count
@@ -132,7 +132,6 @@ public struct OCILayout: Sendable {
         try to.sync()
     }
 
-    static func removeTree(_ path: String) { try? FileManager.default.removeItem(atPath: path) }
 
     // MARK: import
 
@@ -145,8 +144,11 @@ public struct OCILayout: Sendable {
         // in the store (a tar's entries are unpacked there; a directory's
         // blobs are copied there), so what was checked is what is stored,
         // whatever happens to the source meanwhile.
-        let staging = store.root + "/.haul/import-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        defer { Self.removeTree(staging) }
+        // Staging left by imports that died is removed first.
+        store.removeDeadStagedImports()
+        let stagingDirectory = try ImportStaging.make(in: store)
+        defer { stagingDirectory.remove() }
+        let staging = stagingDirectory.path
         try FileSystem.makeDirectories(staging + "/blobs/sha256")
         let tar = !FileSystem.isDirectory(path)
         if tar { try Self.extract(path, into: staging) }
