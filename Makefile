@@ -1,14 +1,20 @@
-# Haul — see README.md.
+# Haul — see README.md. Every target that needs something from outside the
+# repository asks scripts/deps for it first (installs it as root; prints the
+# exact command and stops otherwise).
 SWIFT ?= swift
+# Swift on PATH wins; else the usual place of swift.org's toolchain.
+export PATH := $(PATH):/opt/swift/usr/bin
 BIN := .build/release/haul
 REGISTRY := Tests/registry/testregistry.py
 DEMO := .demo
+PREFIX ?= /usr/local
 
-.PHONY: fuzz all build test demo clean bench
+.PHONY: fuzz all build test demo clean bench docs install cwarn embedder-check
 
 all: build
 
 build:
+	@scripts/deps build
 	$(SWIFT) build -c release
 
 # Every test: unit tests and integration tests against real local servers.
@@ -18,20 +24,26 @@ build:
 # real transfers, and on 2 cores tests running beside them (several hundred
 # MB pulls, processes awaited on the cooperative pool) starve those timings.
 VENV := Tests/.venv
-test: build $(VENV)/.ready-2
+test: cwarn
+	@scripts/deps test
+	$(SWIFT) build -c release
 	$(SWIFT) build --build-tests
 	HAUL_BIN=$(abspath $(BIN)) HAUL_TEST_PYTHON=$(abspath $(VENV))/bin/python $(SWIFT) test --skip-build --no-parallel
+	$(MAKE) --no-print-directory docs
 
-# gguf: llama.cpp's own GGUF writer and reader, to make real model files
-# and to check what `haul serve` reports of them.
-$(VENV)/.ready-2:
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check ollama gguf
-	touch $@
+# The C shim compiles without a warning under -Wall -Wextra. (Flags like
+# these cannot live in Package.swift: SwiftPM refuses a package with
+# unsafeFlags when another package depends on it by version.)
+cwarn:
+	@scripts/deps build
+	$(dir $(shell PATH="$(PATH)" command -v $(SWIFT)))clang -fsyntax-only -Wall -Wextra -Werror -D_GNU_SOURCE \
+	    -DOPENSSL_SUPPRESS_DEPRECATED -ICShims/include CShims/*.c
 
 # Start a local registry (with a CDN redirect) serving a generated sample
 # model on 127.0.0.1, pull it with the CLI, list it.
-demo: build
+demo:
+	@scripts/deps demo
+	$(SWIFT) build -c release
 	@rm -rf $(DEMO) && mkdir -p $(DEMO)
 	@echo "==> generating a sample model (3 layers, 256 MiB)"
 	@python3 $(REGISTRY) make-model --root $(DEMO)/registry --name library/sample:latest \
@@ -50,8 +62,35 @@ demo: build
 
 # Haul vs the SHA-256 ceiling, aria2c, curl and hf_transfer on loopback
 # nginx; writes bench/RESULTS.md and bench/chart.png (see bench/run.py).
-bench: build
+bench:
+	@scripts/deps bench
+	$(SWIFT) build -c release
 	python3 bench/run.py
+
+# HaulKit's DocC archive (.build/docs/HaulKit.doccarchive). Fails on a
+# DocC warning and on a public symbol of HaulKit or HaulServer without a
+# documentation comment. docc is the toolchain's own; the symbol graphs are
+# SwiftPM's (dump-symbol-graph builds every target, tests included).
+DOCS := .build/docs
+docs:
+	@scripts/deps docs
+	$(SWIFT) package dump-symbol-graph --minimum-access-level public > $(DOCS).log 2>&1 || { cat $(DOCS).log; exit 1; }
+	@rm -rf $(DOCS) && mkdir -p $(DOCS)/symbols
+	cp $$(sed -n 's/^Files written to //p' $(DOCS).log)/HaulKit*.symbols.json $(DOCS)/symbols/
+	scripts/doc-coverage $$(sed -n 's/^Files written to //p' $(DOCS).log) HaulKit
+	scripts/doc-coverage $$(sed -n 's/^Files written to //p' $(DOCS).log) HaulServer
+	docc convert Sources/HaulKit/HaulKit.docc --warnings-as-errors --fallback-display-name HaulKit \
+	    --fallback-bundle-identifier HaulKit --additional-symbol-graph-dir $(DOCS)/symbols \
+	    --output-path $(DOCS)/HaulKit.doccarchive
+
+# The binary and its shell completions (bash, zsh, fish) under PREFIX.
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	    $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/haul
+	$(BIN) --generate-completion-script bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/haul
+	$(BIN) --generate-completion-script zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_haul
+	$(BIN) --generate-completion-script fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/haul.fish
 
 clean:
 	rm -rf .build $(DEMO) $(VENV)
@@ -62,6 +101,7 @@ clean:
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS = name manifest content-range journal www-authenticate gguf
 fuzz:
+	@scripts/deps fuzz
 	Tests/fuzz/build.sh
 	@for t in $(FUZZ_TARGETS); do \
 	    echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
