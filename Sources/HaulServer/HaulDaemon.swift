@@ -22,10 +22,12 @@ import Synchronization
 /// error line) and checkpoints their partials for a later resume, then the
 /// server closes.
 public struct HaulDaemon: Service {
+    /// The models it serves and the engine its pulls run on.
     public let haul: Haul
     /// Where `run()` listens; a loopback address also turns the `Host`
     /// check on (see `Access`).
     public let host: OllamaHost
+    /// Who may call it.
     public let access: Access
     let logger: Logger
     let pullThrough: PullThrough
@@ -36,9 +38,12 @@ public struct HaulDaemon: Service {
     /// with one `*`), and, when `checkHost`, only requests whose `Host`
     /// names this machine (against DNS rebinding).
     public struct Access: Sendable {
+        /// Origins allowed besides Ollama's defaults (`OLLAMA_ORIGINS`).
         public var allowedOrigins: [String]
+        /// Refuse requests whose `Host` does not name this machine.
         public var checkHost: Bool
 
+        /// Rules from explicit values.
         public init(allowedOrigins: [String] = [], checkHost: Bool) {
             self.allowedOrigins = allowedOrigins
             self.checkHost = checkHost

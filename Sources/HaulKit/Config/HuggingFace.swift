@@ -23,10 +23,12 @@ public struct HuggingFace: Sendable, Equatable {
     /// The hosts HF's registry answers on.
     public static let hosts: Set<String> = ["hf.co", "huggingface.co"]
 
+    /// The token sent to HF's realm (`HF_TOKEN`); nil sends none.
     public var token: String?
     /// A mirror's base URL (`https://hf-mirror.example`), not yet checked.
     public var endpoint: String?
 
+    /// No token and no mirror unless given.
     public init(token: String? = nil, endpoint: String? = nil) {
         self.token = token
         self.endpoint = endpoint

@@ -10,17 +10,21 @@
 ///
 /// An unusable port falls back to the default with a warning, as Ollama does.
 public struct OllamaHost: Sendable, Equatable, CustomStringConvertible {
+    /// Ollama's port.
     public static let defaultPort = 11434
 
+    /// `http` or `https`.
     public let scheme: String
     /// Empty means every interface; an IPv6 literal is held without brackets.
     public let host: String
+    /// The port, the scheme's default when the value names none.
     public let port: Int
     /// A path prefix after the host, without its leading slash.
     public let path: String
     /// Set when part of the value was ignored.
     public let warning: String?
 
+    /// Reads an `OLLAMA_HOST` value; never fails (see `warning`).
     public init(parsing raw: String) {
         let value = raw.trimmingWhitespaceAndQuotes
         var scheme = "http"

@@ -10,16 +10,21 @@ import Foundation
 /// Unlike Go, loopback addresses are proxied when a proxy is set and
 /// `NO_PROXY` does not exclude them, as curl does.
 public struct ProxySettings: Sendable, Equatable {
+    /// The proxy for `http://` URLs.
     public var http: String?
+    /// The proxy for `https://` URLs.
     public var https: String?
+    /// Hosts reached directly, in curl's `NO_PROXY` syntax.
     public var noProxy: String?
 
+    /// Explicit proxies; none by default.
     public init(http: String? = nil, https: String? = nil, noProxy: String? = nil) {
         self.http = http
         self.https = https
         self.noProxy = noProxy
     }
 
+    /// `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY`, upper case first, then lower case.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> ProxySettings {
         func first(_ keys: String...) -> String? {
             keys.lazy.compactMap { environment[$0]?.trimmingWhitespaceAndQuotes.nilIfEmpty }.first

@@ -6,6 +6,7 @@ import Foundation
 /// environment variable. `fromEnvironment()` reads the ones the CLI and the
 /// daemon honour.
 public struct EngineConfiguration: Sendable {
+    /// Where blobs are hashed.
     public enum HashMode: String, Sendable {
         /// A hashing thread per blob reads back from the page cache while the
         /// loop thread only receives and writes.
@@ -30,6 +31,7 @@ public struct EngineConfiguration: Sendable {
     /// An idle connection only takes over a range expected to need at least
     /// this many more seconds.
     public var minStealSeconds = 1.0
+    /// Where blobs are hashed; `threaded` keeps the loop free for receiving.
     public var hashMode: HashMode = .threaded
     /// Write blobs with O_DIRECT, past the page cache (`--direct-io`,
     /// `HAUL_DIRECT_IO=1`): each connection gathers `stageSize` bytes in an
@@ -39,6 +41,7 @@ public struct EngineConfiguration: Sendable {
     public var directIO = false
     /// A direct-I/O connection's buffer (rounded down to 4 KiB multiples).
     public var stageSize = 1 << 20
+    /// The `User-Agent` of every request.
     public var userAgent = Versions.userAgent
     /// curl's receive buffer per connection.
     public var receiveBufferSize = 256 << 10
@@ -60,8 +63,11 @@ public struct EngineConfiguration: Sendable {
     /// once for a process crash; every `durableCheckpointBytes` or
     /// `durableCheckpointInterval` one is also made power-loss safe.
     public var checkpointInterval = 0.5
+    /// New bytes of a blob between checkpoints that survive a power cut (after an `fdatasync`).
     public var durableCheckpointBytes: Int64 = 64 << 20
+    /// Seconds between checkpoints that survive a power cut.
     public var durableCheckpointInterval = 2.0
+    /// Seconds to wait for a connection (TCP and TLS) before retrying.
     public var connectTimeout = 30
     /// All ranges of all pulls together receive at most this many bytes a
     /// second (`--limit-rate`, `HAUL_LIMIT_RATE`); nil: no limit.

@@ -11,5 +11,6 @@ extension ModelName {
         return suffix == "cloud" || (!suffix.contains("/") && suffix.hasSuffix("-cloud"))
     }
 
+    /// A cloud model (`:cloud`, `-cloud`): Ollama runs it remotely, and there is nothing to pull.
     public var isCloud: Bool { Self.isCloudReference(description) }
 }

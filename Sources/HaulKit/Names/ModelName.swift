@@ -9,17 +9,25 @@ import Glibc
 /// parts, so a name can never point a write outside the models directory:
 /// no part may contain `/`, start with `.`, or hold a non-ASCII byte.
 public struct ModelName: Sendable, Hashable, CustomStringConvertible {
+    /// The registry a name without a host means.
     public static let defaultHost = "registry.ollama.ai"
+    /// The namespace a name without one means.
     public static let defaultNamespace = "library"
+    /// The tag a name without one means.
     public static let defaultTag = "latest"
 
+    /// The registry, `name[:port]`.
     public let host: String
+    /// The registry namespace (`library`, a user or an organisation).
     public let namespace: String
+    /// The model (repository) name.
     public let model: String
+    /// The tag.
     public let tag: String
     /// The scheme written in the name (`http://host/...`), if any.
     public let scheme: String?
 
+    /// A name from its parts, each checked against Ollama's grammar.
     public init(host: String, namespace: String, model: String, tag: String) throws(HaulError) {
         self.host = host
         self.namespace = namespace

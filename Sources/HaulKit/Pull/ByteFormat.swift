@@ -1,5 +1,6 @@
 /// Sizes the way Ollama prints them: decimal units (1 MB = 1000 x 1000 B).
 public enum ByteFormat {
+    /// Bytes in decimal units as Ollama prints them (`4.2 MB`, `1.1 GB`).
     public static func decimal(_ bytes: Int64) -> String {
         let units = ["B", "KB", "MB", "GB", "TB", "PB"]
         var value = Double(bytes)

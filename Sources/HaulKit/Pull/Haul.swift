@@ -16,10 +16,12 @@ import Synchronization
 /// `Haul.fromEnvironment()` reads what `haul` and `ollama` read
 /// (`OLLAMA_MODELS`, `OLLAMA_NOPRUNE`, credentials, proxies, mirrors).
 public final class Haul: Sendable {
+    /// The models directory pulls write to.
     public let store: ModelStore
     /// Prune after a pull: delete the blobs the replaced manifest used and
     /// nothing uses now, as Ollama does unless `OLLAMA_NOPRUNE` is set.
     public let prune: Bool
+    /// What registries are authenticated with.
     public let auth: RegistryAuth
     /// Mirrors (hosts.toml) tried before each registry.
     public let hosts: HostsDirectory
@@ -34,6 +36,9 @@ public final class Haul: Sendable {
     private let running = Mutex<[UInt64: Task<Void, Never>]>([:])
     private let nextPull = Atomic<UInt64>(0)
 
+    /// A `Haul` over `store`, with nothing read from the environment: by default
+    /// Ollama's default directory, Haul's engine defaults, pruning on, anonymous
+    /// registries, no mirrors and no logger.
     public init(store: ModelStore = .ollamaDefault, configuration: EngineConfiguration = EngineConfiguration(),
                 prune: Bool = true, auth: RegistryAuth = RegistryAuth(), hosts: HostsDirectory = .none,
                 logger: Logger? = nil) {
@@ -56,6 +61,7 @@ public final class Haul: Sendable {
              hosts: .fromEnvironment(environment), logger: logger)
     }
 
+    /// The engine's settings.
     public var configuration: EngineConfiguration { engine.configuration }
 
     /// Pulls `name` (Ollama's grammar and defaults). The stream ends after
@@ -147,8 +153,10 @@ public final class Haul: Sendable {
         run { puller, emit in try await puller.repair(name, insecure: insecure, emit: emit) }
     }
 
+    /// Every stored model, as `ollama list` shows them.
     public func list() -> [LocalModel] { store.list() }
 
+    /// Removes a model by name, and the blobs no other model uses. Blocks while another process holds the store's deletion lock; from async code use the `ModelName` overload.
     public func remove(_ name: String) throws(HaulError) {
         try store.remove(ModelName(parsing: name))
     }

@@ -6,13 +6,17 @@ import Glibc
 /// Where Ollama has a message for the same condition, `description` is that
 /// message (Ollama's `server/images.go` `PullModel` and `pullModelManifest`), so scripts that match on it keep working.
 public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A name outside Ollama's grammar.
     case invalidModelName
+    /// A digest that is not `sha256:` and 64 lower-case hex digits.
     case invalidDigest(String)
+    /// No model of that name is stored.
     case modelNotFound(String)
     /// The registry answered 404 for the manifest.
     case manifestNotFound
     /// The registry answered another error status for the manifest.
     case manifestStatus(Int, body: String)
+    /// The manifest is not one Haul can trust (malformed, too large, bad digests or sizes).
     case manifestInvalid(String)
     /// The registry refused access (after any token or credentials were
     /// tried); the text says what to do.
@@ -28,12 +32,15 @@ public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
     case insufficientSpace(path: String, needed: Int64, available: Int64)
     /// A network failure talking to `url`.
     case network(url: String, message: String)
+    /// The registry has no such blob.
     case blobNotFound(Digest)
     /// A blob kept failing; `lastError` is the last real cause.
     case retriesExhausted(Digest, lastError: String)
+    /// A blob's bytes hashed to `got`, twice; nothing was stored under `want`.
     case digestMismatch(want: Digest, got: Digest)
     /// A system call on one of Haul's files failed.
     case io(operation: String, path: String, errno: Int32)
+    /// The pull was cancelled; its partial data is kept for a later resume.
     case cancelled
     /// A `--limit-rate`/`HAUL_LIMIT_RATE` value that is not a rate.
     case invalidRate(String)

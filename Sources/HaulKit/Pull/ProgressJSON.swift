@@ -34,7 +34,9 @@ public enum ProgressJSON {
 
     /// What a line of an `/api/pull` stream says.
     public enum Line: Sendable, Equatable {
+        /// A line that is a pull event.
         case event(PullEvent)
+        /// An `{"error": …}` line: the pull failed with this message.
         case error(String)
     }
 
@@ -71,8 +73,10 @@ public enum ProgressJSON {
         return .event(known.first { statusText($0) == status } ?? .status(status))
     }
 
+    /// The `{"error":…}` object Ollama ends a failed stream with.
     public static func error(_ message: String) -> String { "{\"error\":\(quote(message))}" }
 
+    /// A `{"status":…}` object.
     public static func status(_ text: String) -> String { "{\"status\":\(quote(text))}" }
 
     /// A JSON string literal.
@@ -102,9 +106,11 @@ public enum ProgressJSON {
 /// unfinished one: a server that never sends a newline gets an error, not
 /// all of this process's memory.
 public struct LineSplitter: Sendable {
+    /// The longest line accepted, in bytes.
     public let limit: Int
     private var pending: [UInt8] = []
 
+    /// A splitter that refuses lines longer than `limit` bytes.
     public init(limit: Int = 1 << 20) { self.limit = limit }
 
     /// The complete lines `data` finishes, without their newlines.

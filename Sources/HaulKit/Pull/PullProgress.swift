@@ -13,10 +13,15 @@
 public struct PullProgress: Sendable, Equatable {
     /// Where the pull is: the phases of `PullEvent`, in order.
     public enum Phase: Sendable, Equatable {
+        /// The manifest is being fetched.
         case resolvingManifest
+        /// Blobs are arriving.
         case downloading
+        /// Every blob is verified.
         case verifying
+        /// The manifest is being stored.
         case writingManifest
+        /// The model is stored.
         case done
     }
 
@@ -32,13 +37,17 @@ public struct PullProgress: Sendable, Equatable {
         case complete
     }
 
+    /// One blob's progress.
     public struct Blob: Sendable, Equatable {
+        /// The blob.
         public let digest: Digest
+        /// The blob's size.
         public let total: Int64
         /// Bytes on disk; never decreases.
         public internal(set) var completed: Int64
         /// Bytes already folded into the SHA-256; never decreases.
         public internal(set) var hashed: Int64
+        /// Where the blob is.
         public internal(set) var state: BlobState
         var meter = RateMeter()
 
@@ -46,6 +55,7 @@ public struct PullProgress: Sendable, Equatable {
         public var bytesPerSecond: Double? { meter.bytesPerSecond }
     }
 
+    /// Where the pull is.
     public private(set) var phase: Phase = .resolvingManifest
     /// The model, once its manifest is known.
     public private(set) var name: ModelName?
@@ -55,6 +65,7 @@ public struct PullProgress: Sendable, Equatable {
     private var index: [Digest: Int] = [:]
     private var meter = RateMeter()
 
+    /// Progress before the first event.
     public init() {}
 
     /// Every byte of the model, stored or to fetch; 0 until the manifest is
@@ -76,6 +87,7 @@ public struct PullProgress: Sendable, Equatable {
         return Double(totalBytes - completedBytes) / rate
     }
 
+    /// One blob's progress; nil for a blob the model does not have.
     public func blob(_ digest: Digest) -> Blob? { index[digest].map { blobs[$0] } }
 
     /// Folds one event in, timed now.

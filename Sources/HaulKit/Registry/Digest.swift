@@ -5,6 +5,7 @@ public struct Digest: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// The 64 lowercase hex digits.
     public let hex: String
 
+    /// Reads `sha256:<64 lower-case hex digits>`; anything else is `invalidDigest`.
     public init(parsing text: String) throws(HaulError) {
         let prefix = "sha256:"
         guard text.hasPrefix(prefix) else { throw .invalidDigest(text) }

@@ -2,8 +2,11 @@ import Foundation
 
 /// One entry of a manifest's `layers` (or its `config`).
 public struct Layer: Sendable, Hashable {
+    /// What the blob is (`application/vnd.ollama.image.model`, `….template`, …).
     public let mediaType: String
+    /// The blob's SHA-256.
     public let digest: Digest
+    /// The blob's size in bytes.
     public let size: Int64
 }
 
@@ -12,23 +15,29 @@ public struct Layer: Sendable, Hashable {
 /// byte count, and kept as the exact bytes the registry sent: those bytes are
 /// what Ollama stores, and their SHA-256 is the model's ID.
 public struct Manifest: Sendable {
+    /// The manifest types Haul accepts (and asks for in `Accept`).
     public static let mediaTypes = [
         "application/vnd.docker.distribution.manifest.v2+json",
         "application/vnd.oci.image.manifest.v1+json",
     ]
     /// Larger manifests are refused before decoding; real ones are a few KiB.
     public static let maxBytes = 4 << 20
+    /// Manifests with more layers are refused.
     public static let maxLayers = 4096
     /// 1 TiB per blob is far beyond any model file and keeps arithmetic on
     /// sizes safely inside Int64.
     public static let maxBlobSize: Int64 = 1 << 40
 
+    /// The bytes as the registry sent them: what is stored, and what the digest is of.
     public let raw: [UInt8]
     /// The manifest's own media type (Docker v2 when it names none).
     public let mediaType: String
+    /// The config blob.
     public let config: Layer
+    /// The layers, in manifest order.
     public let layers: [Layer]
 
+    /// Decodes and checks a manifest (schema 2, at most `maxLayers` layers, valid digests and sizes).
     public init(bytes: [UInt8]) throws(HaulError) {
         guard bytes.count <= Self.maxBytes else {
             throw .manifestInvalid("larger than \(Self.maxBytes) bytes")

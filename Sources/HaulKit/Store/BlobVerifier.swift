@@ -8,11 +8,15 @@ import Glibc
 /// `.haul/quarantine/`, so nothing goes on using it: a model that needs it
 /// then fails loudly ("file does not exist") until it is fetched again.
 public struct BlobVerifier: Sendable {
+    /// The store whose blobs are checked.
     public let store: ModelStore
 
+    /// A verifier of `store`'s blobs.
     public init(store: ModelStore) { self.store = store }
 
+    /// A blob that failed.
     public struct Finding: Sendable, Equatable {
+        /// The blob, as the manifests name it.
         public let layer: Layer
         /// Why it failed: missing, wrong size, or what it hashes to.
         public let problem: String
@@ -20,12 +24,17 @@ public struct BlobVerifier: Sendable {
         public let models: [ModelName]
     }
 
+    /// What a verification found.
     public struct Report: Sendable {
+        /// Every blob checked.
         public var checked: [Layer] = []
+        /// The blobs that failed, each moved to the quarantine.
         public var bad: [Finding] = []
+        /// Bytes read and hashed.
         public var bytes: Int64 = 0
     }
 
+    /// Where failed blobs are moved (`.haul/quarantine` in the store).
     public var quarantineDirectory: String { store.root + "/.haul/quarantine" }
 
     /// Verifies every blob `models` reference (each once), calling

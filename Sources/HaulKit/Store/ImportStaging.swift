@@ -50,6 +50,7 @@ public struct StagedImport: Sendable, Equatable {
     public let name: String
     /// Space its files occupy on disk.
     public let allocated: Int64
+    /// When it last changed.
     public let modified: Date
     /// An import is running in it right now.
     public let inUse: Bool

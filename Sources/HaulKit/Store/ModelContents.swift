@@ -3,11 +3,17 @@ import Foundation
 /// What `ollama list` and `ollama show` report about a model, read from its
 /// config blob (Ollama's `ConfigV2`).
 public struct ModelDetails: Sendable, Equatable, Codable {
+    /// The model this one was made from (`FROM` of a derived model).
     public var parentModel = ""
+    /// The weights' format (`gguf`).
     public var format = ""
+    /// The architecture family (`llama`, `qwen2`).
     public var family = ""
+    /// Every family, for models that combine several.
     public var families: [String]?
+    /// The parameter count as Ollama writes it (`8.0B`).
     public var parameterSize = ""
+    /// The weights' quantization (`Q4_K_M`).
     public var quantizationLevel = ""
     /// The config's own `capabilities` (set for models that are not GGUF).
     var capabilities: [String] = []
@@ -17,6 +23,7 @@ public struct ModelDetails: Sendable, Equatable, Codable {
         case parameterSize = "parameter_size", quantizationLevel = "quantization_level"
     }
 
+    /// Empty details (a model whose config cannot be read).
     public init() {}
 
     /// The config blob's fields, by Ollama's names. A config that is
@@ -42,19 +49,26 @@ public struct ModelDetails: Sendable, Equatable, Codable {
 
 /// The text layers of a stored model: what `ollama show` prints.
 public struct ModelContents: Sendable {
+    /// The media type of a model's weights layer.
     public static let modelMediaType = "application/vnd.ollama.image.model"
     /// Text layers are prompts and licences; a bigger one is not read.
     static let textLimit = 4 << 20
 
+    /// The model.
     public let name: ModelName
+    /// What its config blob says.
     public let details: ModelDetails
+    /// The prompt template layer's text; empty when there is none.
     public let template: String
+    /// The system prompt layer's text; empty when there is none.
     public let system: String
+    /// Each licence layer's text.
     public let licenses: [String]
     /// `params` layer entries, each key with its values, keys sorted.
     public let parameters: [(key: String, values: [String])]
     /// Path of the weights blob, for the Modelfile's `FROM`.
     public let modelPath: String?
+    /// The model has a projector layer (vision).
     public let hasProjector: Bool
 
     init(model: LocalModel, store: ModelStore) throws(HaulError) {

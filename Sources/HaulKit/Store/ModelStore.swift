@@ -2,12 +2,15 @@ import Foundation
 
 /// A model as it is stored locally.
 public struct LocalModel: Sendable, Equatable {
+    /// The model's name, as stored.
     public let name: ModelName
     /// SHA-256 of the manifest bytes, which is also the registry's digest.
     public let id: Digest
     /// Bytes of all blobs the manifest references.
     public let size: Int64
+    /// When its manifest was written.
     public let modified: Date
+    /// The stored manifest.
     public let manifest: Manifest
 
     public static func == (a: LocalModel, b: LocalModel) -> Bool {
@@ -22,8 +25,10 @@ public struct LocalModel: Sendable, Equatable {
 ///
 /// plus Haul's own `.haul/partials/` for downloads in progress.
 public struct ModelStore: Sendable {
+    /// The models directory (Ollama's `OLLAMA_MODELS`).
     public let root: String
 
+    /// The store at `root` (a trailing slash is dropped); nothing is created until a pull writes.
     public init(root: String) {
         self.root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
     }
@@ -44,13 +49,18 @@ public struct ModelStore: Sendable {
         return ModelStore(root: home + "/.ollama/models")
     }
 
+    /// `blobs/`: verified blobs, `sha256-<hex>`.
     public var blobsDirectory: String { root + "/blobs" }
+    /// `manifests/`: `<host>/<namespace>/<model>/<tag>`, the registry's bytes.
     public var manifestsDirectory: String { root + "/manifests" }
+    /// `.haul/partials/`: downloads in progress and interrupted, out of Ollama's sight.
     public var partialsDirectory: String { root + "/.haul/partials" }
 
+    /// Where a verified blob is stored.
     public func blobPath(_ digest: Digest) -> String { blobsDirectory + "/" + digest.fileName }
     func partialPath(_ digest: Digest) -> String { partialsDirectory + "/" + digest.fileName + "-partial" }
 
+    /// Where a model's manifest is stored, by the name exactly as given.
     public func manifestPath(_ name: ModelName) -> String {
         ([manifestsDirectory] + name.manifestPathComponents).joined(separator: "/")
     }

@@ -11,8 +11,10 @@ import Glibc
 /// `org.opencontainers.image.ref.name` is its name; the manifest is stored
 /// byte for byte, so its digest is the registry's.
 public struct OCILayout: Sendable {
+    /// The store models are exported from and imported into.
     public let store: ModelStore
 
+    /// Layouts of `store`'s models.
     public init(store: ModelStore) { self.store = store }
 
     static let refName = "org.opencontainers.image.ref.name"
@@ -31,8 +33,11 @@ public struct OCILayout: Sendable {
 
     /// What an export or import moved.
     public struct Report: Sendable {
+        /// The models moved.
         public var models: [ModelName] = []
+        /// Blobs written (blobs already present are not counted).
         public var blobs = 0
+        /// Bytes of those blobs.
         public var bytes: Int64 = 0
     }
 

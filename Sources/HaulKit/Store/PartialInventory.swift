@@ -5,6 +5,7 @@ import Glibc
 
 /// An interrupted (or running) blob download in the partials directory.
 public struct PartialDownload: Sendable, Equatable {
+    /// The blob.
     public let digest: Digest
     /// The blob's size; 0 when no valid journal says.
     public let size: Int64
@@ -13,6 +14,7 @@ public struct PartialDownload: Sendable, Equatable {
     public let completed: Int64
     /// The model whose pull started it, as recorded in the journal.
     public let model: String?
+    /// When its journal (or data) last changed.
     public let modified: Date
     /// Space the data file occupies on disk.
     public let allocated: Int64

@@ -17,6 +17,7 @@ public struct HostsDirectory: Sendable, Equatable {
     /// wins, then the first with a `_default`.
     public let directories: [String]
 
+    /// Searches `directories` in order (each holding `<host>/hosts.toml` files).
     public init(directories: [String]) { self.directories = directories }
 
     /// No mirrors: every registry is asked directly.

@@ -5,20 +5,28 @@
 /// `resolve`; blobs may come from any host that may `pull`, since each is
 /// verified against its digest before it is stored.
 public struct RegistryHost: Sendable, Equatable, CustomStringConvertible {
+    /// What a host may be asked for, as containerd names it.
     public struct Capabilities: OptionSet, Sendable, Hashable {
+        /// The option bits.
         public let rawValue: Int
+        /// Capabilities from their bits.
         public init(rawValue: Int) { self.rawValue = rawValue }
+        /// Blobs may be fetched from the host (each is verified by its digest).
         public static let pull = Capabilities(rawValue: 1)
+        /// The host may answer which manifest a tag names: trusted with the tag.
         public static let resolve = Capabilities(rawValue: 2)
+        /// Both: what the registry itself, and containerd's default for a mirror, may do.
         public static let all: Capabilities = [.pull, .resolve]
     }
 
     /// The API root, without a trailing slash: requests go to
     /// `root/<repository>/manifests/<tag>` (`https://mirror.example/v2`).
     public let root: String
+    /// What this host may be asked for.
     public let capabilities: Capabilities
     /// TLS for this host only: a CA bundle, or no verification at all.
     public let caFile: String?
+    /// Accept any certificate from this host (`skip_verify = true`).
     public let skipVerify: Bool
     /// Extra request headers for this host (`Name: value`).
     public let headers: [String]
@@ -26,6 +34,7 @@ public struct RegistryHost: Sendable, Equatable, CustomStringConvertible {
     /// they are for (`?ns=<registry host>`, as containerd sends).
     public let isMirror: Bool
 
+    /// A host by its API root (trailing slashes dropped) and its settings.
     public init(root: String, capabilities: Capabilities = .all, caFile: String? = nil, skipVerify: Bool = false,
                 headers: [String] = [], isMirror: Bool) {
         var root = root

@@ -9,6 +9,7 @@ public struct AuthChallenge: Sendable, Equatable {
     /// A token68 credential hint instead of parameters, if any.
     public let token68: String?
 
+    /// A parameter of the challenge (`realm`, `service`, `scope`), by name in any case.
     public subscript(_ name: String) -> String? { parameters[name.lowercased()] }
 
     /// A header is limited to this many bytes; registries send a few hundred.

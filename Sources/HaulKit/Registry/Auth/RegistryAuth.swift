@@ -7,13 +7,16 @@ import Foundation
 /// `RegistryAuth()` is anonymous: no credentials, no key, no token.
 /// `fromEnvironment()` is what the CLI and the daemon use.
 public struct RegistryAuth: Sendable {
+    /// Where per-registry credentials come from.
     public var credentials: CredentialSource
     /// The Ollama key that signs token requests to a registry's own realm;
     /// nil never signs.
     public var ollamaKeyPath: String?
+    /// Hugging Face's token and mirror.
     public var huggingFace: HuggingFace
     let tokens = TokenCache()
 
+    /// Authentication from explicit values; anonymous by default.
     public init(credentials: CredentialSource = CredentialSource(), ollamaKeyPath: String? = nil,
                 huggingFace: HuggingFace = HuggingFace()) {
         self.credentials = credentials

@@ -2,9 +2,12 @@ import Foundation
 
 /// A username and password for one registry.
 public struct RegistryCredentials: Sendable, Equatable {
+    /// The user name.
     public let username: String
+    /// The password or token; never printed.
     public let password: String
 
+    /// A username and password.
     public init(username: String, password: String) {
         self.username = username
         self.password = password
@@ -41,8 +44,10 @@ public struct RegistryCredentials: Sendable, Equatable {
 public struct CredentialSource: Sendable {
     /// Credentials by registry host (`name[:port]`, lower case).
     public var explicit: [String: RegistryCredentials]
+    /// A docker `config.json` whose `auths` are read for registries not in `explicit`; nil reads none.
     public var dockerConfigPath: String?
 
+    /// Credentials from explicit values; none by default.
     public init(explicit: [String: RegistryCredentials] = [:], dockerConfigPath: String? = nil) {
         self.explicit = explicit
         self.dockerConfigPath = dockerConfigPath

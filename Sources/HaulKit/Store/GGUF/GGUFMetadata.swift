@@ -12,23 +12,51 @@ import Glibc
 /// Ollama's caps, arrays are only kept up to a size the caller picks, and
 /// the read never goes past the tensor descriptions.
 public struct GGUFMetadata: Sendable, Equatable {
+    /// A metadata value, with GGUF's type.
     public enum Value: Sendable, Equatable {
-        case uint8(UInt8), int8(Int8), uint16(UInt16), int16(Int16), uint32(UInt32), int32(Int32)
-        case uint64(UInt64), int64(Int64), float32(Float), float64(Double), bool(Bool), string(String)
+        /// GGUF type 0: `uint8`.
+        case uint8(UInt8)
+        /// GGUF type 1: `int8`.
+        case int8(Int8)
+        /// GGUF type 2: `uint16`.
+        case uint16(UInt16)
+        /// GGUF type 3: `int16`.
+        case int16(Int16)
+        /// GGUF type 4: `uint32`.
+        case uint32(UInt32)
+        /// GGUF type 5: `int32`.
+        case int32(Int32)
+        /// GGUF type 6: `float32`.
+        case float32(Float)
+        /// GGUF type 7: `bool`.
+        case bool(Bool)
+        /// GGUF type 8: a UTF-8 string.
+        case string(String)
+        /// GGUF type 10: `uint64`.
+        case uint64(UInt64)
+        /// GGUF type 11: `int64`.
+        case int64(Int64)
+        /// GGUF type 12: `float64`.
+        case float64(Double)
         /// `values` is nil when the array was longer than the reader kept.
         case array(count: Int, values: [Value]?)
     }
 
+    /// One tensor's description.
     public struct Tensor: Sendable, Equatable {
+        /// The tensor's name (`blk.0.attn_q.weight`).
         public let name: String
         /// A `ggml_type`.
         public let kind: UInt32
+        /// Elements per dimension.
         public let shape: [UInt64]
     }
 
+    /// The GGUF version (2 or 3).
     public let version: UInt32
     /// In file order; a key that repeats keeps its last value, as Ollama's map does.
     public let keyValues: [(key: String, value: Value)]
+    /// The tensors, in file order.
     public let tensors: [Tensor]
     /// The sum of the tensors' element counts (Ollama's `general.parameter_count`).
     public let parameterCount: UInt64
