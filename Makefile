@@ -99,7 +99,7 @@ clean:
 # target runs FUZZ_SECONDS from its committed corpus (new finds go to
 # .build/fuzz/corpus-<target>; a crash leaves crash-* in .build/fuzz).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = name manifest content-range journal www-authenticate gguf
+FUZZ_TARGETS = name manifest content-range journal www-authenticate gguf template
 fuzz:
 	@scripts/deps fuzz
 	Tests/fuzz/build.sh

@@ -31,6 +31,8 @@ public struct HaulDaemon: Service {
     public let access: Access
     let logger: Logger
     let pullThrough: PullThrough
+    /// What listings and shows read of each blob, kept across requests.
+    let facts = ModelFacts()
     let onListening: @Sendable (OllamaHost) -> Void
 
     /// Who may call the daemon, as Ollama decides it: browsers only from
@@ -119,7 +121,7 @@ public struct HaulDaemon: Service {
         let routes = PreflightedRoutes(group: group)
         InfoController().addRoutes(to: routes)
         PullController(haul: haul, logger: logger).addRoutes(to: routes)
-        ModelController(haul: haul).addRoutes(to: routes)
+        ModelController(haul: haul, facts: facts).addRoutes(to: routes)
         CopyController(haul: haul).addRoutes(to: routes)
         OpenAIController(haul: haul).addRoutes(to: routes)
         RegistryController(haul: haul, pullThrough: pullThrough).addRoutes(to: routes)

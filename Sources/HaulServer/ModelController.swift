@@ -5,11 +5,17 @@ import Hummingbird
 /// The rest of the model surface an Ollama pull client touches:
 /// `GET /api/tags`, `POST /api/show`, `DELETE /api/delete` (Ollama's
 /// `server/routes.go`: `ListHandler`, `ShowHandler`, `DeleteHandler`).
+///
+/// What a model's blobs say is read once per blob (`ModelFacts`) and off
+/// Swift's cooperative pool, so a hostile model (a 4 MiB template, a licence
+/// listed 4,000 times) neither stalls other requests nor repeats its cost
+/// on every poll of `/api/tags`.
 struct ModelController {
     let haul: Haul
+    let facts: ModelFacts
 
     func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
-        router.get("/api/tags") { _, _ in tags() }
+        router.get("/api/tags") { _, _ in try await tags() }
         router.head("/api/tags") { _, _ in Response(status: .ok) }
         router.post("/api/show") { request, _ in try await show(request) }
         router.delete("/api/delete") { request, _ in try await delete(request) }
@@ -32,15 +38,19 @@ struct ModelController {
     /// the manifest's SHA-256 in hex, `size` the sum of its blobs;
     /// `capabilities` as `/api/show` derives them (none for a model whose
     /// files cannot be read).
-    func tags() -> Tags {
+    func tags() async throws(APIError) -> Tags {
         let store = haul.store
-        return Tags(models: store.list().map { model in
-            let contents = try? store.contents(of: model.name)
-            let capabilities = contents.flatMap { c in (try? c.metadata(keepArraysUpTo: 0)).map { c.capabilities(metadata: $0) } }
-            return Tags.Model(name: model.name.displayShortest, model: model.name.displayShortest,
-                              modified_at: Timestamp.rfc3339(model.modified), size: model.size,
-                              digest: model.id.hex, capabilities: capabilities?.isEmpty == false ? capabilities : nil,
-                              details: store.details(of: model.manifest))
+        let listing: [(model: LocalModel, summary: ModelFacts.Summary)]
+        do {
+            listing = try await facts.listing(of: store)
+        } catch {
+            throw APIError(status: .internalServerError, message: store.clientMessage(for: error))
+        }
+        return Tags(models: listing.map { model, summary in
+            Tags.Model(name: model.name.displayShortest, model: model.name.displayShortest,
+                       modified_at: Timestamp.rfc3339(model.modified), size: model.size, digest: model.id.hex,
+                       capabilities: summary.capabilities?.isEmpty == false ? summary.capabilities : nil,
+                       details: summary.details)
         })
     }
 
@@ -67,20 +77,21 @@ struct ModelController {
         let (asked, name, verbose) = try await modelName(in: request)
         let store = haul.store
         do {
-            let model = try store.model(name)
-            let contents = try store.contents(of: name)
             // Ollama keeps no array unless asked to be verbose (`getModelData`).
             // The read stops at the tensor descriptions: the metadata only.
-            let metadata = try contents.metadata(keepArraysUpTo: verbose ? nil : 0)
+            let (model, contents, read, capabilities) = try await facts.show(name, in: store,
+                                                                               keepArraysUpTo: verbose ? nil : 0)
+            let metadata = try read.get()
+            let licenses = contents.licenses + (contents.unreadTextNote.map { ["[\($0)]"] } ?? [])
             return Show(
-                license: contents.licenses.isEmpty ? nil : contents.licenses.joined(separator: "\n"),
+                license: licenses.isEmpty ? nil : licenses.joined(separator: "\n"),
                 modelfile: contents.modelfile,
                 parameters: contents.parameters.isEmpty ? nil : contents.parametersText,
                 template: contents.template.isEmpty ? nil : contents.template,
                 system: contents.system.isEmpty ? nil : contents.system,
                 details: contents.details, model_info: ModelInfoValue.modelInfo(metadata),
                 tensors: metadata.map { $0.tensors.map(TensorInfo.init) },
-                capabilities: contents.capabilities(metadata: metadata),
+                capabilities: capabilities,
                 modified_at: Timestamp.rfc3339(model.modified))
         } catch {
             throw APIError(error, store: store, asked: asked)

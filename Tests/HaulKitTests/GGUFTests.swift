@@ -130,4 +130,18 @@ struct GGUFTests {
         #expect(!thinks("{{ range .Tools }}<think>{{ .Thinking }}</think>{{ end }}"))
         #expect(!thinks("{{ range .Messages }}{{ if .Thinking }}thinking{{ end }}{{ end }}"), "read, not printed")
     }
+
+    /// A template is scanned in one pass: 4 MiB of actions, of `{{.Thinking}}`
+    /// inside `range .Messages`, or of nested blocks, each takes one pass
+    /// (the old scan took minutes to an hour on these).
+    @Test(.timeLimit(.minutes(1))) func hostileTemplatesAreScannedInOnePass() {
+        let thinking = "{{range .Messages}}" + String(repeating: "a{{.Thinking}}", count: (4 << 20) / 15) + "{{end}}"
+        #expect(TemplateScan(thinking).printsThinkingBetweenTags)
+        let actions = String(repeating: "{{.X}}", count: (4 << 20) / 7)
+        #expect(TemplateScan(actions).fields == ["x"])
+        let nested = String(repeating: "{{range .Messages}}b", count: (4 << 20) / 22) + "{{.Thinking}}</t>"
+        #expect(TemplateScan(nested).printsThinkingBetweenTags)
+        let unclosed = "{{ \"" + String(repeating: "}}", count: 2 << 20)
+        #expect(TemplateScan(unclosed).fields.isEmpty)
+    }
 }

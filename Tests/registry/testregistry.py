@@ -135,6 +135,10 @@ def make_model(args):
         kind, _, text = spec.partition("=")
         digest, size = write_blob(args.root, [text.encode()])
         layers.append({"mediaType": "application/vnd.ollama.image." + kind, "digest": digest, "size": size})
+    if args.repeat:
+        # The last layer listed this many times in all (one blob, many
+        # entries): what a hostile manifest may do, up to 4,096 layers.
+        layers += [layers[-1]] * (args.repeat - 1)
     config = json.dumps({"model_format": "gguf", "model_family": "test", "model_families": ["test"],
                          "model_type": "tiny", "file_type": "F16", "architecture": "amd64", "os": "linux",
                          "rootfs": {"type": "layers", "diff_ids": [l["digest"] for l in layers]}}).encode()
@@ -700,6 +704,7 @@ def main():
     mk.add_argument("--existing", action="append", default=[],
                     help="sha256:HEX:SIZE[:mediaType]: a layer already under ROOT/blobs (first; e.g. one too big to copy)")
     mk.add_argument("--seed", default="0")
+    mk.add_argument("--repeat", type=int, default=0, help="list the last layer N times in all")
     ps = sub.add_parser("push")
     ps.add_argument("--source", required=True, help="a registry root written by make-model")
     ps.add_argument("--name", required=True)

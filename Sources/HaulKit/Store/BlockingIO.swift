@@ -17,6 +17,31 @@ enum BlockingIO {
         return try result.get()
     }
 
+    /// Runs `body` there; cancelling the calling task sets the flag `body`
+    /// checks between units of work (a request whose client left stops).
+    static func runCancellable<T: Sendable>(_ body: @escaping @Sendable (CancellationFlag) throws(HaulError) -> T)
+        async throws(HaulError) -> T {
+        let flag = CancellationFlag()
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, HaulError>, Never>) in
+                queue.async { continuation.resume(returning: Result { () throws(HaulError) in try body(flag) }) }
+            }
+        } onCancel: {
+            flag.cancel()
+        }
+        return try result.get()
+    }
+
+    /// Set when the task that started blocking work is cancelled.
+    final class CancellationFlag: Sendable {
+        private let cancelled = Atomic<Bool>(false)
+        func cancel() { cancelled.store(true, ordering: .relaxed) }
+        /// Throws `cancelled` once the task was cancelled.
+        func check() throws(HaulError) {
+            if cancelled.load(ordering: .relaxed) { throw .cancelled }
+        }
+    }
+
     /// Runs `body` there with `value`, which it takes over (a descriptor
     /// moves to the thread that uses it; it is never shared).
     static func run<V: ~Copyable & Sendable, T: Sendable>(

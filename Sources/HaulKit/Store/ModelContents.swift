@@ -51,8 +51,14 @@ public struct ModelDetails: Sendable, Equatable, Codable {
 public struct ModelContents: Sendable {
     /// The media type of a model's weights layer.
     public static let modelMediaType = "application/vnd.ollama.image.model"
+    static let projectorMediaType = "application/vnd.ollama.image.projector"
+    static let templateMediaType = "application/vnd.ollama.image.template"
     /// Text layers are prompts and licences; a bigger one is not read.
     static let textLimit = 4 << 20
+    /// All text layers of one model together: a manifest may list up to
+    /// 4,096 layers, and each distinct one is read once, so this bounds
+    /// what one `/api/show` holds whatever the model lists.
+    static let textTotalLimit = 16 << 20
 
     /// The model.
     public let name: ModelName
@@ -70,29 +76,56 @@ public struct ModelContents: Sendable {
     public let modelPath: String?
     /// The model has a projector layer (vision).
     public let hasProjector: Bool
+    /// Text layers past `textTotalLimit`, not read.
+    public let unreadTextLayers: [Layer]
+    /// The template's layer, which `ModelFacts` keeps the scan of.
+    let templateLayer: Layer?
+    let store: ModelStore
 
+    /// Reads the text layers of `model`. A blob listed several times is read
+    /// once (a licence listed 4,000 times is one licence), and the text
+    /// layers together are read up to `textTotalLimit`; licences past it are
+    /// named, not read.
     init(model: LocalModel, store: ModelStore) throws(HaulError) {
         name = model.name
-        details = store.details(of: model.manifest)
+        self.store = store
+        details = store.details(ofConfig: model.manifest.config)
         var template = "", system = ""
         var licenses: [String] = []
         var parameters: [(String, [String])] = []
         var modelPath: String?
         var hasProjector = false
-        for layer in model.manifest.layers {
+        var templateLayer: Layer?
+        var seen: Set<Digest> = []
+        var textBytes: Int64 = 0
+        var unread: [Layer] = []
+        for layer in model.manifest.layers where seen.insert(layer.digest).inserted {
             let path = store.blobPath(layer.digest)
+            let isText = layer.mediaType.hasPrefix("application/vnd.ollama.image.")
+                && ["template", "system", "license", "params"].contains(layer.mediaType.dropFirst(29))
+            if isText {
+                guard textBytes + min(layer.size, Int64(Self.textLimit)) <= Int64(Self.textTotalLimit) else {
+                    unread.append(layer)
+                    continue
+                }
+                textBytes += min(layer.size, Int64(Self.textLimit))
+            }
             switch layer.mediaType {
             case Self.modelMediaType: modelPath = path
-            case "application/vnd.ollama.image.projector": hasProjector = true
-            case "application/vnd.ollama.image.template": template = try Self.text(path)
+            case Self.projectorMediaType: hasProjector = true
+            case Self.templateMediaType:
+                template = try Self.text(path)
+                templateLayer = layer
             case "application/vnd.ollama.image.system": system = try Self.text(path)
             case "application/vnd.ollama.image.license": licenses.append(try Self.text(path))
             case "application/vnd.ollama.image.params": parameters = try Self.parameters(path)
             default: break
             }
         }
+        self.unreadTextLayers = unread
         (self.template, self.system, self.licenses) = (template, system, licenses)
         (self.parameters, self.modelPath, self.hasProjector) = (parameters, modelPath, hasProjector)
+        self.templateLayer = templateLayer
     }
 
     /// The weights' metadata, when they are GGUF (nil for another format,
@@ -106,6 +139,14 @@ public struct ModelContents: Sendable {
     public func capabilities(metadata: GGUFMetadata?) -> [String] {
         ModelCapabilities.derive(config: details.capabilities, gguf: metadata, hasProjector: hasProjector,
                                  template: template, family: details.family)
+    }
+
+    /// Says which text layers were not read, when some were not.
+    public var unreadTextNote: String? {
+        guard !unreadTextLayers.isEmpty else { return nil }
+        let names = unreadTextLayers.prefix(8).map(\.digest.short).joined(separator: ", ")
+        return "\(unreadTextLayers.count) more text layers not shown (\(names)\(unreadTextLayers.count > 8 ? ", …" : "")): "
+            + "a model's text layers are read up to \(Self.textTotalLimit >> 20) MiB"
     }
 
     /// `parameters` as `ollama show` prints them: `<key padded to 30> <value>`.
@@ -125,10 +166,11 @@ public struct ModelContents: Sendable {
         if !system.isEmpty { out += "SYSTEM \"\"\"\(system)\"\"\"\n" }
         for p in parameters { for value in p.values { out += "PARAMETER \(p.key) \(value)\n" } }
         for license in licenses { out += "LICENSE \"\"\"\(license)\"\"\"\n" }
+        if let note = unreadTextNote { out += "# \(note)\n" }
         return out
     }
 
-    private static func text(_ path: String) throws(HaulError) -> String {
+    static func text(_ path: String) throws(HaulError) -> String {
         String(decoding: try FileSystem.readFile(path, limit: textLimit), as: UTF8.self)
     }
 
@@ -171,8 +213,10 @@ public struct ModelContents: Sendable {
 
 extension ModelStore {
     /// Details from the manifest's config blob.
-    public func details(of manifest: Manifest) -> ModelDetails {
-        guard let bytes = try? FileSystem.readFile(blobPath(manifest.config.digest), limit: ModelContents.textLimit) else {
+    public func details(of manifest: Manifest) -> ModelDetails { details(ofConfig: manifest.config) }
+
+    func details(ofConfig config: Layer) -> ModelDetails {
+        guard let bytes = try? FileSystem.readFile(blobPath(config.digest), limit: ModelContents.textLimit) else {
             return ModelDetails()
         }
         return ModelDetails(config: bytes)
@@ -189,6 +233,11 @@ extension ModelStore {
 
     /// What `ollama show` reports for `name`.
     public func contents(of name: ModelName) throws(HaulError) -> ModelContents {
-        try ModelContents(model: model(name), store: self)
+        try contents(of: model(name))
+    }
+
+    /// What `ollama show` reports for a model already found.
+    public func contents(of model: LocalModel) throws(HaulError) -> ModelContents {
+        try ModelContents(model: model, store: self)
     }
 }

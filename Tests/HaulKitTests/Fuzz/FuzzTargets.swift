@@ -13,8 +13,23 @@ import CShims
 enum FuzzTargets {
     static let all: [String: @Sendable ([UInt8]) -> Void] = [
         "name": name, "manifest": manifest, "content-range": contentRange, "journal": journal,
-        "www-authenticate": wwwAuthenticate, "gguf": gguf,
+        "www-authenticate": wwwAuthenticate, "gguf": gguf, "template": template,
     ]
+
+    /// Go templates (any model's template layer): the scan ends, every
+    /// field it reports is a lower-cased identifier, and the result does
+    /// not depend on text appended after the last action's end.
+    static func template(_ data: [UInt8]) {
+        let text = String(decoding: data, as: UTF8.self)
+        let scan = TemplateScan(text)
+        for field in scan.fields {
+            check(!field.isEmpty && field == field.lowercased() && !field.contains(where: { $0 == "." || $0 == " " || $0 == "}" }),
+                  "bad field \(field.debugDescription)")
+        }
+        if scan.printsThinkingBetweenTags {
+            check(text.contains(".Thinking"), "thinking from nowhere")
+        }
+    }
 
     /// Model names: whatever parses must yield path parts that cannot leave
     /// the manifests directory, and must re-parse to itself.

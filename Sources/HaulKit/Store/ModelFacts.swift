@@ -1,0 +1,138 @@
+import Synchronization
+
+/// What listing and showing models derive from their blobs at a cost (the
+/// config's details, the template's scan, the GGUF keys capabilities
+/// depend on), computed once per blob and kept: a blob's digest names its
+/// bytes, so a fact about it never goes stale. `/api/tags`, which clients
+/// poll constantly, then costs one manifest read per model however large
+/// or hostile the models' files are.
+///
+/// At most `capacity` blobs are remembered; past that the memory starts
+/// afresh (each entry is a few hundred bytes).
+public final class ModelFacts: Sendable {
+    /// What `/api/tags` reports of a model beyond its manifest.
+    public struct Summary: Sendable, Equatable {
+        /// What the config blob says.
+        public let details: ModelDetails
+        /// As `/api/show` derives them; nil when the weights cannot be read.
+        public let capabilities: [String]?
+    }
+
+    private enum Fact: Sendable {
+        case details(ModelDetails)
+        case template(TemplateScan)
+        /// nil: the weights are not GGUF.
+        case gguf(ModelCapabilities.GGUFFacts?)
+        case unreadable
+    }
+
+    private let capacity: Int
+    private let facts = Mutex<[Digest: Fact]>([:])
+
+    /// A cache of at most `capacity` blobs' facts.
+    public init(capacity: Int = 4096) { self.capacity = capacity }
+
+    /// The details and capabilities of a stored model, reading each of its
+    /// blobs at most once per `ModelFacts`. Text layers other than the
+    /// template are not read.
+    public func summary(of model: LocalModel, in store: ModelStore) -> Summary {
+        let manifest = model.manifest
+        let details = self.details(of: manifest.config, in: store)
+        var template = TemplateScan("")
+        var gguf: ModelCapabilities.GGUFFacts?
+        var hasProjector = false
+        var readable = true
+        for layer in manifest.layers {
+            switch layer.mediaType {
+            case ModelContents.modelMediaType:
+                switch fact(layer.digest, compute: { Self.gguf(store.blobPath(layer.digest)) }) {
+                case .gguf(let facts): gguf = facts
+                default: readable = false
+                }
+            case ModelContents.projectorMediaType:
+                hasProjector = true
+            case ModelContents.templateMediaType:
+                template = templateScan(of: layer, in: store)
+            default:
+                break
+            }
+        }
+        let capabilities = ModelCapabilities.derive(config: details.capabilities, gguf: gguf, hasProjector: hasProjector,
+                                                    template: template, family: details.family)
+        return Summary(details: details, capabilities: readable ? capabilities : nil)
+    }
+
+    /// Every stored model with its summary, newest first: `/api/tags`. The
+    /// work runs off Swift's cooperative pool, and stops (`cancelled`) when
+    /// the calling task is cancelled.
+    public func listing(of store: ModelStore) async throws(HaulError) -> [(model: LocalModel, summary: Summary)] {
+        try await BlockingIO.runCancellable { [self] (flag) throws(HaulError) in
+            var out: [(model: LocalModel, summary: Summary)] = []
+            for model in store.list() {
+                try flag.check()
+                out.append((model, summary(of: model, in: store)))
+            }
+            return out
+        }
+    }
+
+    /// Everything `/api/show` reports of a stored model: its text layers,
+    /// its weights' metadata (arrays kept up to `keepArraysUpTo` elements)
+    /// and its capabilities, read off Swift's cooperative pool.
+    public func show(_ name: ModelName, in store: ModelStore, keepArraysUpTo: Int?) async throws(HaulError)
+        -> (model: LocalModel, contents: ModelContents, metadata: Result<GGUFMetadata?, GGUFError>, capabilities: [String]) {
+        try await BlockingIO.runCancellable { [self] (flag) throws(HaulError) in
+            let model = try store.model(name)
+            try flag.check()
+            let contents = try store.contents(of: model)
+            try flag.check()
+            let metadata = Result { () throws(GGUFError) in try contents.metadata(keepArraysUpTo: keepArraysUpTo) }
+            return (model, contents, metadata, capabilities(of: contents, metadata: (try? metadata.get()) ?? nil))
+        }
+    }
+
+    /// What a model can do, for `/api/show`, which has read its weights'
+    /// metadata already; the template's scan comes from here.
+    public func capabilities(of contents: ModelContents, metadata: GGUFMetadata?) -> [String] {
+        let template = contents.templateLayer.map { templateScan(of: $0, in: contents.store) } ?? TemplateScan("")
+        return ModelCapabilities.derive(config: contents.details.capabilities, gguf: metadata.map(ModelCapabilities.GGUFFacts.init),
+                                        hasProjector: contents.hasProjector, template: template, family: contents.details.family)
+    }
+
+    func details(of config: Layer, in store: ModelStore) -> ModelDetails {
+        guard case .details(let details) = fact(config.digest, compute: { .details(store.details(ofConfig: config)) }) else {
+            return ModelDetails()
+        }
+        return details
+    }
+
+    func templateScan(of layer: Layer, in store: ModelStore) -> TemplateScan {
+        let fact = fact(layer.digest) {
+            guard let text = try? ModelContents.text(store.blobPath(layer.digest)) else { return .unreadable }
+            return .template(TemplateScan(text))
+        }
+        guard case .template(let scan) = fact else { return TemplateScan("") }
+        return scan
+    }
+
+    private static func gguf(_ path: String) -> Fact {
+        do {
+            return .gguf(try GGUFMetadata.read(path: path, keepArraysUpTo: 0).map(ModelCapabilities.GGUFFacts.init))
+        } catch {
+            return .unreadable
+        }
+    }
+
+    /// The fact about `digest`, computed outside the lock the first time.
+    /// Two callers may compute the same fact at once; both get the same
+    /// answer, and one is kept.
+    private func fact(_ digest: Digest, compute: () -> Fact) -> Fact {
+        if let known = facts.withLock({ $0[digest] }) { return known }
+        let computed = compute()
+        facts.withLock { facts in
+            if facts.count >= capacity { facts.removeAll(keepingCapacity: true) }
+            facts[digest] = computed
+        }
+        return computed
+    }
+}
