@@ -88,4 +88,54 @@ import HaulTestSupport
         #expect(HostsDirectory.fromEnvironment(["HAUL_HOSTS_DIR": "/x:/y"]).directories == ["/x", "/y"])
         #expect(HostsDirectory.fromEnvironment(["HOME": "/home/u"]).directories == ["/home/u/.config/haul/hosts.d", "/etc/haul/hosts.d"])
     }
+
+    /// A header value with CR LF would inject a header line into every
+    /// request to the mirror: "\r\n" is one Character, so the check is by
+    /// scalars. Names must be HTTP tokens.
+    @Test func headersCannotCarryLineBreaksNulsOrBadNames() throws {
+        for bad in ["x-a = \"ok\\r\\nInjected: yes\"", "x-a = \"a\\nb\"", "x-a = \"a\\rb\"",
+                    "\"x a\" = \"v\"", "\"x:a\" = \"v\""] {
+            #expect(throws: HaulError.self, "\(bad)") {
+                try parse("[host.\"https://m.example\"]\n  [host.\"https://m.example\".header]\n    \(bad)\n")
+            }
+        }
+        #expect(try parse("[host.\"https://m.example\"]\n  [host.\"https://m.example\".header]\n    x-ok = \"fine\"\n")[0]
+            .headers == ["x-ok: fine"])
+    }
+
+    /// Credentials written in a host's URL are refused (they would be sent
+    /// and echoed in errors); the message says where they belong and does
+    /// not repeat them.
+    @Test func credentialsInAURLAreRefusedWithoutEchoingThem() throws {
+        for url in ["https://user:s3cret@m.example", "http://s3cret@m.example:5000/v2"] {
+            do {
+                _ = try parse("[host.\"\(url)\"]\n  capabilities = [\"pull\"]\n")
+                Issue.record("accepted \(url)")
+            } catch {
+                #expect(error.description.contains("HAUL_REGISTRY_AUTH") && !error.description.contains("s3cret"), "\(error)")
+            }
+            #expect(throws: HaulError.self) { try parse("server = \"\(url)\"\n") }
+        }
+    }
+
+    /// A relative `ca` is read from the hosts.toml's directory, as containerd
+    /// reads it, not from the directory Haul was started in.
+    @Test func aRelativeCAIsRelativeToTheFile() throws {
+        let dir = TempDir("haul-hosts")
+        let file = dir.sub("registry.ollama.ai/hosts.toml")
+        try FileManager.default.createDirectory(atPath: dir.sub("registry.ollama.ai"), withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: dir.sub("registry.ollama.ai/mirror-ca.pem"), contents: Data("pem".utf8))
+        let text = "[host.\"https://m.example\"]\n  ca = \"mirror-ca.pem\"\n"
+        let hosts = try HostsDirectory.parse(text, path: file, upstream: upstream)
+        #expect(hosts[0].caFile == dir.sub("registry.ollama.ai/mirror-ca.pem"))
+        // Present in the working directory only: refused, never read from there.
+        let cwd = FileManager.default.currentDirectoryPath
+        let planted = TempDir("haul-cwd")
+        FileManager.default.createFile(atPath: planted.sub("other-ca.pem"), contents: Data("pem".utf8))
+        FileManager.default.changeCurrentDirectoryPath(planted.path)
+        defer { FileManager.default.changeCurrentDirectoryPath(cwd) }
+        #expect(throws: HaulError.self) {
+            try HostsDirectory.parse("[host.\"https://m.example\"]\n  ca = \"other-ca.pem\"\n", path: file, upstream: upstream)
+        }
+    }
 }

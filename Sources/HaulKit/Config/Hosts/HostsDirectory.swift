@@ -86,7 +86,7 @@ public struct HostsDirectory: Sendable, Equatable {
             for url in urls {
                 let at = order[url]?.line
                 guard let entry = mirrors[url]?.table else {
-                    throw .hostsConfig(path: path, line: at, message: "host \"\(url)\" must be a table")
+                    throw .hostsConfig(path: path, line: at, message: "host \"\(redacted(url))\" must be a table")
                 }
                 hosts.append(try host(url, entry, mirror: true, path: path, line: at))
             }
@@ -104,10 +104,15 @@ public struct HostsDirectory: Sendable, Equatable {
 
     private static func host(_ url: String, _ entry: TOMLTable, mirror: Bool, path: String, line: Int?) throws(HaulError) -> RegistryHost {
         func fail(_ message: String) -> HaulError {
-            .hostsConfig(path: path, line: line, message: "\(mirror ? "host \"\(url)\"" : "server"): \(message)")
+            .hostsConfig(path: path, line: line, message: "\(mirror ? "host \"\(redacted(url))\"" : "server"): \(message)")
         }
         guard let parts = URLParts(url), let sep = url.range(of: "://") else {
             throw fail("not an http or https URL")
+        }
+        // Credentials in a URL would be sent and shown wherever the URL is
+        // (logs, error texts to daemon clients); they have their own place.
+        if url[sep.upperBound...].prefix(while: { $0 != "/" && $0 != "?" && $0 != "#" }).contains("@") {
+            throw fail("credentials in the URL are refused; put them in HAUL_REGISTRY_AUTH or docker's config.json")
         }
         if mirror {
             for key in entry.keys where !hostKeys.contains(key) { throw fail("unknown key \"\(key)\"") }
@@ -133,6 +138,9 @@ public struct HostsDirectory: Sendable, Equatable {
             if let one = value.string { ca = one } else if let list = value.array, let first = list.first?.string { ca = first } else {
                 throw fail("\"ca\" must be a path or a list of paths")
             }
+            // A relative path is relative to this hosts.toml's directory, as
+            // containerd reads it, never to wherever Haul was started.
+            if let relative = ca, !relative.hasPrefix("/") { ca = FileSystem.parent(of: path) + "/" + relative }
             if let ca, !FileSystem.exists(ca) { throw fail("ca file \(ca) does not exist") }
         }
         var skipVerify = false
@@ -157,8 +165,14 @@ public struct HostsDirectory: Sendable, Equatable {
                 } else {
                     throw fail("header \"\(name)\" must be a string or a list of strings")
                 }
+                guard !name.isEmpty, name.unicodeScalars.allSatisfy(Self.isTokenScalar) else {
+                    throw fail("header name \"\(name)\" is not an HTTP token")
+                }
                 for v in values {
-                    guard !(name + v).contains(where: { $0 == "\r" || $0 == "\n" }) else { throw fail("header \"\(name)\" has a line break") }
+                    // By scalars: "\r\n" is one Character, equal to neither "\r" nor "\n".
+                    guard !v.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
+                        throw fail("header \"\(name)\" has a line break or NUL")
+                    }
                     headers.append("\(name): \(v)")
                 }
             }
@@ -171,6 +185,20 @@ public struct HostsDirectory: Sendable, Equatable {
         if !overridePath && !apiPath.hasSuffix("/v2") { apiPath += "/v2" }
         return RegistryHost(root: origin + apiPath, capabilities: capabilities, caFile: ca, skipVerify: skipVerify,
                             headers: headers, isMirror: mirror)
+    }
+
+    /// `url` with any userinfo (`user:password@`) shown as `***@`.
+    static func redacted(_ url: String) -> String {
+        guard let sep = url.range(of: "://") else { return url }
+        let authority = url[sep.upperBound...].prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        guard let at = authority.lastIndex(of: "@") else { return url }
+        return String(url[..<sep.upperBound]) + "***" + String(url[at...])
+    }
+
+    /// RFC 9110 `tchar`: what a header name is made of.
+    static func isTokenScalar(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.isASCII && (("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
+            || "!#$%&'*+-.^_`|~".unicodeScalars.contains(scalar))
     }
 
     /// `[host."URL"]` headers in file order, with their line numbers.
