@@ -6,6 +6,7 @@
 #include <sys/ioctl.h>
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
 
@@ -18,6 +19,10 @@ int hl_reflink(int dst, int src) {
 }
 
 int hl_o_direct(void) { return O_DIRECT; }
+
+int hl_rename_noreplace(const char *from, const char *to) {
+  return renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
+}
 
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;

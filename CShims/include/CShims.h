@@ -46,6 +46,9 @@ int hl_fallocate(int fd, int64_t offset, int64_t length);  // 0 or -1 with errno
 // Makes `dst` share `src`'s blocks, copy-on-write (FICLONE: btrfs, XFS); 0 or
 // -1 with errno (EOPNOTSUPP, EXDEV, ... where the filesystem cannot).
 int hl_reflink(int dst, int src);
+// rename(2) that fails with EEXIST instead of replacing what is at `to`
+// (renameat2 RENAME_NOREPLACE, also behind _GNU_SOURCE); 0 or -1 with errno.
+int hl_rename_noreplace(const char *from, const char *to);
 // O_DIRECT, which Swift's Glibc module does not export either (its value
 // differs between architectures).
 int hl_o_direct(void);

@@ -156,4 +156,64 @@ import HaulTestSupport
         #expect(staging() == [], "staging left: \(staging())")
         #expect(ModelStore(root: fresh.path).list().count == 1)
     }
+
+    /// Another local user who can write the output's directory plants links
+    /// under every name an export could use for its temporary files (the
+    /// old names were `.NAME.haul-tmp-<pid>`): nothing is written through
+    /// them, and the export still succeeds.
+    @Test func plantedLinksBesideTheOutputAreNeverWrittenThrough() async throws {
+        let (models, names) = try await Self.pulledStore()
+        let env = ["OLLAMA_MODELS": models.path]
+        let shared = TempDir("haul-shared-dir")
+        let victim = TempDir("haul-victim")
+        let victimFile = victim.sub("authorized_keys")
+        try Data("mine\n".utf8).write(to: URL(fileURLWithPath: victimFile))
+        // The next pids are the ones the export's process is likely to get.
+        let last = Int((try? String(contentsOfFile: "/proc/sys/kernel/ns_last_pid", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+        for pid in (last + 1)...(last + 400) {
+            try? FileManager.default.createSymbolicLink(atPath: shared.sub(".out.tar.haul-tmp-\(pid)"), withDestinationPath: victimFile)
+            try? FileManager.default.createSymbolicLink(atPath: shared.sub(".out.haul-tmp-\(pid)"), withDestinationPath: victim.path)
+        }
+        let tar = try run(haulBinary, ["export", names[0], "-o", shared.sub("out.tar")], environment: env)
+        #expect(tar.status == 0, "\(tar.stderr)")
+        let dir = try run(haulBinary, ["export", names[0], "-o", shared.sub("out")], environment: env)
+        #expect(dir.status == 0, "\(dir.stderr)")
+        #expect(try String(contentsOfFile: victimFile, encoding: .utf8) == "mine\n")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: victim.path) == ["authorized_keys"])
+        // What was exported is a real layout, owned by the exporter.
+        let imported = try run(haulBinary, ["import", shared.sub("out.tar")], environment: ["OLLAMA_MODELS": TempDir("haul-models").path])
+        #expect(imported.status == 0, "\(imported.stderr)")
+        // A name that appears at the output meanwhile is not replaced.
+        let taken = shared.sub("taken.tar")
+        try FileManager.default.createSymbolicLink(atPath: taken, withDestinationPath: victimFile)
+        let refused = try run(haulBinary, ["export", names[0], "-o", taken], environment: env)
+        #expect(refused.status == 1 && refused.stderr.contains("exists already"), "\(refused.stderr)")
+        #expect(try String(contentsOfFile: victimFile, encoding: .utf8) == "mine\n")
+    }
+
+    /// A layout directory whose blob is a link to /dev/zero or a FIFO: the
+    /// import refuses it by name before reading a byte (a FIFO used to
+    /// block it for good, /dev/zero to fill the staging area).
+    @Test(.timeLimit(.minutes(1))) func onlyRegularFilesAreReadFromALayoutDirectory() async throws {
+        let (models, names) = try await Self.pulledStore()
+        let big = Self.fixture.a.layers.first { $0.size == 5 << 20 }!
+        for (kind, make) in [("symbolic link", { (path: String) in
+                                 try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: "/dev/zero") }),
+                             ("regular file", { (path: String) in
+                                 _ = mkfifo(path, 0o600) })] as [(String, (String) throws -> Void)] {
+            let out = TempDir("haul-oci-out")
+            let layout = out.sub("layout")
+            let export = try run(haulBinary, ["export", names[0], "-o", layout], environment: ["OLLAMA_MODELS": models.path])
+            try #require(export.status == 0, "\(export.stderr)")
+            let blob = layout + "/blobs/sha256/" + big.digest.hex
+            try FileManager.default.removeItem(atPath: blob)
+            try make(blob)
+            let fresh = TempDir("haul-models")
+            let refused = try run(haulBinary, ["import", layout], environment: ["OLLAMA_MODELS": fresh.path])
+            #expect(refused.status == 1 && refused.stderr.contains(blob) && refused.stderr.contains(kind), "\(refused.stderr)")
+            #expect(FileSystem.allocatedBytes(under: fresh.path) < 1 << 20, "nothing was copied")
+            #expect(ModelStore(root: fresh.path).list().isEmpty)
+        }
+    }
 }

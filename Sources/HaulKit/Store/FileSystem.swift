@@ -1,12 +1,9 @@
 import Foundation
+internal import CShims
 #if canImport(Glibc)
 import Glibc
 #endif
 import Synchronization
-
-/// Numbers temp files, so two writers in one process (two pulls of the
-/// same model finishing together) never share one.
-private let tempSerial = Atomic<UInt64>(0)
 
 /// Thin, typed wrappers over the system calls the store uses. Each throws a
 /// `HaulError.io` that names the operation and path, as Ollama's messages do
@@ -86,12 +83,11 @@ enum FileSystem {
     static func writeAtomically(_ bytes: [UInt8], to path: String, fsyncFile: Bool = true,
                                 syncDirectory sync: Bool = true) throws(HaulError) {
         let directory = parent(of: path)
-        let serial = tempSerial.add(1, ordering: .relaxed).newValue
-        let temp = directory + "/." + basename(of: path) + ".haul-tmp-\(getpid())-\(serial)"
+        let file = try createTemporary(for: path)
+        let temp = file.path
         do throws(HaulError) {
-            let fd = try FileDescriptor.open(temp, O_WRONLY | O_CREAT | O_TRUNC)
-            try fd.writeAll(bytes)
-            if fsyncFile { try fd.sync() }
+            try file.descriptor.writeAll(bytes)
+            if fsyncFile { try file.descriptor.sync() }
         } catch {
             unlink(temp)
             throw error
@@ -102,6 +98,51 @@ enum FileSystem {
             throw .io(operation: "rename", path: path, errno: code)
         }
         if sync { try syncDirectory(directory) }
+    }
+
+    /// A new file beside `path` (`.<name>.haul-tmp-<random>`), made with
+    /// O_EXCL|O_NOFOLLOW: nobody can predict its name, and a file or link
+    /// planted under it is never opened, let alone written through.
+    static func createTemporary(for path: String, permissions: mode_t = 0o644) throws(HaulError) -> TemporaryFile {
+        for _ in 0..<16 {
+            let temp = temporaryName(for: path)
+            do {
+                let fd = try FileDescriptor.open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, permissions: permissions)
+                return TemporaryFile(descriptor: fd, path: temp)
+            } catch .io(_, _, EEXIST) {
+                continue
+            }
+        }
+        throw .io(operation: "create a temporary file", path: path, errno: EEXIST)
+    }
+
+    /// A file `createTemporary` made, open for writing.
+    struct TemporaryFile: ~Copyable {
+        let descriptor: FileDescriptor
+        let path: String
+    }
+
+    /// A new directory beside `path` (`.<name>.haul-tmp-XXXXXX`), by mkdtemp:
+    /// an unpredictable name, made by this call, readable by its owner only.
+    static func makeTemporaryDirectory(for path: String) throws(HaulError) -> String {
+        var template = Array((parent(of: path) + "/." + basename(of: path) + ".haul-tmp-XXXXXX").utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw .io(operation: "mkdtemp", path: parent(of: path), errno: errno)
+        }
+        return String(cString: made)
+    }
+
+    private static func temporaryName(for path: String) -> String {
+        let random = (0..<12).map { _ in String(UInt8.random(in: 0...15), radix: 16) }.joined()
+        return parent(of: path) + "/." + basename(of: path) + ".haul-tmp-" + random
+    }
+
+    /// Renames `from` to `to` unless something is at `to` already (EEXIST):
+    /// a name planted at `to` meanwhile is neither replaced nor followed.
+    static func renameNoReplace(_ from: String, _ to: String) throws(HaulError) {
+        if hl_rename_noreplace(from, to) != 0 {
+            throw .io(operation: "rename", path: to, errno: errno)
+        }
     }
 
     static func parent(of path: String) -> String {

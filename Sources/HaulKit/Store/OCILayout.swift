@@ -74,10 +74,17 @@ public struct OCILayout: Sendable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let index = Array((try? encoder.encode(Index(manifests: descriptors))) ?? Data())
         let layoutFile = Array(#"{"imageLayoutVersion":"1.0.0"}"#.utf8)
-        let temp = FileSystem.parent(of: path) + "/." + FileSystem.basename(of: path) + ".haul-tmp-\(getpid())"
+        // The output is made under a name nobody can predict, by this call
+        // (O_EXCL|O_NOFOLLOW, mkdtemp), so nothing another user planted
+        // beside `path` is written through; it takes its name at the end
+        // only if that name is still free.
+        let tar = path.hasSuffix(".tar")
+        var temp = ""
         do {
-            if path.hasSuffix(".tar") {
-                let out = try FileDescriptor.open(temp, O_WRONLY | O_CREAT | O_TRUNC)
+            if tar {
+                let file = try FileSystem.createTemporary(for: path)
+                temp = file.path
+                let out = file.descriptor
                 func add(_ name: String, _ bytes: [UInt8]) throws(HaulError) {
                     try out.writeAll(TarArchive.header(name: name, size: Int64(bytes.count), directory: false) + bytes + padding(Int64(bytes.count)))
                 }
@@ -94,6 +101,9 @@ public struct OCILayout: Sendable {
                 try out.writeAll([UInt8](repeating: 0, count: 2 * TarArchive.block))
                 try out.sync()
             } else {
+                temp = try FileSystem.makeTemporaryDirectory(for: path)
+                // mkdtemp makes it 0700; a layout is for others to read.
+                chmod(temp, 0o755)
                 try FileSystem.makeDirectories(temp + "/blobs/sha256")
                 try FileSystem.writeAtomically(layoutFile, to: temp + "/oci-layout", syncDirectory: false)
                 try FileSystem.writeAtomically(index, to: temp + "/index.json", syncDirectory: false)
@@ -104,9 +114,10 @@ public struct OCILayout: Sendable {
                     try Self.place(store.blobPath(layer.digest), at: temp + "/blobs/sha256/" + layer.digest.hex, size: layer.size, linking: true)
                 }
             }
-            try FileSystem.check(rename(temp, path), "rename", path)
+            try FileSystem.renameNoReplace(temp, path)
         } catch {
-            FileSystem.removeTree(temp)
+            if !temp.isEmpty { FileSystem.removeTree(temp) }
+            if case .io("rename", _, EEXIST) = error { throw .archive(path, "exists already; choose a new path") }
             throw error
         }
         report.blobs = blobs.count
@@ -123,13 +134,13 @@ public struct OCILayout: Sendable {
     /// filesystem; else a streamed copy.
     static func place(_ source: String, at target: String, size: Int64, linking: Bool) throws(HaulError) {
         let from = try FileDescriptor.open(source, O_RDONLY)
-        let to = try FileDescriptor.open(target, O_WRONLY | O_CREAT | O_EXCL)
+        let to = try FileDescriptor.open(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW)
         if hl_reflink(to.rawValue, from.rawValue) == 0 { return }
         if linking {
             to.close()
             unlink(target)
             if link(source, target) == 0 { return }
-            let reopened = try FileDescriptor.open(target, O_WRONLY | O_CREAT | O_EXCL)
+            let reopened = try FileDescriptor.open(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW)
             try TarArchive.copy(from: from, offset: 0, length: size, to: reopened)
             return try reopened.sync()
         }
@@ -158,12 +169,12 @@ public struct OCILayout: Sendable {
         let tar = !FileSystem.isDirectory(path)
         if tar { try Self.extract(path, into: staging) }
         let directory = tar ? staging : path
-        guard let layout = try? FileSystem.readFile(directory + "/oci-layout", limit: 4096),
+        guard let layout = try? Self.readRegular(directory + "/oci-layout", limit: 4096),
               String(decoding: layout, as: UTF8.self).contains("\"imageLayoutVersion\"") else {
             throw .archive(path, "not an OCI image layout (no oci-layout file)")
         }
         let indexBytes: [UInt8]
-        do { indexBytes = try FileSystem.readFile(directory + "/index.json", limit: 4 << 20) } catch {
+        do { indexBytes = try Self.readRegular(directory + "/index.json", limit: 4 << 20) } catch {
             throw .archive(path, "no readable index.json")
         }
         guard let index = try? JSONDecoder().decode(Index.self, from: Data(indexBytes)), index.schemaVersion == 2 else {
@@ -180,7 +191,7 @@ public struct OCILayout: Sendable {
                 throw .archive(path, "index.json entry \(i) (\(ref)) has an invalid digest or size")
             }
             let blob = directory + "/blobs/sha256/" + digest.hex
-            guard let raw = try? FileSystem.readFile(blob, limit: Manifest.maxBytes), Digest(hashing: raw) == digest else {
+            guard let raw = try? Self.readRegular(blob, limit: Manifest.maxBytes), Digest(hashing: raw) == digest else {
                 throw .archive(path, "the manifest of \(ref), \(digest), is missing or does not match its digest")
             }
             let manifest = try Manifest(bytes: raw)
@@ -190,7 +201,18 @@ public struct OCILayout: Sendable {
                 guard FileSystem.exists(file) else {
                     throw .archive(path, "blob \(layer.digest) of \(ref) is missing; nothing was imported")
                 }
-                if !tar { try Self.place(file, at: staged, size: layer.size, linking: false) }
+                if !tar {
+                    // Only a regular file of the declared size is copied: a
+                    // link to /dev/zero or a FIFO would feed the staging
+                    // area whatever it holds before any check.
+                    let source = try Self.openRegular(file)
+                    let size = Int64(try source.status().st_size)
+                    guard size == layer.size else {
+                        throw .archive(path, "blob \(layer.digest) of \(ref) is \(size) bytes, the manifest says \(layer.size); "
+                            + "nothing was imported")
+                    }
+                    try Self.copy(source, to: staged, size: layer.size)
+                }
                 let fd = try FileDescriptor.open(staged, O_RDONLY)
                 let size = Int64(try fd.status().st_size)
                 let got = size == layer.size ? try FileDigest.of(fd, size: size) : nil
@@ -221,6 +243,34 @@ public struct OCILayout: Sendable {
         return report
     }
 
+    /// Opens a file of a layout directory for reading: a regular file, not
+    /// a symbolic link (O_NOFOLLOW), a FIFO or a device (O_NONBLOCK keeps a
+    /// FIFO from blocking the open; fstat then refuses it).
+    static func openRegular(_ path: String) throws(HaulError) -> FileDescriptor {
+        let fd: FileDescriptor
+        do {
+            fd = try FileDescriptor.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
+        } catch .io(_, _, ELOOP) {
+            throw .archive(path, "is a symbolic link; a layout's files must be regular files")
+        }
+        guard (try fd.status().st_mode & S_IFMT) == S_IFREG else {
+            throw .archive(path, "is not a regular file")
+        }
+        return fd
+    }
+
+    private static func readRegular(_ path: String, limit: Int) throws(HaulError) -> [UInt8] {
+        try openRegular(path).readAll(limit: limit)
+    }
+
+    /// Copies `size` bytes of `source` into a new file at `target`.
+    private static func copy(_ source: borrowing FileDescriptor, to target: String, size: Int64) throws(HaulError) {
+        let to = try FileDescriptor.open(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW)
+        if hl_reflink(to.rawValue, source.rawValue) == 0 { return }
+        try TarArchive.copy(from: source, offset: 0, length: size, to: to)
+        try to.sync()
+    }
+
     /// Unpacks a tar of a layout into `directory` (made here).
     private static func extract(_ archive: String, into directory: String) throws(HaulError) {
         let fd = try FileDescriptor.open(archive, O_RDONLY)
@@ -231,7 +281,7 @@ public struct OCILayout: Sendable {
                 continue
             }
             try FileSystem.makeDirectories(FileSystem.parent(of: target))
-            let out = try FileDescriptor.open(target, O_WRONLY | O_CREAT | O_EXCL)
+            let out = try FileDescriptor.open(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW)
             try TarArchive.copy(from: fd, offset: entry.offset, length: entry.size, to: out)
         }
     }

@@ -61,7 +61,7 @@ final class PartialBlob: CheckpointSink {
     static func lockedDescriptor(path: String, waiting: () -> Void) async throws -> FileDescriptor {
         var announced = false
         while true {
-            let fd = try FileDescriptor.open(path, O_RDWR | O_CREAT)
+            let fd = try FileDescriptor.open(path, O_RDWR | O_CREAT | O_NOFOLLOW)
             while try !fd.tryLock(.exclusive) {
                 if !announced {
                     announced = true

@@ -75,7 +75,7 @@ extension ModelStore {
     /// names: whoever starts on it meanwhile waits, then finds it gone. Nil
     /// while a pull holds it.
     private func lockedForRemoval(_ files: PartialFiles) -> FileDescriptor? {
-        guard let fd = try? FileDescriptor.open(files.data, O_RDWR | O_CREAT),
+        guard let fd = try? FileDescriptor.open(files.data, O_RDWR | O_CREAT | O_NOFOLLOW),
               (try? fd.tryLock(.exclusive)) == true, fd.isStillAtPath else { return nil }
         return fd
     }

@@ -34,7 +34,7 @@ struct StorePins: Sendable {
         let gc = try lockGC(.shared)
         let serial = pinSerial.add(1, ordering: .relaxed).newValue
         let path = directory + "/pin-\(getpid())-\(serial)"
-        let fd = try FileDescriptor.open(path, O_RDWR | O_CREAT | O_TRUNC)
+        let fd = try FileDescriptor.open(path, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW)
         do throws(HaulError) {
             guard try fd.tryLock(.exclusive) else { throw .io(operation: "lock", path: path, errno: EWOULDBLOCK) }
             try fd.writeAll(Array(digests.map { $0.description + "\n" }.joined().utf8))
@@ -73,7 +73,7 @@ struct StorePins: Sendable {
     /// The store's deletion lock. Held only for a directory scan and a few
     /// unlinks: waiting for it blocks nothing that matters.
     private func lockGC(_ kind: FileDescriptor.Lock) throws(HaulError) -> FileDescriptor {
-        let fd = try FileDescriptor.open(gcLockPath, O_RDWR | O_CREAT)
+        let fd = try FileDescriptor.open(gcLockPath, O_RDWR | O_CREAT | O_NOFOLLOW)
         try fd.lock(kind)
         return fd
     }
