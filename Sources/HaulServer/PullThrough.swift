@@ -51,9 +51,11 @@ actor PullThrough {
         try await task.value
     }
 
-    /// Waits for every pull-through running now (a blob asked for while its
-    /// model is still arriving).
-    func settle() async {
-        for task in inFlight.values { _ = try? await task.value }
+    /// Waits for the pull-throughs of one repository running now (a blob
+    /// asked for while its model is still arriving); another repository's
+    /// pulls are not waited for.
+    func settle(host: String, repository: String) async {
+        let prefix = "\(host)/\(repository):".lowercased()
+        for (key, task) in inFlight where key.hasPrefix(prefix) { _ = try? await task.value }
     }
 }

@@ -68,6 +68,7 @@ struct RegistryController {
             if let found = try? haul.store.manifest(for: name) {
                 manifest = found
             } else if pullThrough.allows(repo.host) {
+                if let refusal = Self.crossSiteRefusal(request) { return refusal }
                 do {
                     try await pullThrough.pull(name)
                 } catch HaulError.manifestNotFound {
@@ -97,7 +98,7 @@ struct RegistryController {
         // a bag of digests for anyone who can guess one.
         var known = stored(repo).contains { $0.manifest.referencedDigests.contains(digest) }
         if !known && pullThrough.allows(repo.host) {
-            await pullThrough.settle()
+            await pullThrough.settle(host: repo.host, repository: repo.namespace + "/" + repo.model)
             known = stored(repo).contains { $0.manifest.referencedDigests.contains(digest) }
         }
         let path = haul.store.blobPath(digest)
@@ -130,6 +131,20 @@ struct RegistryController {
         // has no sendfile path, so this is as close to zero-copy as it gets.
         let file = try await FileIO().loadFile(path: path, range: Int(range.lowerBound)...Int(range.upperBound), context: context)
         return Response(status: status, headers: headers, body: file)
+    }
+
+    /// A browser's request from another site may not start a pull-through:
+    /// a page can embed `<img src="http://node:11434/v2/…/manifests/…">`,
+    /// which sends no `Origin` for the access rules to check, and make the
+    /// node fetch and store whatever it names. Browsers say where a request
+    /// comes from in `Sec-Fetch-Site` and how in `Sec-Fetch-Mode`;
+    /// registry clients send neither, and a page of the node's own origin
+    /// or a URL typed by the user (`same-origin`, `none`) is let through.
+    static func crossSiteRefusal(_ request: Request) -> Response? {
+        let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!]?.lowercased()
+        let mode = request.headers[HTTPField.Name("Sec-Fetch-Mode")!]?.lowercased()
+        guard site == "cross-site" || site == "same-site" || mode == "no-cors" else { return nil }
+        return error(.forbidden, "DENIED", "a pull-through is not started for a request from another site")
     }
 
     static func json(_ text: String, status: HTTPResponse.Status) -> Response {

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Testing
 @testable import HaulKit
 import HaulTestSupport
@@ -90,5 +93,50 @@ import HaulTestSupport
         // By default `ns` means registry.ollama.ai, which the node does not hold.
         let other = try await node.request("GET", "/v2/library/tiny/manifests/latest")
         #expect(other.status == 404)
+    }
+
+    /// A web page can make a browser request the node's `/v2/` without an
+    /// `Origin` (`<img src=…>`): such a request never starts a pull-through,
+    /// while a registry client's (no `Sec-Fetch-*` headers) does.
+    @Test func aCrossSiteBrowserRequestDoesNotStartAPullThrough() async throws {
+        let fixture = TempDir("haul-fleet-fixture")
+        _ = try TestModel.make(root: fixture.path, name: "library/tiny:latest", layers: ["1M"])
+        let upstream = try TestRegistry(root: fixture.path, cdn: false)
+        let models = TempDir("haul-node"), logs = TempDir("haul-fleet-logs")
+        let node = try await Daemon(models: models.path, logs: logs, environment: ["HAUL_PULL_THROUGH": "http://\(upstream.host)"])
+        let path = "/v2/library/tiny/manifests/latest?ns=\(upstream.host)"
+        for headers in [["Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"],
+                        ["Sec-Fetch-Site": "same-site", "Sec-Fetch-Mode": "cors"],
+                        ["Sec-Fetch-Mode": "no-cors"]] {
+            let refused = try await node.request("GET", path, headers: headers)
+            #expect(refused.status == 403 && refused.body.contains("DENIED"), "\(headers): \(refused.status) \(refused.body)")
+        }
+        #expect(try await upstream.counter("manifest_requests") == 0)
+        #expect(ModelStore(root: models.path).list().isEmpty)
+        let client = try await node.request("GET", path)
+        #expect(client.status == 200, "\(client.body)")
+        #expect(ModelStore(root: models.path).list().count == 1)
+    }
+
+    /// A blob miss in one repository does not wait for another repository's
+    /// pull-through (it used to wait for every pull in flight).
+    @Test func aBlobMissWaitsOnlyForItsOwnRepository() async throws {
+        let fixture = TempDir("haul-fleet-fixture")
+        _ = try TestModel.make(root: fixture.path, name: "library/slow:latest", layers: ["24M"])
+        // 256 KB/s a connection: 16 connections need about 6 s.
+        let upstream = try TestRegistry(root: fixture.path, cdn: false, rate: "256K")
+        let models = TempDir("haul-node"), logs = TempDir("haul-fleet-logs")
+        let node = try await Daemon(models: models.path, logs: logs, environment: ["HAUL_PULL_THROUGH": "http://\(upstream.host)"])
+        let url = node.url, host = upstream.host
+        // A pull-through of library/slow that takes seconds.
+        let slow = Task { try? await URLSession.shared.data(from: URL(string: url + "/v2/library/slow/manifests/latest?ns=\(host)")!) }
+        #expect(try await waitUntil(timeout: 30) { try await upstream.counter("manifest_requests") >= 1 })
+        let missing = "sha256:" + String(repeating: "ab", count: 32)
+        let start = Date()
+        let miss = try await node.request("GET", "/v2/library/other/blobs/\(missing)?ns=\(host)")
+        let seconds = Date().timeIntervalSince(start)
+        #expect(miss.status == 404 && seconds < 2, "a miss of another repository took \(seconds) s")
+        let (_, finished) = await (slow.value, Date().timeIntervalSince(start))
+        #expect(finished > 3, "the pull-through was still running during the miss (it took \(finished) s more)")
     }
 }

@@ -49,9 +49,10 @@ package final class Daemon {
         }
     }
 
-    package func request(_ method: String, _ path: String, body: String? = nil) async throws -> Reply {
+    package func request(_ method: String, _ path: String, body: String? = nil, headers: [String: String] = [:]) async throws -> Reply {
         var request = URLRequest(url: URL(string: url + path)!)
         request.httpMethod = method
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         request.timeoutInterval = 300
         if let body {
             request.httpBody = Data(body.utf8)
