@@ -31,6 +31,8 @@ public struct HaulDaemon: Service {
     public let access: Access
     let logger: Logger
     let pullThrough: PullThrough
+    /// What `/v2/` serves, and to whom.
+    public let node: Node
     /// What listings and shows read of each blob, kept across requests.
     let facts = ModelFacts()
     let onListening: @Sendable (OllamaHost) -> Void
@@ -68,21 +70,54 @@ public struct HaulDaemon: Service {
         }
     }
 
+    /// What the distribution API (`/v2/`) hands out, and to whom: the
+    /// operator's choice, since the store may hold models pulled with the
+    /// operator's own credentials.
+    public struct Node: Sendable {
+        /// The public registries served by default.
+        public static let publicRegistries = ["registry.ollama.ai", "hf.co", "huggingface.co"]
+        /// Registries (`host[:port]`) whose stored models `/v2/` serves.
+        public var registries: Set<String>
+        /// When set, `/v2/` answers only requests that carry it, as a
+        /// bearer token or as the password of Basic authentication.
+        public var token: String?
+
+        /// The public registries, plus `registries`, with an optional token.
+        public init(registries: [String] = [], token: String? = nil) {
+            self.registries = Set((Self.publicRegistries + registries).map { $0.lowercased() })
+            self.token = token
+        }
+
+        /// `HAUL_SERVE_REGISTRIES` (comma-separated `host[:port]`) and
+        /// `HAUL_NODE_TOKEN`.
+        public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Node {
+            let listed = OllamaEnvironment.string("HAUL_SERVE_REGISTRIES", environment).split(separator: ",")
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            return Node(registries: listed, token: Optional(OllamaEnvironment.string("HAUL_NODE_TOKEN", environment)).flatMap { $0.isEmpty ? nil : $0 })
+        }
+    }
+
     /// - Parameters:
     ///   - host: where `run()` listens (Ollama's `OLLAMA_HOST` grammar).
     ///   - access: who may call; by default Ollama's rules for `host`.
     ///   - pullThrough: registries whose models the distribution API may
     ///     pull on a miss (`host[:port]` or `http://host[:port]`,
-    ///     comma-separated, as `HAUL_PULL_THROUGH`); by default none.
+    ///     comma-separated, as `HAUL_PULL_THROUGH`); by default none. They
+    ///     are served too: listing one is the choice to hand out its models.
+    ///   - node: which registries' models `/v2/` serves, and its token.
     ///   - onListening: called with the bound address once `run()` listens
     ///     (useful with port 0).
-    public init(haul: Haul, host: OllamaHost, access: Access? = nil, pullThrough: String? = nil,
+    public init(haul: Haul, host: OllamaHost, access: Access? = nil, pullThrough: String? = nil, node: Node = Node(),
                 logger: Logger = Logger(label: "haul"), onListening: @escaping @Sendable (OllamaHost) -> Void = { _ in }) {
         self.haul = haul
         self.host = host
         self.access = access ?? .defaults(listeningOn: host)
         self.logger = logger
-        self.pullThrough = PullThrough(haul: haul, upstreams: PullThrough.upstreams(from: pullThrough))
+        let upstreams = PullThrough.upstreams(from: pullThrough)
+        self.pullThrough = PullThrough(haul: haul, upstreams: upstreams)
+        var node = node
+        node.registries.formUnion(upstreams.keys)
+        self.node = node
         self.onListening = onListening
     }
 
@@ -124,7 +159,7 @@ public struct HaulDaemon: Service {
         ModelController(haul: haul, facts: facts).addRoutes(to: routes)
         CopyController(haul: haul).addRoutes(to: routes)
         OpenAIController(haul: haul).addRoutes(to: routes)
-        RegistryController(haul: haul, pullThrough: pullThrough).addRoutes(to: routes)
+        RegistryController(haul: haul, pullThrough: pullThrough, node: node).addRoutes(to: routes)
         routes.addPreflights()
     }
 

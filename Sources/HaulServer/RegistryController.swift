@@ -12,9 +12,14 @@ import Hummingbird
 /// `?ns=` (what containerd and Haul send to a mirror), by default
 /// `registry.ollama.ai`. A manifest not stored is pulled through first when
 /// its registry is listed in `HAUL_PULL_THROUGH`.
+///
+/// Only registries the operator chose are served (`HaulDaemon.Node`: the
+/// public ones by default); a model of another registry is unknown here,
+/// even if stored. With a node token, every `/v2/` request must carry it.
 struct RegistryController {
     let haul: Haul
     let pullThrough: PullThrough
+    let node: HaulDaemon.Node
 
     static let apiVersion: HTTPField = HTTPField(name: HTTPField.Name("Docker-Distribution-Api-Version")!, value: "registry/2.0")
     static let contentDigest = HTTPField.Name("Docker-Content-Digest")!
@@ -22,27 +27,59 @@ struct RegistryController {
 
     func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
         // Hummingbird matches "/v2/" here too.
-        router.get("/v2") { _, _ in Self.json("{}", status: .ok) }
-        router.head("/v2") { _, _ in Self.json("", status: .ok) }
+        router.get("/v2") { request, _ in authorized(request) ?? Self.json("{}", status: .ok) }
+        router.head("/v2") { request, _ in authorized(request) ?? Self.json("", status: .ok) }
         router.get("/v2/:namespace/:model/manifests/:reference") { request, context in
-            try await manifest(request, context, body: true)
+            if let refusal = authorized(request) { return refusal }
+            return try await manifest(request, context, body: true)
         }
         router.head("/v2/:namespace/:model/manifests/:reference") { request, context in
-            try await manifest(request, context, body: false)
+            if let refusal = authorized(request) { return refusal }
+            return try await manifest(request, context, body: false)
         }
         router.get("/v2/:namespace/:model/blobs/:digest") { request, context in
-            try await blob(request, context, body: true)
+            if let refusal = authorized(request) { return refusal }
+            return try await blob(request, context, body: true)
         }
         router.head("/v2/:namespace/:model/blobs/:digest") { request, context in
-            try await blob(request, context, body: false)
+            if let refusal = authorized(request) { return refusal }
+            return try await blob(request, context, body: false)
         }
+    }
+
+    /// Nil when the request may go on; else the 401 to answer. The token is
+    /// compared in constant time.
+    private func authorized(_ request: Request) -> Response? {
+        guard let token = node.token else { return nil }
+        let header = request.headers[.authorization] ?? ""
+        var offered = ""
+        if header.lowercased().hasPrefix("bearer ") {
+            offered = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        } else if header.lowercased().hasPrefix("basic "),
+                  let decoded = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
+                  let pair = String(data: decoded, encoding: .utf8), let colon = pair.firstIndex(of: ":") {
+            offered = String(pair[pair.index(after: colon)...])
+        }
+        if Self.constantTimeEqual(Array(offered.utf8), Array(token.utf8)) { return nil }
+        var response = Self.error(.unauthorized, "UNAUTHORIZED", "authentication required")
+        response.headers[.wwwAuthenticate] = "Basic realm=\"haul\""
+        return response
+    }
+
+    private static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var difference = UInt8(a.count == b.count ? 0 : 1)
+        for i in 0..<max(a.count, b.count) {
+            difference |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0)
+        }
+        return difference == 0
     }
 
     /// `(registry, namespace, model)` of a request; nil when the names are
     /// not Ollama's grammar (nothing outside the store can be reached).
     private func repository(_ request: Request, _ context: some RequestContext) -> (host: String, namespace: String, model: String)? {
         let host = request.uri.queryParameters.get("ns") ?? Self.defaultRegistry
-        guard let namespace = context.parameters.get("namespace"), let model = context.parameters.get("model"),
+        guard node.registries.contains(host.lowercased()),
+              let namespace = context.parameters.get("namespace"), let model = context.parameters.get("model"),
               let name = try? ModelName(parsing: "\(host)/\(namespace)/\(model)") else { return nil }
         return (name.host, name.namespace, name.model)
     }

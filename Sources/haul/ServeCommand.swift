@@ -11,7 +11,9 @@ struct ServeCommand: AsyncParsableCommand {
             Listens on $OLLAMA_HOST (default 127.0.0.1:11434, Ollama's rules) and stores models in \
             $OLLAMA_MODELS, so Ollama clients pull through Haul unchanged. Requests for the same \
             blobs share one download. OLLAMA_NOPRUNE=1 keeps layers a pull made unused. \
-            HAUL_LIMIT_RATE caps the total download rate; HAUL_PULL_THROUGH lets /v2 pull on a miss.
+            HAUL_LIMIT_RATE caps the total download rate; HAUL_PULL_THROUGH lets /v2 pull on a miss. \
+            /v2 serves models of registry.ollama.ai and hf.co, of HAUL_PULL_THROUGH's registries and of \
+            HAUL_SERVE_REGISTRIES (comma-separated); HAUL_NODE_TOKEN makes /v2 require that token.
             """
     )
 
@@ -40,7 +42,7 @@ struct ServeCommand: AsyncParsableCommand {
         tls.apply(to: &config)
         let haul = Haul.fromEnvironment(environment, configuration: config)
         let daemon = HaulDaemon(haul: haul, host: host, access: .fromEnvironment(environment, listeningOn: host),
-                                pullThrough: environment["HAUL_PULL_THROUGH"]) { bound in
+                                pullThrough: environment["HAUL_PULL_THROUGH"], node: .fromEnvironment(environment)) { bound in
             Terminal.standardOutput.write("haul serve: listening on \(bound.clientURL), models in \(haul.store.root)\n")
         }
         do {

@@ -73,7 +73,10 @@ import HaulTestSupport
         let fixture = TempDir("haul-fleet-fixture")
         _ = try TestModel.make(root: fixture.path, name: "library/tiny:latest", layers: ["1M"])
         let upstream = try TestRegistry(root: fixture.path, cdn: true)
-        let node = try await Daemon(models: TempDir("haul-node").path, logs: TempDir("haul-fleet-logs"))
+        // The node serves this (private) registry's models by the operator's
+        // choice; it is not listed in HAUL_PULL_THROUGH.
+        let node = try await Daemon(models: TempDir("haul-node").path, logs: TempDir("haul-fleet-logs"),
+                                    environment: ["HAUL_SERVE_REGISTRIES": upstream.host])
         // Not listed in HAUL_PULL_THROUGH: a miss is a miss, upstream untouched.
         let miss = try await node.request("GET", "/v2/library/tiny/manifests/latest?ns=\(upstream.host)")
         #expect(miss.status == 404 && miss.body.contains("MANIFEST_UNKNOWN"))

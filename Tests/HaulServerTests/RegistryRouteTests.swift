@@ -54,7 +54,7 @@ import Testing
         ("/v2/library/missing/manifests/latest", 404, "MANIFEST_UNKNOWN"),
         ("/v2/team/other/manifests/v1", 404, "MANIFEST_UNKNOWN"),   // not registry.ollama.ai's
         ("/v2/library/tiny/manifests/sha256:" + String(repeating: "0", count: 64), 404, "MANIFEST_UNKNOWN"),
-        ("/v2/library/tiny/manifests/latest?ns=evil.example", 404, "MANIFEST_UNKNOWN"),  // no pull-through listed
+        ("/v2/library/tiny/manifests/latest?ns=evil.example", 404, "NAME_UNKNOWN"),  // a registry not served, no pull-through
         ("/v2/library/tiny/blobs/sha256:zz", 404, "BLOB_UNKNOWN"),
         ("/v2/library/..%2F..%2Fetc/manifests/passwd", 404, "NAME_UNKNOWN"),
         ("/v2/Library!/tiny/manifests/latest", 404, "NAME_UNKNOWN"),
@@ -88,5 +88,49 @@ import Testing
                       ("items=0-1", .whole), ("bytes=3-1", .whole), ("bytes=-0", .unsatisfiable)])
     func rangesAreReadAsRFC9110Says(header: String, expected: ByteRange) {
         #expect(ByteRange.parse(header, size: 10) == expected)
+    }
+
+    /// By default `/v2/` serves only the public registries' models: a model
+    /// pulled from a private registry (perhaps with the operator's
+    /// credentials) is unknown there, though stored. The operator widens it.
+    @Test func onlyTheRegistriesTheOperatorChoseAreServed() async throws {
+        try StoredModel.write("tiny", layers: [("application/vnd.ollama.image.model", "w")], into: store)
+        try StoredModel.write("private.example/team/secret:v1", layers: [("application/vnd.ollama.image.model", "s")], into: store)
+        let secret = try #require(try store.manifest(for: ModelName(parsing: "private.example/team/secret:v1")))
+        try await HaulServerTests.withDaemon(store: store, node: HaulDaemon.Node()) { client in
+            let public_ = try await client.execute(uri: "/v2/library/tiny/manifests/latest", method: .get)
+            #expect(public_.status == .ok)
+            let manifest = try await client.execute(uri: "/v2/team/secret/manifests/v1?ns=private.example", method: .get)
+            #expect(manifest.status == .notFound)
+            let blob = try await client.execute(uri: "/v2/team/secret/blobs/\(secret.layers[0].digest)?ns=private.example", method: .get)
+            #expect(blob.status == .notFound)
+        }
+        try await HaulServerTests.withDaemon(store: store, node: HaulDaemon.Node(registries: ["Private.Example"])) { client in
+            let manifest = try await client.execute(uri: "/v2/team/secret/manifests/v1?ns=private.example", method: .get)
+            #expect(manifest.status == .ok)
+        }
+        #expect(HaulDaemon.Node.fromEnvironment(["HAUL_SERVE_REGISTRIES": " a.example:5000, b.example "]).registries
+                == Set(HaulDaemon.Node.publicRegistries + ["a.example:5000", "b.example"]))
+    }
+
+    /// With a node token, every `/v2/` request needs it (as a bearer token
+    /// or a Basic password); Ollama's API is not affected.
+    @Test func aNodeTokenGuardsTheRegistryAPI() async throws {
+        try StoredModel.write("tiny", layers: [("application/vnd.ollama.image.model", "w")], into: store)
+        try await HaulServerTests.withDaemon(store: store, node: HaulDaemon.Node(token: "s3cret")) { client in
+            for uri in ["/v2/", "/v2/library/tiny/manifests/latest"] {
+                let anonymous = try await client.execute(uri: uri, method: .get)
+                #expect(anonymous.status == .unauthorized && anonymous.headers[.wwwAuthenticate] == "Basic realm=\"haul\"")
+                let wrong = try await client.execute(uri: uri, method: .get, headers: [.authorization: "Bearer s3cre"])
+                #expect(wrong.status == .unauthorized)
+                let bearer = try await client.execute(uri: uri, method: .get, headers: [.authorization: "Bearer s3cret"])
+                #expect(bearer.status == .ok)
+                let basic = try await client.execute(uri: uri, method: .get,
+                                                     headers: [.authorization: "Basic " + Data("any:s3cret".utf8).base64EncodedString()])
+                #expect(basic.status == .ok)
+            }
+            let tags = try await client.execute(uri: "/api/tags", method: .get)
+            #expect(tags.status == .ok)
+        }
     }
 }
