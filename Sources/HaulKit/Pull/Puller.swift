@@ -20,8 +20,9 @@ struct Puller: Sendable {
         let name = store.existingName(asked) ?? asked
         let sources = try self.sources(for: name, insecure: insecure)
         // What imports that died left behind (a directory listing when
-        // there is none).
-        store.removeDeadStagedImports()
+        // there is none; deleting gigabytes of copies when there is).
+        let store = self.store
+        _ = try? await BlockingIO.run { store.removeDeadStagedImports() }
         emit(.pullingManifest)
         let manifest = try await resolve(name, from: sources, emit: emit)
         try await fetchBlobs(of: manifest, name: name, sources: sources, emit: emit) {

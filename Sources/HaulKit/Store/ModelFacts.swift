@@ -20,7 +20,7 @@ public final class ModelFacts: Sendable {
 
     private enum Fact: Sendable {
         case details(ModelDetails)
-        case template(TemplateScan)
+        case template(ModelCapabilities.TemplateFacts)
         /// nil: the weights are not GGUF.
         case gguf(ModelCapabilities.GGUFFacts?)
         case unreadable
@@ -38,7 +38,7 @@ public final class ModelFacts: Sendable {
     public func summary(of model: LocalModel, in store: ModelStore) -> Summary {
         let manifest = model.manifest
         let details = self.details(of: manifest.config, in: store)
-        var template = TemplateScan("")
+        var template = ModelCapabilities.TemplateFacts()
         var gguf: ModelCapabilities.GGUFFacts?
         var hasProjector = false
         var readable = true
@@ -52,7 +52,7 @@ public final class ModelFacts: Sendable {
             case ModelContents.projectorMediaType:
                 hasProjector = true
             case ModelContents.templateMediaType:
-                template = templateScan(of: layer, in: store)
+                template = templateFacts(of: layer, in: store)
             default:
                 break
             }
@@ -94,7 +94,7 @@ public final class ModelFacts: Sendable {
     /// What a model can do, for `/api/show`, which has read its weights'
     /// metadata already; the template's scan comes from here.
     public func capabilities(of contents: ModelContents, metadata: GGUFMetadata?) -> [String] {
-        let template = contents.templateLayer.map { templateScan(of: $0, in: contents.store) } ?? TemplateScan("")
+        let template = contents.templateLayer.map { templateFacts(of: $0, in: contents.store) } ?? ModelCapabilities.TemplateFacts()
         return ModelCapabilities.derive(config: contents.details.capabilities, gguf: metadata.map(ModelCapabilities.GGUFFacts.init),
                                         hasProjector: contents.hasProjector, template: template, family: contents.details.family)
     }
@@ -106,13 +106,13 @@ public final class ModelFacts: Sendable {
         return details
     }
 
-    func templateScan(of layer: Layer, in store: ModelStore) -> TemplateScan {
+    func templateFacts(of layer: Layer, in store: ModelStore) -> ModelCapabilities.TemplateFacts {
         let fact = fact(layer.digest) {
             guard let text = try? ModelContents.text(store.blobPath(layer.digest)) else { return .unreadable }
-            return .template(TemplateScan(text))
+            return .template(ModelCapabilities.TemplateFacts(TemplateScan(text)))
         }
-        guard case .template(let scan) = fact else { return TemplateScan("") }
-        return scan
+        guard case .template(let facts) = fact else { return ModelCapabilities.TemplateFacts() }
+        return facts
     }
 
     private static func gguf(_ path: String) -> Fact {

@@ -27,12 +27,28 @@ enum ModelCapabilities {
         }
     }
 
-    static func derive(config: [String], gguf: GGUFMetadata?, hasProjector: Bool, template: String, family: String) -> [String] {
-        derive(config: config, gguf: gguf.map(GGUFFacts.init), hasProjector: hasProjector, template: TemplateScan(template),
-               family: family)
+    /// What step 4 reads of a template: three answers, kept per blob (the
+    /// scan's whole field list can be as long as the template).
+    struct TemplateFacts: Sendable, Equatable {
+        var readsTools = false
+        var readsSuffix = false
+        var printsThinking = false
+
+        init() {}
+
+        init(_ scan: TemplateScan) {
+            readsTools = scan.fields.contains("tools")
+            readsSuffix = scan.fields.contains("suffix")
+            printsThinking = scan.printsThinkingBetweenTags
+        }
     }
 
-    static func derive(config: [String], gguf: GGUFFacts?, hasProjector: Bool, template: TemplateScan, family: String) -> [String] {
+    static func derive(config: [String], gguf: GGUFMetadata?, hasProjector: Bool, template: String, family: String) -> [String] {
+        derive(config: config, gguf: gguf.map(GGUFFacts.init), hasProjector: hasProjector,
+               template: TemplateFacts(TemplateScan(template)), family: family)
+    }
+
+    static func derive(config: [String], gguf: GGUFFacts?, hasProjector: Bool, template: TemplateFacts, family: String) -> [String] {
         var out: [String] = []
         func add(_ capability: String) { if !out.contains(capability) { out.append(capability) } }
         config.forEach(add)
@@ -42,9 +58,9 @@ enum ModelCapabilities {
             if gguf.audio { add("audio") }
         }
         if hasProjector { add("vision") }
-        if template.fields.contains("tools") { add("tools") }
-        if template.fields.contains("suffix") { add("insert") }
-        if template.printsThinkingBetweenTags { add("thinking") }
+        if template.readsTools { add("tools") }
+        if template.readsSuffix { add("insert") }
+        if template.printsThinking { add("thinking") }
         if family == "gptoss" || family == "gpt-oss" { add("thinking") }
         return out
     }
