@@ -56,6 +56,12 @@ import HaulTestSupport
                             environment: ["OLLAMA_MODELS": models.path])
         #expect(right.status == 0, "\(right.stderr)")
         expectPulled(name, models: models.path)
+        // A password file with Windows line endings: "\r\n" is trimmed too.
+        let crlf = TempDir("haul-models")
+        let windows = try run("/bin/sh", ["-c", "printf 's3cret\\r\\n' | '\(haulBinary)' pull \(name) --insecure --username alice --password-stdin"],
+                              environment: ["OLLAMA_MODELS": crlf.path])
+        #expect(windows.status == 0, "\(windows.stderr)")
+        expectPulled(name, models: crlf.path)
 
         // ~/.docker/config.json, as docker login writes it.
         let home = TempDir("haul-home")
