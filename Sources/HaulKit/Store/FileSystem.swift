@@ -104,16 +104,28 @@ enum FileSystem {
     /// O_EXCL|O_NOFOLLOW: nobody can predict its name, and a file or link
     /// planted under it is never opened, let alone written through.
     static func createTemporary(for path: String, permissions: mode_t = 0o644) throws(HaulError) -> TemporaryFile {
+        try createUnique(O_WRONLY, permissions: permissions) { temporaryName(for: path) }
+    }
+
+    /// A new file under the first name `name()` gives that is free, made
+    /// with O_CREAT|O_EXCL|O_NOFOLLOW and opened with `flags`.
+    static func createUnique(_ flags: Int32, permissions: mode_t = 0o644, name: () -> String) throws(HaulError) -> TemporaryFile {
+        var last = ""
         for _ in 0..<16 {
-            let temp = temporaryName(for: path)
+            last = name()
             do {
-                let fd = try FileDescriptor.open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, permissions: permissions)
-                return TemporaryFile(descriptor: fd, path: temp)
+                let fd = try FileDescriptor.open(last, flags | O_CREAT | O_EXCL | O_NOFOLLOW, permissions: permissions)
+                return TemporaryFile(descriptor: fd, path: last)
             } catch .io(_, _, EEXIST) {
                 continue
             }
         }
-        throw .io(operation: "create a temporary file", path: path, errno: EEXIST)
+        throw .io(operation: "create a file under a new name", path: last, errno: EEXIST)
+    }
+
+    /// `count` random hex digits, for names nobody can predict.
+    static func randomHex(_ count: Int) -> String {
+        (0..<count).map { _ in String(UInt8.random(in: 0...15), radix: 16) }.joined()
     }
 
     /// A file `createTemporary` made, open for writing.
@@ -133,8 +145,7 @@ enum FileSystem {
     }
 
     private static func temporaryName(for path: String) -> String {
-        let random = (0..<12).map { _ in String(UInt8.random(in: 0...15), radix: 16) }.joined()
-        return parent(of: path) + "/." + basename(of: path) + ".haul-tmp-" + random
+        parent(of: path) + "/." + basename(of: path) + ".haul-tmp-" + randomHex(12)
     }
 
     /// Renames `from` to `to` unless something is at `to` already (EEXIST):

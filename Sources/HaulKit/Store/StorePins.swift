@@ -3,8 +3,6 @@ import Glibc
 #endif
 import Synchronization
 
-private let pinSerial = Atomic<UInt64>(0)
-
 /// Blobs that pulls in flight are about to reference, visible to every
 /// process on the store. A pull may find a blob cached, or finish one,
 /// long before its manifest names it; `haul rm`, `DELETE /api/delete` or
@@ -32,9 +30,11 @@ struct StorePins: Sendable {
     func pin(_ digests: [Digest]) throws(HaulError) -> Pin {
         try FileSystem.makeDirectories(directory)
         let gc = try lockGC(.shared)
-        let serial = pinSerial.add(1, ordering: .relaxed).newValue
-        let path = directory + "/pin-\(getpid())-\(serial)"
-        let fd = try FileDescriptor.open(path, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW)
+        // A new file under a name nobody can predict (O_EXCL|O_NOFOLLOW).
+        let directory = directory
+        let file = try FileSystem.createUnique(O_RDWR) { directory + "/pin-" + FileSystem.randomHex(16) }
+        let path = file.path
+        let fd = file.descriptor
         do throws(HaulError) {
             guard try fd.tryLock(.exclusive) else { throw .io(operation: "lock", path: path, errno: EWOULDBLOCK) }
             try fd.writeAll(Array(digests.map { $0.description + "\n" }.joined().utf8))
@@ -54,7 +54,7 @@ struct StorePins: Sendable {
         var pinned = Set<Digest>()
         for name in FileSystem.listDirectory(directory) where name.hasPrefix("pin-") {
             let path = directory + "/" + name
-            guard let fd = try? FileDescriptor.open(path, O_RDONLY) else { continue }
+            guard let fd = try? FileDescriptor.open(path, O_RDONLY | O_NOFOLLOW) else { continue }
             if (try? fd.tryLock(.shared)) == true {
                 // Nobody holds it: its pull is gone.
                 unlink(path)
