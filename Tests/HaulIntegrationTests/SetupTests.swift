@@ -41,4 +41,21 @@ struct SetupTests {
         #expect(r.status == 2 && r.stderr.contains("is Swift 5.10; Haul needs 6.1 or newer"), "\(r.stderr)")
         #expect(!r.stderr.contains("apt-get"), "Swift is checked first")
     }
+
+    /// `make install` installs completions that `haul` generates: bash's
+    /// offers the subcommands; zsh's and fish's name them too.
+    @Test func completionsOfferTheSubcommands() throws {
+        let bash = try run("/bin/bash", ["-c", """
+            source <('\(haulBinary)' --generate-completion-script bash)
+            COMP_WORDS=(haul ""); COMP_CWORD=1; COMP_LINE="haul "; COMP_POINT=5
+            _haul; echo "${COMPREPLY[@]}"
+            """])
+        let offered = Set(bash.stdout.split(whereSeparator: \.isWhitespace).map(String.init))
+        #expect(bash.status == 0 && offered.isSuperset(of: ["pull", "serve", "list", "rm", "partials", "import", "export"]),
+                "\(bash.stdout)\(bash.stderr)")
+        for shell in ["zsh", "fish"] {
+            let script = try run(haulBinary, ["--generate-completion-script", shell])
+            #expect(script.status == 0 && script.stdout.contains("partials"), "\(shell)")
+        }
+    }
 }
