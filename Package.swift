@@ -37,7 +37,7 @@ let package = Package(
             cSettings: [
                 .define("_GNU_SOURCE"),
                 .define("OPENSSL_SUPPRESS_DEPRECATED"),
-                // No unsafeFlags: SwiftPM refuses them in a package that is
+                // No unsafe build flags: SwiftPM refuses them in a package that is
                 // depended on by version. Release builds compile C at -O2
                 // already; `make cwarn` holds the shim to -Wall -Wextra.
             ],
