@@ -19,10 +19,15 @@ protocol GoJSONResponse: Encodable, ResponseGenerator {}
 
 extension GoJSONResponse {
     func response(from request: Request, context: some RequestContext) throws -> Response {
+        JSONResponse.bytes(try GoJSON.encode(self))
+    }
+}
+
+enum GoJSON {
+    /// `value` as Go's `encoding/json` writes it (slashes unescaped).
+    static func encode(_ value: some Encodable) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
-        let data = try encoder.encode(self)
-        return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        return try encoder.encode(value)
     }
 }

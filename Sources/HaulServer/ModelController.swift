@@ -73,26 +73,28 @@ struct ModelController {
         let modified_at: String
     }
 
-    func show(_ request: Request) async throws(APIError) -> Show {
+    func show(_ request: Request) async throws(APIError) -> Response {
         let (asked, name, verbose) = try await modelName(in: request)
         let store = haul.store
         do {
             // Ollama keeps no array unless asked to be verbose (`getModelData`).
             // The read stops at the tensor descriptions: the metadata only.
-            let (model, contents, read, capabilities) = try await facts.show(name, in: store,
-                                                                               keepArraysUpTo: verbose ? nil : 0)
-            let metadata = try read.get()
-            let licenses = contents.licenses + (contents.unreadTextNote.map { ["[\($0)]"] } ?? [])
-            return Show(
-                license: licenses.isEmpty ? nil : licenses.joined(separator: "\n"),
-                modelfile: contents.modelfile,
-                parameters: contents.parameters.isEmpty ? nil : contents.parametersText,
-                template: contents.template.isEmpty ? nil : contents.template,
-                system: contents.system.isEmpty ? nil : contents.system,
-                details: contents.details, model_info: ModelInfoValue.modelInfo(metadata),
-                tensors: metadata.map { $0.tensors.map(TensorInfo.init) },
-                capabilities: capabilities,
-                modified_at: Timestamp.rfc3339(model.modified))
+            // The body is encoded where it was read, off the pool.
+            let body = try await facts.show(name, in: store, keepArraysUpTo: verbose ? nil : 0) { model, contents, metadata, capabilities in
+                let licenses = contents.licenses + (contents.unreadTextNote.map { ["[\($0)]"] } ?? [])
+                let show = Show(
+                    license: licenses.isEmpty ? nil : licenses.joined(separator: "\n"),
+                    modelfile: contents.modelfile,
+                    parameters: contents.parameters.isEmpty ? nil : contents.parametersText,
+                    template: contents.template.isEmpty ? nil : contents.template,
+                    system: contents.system.isEmpty ? nil : contents.system,
+                    details: contents.details, model_info: ModelInfoValue.modelInfo(metadata),
+                    tensors: metadata.map { $0.tensors.map(TensorInfo.init) },
+                    capabilities: capabilities,
+                    modified_at: Timestamp.rfc3339(model.modified))
+                return try GoJSON.encode(show)
+            }
+            return JSONResponse.bytes(body)
         } catch {
             throw APIError(error, store: store, asked: asked)
         }

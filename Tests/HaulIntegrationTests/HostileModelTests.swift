@@ -120,6 +120,8 @@ import HaulTestSupport
         let peak = Self.peakMiB(daemon)
         #expect(peak > 0 && peak < 200, "peak RSS \(peak) MiB")
 
+        print("hostile models: first /api/tags \(firstSeconds) s, again \(againSeconds) s; /api/version at most \(slowest) s "
+            + "during \(replies.count) shows; peak RSS \(peak) MiB")
         let (status, seconds) = daemon.stop()
         #expect(status == 0 && seconds < 10, "SIGTERM: exit \(status) after \(seconds) s")
     }

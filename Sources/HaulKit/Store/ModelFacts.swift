@@ -79,16 +79,26 @@ public final class ModelFacts: Sendable {
     /// Everything `/api/show` reports of a stored model: its text layers,
     /// its weights' metadata (arrays kept up to `keepArraysUpTo` elements)
     /// and its capabilities, read off Swift's cooperative pool.
-    public func show(_ name: ModelName, in store: ModelStore, keepArraysUpTo: Int?) async throws(HaulError)
-        -> (model: LocalModel, contents: ModelContents, metadata: Result<GGUFMetadata?, GGUFError>, capabilities: [String]) {
-        try await BlockingIO.runCancellable { [self] (flag) throws(HaulError) in
+    /// `render` turns them into the response there too: a show can be
+    /// megabytes of text (a 4 MiB template is in the template and the
+    /// Modelfile), which must not be encoded on the pool either.
+    public func show<T: Sendable>(
+        _ name: ModelName, in store: ModelStore, keepArraysUpTo: Int?,
+        render: @escaping @Sendable (_ model: LocalModel, _ contents: ModelContents, _ metadata: GGUFMetadata?,
+                                     _ capabilities: [String]) throws -> T
+    ) async throws -> T {
+        let outcome = try await BlockingIO.runCancellable { [self] (flag) throws(HaulError) -> Result<T, any Error> in
             let model = try store.model(name)
             try flag.check()
             let contents = try store.contents(of: model)
             try flag.check()
-            let metadata = Result { () throws(GGUFError) in try contents.metadata(keepArraysUpTo: keepArraysUpTo) }
-            return (model, contents, metadata, capabilities(of: contents, metadata: (try? metadata.get()) ?? nil))
+            return Result {
+                let metadata = try contents.metadata(keepArraysUpTo: keepArraysUpTo)
+                try flag.check()
+                return try render(model, contents, metadata, capabilities(of: contents, metadata: metadata))
+            }
         }
+        return try outcome.get()
     }
 
     /// What a model can do, for `/api/show`, which has read its weights'
