@@ -27,7 +27,17 @@ public final class ModelFacts: Sendable {
     }
 
     private let capacity: Int
-    private let facts = Mutex<[Digest: Fact]>([:])
+    /// What was asked of a blob: one blob may be a config in one model and
+    /// a template in another (identical bytes), and each question has its
+    /// own answer.
+    private enum Question: Hashable, Sendable { case details, template, gguf }
+
+    private struct Key: Hashable, Sendable {
+        let digest: Digest
+        let question: Question
+    }
+
+    private let facts = Mutex<[Key: Fact]>([:])
 
     /// A cache of at most `capacity` blobs' facts.
     public init(capacity: Int = 4096) { self.capacity = capacity }
@@ -45,7 +55,7 @@ public final class ModelFacts: Sendable {
         for layer in manifest.layers {
             switch layer.mediaType {
             case ModelContents.modelMediaType:
-                switch fact(layer.digest, compute: { Self.gguf(store.blobPath(layer.digest)) }) {
+                switch fact(layer.digest, .gguf, in: store, compute: { Self.gguf(store.blobPath(layer.digest)) }) {
                 case .gguf(let facts): gguf = facts
                 default: readable = false
                 }
@@ -110,14 +120,14 @@ public final class ModelFacts: Sendable {
     }
 
     func details(of config: Layer, in store: ModelStore) -> ModelDetails {
-        guard case .details(let details) = fact(config.digest, compute: { .details(store.details(ofConfig: config)) }) else {
+        guard case .details(let details) = fact(config.digest, .details, in: store, compute: { .details(store.details(ofConfig: config)) }) else {
             return ModelDetails()
         }
         return details
     }
 
     func templateFacts(of layer: Layer, in store: ModelStore) -> ModelCapabilities.TemplateFacts {
-        let fact = fact(layer.digest) {
+        let fact = fact(layer.digest, .template, in: store) {
             guard let text = try? ModelContents.text(store.blobPath(layer.digest)) else { return .unreadable }
             return .template(ModelCapabilities.TemplateFacts(TemplateScan(text)))
         }
@@ -133,15 +143,19 @@ public final class ModelFacts: Sendable {
         }
     }
 
-    /// The fact about `digest`, computed outside the lock the first time.
-    /// Two callers may compute the same fact at once; both get the same
-    /// answer, and one is kept.
-    private func fact(_ digest: Digest, compute: () -> Fact) -> Fact {
-        if let known = facts.withLock({ $0[digest] }) { return known }
+    /// The answer to `question` about `digest`, computed outside the lock
+    /// the first time. Two callers may compute the same answer at once; one
+    /// is kept. It is kept only while the blob is stored: a blob that is
+    /// missing (quarantined by `haul verify`, not yet repaired) is asked
+    /// again next time, so a repair is seen.
+    private func fact(_ digest: Digest, _ question: Question, in store: ModelStore, compute: () -> Fact) -> Fact {
+        let key = Key(digest: digest, question: question)
+        if let known = facts.withLock({ $0[key] }) { return known }
         let computed = compute()
+        guard FileSystem.exists(store.blobPath(digest)) else { return computed }
         facts.withLock { facts in
             if facts.count >= capacity { facts.removeAll(keepingCapacity: true) }
-            facts[digest] = computed
+            facts[key] = computed
         }
         return computed
     }
