@@ -47,10 +47,16 @@ struct ModelController {
             throw APIError(status: .internalServerError, message: store.clientMessage(for: error))
         }
         return Tags(models: listing.map { model, summary in
-            Tags.Model(name: model.name.displayShortest, model: model.name.displayShortest,
+            // Ollama ≥ 0.40 names each row's runner: the manifest's or its
+            // list entry's, else the default for the weights' format
+            // (`server/model_list_cache.go` `buildModelListSummary`).
+            var details = summary.details
+            let runner = model.runner.isEmpty ? Runner.forModelFormat(details.format) : model.runner
+            details.runner = runner.isEmpty ? nil : runner
+            return Tags.Model(name: model.name.displayShortest, model: model.name.displayShortest,
                        modified_at: Timestamp.rfc3339(model.modified), size: model.size, digest: model.id.hex,
                        capabilities: summary.capabilities?.isEmpty == false ? summary.capabilities : nil,
-                       details: summary.details)
+                       details: details)
         })
     }
 

@@ -86,8 +86,11 @@ struct RegistryController {
 
     /// The stored models of one repository.
     private func stored(_ repo: (host: String, namespace: String, model: String)) -> [LocalModel] {
-        haul.store.list().filter {
-            $0.name.host.lowercased() == repo.host.lowercased() && $0.name.namespace == repo.namespace && $0.name.model == repo.model
+        // Stored names spell the public registry one way (`storeIdentity`).
+        let host = ((try? ModelName(host: repo.host, namespace: repo.namespace, model: repo.model, tag: "latest"))?
+            .storeIdentity.host ?? repo.host).lowercased()
+        return haul.store.list().filter {
+            $0.name.host.lowercased() == host && $0.name.namespace == repo.namespace && $0.name.model == repo.model
         }
     }
 
@@ -95,15 +98,15 @@ struct RegistryController {
         guard let repo = repository(request, context), let reference = context.parameters.get("reference") else {
             return Self.error(.notFound, "NAME_UNKNOWN", "repository name not known to registry")
         }
-        let manifest: Manifest?
+        let served: (raw: [UInt8], mediaType: String)?
         if reference.hasPrefix("sha256:") {
-            manifest = stored(repo).first { $0.id.description == reference }?.manifest
+            served = byDigest(reference, in: repo)
         } else {
             guard let name = try? ModelName(parsing: "\(repo.host)/\(repo.namespace)/\(repo.model):\(reference)") else {
                 return Self.error(.notFound, "MANIFEST_UNKNOWN", "manifest unknown")
             }
-            if let found = try? haul.store.manifest(for: name) {
-                manifest = found
+            if let found = byTag(name, request: request) {
+                served = found
             } else if pullThrough.allows(repo.host) {
                 if let refusal = Self.crossSiteRefusal(request) { return refusal }
                 do {
@@ -113,17 +116,43 @@ struct RegistryController {
                 } catch {
                     return Self.error(.badGateway, "UNKNOWN", "pull-through failed: \(haul.store.clientMessage(for: error))")
                 }
-                manifest = try? haul.store.manifest(for: name)
+                served = byTag(name, request: request)
             } else {
-                manifest = nil
+                served = nil
             }
         }
-        guard let manifest else { return Self.error(.notFound, "MANIFEST_UNKNOWN", "manifest unknown") }
-        var headers: HTTPFields = [.contentType: manifest.mediaType, .contentLength: "\(manifest.raw.count)"]
-        headers[Self.contentDigest] = manifest.digest.description
+        guard let served else { return Self.error(.notFound, "MANIFEST_UNKNOWN", "manifest unknown") }
+        var headers: HTTPFields = [.contentType: served.mediaType, .contentLength: "\(served.raw.count)"]
+        headers[Self.contentDigest] = Digest(hashing: served.raw).description
         headers.append(Self.apiVersion)
         return Response(status: .ok, headers: headers,
-                        body: body ? ResponseBody(byteBuffer: ByteBuffer(bytes: manifest.raw)) : ResponseBody())
+                        body: body ? ResponseBody(byteBuffer: ByteBuffer(bytes: served.raw)) : ResponseBody())
+    }
+
+    /// A tag's stored bytes: a manifest list as stored when the client
+    /// accepts lists (Ollama ≥ 0.40 names the type in `Accept`), otherwise
+    /// the child that runs here, so an older client still gets a manifest
+    /// it can pull.
+    private func byTag(_ name: ModelName, request: Request) -> (raw: [UInt8], mediaType: String)? {
+        guard let stored = try? haul.store.storedManifest(for: name) else { return nil }
+        guard case .list = stored.content else { return (stored.raw, stored.mediaType) }
+        let accept = request.headers[values: .accept].joined(separator: ",")
+        if accept.contains(ManifestList.mediaType) { return (stored.raw, stored.mediaType) }
+        guard let runnable = try? haul.store.runnable(stored).manifest else { return nil }
+        return (runnable.raw, runnable.mediaType)
+    }
+
+    /// A manifest of this repository by digest: a stored tag's bytes, or
+    /// a list child's.
+    private func byDigest(_ reference: String, in repo: (host: String, namespace: String, model: String)) -> (raw: [UInt8], mediaType: String)? {
+        for model in stored(repo) {
+            if model.id.description == reference { return (model.manifest.raw, model.manifest.mediaType) }
+            if model.tagDigest.description == reference, let stored = try? haul.store.storedManifest(for: model.name),
+               stored.digest == model.tagDigest {
+                return (stored.raw, stored.mediaType)
+            }
+        }
+        return nil
     }
 
     private func blob(_ request: Request, _ context: some RequestContext, body: Bool) async throws -> Response {
@@ -133,13 +162,19 @@ struct RegistryController {
         }
         // Only blobs of this repository's stored manifests: the store is not
         // a bag of digests for anyone who can guess one.
-        var known = stored(repo).contains { $0.manifest.referencedDigests.contains(digest) }
-        if !known && pullThrough.allows(repo.host) {
+        // Manifest blobs too (a list's children are fetched as blobs).
+        func known() -> Bool {
+            stored(repo).contains {
+                $0.manifest.referencedDigests.contains(digest) || $0.manifestBlobs.contains { $0.digest == digest }
+            }
+        }
+        var isKnown = known()
+        if !isKnown && pullThrough.allows(repo.host) {
             await pullThrough.settle(host: repo.host, repository: repo.namespace + "/" + repo.model)
-            known = stored(repo).contains { $0.manifest.referencedDigests.contains(digest) }
+            isKnown = known()
         }
         let path = haul.store.blobPath(digest)
-        guard known, let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+        guard isKnown, let attributes = try? FileManager.default.attributesOfItem(atPath: path),
               let size = (attributes[.size] as? NSNumber)?.int64Value else {
             return Self.error(.notFound, "BLOB_UNKNOWN", "blob unknown to registry")
         }

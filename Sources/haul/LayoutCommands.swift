@@ -36,9 +36,11 @@ struct ImportCommand: ParsableCommand {
     @Argument(help: "The layout: a directory, or a .tar of one.")
     var path: String
 
+    @OptionGroup var layout: StoreLayoutOption
+
     func run() throws {
         do {
-            let report = try OCILayout(store: .fromEnvironment()).importLayout(from: path)
+            let report = try OCILayout(store: layout.store()).importLayout(from: path)
             for name in report.models { print("imported \(name.displayShortest)") }
             print("\(report.blobs) new blobs, \(ByteFormat.decimal(report.bytes))")
         } catch {

@@ -35,14 +35,16 @@ struct ListCommand: AsyncParsableCommand {
             ?? .fromEnvironment(environment)
         let haul = Haul(store: .fromEnvironment(environment), configuration: .fromEnvironment(environment),
                         auth: .fromEnvironment(environment), hosts: hosts)
-        let models = haul.store.list()
+        // One question per name: a list's children share their tag.
+        var seen = Set<ModelName>()
+        let models = haul.store.list().filter { seen.insert($0.name).inserted }
         let insecure = insecure
         let states = await withTaskGroup(of: (Int, String, String).self) { group in
             for (index, model) in models.enumerated() {
                 group.addTask {
                     do {
                         let remote = try await haul.remoteDigest(of: model.name, insecure: insecure)
-                        return (index, remote.short, remote == model.id ? "up to date" : "outdated")
+                        return (index, remote.short, remote == model.tagDigest ? "up to date" : "outdated")
                     } catch {
                         let message = (error as? HaulError)?.description ?? "\(error)"
                         return (index, "-", "unreachable: " + message.prefix(160))
@@ -56,7 +58,7 @@ struct ListCommand: AsyncParsableCommand {
         await haul.shutdown()
         var rows = [["NAME", "ID", "REMOTE", "STATUS"]]
         for (model, state) in zip(models, states) {
-            rows.append([model.name.displayShortest, model.id.short, state.0, state.1])
+            rows.append([model.name.displayShortest, model.tagDigest.short, state.0, state.1])
         }
         Table.print(rows)
     }
@@ -69,11 +71,14 @@ struct RemoveCommand: ParsableCommand {
     var names: [String]
 
     func run() throws {
-        let haul = ModelStore.fromEnvironment()
+        let store = ModelStore.fromEnvironment()
         for name in names {
             do {
-                try haul.remove(ModelName(parsing: name))
+                let removal = try store.remove(ModelName(parsing: name))
                 print("deleted '\(name)'")
+                if let first = removal.unreadable.first {
+                    Terminal.standardError.write("note: " + ModelStore.sweepNotice(first, count: removal.unreadable.count) + "\n")
+                }
             } catch {
                 throw fail(error)
             }

@@ -48,6 +48,8 @@ struct PullCommand: AsyncParsableCommand {
 
     @OptionGroup var tls: TLSOptions
 
+    @OptionGroup var layout: StoreLayoutOption
+
     @Option(help: ArgumentHelp("Mirror configuration directories, colon-separated (containerd's hosts.toml layout: DIR/HOST/hosts.toml, DIR/_default/hosts.toml); also HAUL_HOSTS_DIR.", valueName: "DIRS"))
     var hostsDir: String?
 
@@ -114,7 +116,7 @@ struct PullCommand: AsyncParsableCommand {
         }
         let hosts = hostsDir.map { HostsDirectory(directories: $0.split(separator: ":").map(String.init)) }
             ?? .fromEnvironment(environment)
-        let haul = Haul(store: .fromEnvironment(environment), configuration: config,
+        let haul = Haul(store: layout.store(environment), configuration: config,
                         prune: !OllamaEnvironment.bool("OLLAMA_NOPRUNE", environment), auth: auth, hosts: hosts)
         if models.count > 1 {
             return try await pullMany(models, haul: haul, server: server, viaDaemon: viaDaemon)

@@ -19,6 +19,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var tls: TLSOptions
 
+    @OptionGroup var layout: StoreLayoutOption
+
     @Option(help: "Parallel range connections across all pulls.")
     var connections: Int?
 
@@ -32,7 +34,8 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
+        var environment = ProcessInfo.processInfo.environment
+        if let chosen = layout.storeLayout { environment["HAUL_STORE_LAYOUT"] = chosen }
         let host = OllamaHost.fromEnvironment(environment)
         if let warning = host.warning { Terminal.standardError.write("warning: \(warning)\n") }
         try checkRegistryAuth(environment)

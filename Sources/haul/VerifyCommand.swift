@@ -38,16 +38,27 @@ struct VerifyCommand: AsyncParsableCommand {
         let store = ModelStore.fromEnvironment()
         let stored = store.list()
         var models: [LocalModel] = []
+        // Named manifests that cannot be read at all (a link to a missing
+        // or wrong blob, a file that does not parse): reported by name.
+        var badManifests = all ? store.unreadableManifests() : []
         if all {
             models = stored
         } else {
             for name in names {
                 let parsed: ModelName
                 do { parsed = try ModelName(parsing: name) } catch { throw fail(error) }
-                guard let model = stored.first(where: { $0.name == parsed }) else {
-                    throw fail(HaulError.modelNotFound(name))
+                guard let existing = store.existingName(parsed) else { throw fail(HaulError.modelNotFound(name)) }
+                let rows = stored.filter { $0.name == existing }
+                if rows.isEmpty {
+                    do throws(HaulError) {
+                        _ = try store.storedManifest(for: existing).map { (s) throws(HaulError) in try store.runnable(s) }
+                    } catch .storedManifest(let path, let problem) {
+                        badManifests.append(UnreadableManifest(path: path, problem: problem))
+                    } catch {
+                        throw fail(error)
+                    }
                 }
-                models.append(model)
+                models += rows
             }
         }
         let err = Terminal.standardError
@@ -60,11 +71,17 @@ struct VerifyCommand: AsyncParsableCommand {
             throw fail(error)
         }
         err.write("\(report.checked.count) blobs of \(models.count) models checked: \(report.bad.count) bad\n")
+        for entry in badManifests {
+            err.write("bad manifest: \(entry.path): \(entry.problem); pull the model again or remove it with 'haul rm'\n")
+        }
         for finding in report.bad {
             err.write("bad: \(finding.layer.digest.fileName): \(finding.problem); used by "
                 + finding.models.map(\.displayShortest).joined(separator: ", ") + "\n")
         }
-        guard !report.bad.isEmpty else { return }
+        guard !report.bad.isEmpty else {
+            if !badManifests.isEmpty { throw ExitCode(1) }
+            return
+        }
         guard repair else {
             err.write("The bad blobs were moved to \(store.root)/.haul/quarantine. "
                 + "Run 'haul verify --repair' (or pull the models again) to fetch them again.\n")

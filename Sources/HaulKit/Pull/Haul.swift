@@ -74,16 +74,17 @@ public final class Haul: Sendable {
         }
     }
 
-    /// Stores `source`'s manifest under `destination` too (Ollama's
-    /// `CopyModel`): a second name for the same blobs, none copied. Its
-    /// blobs are pinned meanwhile, so a deletion in any process cannot
-    /// take them from under the new name.
+    /// Stores `source`'s manifest (or manifest list) bytes under
+    /// `destination` too (Ollama's `CopyModel`): a second name for the same
+    /// blobs, none copied, in the layout the store writes. Its blobs are
+    /// pinned meanwhile, so a deletion in any process cannot take them from
+    /// under the new name.
     public func copy(_ source: ModelName, to destination: ModelName) async throws(HaulError) {
         try await BlockingIO.run { [store] () throws(HaulError) in
-            guard let manifest = try store.manifest(for: source) else { throw .modelNotFound(source.displayShortest) }
-            let pin = try StorePins(store: store).pin(manifest.referencedDigests)
+            guard let stored = try store.storedManifest(for: source) else { throw .modelNotFound(source.displayShortest) }
+            let pin = try StorePins(store: store).pin(Array(store.retainedDigests(of: stored.name)))
             defer { pin.release() }
-            try store.writeManifest(manifest, for: destination)
+            try store.writeManifest(raw: stored.raw, for: destination)
         }
     }
 
@@ -157,14 +158,16 @@ public final class Haul: Sendable {
     public func list() -> [LocalModel] { store.list() }
 
     /// Removes a model by name, and the blobs no other model uses. Blocks while another process holds the store's deletion lock; from async code use the `ModelName` overload.
-    public func remove(_ name: String) throws(HaulError) {
+    @discardableResult
+    public func remove(_ name: String) throws(HaulError) -> ModelStore.Removal {
         try store.remove(ModelName(parsing: name))
     }
 
     /// Removes a model without blocking the caller's thread (deleting waits
     /// for the store's deletion lock, which another process may hold).
-    public func remove(_ name: ModelName) async throws(HaulError) {
+    @discardableResult
+    public func remove(_ name: ModelName) async throws(HaulError) -> ModelStore.Removal {
         let store = self.store
-        try await BlockingIO.run { () throws(HaulError) in try store.remove(name) }
+        return try await BlockingIO.run { () throws(HaulError) in try store.remove(name) }
     }
 }

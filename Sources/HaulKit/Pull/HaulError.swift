@@ -50,6 +50,10 @@ public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
     case hostsConfig(path: String, line: Int?, message: String)
     /// An Ollama cloud model (`ModelName.isCloudReference`), as written.
     case cloudModel(String)
+    /// A named manifest in the store that cannot be used: a link that
+    /// dangles or leads out of the store, bytes that do not hash to the
+    /// blob's name, a file that does not parse.
+    case storedManifest(path: String, problem: String)
 
     public var description: String {
         switch self {
@@ -95,6 +99,8 @@ public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
         case .cloudModel(let name):
             return "\"\(Self.quoted(name))\" is an Ollama cloud model: it runs on ollama.com and has no weights to pull "
                 + "(pull a local tag, without -cloud)"
+        case .storedManifest(let path, let problem):
+            return "\(path): \(problem); pull the model again, or remove it with 'haul rm'"
         case .cancelled:
             return "pull cancelled"
         }

@@ -30,10 +30,10 @@ struct Puller: Sendable {
             // because Ollama clients expect it in the event sequence.
             emit(.verifying)
             emit(.writingManifest)
-            let replaced = try? store.manifest(for: name)
+            let replaced = store.retainedDigests(of: name)
             try await BlockingIO.run { [store] () throws(HaulError) in try store.writeManifest(manifest, for: name) }
-            if prune, let replaced {
-                await pruneLayers(of: replaced, keeping: manifest, emit: emit)
+            if prune {
+                await pruneLayers(replaced.subtracting(store.retainedDigests(of: name)), emit: emit)
             }
         }
         emit(.success)
@@ -101,7 +101,9 @@ struct Puller: Sendable {
         let blobs = try manifest.blobs
         // Pinned before looking for cached blobs: a deletion in any process
         // either ran before (and the blob is fetched again) or keeps it.
-        let pin = try await BlockingIO.run { [store] () throws(HaulError) in try StorePins(store: store).pin(blobs.map(\.digest)) }
+        // The manifest's own blob too: a v2 write stores it last.
+        let pinned = blobs.map(\.digest) + [manifest.digest]
+        let pin = try await BlockingIO.run { [store] () throws(HaulError) in try StorePins(store: store).pin(pinned) }
         defer { pin.release() }
         let cached = Set(blobs.filter(store.hasBlob).map(\.digest))
         let plan = PullPlan(name: name, manifestDigest: manifest.digest, blobs: blobs, cached: cached)
@@ -152,15 +154,21 @@ struct Puller: Sendable {
     }
 
     /// Ollama's post-pull pruning (`server/images.go` `PullModel`,
-    /// `deleteUnusedLayers`): the blobs of the manifest this pull replaced
-    /// that no stored manifest references any more. Failing here does not
-    /// fail the pull; it is reported as a status.
-    private func pruneLayers(of replaced: Manifest, keeping current: Manifest, emit: (PullEvent) -> Void) async {
-        let candidates = Set(replaced.referencedDigests).subtracting(current.referencedDigests)
+    /// `deleteUnusedLayers`): the blobs the replaced manifest kept (its
+    /// manifest blob included) that no named manifest keeps any more, and
+    /// only those older than the grace period. Failing here does not fail
+    /// the pull; it is reported as a status, and a manifest that blocked
+    /// the sweep is named once.
+    private func pruneLayers(_ candidates: Set<Digest>, emit: (PullEvent) -> Void) async {
         guard !candidates.isEmpty else { return }
         emit(.removingUnusedLayers)
         do {
-            try await BlockingIO.run { [store] () throws(HaulError) in try store.removeUnreferencedBlobs(candidates) }
+            let removal = try await BlockingIO.run { [store] () throws(HaulError) in
+                try store.removeUnreferencedBlobs(candidates, grace: ModelStore.pruneGracePeriod)
+            }
+            if let first = removal.unreadable.first {
+                emit(.notice(ModelStore.sweepNotice(first, count: removal.unreadable.count)))
+            }
         } catch {
             emit(.status("couldn't remove unused layers: \(error)"))
         }

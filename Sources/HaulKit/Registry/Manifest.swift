@@ -36,6 +36,10 @@ public struct Manifest: Sendable {
     public let config: Layer
     /// The layers, in manifest order.
     public let layers: [Layer]
+    /// The runner the manifest declares (lower-cased; "" when it names
+    /// none). Ollama writes `runner` and `format` into manifests it makes
+    /// and into list children (`WriteManifestWithMetadata`).
+    public let runner: String
 
     /// Decodes and checks a manifest (schema 2, at most `maxLayers` layers, valid digests and sizes).
     public init(bytes: [UInt8]) throws(HaulError) {
@@ -53,14 +57,17 @@ public struct Manifest: Sendable {
         guard wire.schemaVersion == 2 else {
             throw .manifestInvalid("schemaVersion \(wire.schemaVersion.map(String.init) ?? "missing"), want 2")
         }
-        if let mediaType = wire.mediaType, !Self.mediaTypes.contains(mediaType) {
+        // An empty media type is Docker's, as for a manifest that names none
+        // (Ollama writes `"mediaType":""` for an untyped inline list child).
+        if let mediaType = wire.mediaType, !mediaType.isEmpty, !Self.mediaTypes.contains(mediaType) {
             throw .manifestInvalid("unsupported mediaType \(HaulError.quoted(mediaType))")
         }
         guard wire.layers.count <= Self.maxLayers else {
             throw .manifestInvalid("\(wire.layers.count) layers, at most \(Self.maxLayers) allowed")
         }
         self.raw = bytes
-        self.mediaType = wire.mediaType ?? Self.mediaTypes[0]
+        self.mediaType = wire.mediaType.flatMap { $0.isEmpty ? nil : $0 } ?? Self.mediaTypes[0]
+        self.runner = Runner.canonical(wire.runner ?? "")
         self.config = try Self.layer(wire.config, what: "config")
         var layers: [Layer] = []
         for (i, l) in wire.layers.enumerated() {
@@ -107,6 +114,7 @@ public struct Manifest: Sendable {
         let mediaType: String?
         let config: WireLayer
         let layers: [WireLayer]
+        let runner: String?
     }
 
     private struct WireLayer: Decodable {

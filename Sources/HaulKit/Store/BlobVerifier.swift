@@ -44,7 +44,7 @@ public struct BlobVerifier: Sendable {
         var users: [Digest: [ModelName]] = [:]
         var order: [Layer] = []
         for model in models {
-            for layer in try model.manifest.blobs {
+            for layer in try model.manifest.blobs + model.manifestBlobs {
                 if users[layer.digest] == nil { order.append(layer) }
                 users[layer.digest, default: []].append(model.name)
             }

@@ -53,6 +53,25 @@ enum FileSystem {
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
+    /// A directory itself, not a link to one.
+    static func isRealDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Something is at `path`, a dangling link included.
+    static func lexists(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
+    }
+
+    /// A symbolic link whose target does not exist.
+    static func isDanglingLink(_ path: String) -> Bool {
+        var st = stat()
+        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFLNK else { return false }
+        return stat(path, &st) != 0 && errno == ENOENT
+    }
+
     /// File size, or nil if the file does not exist.
     static func size(_ path: String) -> Int64? {
         var st = stat()

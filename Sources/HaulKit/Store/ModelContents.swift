@@ -15,12 +15,15 @@ public struct ModelDetails: Sendable, Equatable, Codable {
     public var parameterSize = ""
     /// The weights' quantization (`Q4_K_M`).
     public var quantizationLevel = ""
+    /// The runner a listing row is for (`/api/tags` of Ollama ≥ 0.40,
+    /// `details.runner`); nil where Ollama leaves it out.
+    public var runner: String?
     /// The config's own `capabilities` (set for models that are not GGUF).
     var capabilities: [String] = []
 
     enum CodingKeys: String, CodingKey {  // `capabilities` is not a detail on the wire
         case parentModel = "parent_model", format, family, families
-        case parameterSize = "parameter_size", quantizationLevel = "quantization_level"
+        case parameterSize = "parameter_size", quantizationLevel = "quantization_level", runner
     }
 
     /// Empty details (a model whose config cannot be read).
@@ -223,12 +226,11 @@ extension ModelStore {
     }
 
     /// The stored model called `name`, or `modelNotFound`.
+    /// For a manifest list, the child Ollama would run.
     public func model(_ name: ModelName) throws(HaulError) -> LocalModel {
-        let stored = existingName(name) ?? name
-        guard let model = list().first(where: { $0.name == stored }) else {
-            throw .modelNotFound(name.displayShortest)
-        }
-        return model
+        guard let stored = try storedManifest(for: name) else { throw .modelNotFound(name.displayShortest) }
+        let (manifest, child) = try runnable(stored)
+        return LocalModel(stored: stored, manifest: manifest, child: child)
     }
 
     /// What `ollama show` reports for `name`.
