@@ -180,7 +180,9 @@ struct PullCommand: AsyncParsableCommand {
     /// the pull (or the daemon) to judge, as `ollama pull` does.
     private func modelList() throws -> [String] {
         if all {
-            let stored = ModelStore.fromEnvironment().list().map(\.name.displayShortest)
+            // One pull per name: a list's children share their tag.
+            var seen = Set<String>()
+            let stored = ModelStore.fromEnvironment().list().map(\.name.displayShortest).filter { seen.insert($0).inserted }
             guard !stored.isEmpty else { throw fail(Refusal(description: "no models stored in \(ModelStore.fromEnvironment().root)")) }
             return stored
         }

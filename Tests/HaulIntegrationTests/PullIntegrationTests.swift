@@ -194,10 +194,11 @@ import HaulTestSupport
     }
 
     /// Ollama's post-pull pruning: a new version of a tag deletes the blobs
-    /// only the old version used; blobs another model uses stay; and
-    /// OLLAMA_NOPRUNE turns it off.
+    /// only the old version used; blobs another model uses stay;
+    /// OLLAMA_NOPRUNE turns it off; and a blob younger than an hour is
+    /// never pruned (another process may be about to name it).
     @Test func aNewVersionOfATagPrunesTheBlobsOnlyTheOldOneUsed() async throws {
-        for noPrune in [false, true] {
+        for (noPrune, aged) in [(false, true), (true, true), (false, false)] {
             let dir = TempDir("haul-registry")
             let old = try TestModel.make(root: dir.path, name: "library/evolving:latest", layers: ["2M"], texts: ["system=old"])
             let keeper = try TestModel.make(root: dir.path, name: "library/keeper:latest", layers: ["1M"], texts: ["system=old"])
@@ -207,6 +208,12 @@ import HaulTestSupport
             for model in ["evolving", "keeper"] {
                 #expect(try run(haulBinary, ["pull", "\(registry.host)/library/\(model)", "--insecure", "-q"], environment: env).status == 0)
             }
+            if aged {
+                let past = Date().addingTimeInterval(-2 * 3600)
+                for name in FileSystem.listDirectory(models.path + "/blobs") {
+                    try FileManager.default.setAttributes([.modificationDate: past], ofItemAtPath: models.path + "/blobs/" + name)
+                }
+            }
             let new = try TestModel.make(root: dir.path, name: "library/evolving:latest", layers: ["3M"], texts: ["system=new"])
             let r = try run(haulBinary, ["pull", "\(registry.host)/library/evolving", "--insecure", "--json"], environment: env)
             #expect(r.status == 0, "\(r.stderr)")
@@ -214,7 +221,7 @@ import HaulTestSupport
             let onlyOld = Set(old.layers.map(\.digest)).subtracting(new.layers.map(\.digest)).subtracting(keeper.layers.map(\.digest))
             #expect(!onlyOld.isEmpty)
             for digest in onlyOld {
-                #expect(FileSystem.exists(store.blobPath(digest)) == noPrune, "\(digest.short) noPrune=\(noPrune)")
+                #expect(FileSystem.exists(store.blobPath(digest)) == (noPrune || !aged), "\(digest.short) noPrune=\(noPrune) aged=\(aged)")
             }
             // The "system=old" layer is shared with keeper and stays either way.
             let shared = Set(old.layers.map(\.digest)).intersection(keeper.layers.map(\.digest))

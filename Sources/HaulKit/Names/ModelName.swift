@@ -37,6 +37,19 @@ public struct ModelName: Sendable, Hashable, CustomStringConvertible {
         guard isValid else { throw .invalidModelName }
     }
 
+    /// The same name written with `scheme` (`http://host/...`).
+    func with(scheme: String?) -> ModelName {
+        ModelName(host: host, namespace: namespace, model: model, tag: tag, scheme: scheme)
+    }
+
+    private init(host: String, namespace: String, model: String, tag: String, scheme: String?) {
+        self.host = host
+        self.namespace = namespace
+        self.model = model
+        self.tag = tag
+        self.scheme = scheme
+    }
+
     /// Parses `[scheme://][host/][namespace/]model[:tag]`, filling Ollama's
     /// defaults for the parts that are absent. Throws `invalid model name`.
     public init(parsing raw: String) throws(HaulError) {

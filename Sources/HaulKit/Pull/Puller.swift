@@ -17,7 +17,8 @@ struct Puller: Sendable {
         if asked.isCloud { throw HaulError.cloudModel(asked.displayShortest) }
         // A model stored under another spelling is updated, not duplicated
         // (Ollama's PullHandler resolves getExistingName first).
-        let name = store.existingName(asked) ?? asked
+        // The scheme the user wrote still decides (http needs --insecure).
+        let name = store.existingName(asked)?.with(scheme: asked.scheme) ?? asked
         let sources = try self.sources(for: name, insecure: insecure)
         // What imports that died left behind (a directory listing when
         // there is none; deleting gigabytes of copies when there is).
