@@ -245,6 +245,20 @@ import HaulTestSupport
         #expect(try store.storedManifest(for: ModelName(parsing: "m"))?.root == .legacy)
     }
 
+    /// What a write killed mid-way left in `.haul/tmp` goes once it is an
+    /// hour old; a younger one may be another process's write in flight.
+    @Test func writesSweepOldLeftoversOfKilledWrites() throws {
+        let dir = TempDir()
+        let ollama = try OllamaStore(dir.path)
+        let tmp = dir.path + "/.haul/tmp"
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        for name in ["entry-old", "entry-young"] { FileManager.default.createFile(atPath: tmp + "/" + name, contents: Data("x".utf8)) }
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-2 * 3600)], ofItemAtPath: tmp + "/entry-old")
+        let one = try ollama.image([(Self.model, "one")])
+        try ollama.store.writeManifest(raw: one.bytes, for: ModelName(parsing: "one"))
+        #expect(FileSystem.listDirectory(tmp) == ["entry-young"])
+    }
+
     @Test func aStoreWithoutV2GetsLegacyFilesAndAutoIsDecidedByTheDirectory() throws {
         let dir = TempDir()
         let ollama = try OllamaStore(dir.path, v2: false)

@@ -33,6 +33,7 @@ extension ModelStore {
     public func writeManifest(raw: [UInt8], for name: ModelName) throws(HaulError) {
         let target = (existingName(name) ?? name).storeIdentity
         try FileSystem.makeDirectories(temporaryDirectory)
+        sweepTemporaryEntries()
         switch effectiveLayout {
         case .v1, .auto:
             try writeLegacy(raw, for: target)
@@ -109,6 +110,19 @@ extension ModelStore {
             if symlink(relative, temp) == 0 { return }
             if Glibc.link(blob, temp) == 0 { return }
             try writeNew(temp, bytes)
+        }
+    }
+
+    /// Removes what writes killed mid-way left in `.haul/tmp/`: entries
+    /// older than an hour (a live write renames its entry within
+    /// milliseconds).
+    private func sweepTemporaryEntries() {
+        let now = Date().timeIntervalSince1970
+        for name in FileSystem.listDirectory(temporaryDirectory) where name.hasPrefix("entry-") {
+            let path = temporaryDirectory + "/" + name
+            var st = stat()
+            guard lstat(path, &st) == 0, now - Double(st.st_mtim.tv_sec) > 3600 else { continue }
+            unlink(path)
         }
     }
 
