@@ -13,6 +13,8 @@ struct PullController {
         var name: String?
         var insecure: Bool?
         var stream: Bool?
+        /// A list child's runner (Ollama ≥ 0.40), by Ollama's aliases.
+        var runner: String?
         // `username` and `password` are accepted and ignored, as by Ollama.
     }
 
@@ -28,8 +30,13 @@ struct PullController {
         let name = body.modelName
         if ModelName.isCloudReference(name) { throw .badRequest(HaulError.cloudModel(name).description) }
         guard let parsed = try? ModelName(parsing: name) else { throw .badRequest("invalid model name") }
+        // An unknown runner is a 400 before anything starts (Ollama's
+        // `normalizeRunner` in `PullHandler`).
+        if let runner = body.runner, !runner.trimmingCharacters(in: .whitespaces).isEmpty, Runner.normalize(runner) == nil {
+            throw .badRequest(HaulError.unknownRunner(runner).description)
+        }
         logger.info("pull \(name): started")
-        let events = haul.pull(parsed, insecure: body.insecure ?? false)
+        let events = haul.pull(parsed, insecure: body.insecure ?? false, runner: body.runner)
         if body.stream ?? true {
             return streaming(events, name: name)
         }

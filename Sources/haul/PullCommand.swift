@@ -50,6 +50,10 @@ struct PullCommand: AsyncParsableCommand {
 
     @OptionGroup var layout: StoreLayoutOption
 
+    @Option(help: ArgumentHelp("Which child of a manifest list to pull: llamacpp, ggml or mlx (Ollama's aliases too). "
+                               + "Default: llama.cpp, then ggml, then MLX.", valueName: "RUNNER"))
+    var runner: String?
+
     @Option(help: ArgumentHelp("Mirror configuration directories, colon-separated (containerd's hosts.toml layout: DIR/HOST/hosts.toml, DIR/_default/hosts.toml); also HAUL_HOSTS_DIR.", valueName: "DIRS"))
     var hostsDir: String?
 
@@ -75,6 +79,9 @@ struct PullCommand: AsyncParsableCommand {
         if remote && (username != nil || tls.caFile != nil || tls.insecureSkipTlsVerify || hostsDir != nil || limitRate != nil) {
             throw ValidationError("--username, --ca-file, --insecure-skip-tls-verify, --hosts-dir and --limit-rate apply to local pulls; "
                 + "a daemon uses its own settings")
+        }
+        if let runner, Runner.normalize(runner) == nil {
+            throw ValidationError(HaulError.unknownRunner(runner).description + ": give llamacpp, ggml or mlx")
         }
         if (username != nil) != passwordStdin {
             throw ValidationError("--username and --password-stdin go together")
@@ -132,8 +139,8 @@ struct PullCommand: AsyncParsableCommand {
         } else {
             view = PlainProgress(terminal: .standardError)
         }
-        let remotePull = viaDaemon ? RemotePull(server: server, name: name, insecure: insecure).start() : nil
-        let events = remotePull?.events ?? haul.pull(name, insecure: insecure)
+        let remotePull = viaDaemon ? RemotePull(server: server, name: name, insecure: insecure, runner: runner).start() : nil
+        let events = remotePull?.events ?? haul.pull(name, insecure: insecure, runner: runner)
         // Ctrl-C ends the pull: a local one checkpoints and stops; a remote
         // one closes its request, and the daemon cancels the download unless
         // another client still wants it.
@@ -222,13 +229,13 @@ struct PullCommand: AsyncParsableCommand {
             if let board { return BarProgress(board: board, title: model) }
             return PlainProgress(terminal: .standardError, model: model)
         }
-        let remotes = viaDaemon ? models.map { RemotePull(server: server, name: $0, insecure: insecure).start() } : []
+        let remotes = viaDaemon ? models.map { RemotePull(server: server, name: $0, insecure: insecure, runner: runner).start() } : []
         let interrupts = Interrupts { _ in
             if viaDaemon { remotes.forEach { $0.cancel() } } else { Task { await haul.shutdown() } }
         }
         let (merged, sink) = AsyncStream.makeStream(of: (index: Int, event: Result<PullEvent, any Error>?).self)
         for (index, model) in models.enumerated() {
-            let events = viaDaemon ? remotes[index].events : haul.pull(model, insecure: insecure)
+            let events = viaDaemon ? remotes[index].events : haul.pull(model, insecure: insecure, runner: runner)
             Task {
                 do {
                     for try await event in events { sink.yield((index, .success(event))) }

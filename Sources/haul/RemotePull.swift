@@ -11,6 +11,8 @@ struct RemotePull {
     let server: OllamaHost
     let name: String
     let insecure: Bool
+    /// A list child's runner, passed on as `/api/pull`'s `runner`.
+    var runner: String? = nil
 
     struct ServerError: Error, CustomStringConvertible {
         let description: String
@@ -44,7 +46,8 @@ struct RemotePull {
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.setValue("application/x-ndjson", forHTTPHeaderField: "Accept")
         request.setValue(Versions.userAgent, forHTTPHeaderField: "User-Agent")
-        request.httpBody = Data(("{\"model\":\(ProgressJSON.quote(name)),\"insecure\":\(insecure),\"stream\":true}").utf8)
+        let runnerField = runner.map { ",\"runner\":" + ProgressJSON.quote($0) } ?? ""
+        request.httpBody = Data(("{\"model\":\(ProgressJSON.quote(name)),\"insecure\":\(insecure)\(runnerField),\"stream\":true}").utf8)
         request.timeoutInterval = 24 * 3600
         let reader = StreamReader(continuation: continuation)
         let session = URLSession(configuration: .ephemeral, delegate: reader, delegateQueue: nil)

@@ -20,8 +20,11 @@ package final class TestRegistry: Sendable {
     /// `anonymous`, or `ollama` (a valid Ollama signature).
     package init(root: String, cdn: Bool = true, rate: String? = nil, slowConnection: Int? = nil, slowFactor: Double = 10,
          tokenAuth: String? = nil, tokenTTL: Double = 300, realm: String? = nil, selfRedirect: Bool = false,
-         ipv6: Bool = false, environment: [String: String] = [:]) throws {
+         ipv6: Bool = false, minClient: String? = nil, headWithoutLength: [Digest] = [],
+         environment: [String: String] = [:]) throws {
         var args = [Self.script, "serve", "--root", root, "--exit-on-eof"]
+        if let minClient { args += ["--min-client", minClient] }
+        args += headWithoutLength.flatMap { ["--head-no-length", $0.hex] }
         if selfRedirect { args.append("--self-redirect") }
         if let realm { args += ["--realm", realm] }
         if ipv6 { args.append("--ipv6") }
@@ -109,6 +112,27 @@ package struct TestModel: Sendable {
     }
 
     package var manifestBytes: [UInt8] { Array((try? Data(contentsOf: URL(fileURLWithPath: manifestPath))) ?? Data()) }
+
+    /// Publishes a manifest list under `name` (ns/model:tag) in a registry
+    /// root: each child's manifest becomes a blob (as registries publish
+    /// list children), then the list. `children` are (model, runner);
+    /// returns the list's bytes.
+    @discardableResult
+    package static func makeList(root: String, name: String, children: [(TestModel, String)], extra: [String] = []) throws -> [UInt8] {
+        var entries: [String] = []
+        for (model, runner) in children {
+            let bytes = model.manifestBytes
+            let digest = Digest(hashing: bytes)
+            FileManager.default.createFile(atPath: root + "/blobs/" + digest.fileName, contents: Data(bytes))
+            entries.append(#"{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"\#(digest)","runner":"\#(runner)","format":"gguf"}"#)
+        }
+        let list = Array(#"{"schemaVersion":2,"mediaType":"application/vnd.ollama.manifest.list.v2+json","manifests":[\#((entries + extra).joined(separator: ","))]}"#.utf8)
+        let parts = name.split(separator: ":")
+        let directory = root + "/manifests/" + parts[0]
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try Data(list).write(to: URL(fileURLWithPath: directory + "/" + (parts.count > 1 ? String(parts[1]) : "latest")))
+        return list
+    }
 }
 
 package struct TestFailure: Error, CustomStringConvertible {

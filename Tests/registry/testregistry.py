@@ -56,6 +56,7 @@ import threading
 import time
 
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+LIST_TYPE = "application/vnd.ollama.manifest.list.v2+json"
 
 
 def parse_size(text):
@@ -192,7 +193,7 @@ class Stats:
         self.data = {"manifest_requests": 0, "blob_requests": {}, "blob_bytes": {}, "connections": 0,
                      "range_requests": 0, "redirects": 0, "expired": 0, "token_requests": 0,
                      "unauthorized": 0, "cdn_authorization": 0, "via_proxy": 0, "overlong_sent": 0,
-                     "issued_tokens": [], "authorizations_seen": []}
+                     "issued_tokens": [], "authorizations_seen": [], "user_agents": [], "manifest_accepts": []}
 
     def note(self, key, value):
         with self.lock:
@@ -259,6 +260,10 @@ class State:
         self.realm = args.realm
         self.service = args.service
         self.self_redirect = args.self_redirect
+        # --min-client X.Y.Z: manifests are refused (412) to older clients.
+        self.min_client = tuple(int(x) for x in args.min_client.split(".")) if args.min_client else None
+        # --head-no-length HEX: HEADs of that blob have no Content-Length.
+        self.head_no_length = set(args.head_no_length)
         self.tokens = {}
         self.token_lock = threading.Lock()
 
@@ -481,18 +486,46 @@ class Handler(http.server.BaseHTTPRequestHandler):
             pass
         self.close_connection = True
 
+    def client_version(self):
+        """The Ollama version an `ollama/X.Y.Z (...)` User-Agent claims, as a
+        tuple; None when it claims none."""
+        m = re.match(r"ollama/(\d+)\.(\d+)\.(\d+)", self.headers.get("User-Agent", ""))
+        return tuple(int(x) for x in m.groups()) if m else None
+
     def manifest(self, ns, model, tag):
         self.state.stats.add("manifest_requests")
+        self.state.stats.note("user_agents", self.headers.get("User-Agent", ""))
+        self.state.stats.note("manifest_accepts", self.headers.get("Accept", ""))
         fault = self.state.take_fault(0, target="manifest")
         if fault and fault["kind"] == "endless-header":
             return self.endless_header()
+        if self.state.min_client and (self.client_version() or (0, 0, 0)) < self.state.min_client:
+            # Ollama's registry gates models on the client version.
+            return self.send_json(412, {"errors": [{"code": "DENIED", "message": "this model requires a newer version of Ollama"}]})
         p = os.path.join(self.state.root, "manifests", ns, model, tag)
         if not os.path.isfile(p):
             return self.send_json(404, {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]})
         with open(p, "rb") as f:
             body = f.read()
+        content_type = MANIFEST_TYPE
+        try:
+            is_list = json.loads(body).get("mediaType") == LIST_TYPE
+        except (ValueError, AttributeError):
+            is_list = False
+        if is_list:
+            if LIST_TYPE in self.headers.get("Accept", ""):
+                content_type = LIST_TYPE
+            else:
+                # A client that does not ask for lists gets the llama.cpp
+                # child as a plain manifest.
+                children = [c for c in json.loads(body)["manifests"] if c.get("runner") == "llamacpp" and c.get("digest")]
+                child = children[0]["digest"].replace(":", "-") if children else None
+                if not child or not os.path.isfile(os.path.join(self.state.root, "blobs", child)):
+                    return self.send_json(404, {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "no plain manifest"}]})
+                with open(os.path.join(self.state.root, "blobs", child), "rb") as f:
+                    body = f.read()
         self.send_response(200)
-        self.send_header("Content-Type", MANIFEST_TYPE)
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Docker-Content-Digest", "sha256:" + hashlib.sha256(body).hexdigest())
         self.end_headers()
@@ -529,6 +562,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.state.stats.add("blob_requests", hexd)
         if ranged:
             self.state.stats.add("range_requests")
+        if self.command == "HEAD" and hexd in self.state.head_no_length:
+            # A HEAD whose answer has no Content-Length.
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            return
         fault = self.state.take_fault(size) if self.command == "GET" else None
         if fault and fault["kind"] == "status":
             body = fault.get("body", "injected failure").encode()
@@ -718,6 +758,8 @@ def main():
     sv.add_argument("--ipv6", action="store_true", help="listen on [::1] (the CDN stays on 127.0.0.1)")
     sv.add_argument("--token-auth", default=None, help="user:password | anonymous | ollama")
     sv.add_argument("--token-ttl", type=float, default=300)
+    sv.add_argument("--min-client", default=None, help="X.Y.Z: answer 412 to manifest requests of older Ollama clients")
+    sv.add_argument("--head-no-length", action="append", default=[], help="HEX: HEAD of this blob has no Content-Length")
     sv.add_argument("--realm", default=None, help="token realm to name in challenges (default: this registry's /token)")
     sv.add_argument("--service", default="testregistry")
     sv.add_argument("--self-redirect", action="store_true", help="blob requests answer 307 to another path of this origin")

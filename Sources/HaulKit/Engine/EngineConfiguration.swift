@@ -93,7 +93,8 @@ public struct EngineConfiguration: Sendable {
 
     /// The defaults, then what the environment sets: `HAUL_DIRECT_IO=1`,
     /// `SSL_CERT_FILE`, `SSL_CERT_DIR`, `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY`
-    /// (either case) and `HAUL_DEBUG=1`. `HAUL_LIMIT_RATE` is parsed by the
+    /// (either case), `HAUL_DEBUG=1` and `HAUL_OLLAMA_VERSION` (the Ollama
+    /// version the User-Agent claims). `HAUL_LIMIT_RATE` is parsed by the
     /// CLI, which can report a malformed value.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
         -> EngineConfiguration {
@@ -103,6 +104,7 @@ public struct EngineConfiguration: Sendable {
         configuration.caDirectory = OllamaEnvironment.string("SSL_CERT_DIR", environment).nilIfEmpty
         configuration.proxies = .fromEnvironment(environment)
         configuration.debugTrace = environment["HAUL_DEBUG"] == "1"
+        configuration.userAgent = Versions.userAgent(ollama: Versions.ollama(environment))
         return configuration
     }
 }

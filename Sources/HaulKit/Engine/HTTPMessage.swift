@@ -30,5 +30,5 @@ struct HTTPResponse: Sendable {
     /// Selected headers of the last response, by lower-cased name.
     var headers: [String: String]
 
-    static let capturedHeaders = ["content-type", "www-authenticate", "retry-after", "docker-content-digest", "location"]
+    static let capturedHeaders = ["content-type", "content-length", "www-authenticate", "retry-after", "docker-content-digest", "location"]
 }

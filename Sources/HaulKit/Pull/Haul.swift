@@ -67,11 +67,23 @@ public final class Haul: Sendable {
     /// Pulls `name` (Ollama's grammar and defaults). The stream ends after
     /// `.success` or throws a `HaulError`. Stopping the iteration cancels the
     /// pull; data already downloaded stays in the partials directory.
-    public func pull(_ name: String, insecure: Bool = false) -> AsyncThrowingStream<PullEvent, any Error> {
+    ///
+    /// `runner` picks the child of a manifest list (`llamacpp`, `ggml`,
+    /// `mlx`, or an alias Ollama accepts, such as `llama.cpp`); nil takes
+    /// Ollama's order for this platform. An unknown runner fails the pull
+    /// with `HaulError.unknownRunner`.
+    public func pull(_ name: String, insecure: Bool = false, runner: String? = nil) -> AsyncThrowingStream<PullEvent, any Error> {
         run { puller, emit in
             if ModelName.isCloudReference(name) { throw HaulError.cloudModel(name) }
-            try await puller.pull(ModelName(parsing: name), insecure: insecure, emit: emit)
+            try await puller.pull(ModelName(parsing: name), insecure: insecure, runner: Self.runner(runner), emit: emit)
         }
+    }
+
+    /// The runner a caller named, by Ollama's aliases; nil for none.
+    static func runner(_ requested: String?) throws(HaulError) -> String? {
+        guard let requested, !requested.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
+        guard let runner = Runner.normalize(requested) else { throw .unknownRunner(requested) }
+        return runner
     }
 
     /// Stores `source`'s manifest (or manifest list) bytes under
@@ -100,8 +112,8 @@ public final class Haul: Sendable {
 
     /// Pulls a name the caller parsed already (the daemon validates it
     /// before answering).
-    public func pull(_ name: ModelName, insecure: Bool = false) -> AsyncThrowingStream<PullEvent, any Error> {
-        run { puller, emit in try await puller.pull(name, insecure: insecure, emit: emit) }
+    public func pull(_ name: ModelName, insecure: Bool = false, runner: String? = nil) -> AsyncThrowingStream<PullEvent, any Error> {
+        run { puller, emit in try await puller.pull(name, insecure: insecure, runner: Self.runner(runner), emit: emit) }
     }
 
     /// Runs one pull (or repair) as a task that `shutdown` can stop, its

@@ -50,6 +50,14 @@ public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
     case hostsConfig(path: String, line: Int?, message: String)
     /// An Ollama cloud model (`ModelName.isCloudReference`), as written.
     case cloudModel(String)
+    /// A runner name Ollama does not know (`server/routes.go` `normalizeRunner`).
+    case unknownRunner(String)
+    /// A manifest list with no child for the runners tried, or a manifest
+    /// that declares another runner than the one asked for.
+    case noCompatibleManifest(runners: [String])
+    /// The registry refused the manifest to the Ollama version Haul claims
+    /// (HTTP 412: the model needs a newer client), with its message.
+    case clientVersionRefused(claimed: String, message: String)
     /// A named manifest in the store that cannot be used: a link that
     /// dangles or leads out of the store, bytes that do not hash to the
     /// blob's name, a file that does not parse.
@@ -99,6 +107,14 @@ public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
         case .cloudModel(let name):
             return "\"\(Self.quoted(name))\" is an Ollama cloud model: it runs on ollama.com and has no weights to pull "
                 + "(pull a local tag, without -cloud)"
+        case .unknownRunner(let runner):
+            return "unknown runner \"\(Self.quoted(runner, limit: 40))\""
+        case .noCompatibleManifest(let runners):
+            return "no compatible manifest found for runners: " + runners.joined(separator: ", ")
+        case .clientVersionRefused(let claimed, let message):
+            return "pull model manifest: 412: \(message.isEmpty ? "this model requires a newer version of Ollama" : message) "
+                + "(Haul speaks as Ollama \(claimed); if a newer Ollama pulls this model, set HAUL_OLLAMA_VERSION to that "
+                + "version, e.g. HAUL_OLLAMA_VERSION=0.41.0)"
         case .storedManifest(let path, let problem):
             return "\(path): \(problem); pull the model again, or remove it with 'haul rm'"
         case .cancelled:

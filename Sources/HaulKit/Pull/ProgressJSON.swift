@@ -11,6 +11,12 @@ public enum ProgressJSON {
             if p.total != 0 { s += ",\"total\":\(p.total)" }
             if p.completed != 0 { s += ",\"completed\":\(p.completed)" }
             return s + "}"
+        case .manifestProgress(let total, let completed):
+            // Ollama's `downloadWithTransfer` progress for a list's child.
+            var s = "{\"status\":\"pulling model\",\"digest\":\"sha256:model\""
+            if total != 0 { s += ",\"total\":\(total)" }
+            if completed != 0 { s += ",\"completed\":\(completed)" }
+            return s + "}"
         case .notice, .source:
             // Haul's own: Ollama's stream has no such lines.
             return nil
@@ -28,7 +34,7 @@ public enum ProgressJSON {
         case .removingUnusedLayers: return "removing unused layers"
         case .status(let text), .notice(let text): return text
         case .success: return "success"
-        case .plan, .resuming, .progress, .source: return nil
+        case .plan, .resuming, .progress, .source, .manifestProgress: return nil
         }
     }
 
@@ -59,6 +65,10 @@ public enum ProgressJSON {
         }
         if let error = wire.error { return .error(error) }
         guard let status = wire.status else { return nil }
+        if status == "pulling model" && wire.digest == "sha256:model" {
+            let total = min(max(wire.total ?? 0, 0), Manifest.maxBlobSize)
+            return .event(.manifestProgress(total: total, completed: min(max(wire.completed ?? 0, 0), total)))
+        }
         if let text = wire.digest, let digest = try? Digest(parsing: text), status.hasPrefix("pulling ") {
             // A daemon is another program: its numbers are checked like a
             // registry's, so a broken one cannot crash the progress bars.

@@ -1,4 +1,5 @@
-/// What a pull reports, in order: `pullingManifest`, `plan` (every blob and
+/// What a pull reports, in order: `pullingManifest`, for a manifest list
+/// `manifestProgress` while its child is fetched, `plan` (every blob and
 /// the whole model's size, known before any byte moves), `resuming` for
 /// blobs continuing an interrupted download, `progress` per blob
 /// (interleaved, since blobs download concurrently), `verifying`,
@@ -7,6 +8,9 @@
 public enum PullEvent: Sendable, Equatable {
     /// The manifest is being fetched.
     case pullingManifest
+    /// A manifest list's chosen child manifest is being fetched (as a blob):
+    /// Ollama's `pulling model` lines with digest `sha256:model`.
+    case manifestProgress(total: Int64, completed: Int64)
     /// The manifest is known: every blob, and which are stored already.
     case plan(PullPlan)
     /// A blob continues from an interrupted download: `completed` bytes are

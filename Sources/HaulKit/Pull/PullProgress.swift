@@ -121,7 +121,8 @@ public struct PullProgress: Sendable, Equatable {
             phase = .writingManifest
         case .success:
             phase = .done
-        case .removingUnusedLayers, .status, .notice, .source:
+        case .removingUnusedLayers, .status, .notice, .source, .manifestProgress:
+            // A list's child manifest is a few KiB: no part of the model's bytes.
             break
         }
     }

@@ -13,7 +13,9 @@ struct Puller: Sendable {
     /// Mirrors to try before the registry (hosts.toml).
     let hosts: HostsDirectory
 
-    func pull(_ asked: ModelName, insecure: Bool, emit: @escaping @Sendable (PullEvent) -> Void) async throws {
+    /// Pulls `asked`. `runner` (already normalized) picks a manifest
+    /// list's child; nil takes Ollama's order for this platform.
+    func pull(_ asked: ModelName, insecure: Bool, runner: String? = nil, emit: @escaping @Sendable (PullEvent) -> Void) async throws {
         if asked.isCloud { throw HaulError.cloudModel(asked.displayShortest) }
         // A model stored under another spelling is updated, not duplicated
         // (Ollama's PullHandler resolves getExistingName first).
@@ -25,19 +27,101 @@ struct Puller: Sendable {
         let store = self.store
         _ = try? await BlockingIO.run { store.removeDeadStagedImports() }
         emit(.pullingManifest)
-        let manifest = try await resolve(name, from: sources, emit: emit)
+        switch try await resolve(name, from: sources, emit: emit) {
+        case .image(let manifest):
+            // A plain manifest has nothing to choose; a declared runner
+            // other than the one asked for is refused (Ollama's `PullModel`).
+            if let runner, !manifest.runner.isEmpty, manifest.runner != runner {
+                throw HaulError.noCompatibleManifest(runners: [runner])
+            }
+            try await finish(name, manifest: manifest, stored: manifest.raw, sources: sources, emit: emit)
+        case .list(let list):
+            let preferences = runner.map { [$0] } ?? Runner.preferences
+            guard let child = list.select(preferences: preferences, isLocal: { _ in true }) else {
+                throw HaulError.noCompatibleManifest(runners: preferences)
+            }
+            // The list and its child stay pinned until the name names them:
+            // a deletion in any process keeps them meanwhile.
+            let digests = [list.digest, child.digest]
+            let pin = try await BlockingIO.run { [store] () throws(HaulError) in try StorePins(store: store).pin(digests) }
+            defer { pin.release() }
+            let manifest = try await fetchChild(child.digest, name: name, sources: sources, emit: emit)
+            // A v2 store keeps the list as received (its digest is the
+            // tag's); a legacy one the child, which every Ollama can run.
+            try await finish(name, manifest: manifest, stored: store.effectiveLayout == .v2 ? list.raw : manifest.raw,
+                             sources: sources, emit: emit)
+        }
+    }
+
+    /// Fetches `manifest`'s blobs, then stores `stored` under the name (the
+    /// list as received in a v2 store; the runnable manifest otherwise,
+    /// which every Ollama can read) and prunes what the old version used.
+    private func finish(_ name: ModelName, manifest: Manifest, stored: [UInt8], sources: [RegistryClient],
+                        emit: @escaping @Sendable (PullEvent) -> Void) async throws {
+        let store = self.store
         try await fetchBlobs(of: manifest, name: name, sources: sources, emit: emit) {
             // Every blob was verified as it completed; the step is kept
             // because Ollama clients expect it in the event sequence.
             emit(.verifying)
             emit(.writingManifest)
             let replaced = store.retainedDigests(of: name)
-            try await BlockingIO.run { [store] () throws(HaulError) in try store.writeManifest(manifest, for: name) }
+            try await BlockingIO.run { [store] () throws(HaulError) in try store.writeManifest(raw: stored, for: name) }
             if prune {
                 await pruneLayers(replaced.subtracting(store.retainedDigests(of: name)), emit: emit)
             }
         }
         emit(.success)
+    }
+
+    /// A list child's manifest, fetched as Ollama fetches it
+    /// (`pullSelectedManifest`): its size by `HEAD` of the blob (a
+    /// `Content-Length` is required), then the blob through the engine like
+    /// any other (verified as it arrives, resumable, through mirrors),
+    /// reported as `pulling model`. A child that is itself a list is refused.
+    private func fetchChild(_ digest: Digest, name: ModelName, sources: [RegistryClient],
+                            emit: @escaping @Sendable (PullEvent) -> Void) async throws -> Manifest {
+        let pullers = sources.filter { $0.host.capabilities.contains(.pull) }
+        var size: Int64?
+        for (index, source) in pullers.enumerated() {
+            do {
+                size = try await source.blobSize(digest)
+                if size != nil { break }
+            } catch let error where index < pullers.count - 1 && !(error is CancellationError) {
+                emit(.notice("\(source.host) skipped for manifest \(digest.short): \(error); trying \(pullers[index + 1].host)"))
+            }
+        }
+        guard let size else { throw HaulError.blobNotFound(digest) }
+        guard size <= Int64(Manifest.maxBytes) else {
+            throw HaulError.manifestInvalid("list child \(digest) is \(size) bytes, more than \(Manifest.maxBytes)")
+        }
+        let layer = Layer(mediaType: Manifest.mediaTypes[0], digest: digest, size: size)
+        let store = self.store
+        if store.hasBlob(layer) {
+            emit(.manifestProgress(total: size, completed: size))
+        } else {
+            try store.prepareDirectories()
+            let watch = downloads.join(digest) { emit in
+                guard !store.hasBlob(layer) else { return }
+                try await slots.withSlot {
+                    try await download(layer, model: name.displayShortest, from: pullers, emit: emit)
+                }
+            }
+            for try await event in watch.events {
+                switch event {
+                case .progress(let p), .resuming(let p): emit(.manifestProgress(total: p.total, completed: p.completed))
+                case .notice, .source: emit(event)
+                default: break
+                }
+            }
+            if Task.isCancelled {
+                await downloads.settle(watch)
+                throw CancellationError()
+            }
+        }
+        let bytes = try FileSystem.readFile(store.blobPath(digest), limit: Manifest.maxBytes)
+        guard Digest(hashing: bytes) == digest else { throw HaulError.digestMismatch(want: digest, got: Digest(hashing: bytes)) }
+        guard !ManifestList.isList(bytes) else { throw HaulError.manifestInvalid("nested manifest lists are not supported") }
+        return try Manifest(bytes: bytes)
     }
 
     /// Fetches again the blobs of a stored model that are missing (after
@@ -75,11 +159,11 @@ struct Puller: Sendable {
         }
     }
 
-    /// The manifest, from the first host that may resolve tags and answers.
-    /// A mirror that fails is skipped with a notice; the last host's error
-    /// is the pull's.
+    /// The manifest or list, from the first host that may resolve tags and
+    /// answers. A mirror that fails is skipped with a notice; the last
+    /// host's error is the pull's.
     private func resolve(_ name: ModelName, from sources: [RegistryClient],
-                         emit: @escaping @Sendable (PullEvent) -> Void) async throws -> Manifest {
+                         emit: @escaping @Sendable (PullEvent) -> Void) async throws -> FetchedManifest {
         let resolvers = sources.filter { $0.host.capabilities.contains(.resolve) }
         guard !resolvers.isEmpty else {
             throw HaulError.hostsConfig(path: hosts.file(for: name.host) ?? "hosts.toml", line: nil,

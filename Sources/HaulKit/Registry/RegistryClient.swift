@@ -5,7 +5,9 @@ import Foundation
 /// URLs. Each host answers its own challenges with its own credentials; a
 /// token or password for one is never sent to another.
 struct RegistryClient: Sendable {
-    static let manifestAccept = "Accept: " + Manifest.mediaTypes.joined(separator: ", ")
+    /// The list type first, as Ollama ≥ 0.40 asks (`server/images.go`
+    /// `pullModelManifest`), then the manifest types Haul reads.
+    static let manifestAccept = "Accept: " + ([ManifestList.mediaType] + Manifest.mediaTypes).joined(separator: ", ")
 
     let engine: Engine
     let name: ModelName
@@ -42,7 +44,9 @@ struct RegistryClient: Sendable {
     /// Headers for requests to this host itself (never a CDN it redirects to).
     var registryHeaders: [String] { host.headers + (authorizer.authorization.map { ["Authorization: \($0)"] } ?? []) }
 
-    func fetchManifest() async throws -> Manifest {
+    /// The tag's manifest, or its manifest list: told apart by the body's
+    /// `mediaType`, as Ollama tells them apart, never by `Content-Type`.
+    func fetchManifest() async throws -> FetchedManifest {
         if !host.isMirror && name.scheme == "http" && !insecure {
             throw HaulError.manifestUnreachable(url: manifestURL, message: "insecure protocol http")
         }
@@ -54,14 +58,26 @@ struct RegistryClient: Sendable {
         }
         switch response.status {
         case 200:
-            return try Manifest(bytes: response.body)
+            if ManifestList.isList(response.body) { return .list(try ManifestList(bytes: response.body)) }
+            return .image(try Manifest(bytes: response.body))
         case 404:
             throw HaulError.manifestNotFound
         case 401:
             throw HaulError.unauthorized(authorizer.refusal)
+        case 412:
+            // Ollama's registry gates models on the client version in the
+            // User-Agent.
+            throw HaulError.clientVersionRefused(claimed: claimedVersion, message: Self.errorText(response.body))
         default:
             throw HaulError.manifestStatus(response.status, body: Self.errorText(response.body))
         }
+    }
+
+    /// The Ollama version the User-Agent claims (`ollama/<version> …`).
+    private var claimedVersion: String {
+        let agent = engine.configuration.userAgent
+        guard agent.hasPrefix("ollama/") else { return Versions.ollamaAPI }
+        return String(agent.dropFirst("ollama/".count).prefix { $0 != " " })
     }
 
     /// The digest the registry gives the tag now, by HEAD (its
@@ -80,6 +96,36 @@ struct RegistryClient: Sendable {
             return digest
         }
         return try await fetchManifest().digest
+    }
+
+    /// A blob's size by `HEAD`, as Ollama learns a list child's
+    /// (`remoteBlobLayer`): a `Content-Length` is required. Nil when the
+    /// registry does not have it.
+    func blobSize(_ digest: Digest) async throws -> Int64? {
+        func head() async throws -> HTTPResponse {
+            do {
+                return try await engine.fetch(HTTPRequest(url: blobURL(digest), headers: registryHeaders, followRedirects: true,
+                                                          limit: 0, insecure: insecure, tls: tls, head: true))
+            } catch let HaulError.network(url, message) {
+                throw HaulError.manifestUnreachable(url: url, message: message)
+            }
+        }
+        var response = try await head()
+        if response.status == 401 {
+            try await authorizer.authorize(challengeHeader: response.headers["www-authenticate"])
+            response = try await head()
+        }
+        switch response.status {
+        case 200:
+            guard let text = response.headers["content-length"], let size = Int64(text.trimmingCharacters(in: .whitespaces)),
+                  size >= 0 else {
+                throw HaulError.manifestInvalid("the registry's HEAD of manifest \(digest) has no Content-Length")
+            }
+            return size
+        case 404: return nil
+        case 401: throw HaulError.unauthorized(authorizer.refusal)
+        default: throw HaulError.manifestStatus(response.status, body: "")
+        }
     }
 
     private func getManifest(head: Bool = false) async throws -> HTTPResponse {
@@ -112,4 +158,23 @@ struct RegistryClient: Sendable {
         let text = String(decoding: head.prefix(2048), as: UTF8.self)
         return HaulError.quoted(text.trimmingCharacters(in: .whitespacesAndNewlines), limit: 300)
     }
+}
+
+/// What a tag's manifest request returned.
+enum FetchedManifest: Sendable {
+    /// A runnable manifest.
+    case image(Manifest)
+    /// A manifest list: a child per runner, each fetched as a blob.
+    case list(ManifestList)
+
+    /// The bytes as received.
+    var raw: [UInt8] {
+        switch self {
+        case .image(let manifest): return manifest.raw
+        case .list(let list): return list.raw
+        }
+    }
+
+    /// The tag's digest: SHA-256 of the bytes.
+    var digest: Digest { Digest(hashing: raw) }
 }
