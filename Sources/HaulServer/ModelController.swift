@@ -64,6 +64,17 @@ struct ModelController {
         var model: String?
         var name: String?
         var verbose: Bool?
+        /// Which child of a manifest list to show (Ollama ≥ 0.40).
+        var runner: String?
+    }
+
+    /// One child of a list, as `/api/show` summarizes it (Ollama's
+    /// `api.ManifestSummary`).
+    struct ManifestSummary: Encodable {
+        let digest: String
+        let runner: String?
+        let format: String?
+        let selected: Bool?
     }
 
     struct Show: GoJSONResponse {
@@ -77,16 +88,24 @@ struct ModelController {
         let tensors: [TensorInfo]?
         let capabilities: [String]
         let modified_at: String
+        let manifests: [ManifestSummary]?
     }
 
     func show(_ request: Request) async throws(APIError) -> Response {
-        let (asked, name, verbose) = try await modelName(in: request)
+        let body = try await RequestJSON.decode(NameBody.self, from: request)
+        let (asked, name, verbose) = try modelName(of: body)
+        var runner: String?
+        if let requested = body.runner, !requested.trimmingCharacters(in: .whitespaces).isEmpty {
+            // Ollama's `normalizeRunner` in `ShowHandler`: 400 for an unknown one.
+            guard let normalized = Runner.normalize(requested) else { throw .badRequest(HaulError.unknownRunner(requested).description) }
+            runner = normalized
+        }
         let store = haul.store
         do {
             // Ollama keeps no array unless asked to be verbose (`getModelData`).
             // The read stops at the tensor descriptions: the metadata only.
             // The body is encoded where it was read, off the pool.
-            let body = try await facts.show(name, in: store, keepArraysUpTo: verbose ? nil : 0) { model, contents, metadata, capabilities in
+            let body = try await facts.show(name, in: store, runner: runner, keepArraysUpTo: verbose ? nil : 0) { model, contents, metadata, capabilities in
                 let licenses = contents.licenses + (contents.unreadTextNote.map { ["[\($0)]"] } ?? [])
                 let show = Show(
                     license: licenses.isEmpty ? nil : licenses.joined(separator: "\n"),
@@ -97,7 +116,8 @@ struct ModelController {
                     details: contents.details, model_info: ModelInfoValue.modelInfo(metadata),
                     tensors: metadata.map { $0.tensors.map(TensorInfo.init) },
                     capabilities: capabilities,
-                    modified_at: Timestamp.rfc3339(model.modified))
+                    modified_at: Timestamp.rfc3339(model.modified),
+                    manifests: Self.summaries(of: model, in: store))
                 return try GoJSON.encode(show)
             }
             return JSONResponse.bytes(body)
@@ -120,10 +140,24 @@ struct ModelController {
         }
     }
 
+    /// The children of a list present here, when there is a choice (two or
+    /// more; Ollama's `manifestSummariesForShow`), the shown one selected.
+    static func summaries(of model: LocalModel, in store: ModelStore) -> [ManifestSummary]? {
+        let children = store.localChildren(of: model.name)
+        guard children.count >= 2 else { return nil }
+        return children.map {
+            ManifestSummary(digest: $0.digest.description, runner: $0.runner.isEmpty ? nil : $0.runner,
+                            format: $0.format.isEmpty ? nil : $0.format, selected: $0.digest == model.id ? true : nil)
+        }
+    }
+
     /// The name as the client wrote it (Ollama's errors quote it so) and
     /// as parsed.
     private func modelName(in request: Request) async throws(APIError) -> (String, ModelName, verbose: Bool) {
-        let body = try await RequestJSON.decode(NameBody.self, from: request)
+        try modelName(of: try await RequestJSON.decode(NameBody.self, from: request))
+    }
+
+    private func modelName(of body: NameBody) throws(APIError) -> (String, ModelName, verbose: Bool) {
         // ShowHandler's words; DeleteHandler's `modelref.ErrModelRequired` says the same.
         if body.modelName.trimmingCharacters(in: .whitespaces).isEmpty { throw .badRequest("model is required") }
         guard let name = try? ModelName(parsing: body.modelName) else {

@@ -168,6 +168,20 @@ import HaulTestSupport
         #expect(pulled.lines.contains { $0["status"] as? String == "pulling model" && $0["digest"] as? String == "sha256:model" })
         let tags = try await daemon.request("GET", "/api/tags").json["models"] as? [[String: Any]] ?? []
         #expect(tags.count == 1 && (tags.first?["details"] as? [String: Any])?["runner"] as? String == "llamacpp")
+        // One child: show has no choice to report.
+        #expect(try await daemon.request("POST", "/api/show", body: #"{"model":"\#(name)"}"#).json["manifests"] == nil)
+
+        // Both children: show reports the choice, and `runner` picks one.
+        let ggml = try await daemon.request("POST", "/api/pull", body: #"{"model":"\#(name)","insecure":true,"runner":"ggml","stream":false}"#)
+        #expect(ggml.status == 200, "\(ggml.body)")
+        let shown = try await daemon.request("POST", "/api/show", body: #"{"model":"\#(name)"}"#)
+        let summaries = shown.json["manifests"] as? [[String: Any]] ?? []
+        #expect(summaries.map { $0["runner"] as? String } == ["ggml", "llamacpp"], "\(shown.body.prefix(400))")
+        #expect(summaries.first { $0["selected"] as? Bool == true }?["digest"] as? String == Digest(hashing: f.llamacpp.manifestBytes).description)
+        let asGGML = try await daemon.request("POST", "/api/show", body: #"{"model":"\#(name)","runner":"ggml"}"#)
+        #expect((asGGML.json["manifests"] as? [[String: Any]])?.first { $0["selected"] as? Bool == true }?["runner"] as? String == "ggml")
+        let unknown = try await daemon.request("POST", "/api/show", body: #"{"model":"\#(name)","runner":"cuda"}"#)
+        #expect(unknown.status == 400, "\(unknown.body)")
 
         // A node holding a public list model serves it on: the list to a
         // client that accepts lists, the child as a blob, then the layers.

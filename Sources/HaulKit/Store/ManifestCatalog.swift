@@ -136,6 +136,13 @@ extension ModelStore {
         }
     }
 
+    /// The children of the list `name` resolves to that are in this store,
+    /// in the list's order; empty for a plain manifest or an unreadable entry.
+    public func localChildren(of name: ModelName) -> [ManifestList.Child] {
+        guard let stored = try? storedManifest(for: name), case .list(let list) = stored.content else { return [] }
+        return list.children.filter { (try? childManifest($0)) != nil }
+    }
+
     /// Every stored model, as Ollama's `/api/tags` enumerates them: a row
     /// per plain manifest, and a row per child present of each list; and
     /// every entry that could not be read.

@@ -227,9 +227,14 @@ extension ModelStore {
 
     /// The stored model called `name`, or `modelNotFound`.
     /// For a manifest list, the child Ollama would run.
-    public func model(_ name: ModelName) throws(HaulError) -> LocalModel {
+    /// With `runner`, that child only (a plain manifest that declares
+    /// another runner is `noCompatibleManifest`).
+    public func model(_ name: ModelName, runner: String? = nil) throws(HaulError) -> LocalModel {
         guard let stored = try storedManifest(for: name) else { throw .modelNotFound(name.displayShortest) }
-        let (manifest, child) = try runnable(stored)
+        let (manifest, child) = try runnable(stored, runner: runner)
+        if let runner, child == nil, !manifest.runner.isEmpty, manifest.runner != runner {
+            throw .noCompatibleManifest(runners: [runner])
+        }
         return LocalModel(stored: stored, manifest: manifest, child: child)
     }
 

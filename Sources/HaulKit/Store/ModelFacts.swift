@@ -86,19 +86,20 @@ public final class ModelFacts: Sendable {
         }
     }
 
-    /// Everything `/api/show` reports of a stored model: its text layers,
+    /// Everything `/api/show` reports of a stored model (for a manifest
+    /// list, the child for `runner`, or the one Ollama would run): its text layers,
     /// its weights' metadata (arrays kept up to `keepArraysUpTo` elements)
     /// and its capabilities, read off Swift's cooperative pool.
     /// `render` turns them into the response there too: a show can be
     /// megabytes of text (a 4 MiB template is in the template and the
     /// Modelfile), which must not be encoded on the pool either.
     public func show<T: Sendable>(
-        _ name: ModelName, in store: ModelStore, keepArraysUpTo: Int?,
+        _ name: ModelName, in store: ModelStore, runner: String? = nil, keepArraysUpTo: Int?,
         render: @escaping @Sendable (_ model: LocalModel, _ contents: ModelContents, _ metadata: GGUFMetadata?,
                                      _ capabilities: [String]) throws -> T
     ) async throws -> T {
         let outcome = try await BlockingIO.runCancellable { [self] (flag) throws(HaulError) -> Result<T, any Error> in
-            let model = try store.model(name)
+            let model = try store.model(name, runner: runner)
             try flag.check()
             let contents = try store.contents(of: model)
             try flag.check()
