@@ -200,7 +200,7 @@ class HFHandler(testregistry.Handler):
 def serve(args):
     state = testregistry.State(argparse.Namespace(
         root=args.root, rate=None, slow_connection=None, slow_factor=10.0, token_auth=None, token_ttl=300,
-        realm=None, service="", self_redirect=False))
+        realm=None, service="", self_redirect=False, min_client=None, head_no_length=[]))
     if args.ollama_pub:
         with open(args.ollama_pub) as f:
             args.ollama_pub = f.read().split()[1]

@@ -261,9 +261,10 @@ class State:
         self.service = args.service
         self.self_redirect = args.self_redirect
         # --min-client X.Y.Z: manifests are refused (412) to older clients.
-        self.min_client = tuple(int(x) for x in args.min_client.split(".")) if args.min_client else None
+        min_client = getattr(args, "min_client", None)
+        self.min_client = tuple(int(x) for x in min_client.split(".")) if min_client else None
         # --head-no-length HEX: HEADs of that blob have no Content-Length.
-        self.head_no_length = set(args.head_no_length)
+        self.head_no_length = set(getattr(args, "head_no_length", []) or [])
         self.tokens = {}
         self.token_lock = threading.Lock()
 
