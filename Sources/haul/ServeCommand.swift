@@ -43,6 +43,10 @@ struct ServeCommand: AsyncParsableCommand {
         if let connections { config.connections = connections }
         config.maxBytesPerSecond = try parseLimitRate(limitRate, environment)
         tls.apply(to: &config)
+        // The daemon's clients are not its operator: only the hosts it
+        // lists may be private (HAUL_ALLOW_PRIVATE, HAUL_PULL_THROUGH,
+        // hosts.toml mirrors), whatever a request's `insecure` says.
+        config.privateAddresses = .daemon(environment)
         let haul = Haul.fromEnvironment(environment, configuration: config)
         let daemon = HaulDaemon(haul: haul, host: host, access: .fromEnvironment(environment, listeningOn: host),
                                 pullThrough: environment["HAUL_PULL_THROUGH"], node: .fromEnvironment(environment)) { bound in

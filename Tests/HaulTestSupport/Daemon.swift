@@ -14,6 +14,10 @@ package final class Daemon {
     package init(models: String, logs: TempDir, environment: [String: String] = [:], arguments: [String] = []) async throws {
         var env = environment
         env["OLLAMA_HOST"] = "127.0.0.1:0"
+        // The test registries are on loopback, which a daemon reaches only
+        // for hosts its operator lists; a test that checks the refusal
+        // passes its own (empty) list.
+        if env["HAUL_ALLOW_PRIVATE"] == nil { env["HAUL_ALLOW_PRIVATE"] = "127.0.0.1,::1,localhost" }
         let process = try BackgroundProcess(["serve"] + arguments, models: models, environment: env, logs: logs)
         self.process = process
         guard try await waitUntil(timeout: 30, { process.stdout.contains("listening on ") || !process.process.isRunning }),

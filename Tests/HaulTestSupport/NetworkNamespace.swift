@@ -36,6 +36,15 @@ package final class NetworkNamespace: Sendable {
         try? FileManager.default.removeItem(atPath: "/etc/netns/\(name)")
     }
 
+    /// Gives the namespace's loopback interface another address
+    /// (`203.0.113.10/32`, say): a host that looks public, in a namespace
+    /// that still has no route anywhere else. (A dummy or veth interface
+    /// needs kernel modules this machine may not have.)
+    package func addAddress(_ cidr: String) throws {
+        let r = try HaulTestSupport.run(Self.ip, ["-n", name, "addr", "add", cidr, "dev", "lo"])
+        guard r.status == 0 else { throw TestFailure("ip addr add \(cidr) dev lo in \(name): \(r.stderr)") }
+    }
+
     /// The executable and arguments that run `executable arguments` inside.
     package func command(_ executable: String, _ arguments: [String]) -> (executable: String, arguments: [String]) {
         (Self.ip, ["netns", "exec", name, executable] + arguments)

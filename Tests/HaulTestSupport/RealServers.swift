@@ -40,13 +40,13 @@ package struct TestPKI {
 
     /// `dnsNames`: the host names the server certificate is valid for
     /// (besides 127.0.0.1).
-    package init(in dir: TempDir = TempDir("haul-pki"), dnsNames: [String] = ["localhost"]) throws {
+    package init(in dir: TempDir = TempDir("haul-pki"), dnsNames: [String] = ["localhost"], ipAddresses: [String] = []) throws {
         self.dir = dir
         caCert = dir.sub("ca.pem")
         serverCert = dir.sub("server.pem")
         serverKey = dir.sub("server.key")
         let ext = dir.sub("ext.cnf")
-        let names = (["IP:127.0.0.1"] + dnsNames.map { "DNS:" + $0 }).joined(separator: ",")
+        let names = (["IP:127.0.0.1"] + ipAddresses.map { "IP:" + $0 } + dnsNames.map { "DNS:" + $0 }).joined(separator: ",")
         try "subjectAltName=\(names)\nbasicConstraints=CA:FALSE\n".write(toFile: ext, atomically: true, encoding: .utf8)
         let steps: [[String]] = [
             ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",

@@ -21,8 +21,10 @@ package final class TestRegistry: Sendable {
     package init(root: String, cdn: Bool = true, rate: String? = nil, slowConnection: Int? = nil, slowFactor: Double = 10,
          tokenAuth: String? = nil, tokenTTL: Double = 300, realm: String? = nil, selfRedirect: Bool = false,
          ipv6: Bool = false, minClient: String? = nil, headWithoutLength: [Digest] = [],
-         environment: [String: String] = [:]) throws {
+         namespace: NetworkNamespace? = nil, bind: String? = nil, environment: [String: String] = [:]) throws {
         var args = [Self.script, "serve", "--root", root, "--exit-on-eof"]
+        if let bind { args += ["--bind", bind] }
+        self.bind = bind
         if let minClient { args += ["--min-client", minClient] }
         args += headWithoutLength.flatMap { ["--head-no-length", $0.hex] }
         if selfRedirect { args.append("--self-redirect") }
@@ -33,7 +35,8 @@ package final class TestRegistry: Sendable {
         if cdn { args.append("--cdn") }
         if let rate { args += ["--rate", rate] }
         if let slowConnection { args += ["--slow-connection", "\(slowConnection)", "--slow-factor", "\(slowFactor)"] }
-        server = try ServerProcess(executable: "/usr/bin/env", arguments: ["python3"] + args, environment: environment)
+        let command = namespace?.command("/usr/bin/env", ["python3"] + args) ?? (executable: "/usr/bin/env", arguments: ["python3"] + args)
+        server = try ServerProcess(executable: command.executable, arguments: command.arguments, environment: environment)
         let ports = server.firstLine
         registryPort = ports["registry"] as! Int
         cdnPort = ports["cdn"] as? Int
@@ -42,7 +45,8 @@ package final class TestRegistry: Sendable {
     package func stop() { server.stop() }
 
     package let ipv6: Bool
-    package var host: String { ipv6 ? "[::1]:\(registryPort)" : "127.0.0.1:\(registryPort)" }
+    private let bind: String?
+    package var host: String { bind.map { "\($0):\(registryPort)" } ?? (ipv6 ? "[::1]:\(registryPort)" : "127.0.0.1:\(registryPort)") }
 
     package func stats() async throws -> [String: Any] {
         let (data, _) = try await URLSession.shared.data(from: URL(string: "http://\(host)/_stats")!)

@@ -193,7 +193,8 @@ class Stats:
         self.data = {"manifest_requests": 0, "blob_requests": {}, "blob_bytes": {}, "connections": 0,
                      "range_requests": 0, "redirects": 0, "expired": 0, "token_requests": 0,
                      "unauthorized": 0, "cdn_authorization": 0, "via_proxy": 0, "overlong_sent": 0,
-                     "issued_tokens": [], "authorizations_seen": [], "user_agents": [], "manifest_accepts": []}
+                     "issued_tokens": [], "authorizations_seen": [], "user_agents": [], "manifest_accepts": [],
+                     "cdn_connections": 0}
 
     def note(self, key, value):
         with self.lock:
@@ -230,6 +231,8 @@ class Server(http.server.ThreadingHTTPServer):
             index = self.accepted
             self.accepted += 1
         self.state.stats.add("connections")
+        if self.role == "cdn":
+            self.state.stats.add("cdn_connections")
         return index
 
     def handle_error(self, request, client_address):
@@ -248,6 +251,7 @@ class State:
         self.fault_lock = threading.Lock()
         self.chaos_count = 0
         self.cdn_port = None
+        self.cdn_host = "127.0.0.1"
         self.registry_port = None
         self.cdn_ttl = None
         # --token-auth: registry requests need a Bearer token from /token;
@@ -450,7 +454,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     return
                 if self.state.cdn_port:
                     self.state.stats.add("redirects")
-                    loc = "http://127.0.0.1:%d/cdn/sha256-%s?X-Amz-Expires=86400" % (self.state.cdn_port, m.group(3))
+                    loc = "http://%s:%d/cdn/sha256-%s?X-Amz-Expires=86400" % (self.state.cdn_host, self.state.cdn_port, m.group(3))
                     if self.state.cdn_ttl is not None:
                         loc += "&expires=%.3f" % (time.time() + self.state.cdn_ttl)
                     self.send_response(307)
@@ -712,11 +716,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 def serve(args):
     state = State(args)
-    registry = Server(("::1" if args.ipv6 else "127.0.0.1", args.port), Handler, state, "registry")
+    registry = Server((args.bind or ("::1" if args.ipv6 else "127.0.0.1"), args.port), Handler, state, "registry")
     state.registry_port = registry.server_address[1]
     servers = [registry]
     if args.cdn:
-        cdn = Server(("127.0.0.1", 0), Handler, state, "cdn")
+        # The CDN on the registry's own host (as a registry's blob store on
+        # another port of it): a redirect to another host would have to be
+        # public, and these are loopback.
+        cdn = Server(("::1" if args.ipv6 else "127.0.0.1", 0), Handler, state, "cdn")
+        state.cdn_host = "[::1]" if args.ipv6 else "127.0.0.1"
         state.cdn_port = cdn.server_address[1]
         servers.append(cdn)
     for s in servers:
@@ -756,7 +764,8 @@ def main():
     sv.add_argument("--root", required=True)
     sv.add_argument("--port", type=int, default=0)
     sv.add_argument("--cdn", action="store_true")
-    sv.add_argument("--ipv6", action="store_true", help="listen on [::1] (the CDN stays on 127.0.0.1)")
+    sv.add_argument("--ipv6", action="store_true", help="listen on [::1] (the CDN too)")
+    sv.add_argument("--bind", default=None, help="the registry's address (the CDN stays on loopback)")
     sv.add_argument("--token-auth", default=None, help="user:password | anonymous | ollama")
     sv.add_argument("--token-ttl", type=float, default=300)
     sv.add_argument("--min-client", default=None, help="X.Y.Z: answer 412 to manifest requests of older Ollama clients")

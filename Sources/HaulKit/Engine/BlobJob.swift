@@ -21,6 +21,9 @@ struct BlobJob: Sendable {
     var tls: HostTLS? = nil
     /// The source is a mirror (maybe a pull-through cache that is cold).
     var fromMirror = false
+    /// Which addresses its connections (the registry, its redirects, a
+    /// CDN) may reach.
+    var addressPolicy: AddressPolicy
 }
 
 enum BlobEvent: Sendable {

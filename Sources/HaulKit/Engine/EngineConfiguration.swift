@@ -41,6 +41,10 @@ public struct EngineConfiguration: Sendable {
     public var directIO = false
     /// A direct-I/O connection's buffer (rounded down to 4 KiB multiples).
     public var stageSize = 1 << 20
+    /// Which hosts may be reached at private, loopback, link-local or
+    /// shared addresses: Ollama's rule for a user's own pulls by default;
+    /// a daemon sets `.daemon(environment)`.
+    public var privateAddresses: PrivateAddresses = .registryHost
     /// The `User-Agent` of every request.
     public var userAgent = Versions.userAgent
     /// curl's receive buffer per connection.

@@ -11,6 +11,8 @@ struct HTTPRequest: Sendable {
     var tls: HostTLS?
     /// HEAD instead of GET: status and headers only.
     var head = false
+    /// Which addresses its connections (and the redirects curl follows) may reach.
+    var addressPolicy: AddressPolicy
 }
 
 /// TLS settings of one host (a hosts.toml `ca`, `skip_verify`), in place of

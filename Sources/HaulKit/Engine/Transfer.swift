@@ -5,9 +5,9 @@ import Glibc
 
 /// One HTTP request on one curl easy handle, with the sink its body goes to.
 /// Confined to the loop thread. The loop calls `close()` exactly once, after
-/// removing the handle from the multi handle; curl never calls back into this
-/// object (callbacks only see the C sink), so there is no lifetime hazard at
-/// teardown.
+/// removing the handle from the multi handle. curl's write callbacks only see
+/// the C sink; the one Swift object it calls, the `ConnectionGuard` (when it
+/// opens a socket), is owned here and outlives the handle.
 final class Transfer {
     enum Purpose {
         case fetch(id: UInt64)
@@ -36,6 +36,8 @@ final class Transfer {
     /// limited to http(s), no https->http downgrade, the stall guard, TLS
     /// settings): a libcurl too old for one must not run without it.
     private var refused: [String] = []
+    /// Checks the address of every connection the handle opens.
+    private(set) var connectionGuard: ConnectionGuard?
 
     fileprivate func check(_ result: CURLcode, _ option: String) {
         if result != CURLE_OK { refused.append("\(option) (\(String(cString: curl_easy_strerror(result))))") }
@@ -83,7 +85,8 @@ final class Transfer {
             t.stage = (buffer, stages)
         }
         t.configure(url: url, headers: request.sendCredentials ? job.registryHeaders : [],
-                    followRedirects: request.followRedirects, insecure: job.insecure, tls: job.tls, share: share, config: config)
+                    followRedirects: request.followRedirects, insecure: job.insecure, tls: job.tls, share: share, config: config,
+                    addressPolicy: job.addressPolicy)
         t.check(hl_easy_setopt_str(easy, CURLOPT_RANGE, "\(range.lowerBound)-\(range.upperBound - 1)"), "CURLOPT_RANGE")
         return try t.verified()
     }
@@ -104,13 +107,24 @@ final class Transfer {
         }
         let t = Transfer(easy: easy, sink: Sink(raw: sink), purpose: .fetch(id: id), url: request.url, now: now)
         t.configure(url: request.url, headers: request.headers, followRedirects: request.followRedirects,
-                    insecure: request.insecure, tls: request.tls, share: share, config: config)
+                    insecure: request.insecure, tls: request.tls, share: share, config: config,
+                    addressPolicy: request.addressPolicy)
         if request.head { t.check(hl_easy_setopt_long(easy, CURLOPT_NOBODY, 1), "CURLOPT_NOBODY") }
         return try t.verified()
     }
 
     private func configure(url: String, headers: [String], followRedirects: Bool, insecure: Bool, tls: HostTLS?,
-                           share: OpaquePointer, config: EngineConfiguration) {
+                           share: OpaquePointer, config: EngineConfiguration, addressPolicy: AddressPolicy) {
+        if !addressPolicy.allowPrivate {
+            let guarded = ConnectionGuard(policy: addressPolicy, proxied: config.proxies.proxy(for: url) != nil)
+            guarded.easy = easy
+            connectionGuard = guarded
+            // A C function pointer passed through curl_easy_setopt's
+            // variadic argument, as curl documents it.
+            check(hl_easy_setopt_ptr(easy, CURLOPT_OPENSOCKETFUNCTION, unsafeBitCast(ConnectionGuard.callback, to: UnsafeMutableRawPointer.self)),
+                  "CURLOPT_OPENSOCKETFUNCTION")
+            check(hl_easy_setopt_ptr(easy, CURLOPT_OPENSOCKETDATA, Unmanaged.passUnretained(guarded).toOpaque()), "CURLOPT_OPENSOCKETDATA")
+        }
         // curl copies string options, so temporaries are fine here; only the
         // header list must outlive the request.
         check(hl_easy_setopt_str(easy, CURLOPT_URL, url), "CURLOPT_URL")

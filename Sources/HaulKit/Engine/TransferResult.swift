@@ -16,7 +16,7 @@ extension Transfer {
         o.verdict = s.verdict
         o.checked = s.checked
         o.completed = code == CURLE_OK
-        o.unretryable = headersTooLarge(code)
+        o.unretryable = headersTooLarge(code) || connectionGuard?.refusal != nil
         o.writeErrno = s.errno
         if (300..<400).contains(status) { o.redirectURL = redirectURL }
         o.servedSize = servedSize()
@@ -37,7 +37,7 @@ extension Transfer {
             return .failure(HaulError.network(url: url, message: SourceResolver.refusal(redirectTo: target)))
         }
         if code != CURLE_OK {
-            return .failure(HaulError.network(url: url, message: errorText(code)))
+            return .failure(HaulError.network(url: url, message: connectionGuard?.refusal ?? errorText(code)))
         }
         var headers: [String: String] = [:]
         for name in HTTPResponse.capturedHeaders {
@@ -64,7 +64,7 @@ extension Transfer {
         default:
             break
         }
-        if code != CURLE_OK { return errorText(code) }
+        if code != CURLE_OK { return connectionGuard?.refusal ?? errorText(code) }
         if !s.checked { return "\(host) answered \(status) with no body" }
         return "unexpected EOF: \(host) sent \(s.offset - s.start) of \(s.stopAt - s.start) bytes"
     }

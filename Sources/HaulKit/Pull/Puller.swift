@@ -325,7 +325,7 @@ struct Puller: Sendable {
             do {
                 got = try await fetch(layer, into: partial, url: registry.blobURL(layer.digest),
                                       headers: registry.registryHeaders, insecure: registry.insecure, tls: registry.tls,
-                                      fromMirror: registry.host.isMirror, emit: emit)
+                                      fromMirror: registry.host.isMirror, addressPolicy: registry.addressPolicy, emit: emit)
             } catch HaulError.blobUnauthorized(let challenge) where reauthorizations < 3 {
                 // A token that expired mid-pull: get a new one and resume
                 // from what is on disk (short-lived tokens may need this
@@ -352,10 +352,12 @@ struct Puller: Sendable {
     /// after the engine let go of the file and its last checkpoint is
     /// written, so a cancelled pull leaves a resumable partial behind.
     private func fetch(_ layer: Layer, into partial: PartialBlob, url: String, headers: [String], insecure: Bool,
-                       tls: HostTLS?, fromMirror: Bool, emit: @escaping @Sendable (PullEvent) -> Void) async throws -> Digest {
+                       tls: HostTLS?, fromMirror: Bool, addressPolicy: AddressPolicy,
+                       emit: @escaping @Sendable (PullEvent) -> Void) async throws -> Digest {
         let job = BlobJob(digest: layer.digest, size: layer.size, url: url, registryHeaders: headers,
                           fd: partial.fd, path: partial.path, insecure: insecure,
-                          resume: partial.resume, checkpoints: partial, tls: tls, fromMirror: fromMirror)
+                          resume: partial.resume, checkpoints: partial, tls: tls, fromMirror: fromMirror,
+                          addressPolicy: addressPolicy)
         var result: Result<Digest, HaulError> = .failure(.cancelled)
         for await event in engine.download(job) {
             switch event {

@@ -17,16 +17,45 @@ struct RegistryClient: Sendable {
     /// whether its configured URL is http.
     let insecure: Bool
     let authorizer: RegistryAuthorizer
+    /// Which addresses this host's requests, and every host they lead to,
+    /// may reach.
+    let addressPolicy: AddressPolicy
 
     init(engine: Engine, name: ModelName, host: RegistryHost, insecure: Bool, auth: RegistryAuth) {
         self.engine = engine
         self.name = name
         self.host = host
         self.insecure = host.isMirror ? host.origin.lowercased().hasPrefix("http:") : insecure
+        let policy = Self.addressPolicy(for: host, userInsecure: insecure, rule: engine.configuration.privateAddresses)
+        addressPolicy = policy
         authorizer = RegistryAuthorizer(engine: engine, tokens: auth.tokens,
                                         credentials: auth.credentials.credentials(for: host.authority),
                                         ollamaKeyPath: auth.ollamaKeyPath, huggingFace: auth.huggingFace,
-                                        registry: host.origin, repository: name.repository)
+                                        registry: host.origin, repository: name.repository, addressPolicy: policy)
+    }
+
+    /// Ollama's rule (`x/transfer/redirect.go` `checkedClient`): the
+    /// registry's own host is exempt (any port), and so are Hugging Face's
+    /// own hosts when the registry is HF's (`hf.co` → `huggingface.co` →
+    /// `*.hf.co`, ollama/ollama#18533); the user's `insecure` turns the
+    /// check off. A daemon exempts only what its operator listed, and the
+    /// mirrors of its hosts.toml; its clients' `insecure` changes nothing.
+    static func addressPolicy(for host: RegistryHost, userInsecure: Bool, rule: PrivateAddresses) -> AddressPolicy {
+        var policy = AddressPolicy()
+        let own = AddressPolicy.bare(URLParts(host.origin)?.host ?? host.authority)
+        if host.isMirror { policy.exemptHosts.insert(own) }
+        switch rule {
+        case .registryHost:
+            policy.exemptHosts.insert(own)
+            if HuggingFace.hosts.contains(own) {
+                policy.exemptHosts.formUnion(HuggingFace.hosts)
+                policy.exemptSuffixes = HuggingFace.hosts.map { "." + $0 }.sorted()
+            }
+            policy.allowPrivate = userInsecure && !host.isMirror
+        case .onlyListed(let hosts):
+            policy.exemptHosts.formUnion(hosts)
+        }
+        return policy
     }
 
     /// The registry itself, at the name's host (`--insecure` means plain
@@ -105,7 +134,8 @@ struct RegistryClient: Sendable {
         func head() async throws -> HTTPResponse {
             do {
                 return try await engine.fetch(HTTPRequest(url: blobURL(digest), headers: registryHeaders, followRedirects: true,
-                                                          limit: 0, insecure: insecure, tls: tls, head: true))
+                                                          limit: 0, insecure: insecure, tls: tls, head: true,
+                                                          addressPolicy: addressPolicy))
             } catch let HaulError.network(url, message) {
                 throw HaulError.manifestUnreachable(url: url, message: message)
             }
@@ -132,7 +162,7 @@ struct RegistryClient: Sendable {
         do {
             return try await engine.fetch(HTTPRequest(url: manifestURL, headers: registryHeaders + [Self.manifestAccept],
                                                       followRedirects: true, limit: Manifest.maxBytes, insecure: insecure,
-                                                      tls: tls, head: head))
+                                                      tls: tls, head: head, addressPolicy: addressPolicy))
         } catch let HaulError.network(url, message) {
             throw HaulError.manifestUnreachable(url: url, message: message)
         }

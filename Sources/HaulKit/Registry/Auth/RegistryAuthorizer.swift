@@ -25,10 +25,14 @@ final class RegistryAuthorizer: Sendable {
     /// The registry's base URL (`scheme://host[:port]`) and repository.
     let registry: String
     let repository: String
+    /// Which addresses token requests may reach (the realm is often
+    /// another host than the registry).
+    let addressPolicy: AddressPolicy
     private let current = Mutex<String?>(nil)
 
     init(engine: Engine, tokens: TokenCache, credentials: RegistryCredentials?, ollamaKeyPath: String?,
-         huggingFace: HuggingFace = HuggingFace(), registry: String, repository: String) {
+         huggingFace: HuggingFace = HuggingFace(), registry: String, repository: String, addressPolicy: AddressPolicy) {
+        self.addressPolicy = addressPolicy
         self.engine = engine
         self.tokens = tokens
         self.credentials = credentials
@@ -128,7 +132,7 @@ final class RegistryAuthorizer: Sendable {
 
     private func requestToken(url: String, authorization: String?) async throws -> TokenCache.Token {
         let response = try await engine.fetch(HTTPRequest(url: url, headers: authorization.map { ["Authorization: \($0)"] } ?? [],
-                                                          followRedirects: true, limit: 256 << 10))
+                                                          followRedirects: true, limit: 256 << 10, addressPolicy: addressPolicy))
         switch response.status {
         case 200:
             break
