@@ -13,7 +13,10 @@ struct ServeCommand: AsyncParsableCommand {
             blobs share one download. OLLAMA_NOPRUNE=1 keeps layers a pull made unused. \
             HAUL_LIMIT_RATE caps the total download rate; HAUL_PULL_THROUGH lets /v2 pull on a miss. \
             /v2 serves models of registry.ollama.ai and hf.co, of HAUL_PULL_THROUGH's registries and of \
-            HAUL_SERVE_REGISTRIES (comma-separated); HAUL_NODE_TOKEN makes /v2 require that token.
+            HAUL_SERVE_REGISTRIES (comma-separated); HAUL_NODE_TOKEN makes /v2 require that token. \
+            Pulls reach private, loopback and link-local addresses only for the hosts of \
+            HAUL_ALLOW_PRIVATE (comma-separated), HAUL_PULL_THROUGH and hosts.toml mirrors, whatever a \
+            request's "insecure" says.
             """
     )
 

@@ -79,7 +79,11 @@ import HaulTestSupport
 
         let hostile = try hf.haul(["pull", "registry.evil.test/alice/Secret-GGUF:Q8_0"], models: TempDir("haul-models").path,
                                   environment: ["HF_TOKEN": Self.token])
-        #expect(hostile.status == 1 && hostile.stderr.contains("unauthorized"), "\(hostile.stderr)")
+        // Here HF's realm is on loopback (the namespace's hosts file), so
+        // the foreign registry's realm is refused by address before any
+        // request; on the internet it is public, and the token flow refuses.
+        #expect(hostile.status == 1 && (hostile.stderr.contains("unauthorized") || hostile.stderr.contains("loopback address: refused")),
+                "\(hostile.stderr)")
         var seen = try hf.authorizations()
         #expect(seen["huggingface.co"] == nil, "a registry outside HF got HF_TOKEN or the Ollama key sent to HF's realm: \(seen)")
         #expect(seen["registry.evil.test"] == nil, "it was given a token: \(seen)")
