@@ -22,6 +22,9 @@ struct APIError: HTTPResponseError {
             self = error
         case HaulError.modelNotFound:
             self.init(status: .notFound, message: "model '\(asked)' not found")
+        case HaulError.noCompatibleManifest, HaulError.unknownRunner:
+            // Ollama's `writeShowError`: a runner the model has no child for is the client's mistake.
+            self.init(status: .badRequest, message: (error as? HaulError)?.description ?? "\(error)")
         default:
             self.init(status: .internalServerError, message: store.clientMessage(for: error))
         }

@@ -182,6 +182,8 @@ import HaulTestSupport
         #expect((asGGML.json["manifests"] as? [[String: Any]])?.first { $0["selected"] as? Bool == true }?["runner"] as? String == "ggml")
         let unknown = try await daemon.request("POST", "/api/show", body: #"{"model":"\#(name)","runner":"cuda"}"#)
         #expect(unknown.status == 400, "\(unknown.body)")
+        let absent = try await daemon.request("POST", "/api/show", body: #"{"model":"\#(name)","runner":"mlx"}"#)
+        #expect(absent.status == 400 && absent.json["error"] as? String == "no compatible manifest found for runners: mlx", "\(absent.body)")
 
         // A node holding a public list model serves it on: the list to a
         // client that accepts lists, the child as a blob, then the layers.

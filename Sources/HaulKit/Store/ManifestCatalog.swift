@@ -129,8 +129,7 @@ extension ModelStore {
             }
             guard let chosen, let manifest = try childManifest(chosen) else {
                 if let failure { throw failure }
-                throw .storedManifest(path: stored.path, problem: "no compatible manifest found for runners: "
-                                      + preferences.joined(separator: ", "))
+                throw .noCompatibleManifest(runners: preferences)
             }
             return (manifest, chosen)
         }
