@@ -66,6 +66,8 @@ struct ModelController {
         var verbose: Bool?
         /// Which child of a manifest list to show (Ollama ≥ 0.40).
         var runner: String?
+        /// A show of every child present (Ollama ≥ 0.40).
+        var all_manifests: Bool?
     }
 
     /// One child of a list, as `/api/show` summarizes it (Ollama's
@@ -101,28 +103,87 @@ struct ModelController {
             runner = normalized
         }
         let store = haul.store
+        if body.all_manifests == true {
+            // Ollama's `GetAllManifestsInfo`.
+            if runner != nil { throw .badRequest("runner cannot be used with all_manifests") }
+            return try await showAll(name, asked: asked, verbose: verbose)
+        }
         do {
             // Ollama keeps no array unless asked to be verbose (`getModelData`).
             // The read stops at the tensor descriptions: the metadata only.
             // The body is encoded where it was read, off the pool.
             let body = try await facts.show(name, in: store, runner: runner, keepArraysUpTo: verbose ? nil : 0) { model, contents, metadata, capabilities in
-                let licenses = contents.licenses + (contents.unreadTextNote.map { ["[\($0)]"] } ?? [])
-                let show = Show(
-                    license: licenses.isEmpty ? nil : licenses.joined(separator: "\n"),
-                    modelfile: contents.modelfile,
-                    parameters: contents.parameters.isEmpty ? nil : contents.parametersText,
-                    template: contents.template.isEmpty ? nil : contents.template,
-                    system: contents.system.isEmpty ? nil : contents.system,
-                    details: contents.details, model_info: ModelInfoValue.modelInfo(metadata),
-                    tensors: metadata.map { $0.tensors.map(TensorInfo.init) },
-                    capabilities: capabilities,
-                    modified_at: Timestamp.rfc3339(model.modified),
-                    manifests: Self.summaries(of: model, in: store))
-                return try GoJSON.encode(show)
+                try GoJSON.encode(Self.show(model, contents, metadata, capabilities, store: store))
             }
             return JSONResponse.bytes(body)
         } catch {
             throw APIError(error, store: store, asked: asked)
+        }
+    }
+
+    /// `all_manifests`: a show of every child present, each with its
+    /// runner (Ollama's `ShowManifestsResponse`: `ShowManifest` embeds
+    /// `ShowResponse`), and the children's licences together; a plain
+    /// manifest is one element. Children are shown by runner, which Ollama
+    /// keeps unique within a list (`create --list`).
+    private func showAll(_ name: ModelName, asked: String, verbose: Bool) async throws(APIError) -> Response {
+        let store = haul.store
+        let children = store.localChildren(of: name)
+        var entries: [Data] = []
+        var licenses: [String] = []
+        do {
+            for child in children.isEmpty ? [nil] : children.map(Optional.some) {
+                let (entry, texts) = try await facts.show(name, in: store, runner: child?.runner, keepArraysUpTo: verbose ? nil : 0) {
+                    model, contents, metadata, capabilities in
+                    let show = Self.show(model, contents, metadata, capabilities, store: store)
+                    return (try GoJSON.encode(ShowManifest(runner: model.runner.isEmpty ? nil : model.runner, show: show)), contents.licenses)
+                }
+                entries.append(entry)
+                for text in texts where !licenses.contains(text) { licenses.append(text) }
+            }
+        } catch {
+            throw APIError(error, store: store, asked: asked)
+        }
+        var out = Data("{\"manifests\":[".utf8)
+        for (index, entry) in entries.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(entry)
+        }
+        out.append(Data("]".utf8))
+        if !licenses.isEmpty { out.append(Data(",\"license\":\(ProgressJSON.quote(licenses.joined(separator: "\n")))".utf8)) }
+        out.append(Data("}".utf8))
+        return JSONResponse.bytes(out)
+    }
+
+    /// One model's `/api/show` answer.
+    private static func show(_ model: LocalModel, _ contents: ModelContents, _ metadata: GGUFMetadata?, _ capabilities: [String],
+                             store: ModelStore) -> Show {
+        let licenses = contents.licenses + (contents.unreadTextNote.map { ["[\($0)]"] } ?? [])
+        return Show(
+            license: licenses.isEmpty ? nil : licenses.joined(separator: "\n"),
+            modelfile: contents.modelfile,
+            parameters: contents.parameters.isEmpty ? nil : contents.parametersText,
+            template: contents.template.isEmpty ? nil : contents.template,
+            system: contents.system.isEmpty ? nil : contents.system,
+            details: contents.details, model_info: ModelInfoValue.modelInfo(metadata),
+            tensors: metadata.map { $0.tensors.map(TensorInfo.init) },
+            capabilities: capabilities,
+            modified_at: Timestamp.rfc3339(model.modified),
+            manifests: Self.summaries(of: model, in: store))
+    }
+
+    /// A show with its runner among the show's own fields, in one object
+    /// (Go's embedded struct).
+    struct ShowManifest: Encodable {
+        let runner: String?
+        let show: Show
+
+        enum Keys: String, CodingKey { case runner }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: Keys.self)
+            try container.encodeIfPresent(runner, forKey: .runner)
+            try show.encode(to: encoder)
         }
     }
 

@@ -182,6 +182,13 @@ import HaulTestSupport
         #expect((asGGML.json["manifests"] as? [[String: Any]])?.first { $0["selected"] as? Bool == true }?["runner"] as? String == "ggml")
         let unknown = try await daemon.request("POST", "/api/show", body: #"{"model":"\#(name)","runner":"cuda"}"#)
         #expect(unknown.status == 400, "\(unknown.body)")
+        // Every child at once, each with its runner ahead of its show.
+        let all = try await daemon.request("POST", "/api/show", body: #"{"model":"\#(name)","all_manifests":true}"#)
+        let shows = all.json["manifests"] as? [[String: Any]] ?? []
+        #expect(shows.map { $0["runner"] as? String } == ["ggml", "llamacpp"], "\(all.body.prefix(400))")
+        #expect(shows.allSatisfy { ($0["details"] as? [String: Any])?["format"] as? String == "gguf" && $0["template"] as? String == "t" })
+        let both = try await daemon.request("POST", "/api/show", body: #"{"model":"\#(name)","all_manifests":true,"runner":"ggml"}"#)
+        #expect(both.status == 400 && both.json["error"] as? String == "runner cannot be used with all_manifests")
         let absent = try await daemon.request("POST", "/api/show", body: #"{"model":"\#(name)","runner":"mlx"}"#)
         #expect(absent.status == 400 && absent.json["error"] as? String == "no compatible manifest found for runners: mlx", "\(absent.body)")
 
