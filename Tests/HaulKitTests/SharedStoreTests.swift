@@ -87,6 +87,44 @@ import HaulTestSupport
         #expect(!FileManager.default.fileExists(atPath: store.blobPath(Digest(hashing: s.child.bytes))))
     }
 
+    /// A list with an inline child (named by Ollama's encoding of it) and a
+    /// reference child; a legacy anchor as Ollama's later releases write
+    /// one (the runnable manifest plus the list and child blobs as layers).
+    @Test func inlineChildrenAndLegacyAnchorsAreReadAndKept() throws {
+        let dir = TempDir()
+        let ollama = try OllamaStore(dir.path)
+        let inline = try ollama.image([(Self.model, "inline weights")])
+        let referenced = try ollama.image([(Self.model, "referenced weights")])
+        let list = try ollama.list([.inline(manifest: inline.bytes, runner: "ggml"),
+                                    .reference(manifest: referenced.bytes, runner: "llamacpp", stored: true)])
+        try ollama.linkV2("both", list)
+        let rows = ollama.store.list()
+        #expect(Set(rows.map(\.runner)) == ["ggml", "llamacpp"], "a row per child, the inline one included")
+        let inlineRow = try #require(rows.first { $0.runner == "ggml" })
+        #expect(inlineRow.manifest.layers.map(\.digest) == inline.layers.dropLast().map(\.digest))
+        #expect(inlineRow.id == (try ManifestList(bytes: list)).children[0].digest)
+
+        // The anchor: what an Ollama before 0.40 reads, and all that is left
+        // after its garbage collection deleted the v2 entry's blobs' names.
+        var anchor = try JSONSerialization.jsonObject(with: Data(referenced.bytes)) as! [String: Any]
+        var layers = anchor["layers"] as! [[String: Any]]
+        layers.append(["mediaType": OllamaStore.dockerManifest, "digest": Digest(hashing: list).description, "size": list.count])
+        layers.append(["mediaType": OllamaStore.dockerManifest, "digest": Digest(hashing: referenced.bytes).description, "size": referenced.bytes.count])
+        anchor["layers"] = layers
+        try ollama.legacy("both", Array(try JSONSerialization.data(withJSONObject: anchor)))
+        try FileManager.default.removeItem(atPath: try ollama.v2Path("both"))
+        // Another model sharing nothing is removed: the anchor keeps the
+        // list, the child blob and the weights.
+        let other = try ollama.image([(Self.model, "other")])
+        try ollama.legacy("other", other.bytes)
+        try ollama.store.remove(ModelName(parsing: "other"))
+        for digest in [Digest(hashing: list), Digest(hashing: referenced.bytes)] + referenced.layers.map(\.digest) {
+            #expect(ollama.intact(digest), "\(digest.short)")
+        }
+        // The name still resolves, through the legacy anchor.
+        #expect(try ollama.store.manifest(for: ModelName(parsing: "both"))?.layers.contains { $0.digest == referenced.layers[0].digest } == true)
+    }
+
     @Test func hostsAreSpelledAsOllamaSpellsThem() throws {
         let dir = TempDir()
         let ollama = try OllamaStore(dir.path)
