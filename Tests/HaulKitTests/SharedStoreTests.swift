@@ -225,6 +225,27 @@ import HaulTestSupport
         #expect(ModelStore.sweepNotice(removal.unreadable[0], count: removal.unreadable.count).contains(path))
     }
 
+    /// A list that names 300 children (more than a list may hold) keeps
+    /// every one, but a removal reads only 256 of them for what they name:
+    /// one hostile list cannot make each removal read the whole store.
+    @Test func aHostileListBoundsWhatARemovalReads() throws {
+        let dir = TempDir()
+        let ollama = try OllamaStore(dir.path)
+        var children: [Digest] = [], layers: [Digest] = []
+        for i in 0..<300 {
+            let layer = try ollama.blob(Array("layer \(i)".utf8)).digest
+            let child = try ollama.blob(Array(#"{"layers":[{"digest":"\#(layer)"}]}"#.utf8)).digest
+            children.append(child)
+            layers.append(layer)
+        }
+        let entries = children.map { #"{"digest":"\#($0)","runner":"ggml"}"# }.joined(separator: ",")
+        let list = Array(#"{"schemaVersion":2,"mediaType":"application/vnd.ollama.manifest.list.v2+json","manifests":[\#(entries)]}"#.utf8)
+        let path = try ollama.linkV2("many", list)
+        let kept = ollama.store.retained(byEntryAt: path, root: .v2).digests
+        #expect(Set(children).isSubset(of: kept), "every child it names is kept")
+        #expect(Set(layers).intersection(kept).count == ManifestList.maxChildren)
+    }
+
     @Test func pruningNeverTakesABlobYoungerThanAnHour() throws {
         let dir = TempDir()
         let ollama = try OllamaStore(dir.path)

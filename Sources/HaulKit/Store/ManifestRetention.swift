@@ -77,8 +77,18 @@ extension ModelStore {
         }
         digests.formUnion(DigestScan.digests(in: bytes))
         if ManifestList.isList(bytes) {
-            var children = DigestScan.digests(in: bytes)
-            if let list = try? ManifestList(bytes: bytes) { children.formUnion(list.children.map(\.digest)) }
+            // Every digest the list mentions is kept; the blobs read for
+            // what they name in turn are its children (at most
+            // `maxChildren`, as a list may hold), so one hostile list of
+            // 4 MiB of digests cannot make a removal read the whole store.
+            let mentioned = DigestScan.digests(in: bytes)
+            digests.formUnion(mentioned)
+            let children: [Digest]
+            if let list = try? ManifestList(bytes: bytes) {
+                children = list.children.map(\.digest)
+            } else {
+                children = Array(mentioned.sorted().prefix(ManifestList.maxChildren))
+            }
             digests.formUnion(children)
             for child in children {
                 guard let size = FileSystem.size(blobPath(child)), size <= Int64(Manifest.maxBytes),
