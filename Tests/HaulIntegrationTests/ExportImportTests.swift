@@ -83,6 +83,69 @@ import HaulTestSupport
                 "no staging left behind")
     }
 
+    /// A tag that is a manifest list travels as one: the list byte for byte
+    /// (its digest is the tag's), each child the store has, their layers.
+    /// A store Ollama ≥ 0.40 reads gets the list back; one that an older
+    /// Ollama reads gets the child that runs; a child that was tampered
+    /// with is refused by name and nothing is stored.
+    @Test func aManifestListTravelsWithItsChildren() async throws {
+        let f = ManifestListPullTests.fixture
+        let registry = try TestRegistry(root: f.dir.path, cdn: false)
+        let models = TempDir("haul-models")
+        _ = try OllamaStore(models.path)
+        let name = "\(registry.host)/library/tiny"
+        let env = ["OLLAMA_MODELS": models.path]
+        for extra in [[], ["--runner", "ggml"]] {
+            let r = try run(haulBinary, ["pull", name, "--insecure", "-q"] + extra, environment: env)
+            try #require(r.status == 0, "\(r.stderr)")
+        }
+        let listDigest = Digest(hashing: f.list)
+        let outDir = TempDir("haul-oci-out")
+        let out = outDir.sub("layout")
+        let exported = try run(haulBinary, ["export", name, "-o", out], environment: env)
+        #expect(exported.status == 0, "\(exported.stderr)")
+        let index = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/index.json")))
+            as? [String: Any])
+        let entries = index["manifests"] as? [[String: Any]] ?? []
+        #expect(entries.count == 1 && entries.first?["digest"] as? String == listDigest.description
+                && entries.first?["mediaType"] as? String == ManifestListPullTests.listType, "\(entries)")
+        let children = [f.llamacpp, f.ggml]
+        for digest in [listDigest] + children.map({ Digest(hashing: $0.manifestBytes) }) + children.flatMap({ $0.layers.map(\.digest) }) {
+            #expect(FileManager.default.fileExists(atPath: out + "/blobs/sha256/" + digest.hex), "\(digest)")
+        }
+
+        // Into a store today's Ollama reads: the list and both children.
+        let fresh = TempDir("haul-models")
+        let ollama = try OllamaStore(fresh.path)
+        let imported = try run(haulBinary, ["import", out], environment: ["OLLAMA_MODELS": fresh.path])
+        #expect(imported.status == 0, "\(imported.stderr)")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: ollama.v2Path(name)) == "../../../../blobs/" + listDigest.fileName)
+        let rows = ollama.store.list()
+        #expect(Set(rows.map(\.runner)) == ["llamacpp", "ggml"] && rows.allSatisfy { $0.tagDigest == listDigest }, "\(rows)")
+        #expect(StoreCheck.problems(ollama.store).isEmpty)
+
+        // Into a store only an Ollama before 0.40 reads: the child it runs.
+        let legacy = TempDir("haul-models")
+        let old = try OllamaStore(legacy.path, v2: false)
+        let intoOld = try run(haulBinary, ["import", out], environment: ["OLLAMA_MODELS": legacy.path])
+        #expect(intoOld.status == 0, "\(intoOld.stderr)")
+        #expect(fileBytes(try old.legacyPath(name)).map(Array.init) == f.llamacpp.manifestBytes)
+        let onlyGGML = Set(f.ggml.layers.map(\.digest)).subtracting(f.llamacpp.layers.map(\.digest))
+        for digest in onlyGGML { #expect(!FileManager.default.fileExists(atPath: old.store.blobPath(digest))) }
+        #expect(StoreCheck.problems(old.store).isEmpty)
+
+        // A child changed in the layout: refused by name, nothing stored.
+        let childFile = out + "/blobs/sha256/" + Digest(hashing: f.ggml.manifestBytes).hex
+        var tampered = try Data(contentsOf: URL(fileURLWithPath: childFile))
+        tampered[tampered.count - 2] = UInt8(ascii: " ")
+        try FileManager.default.removeItem(atPath: childFile)
+        try tampered.write(to: URL(fileURLWithPath: childFile))
+        let empty = TempDir("haul-models")
+        let bad = try run(haulBinary, ["import", out], environment: ["OLLAMA_MODELS": empty.path])
+        #expect(bad.status == 1 && bad.stderr.contains("the ggml child of \(name):latest, sha256:"), "\(bad.stderr)")
+        #expect(ModelStore(root: empty.path).list().isEmpty)
+    }
+
     @Test func hostileAndWrongInputIsRefusedInOneLine() async throws {
         let (models, names) = try await Self.pulledStore()
         let env = ["OLLAMA_MODELS": models.path]
@@ -215,5 +278,32 @@ import HaulTestSupport
             #expect(FileSystem.allocatedBytes(under: fresh.path) < 1 << 20, "nothing was copied")
             #expect(ModelStore(root: fresh.path).list().isEmpty)
         }
+    }
+
+    /// A hostile layout lists one 4 MiB manifest 4,000 times: the import
+    /// stops at its budget of manifest bytes (64 MiB), having read a few
+    /// of them, instead of reading 16 GiB and storing 4,000 names.
+    @Test(.timeLimit(.minutes(1))) func oneManifestListedThousandsOfTimesIsRefusedEarly() throws {
+        let out = TempDir("haul-oci-out")
+        try FileManager.default.createDirectory(atPath: out.sub("blobs/sha256"), withIntermediateDirectories: true)
+        let config = Array(#"{"model_format":"gguf"}"#.utf8)
+        try Data(config).write(to: URL(fileURLWithPath: out.sub("blobs/sha256/" + Digest(hashing: config).hex)))
+        let head = #"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":"#
+            + #"{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"\#(Digest(hashing: config))","size":\#(config.count)},"#
+            + #""layers":[]}"#
+        let manifest = Array(head.utf8) + [UInt8](repeating: UInt8(ascii: " "), count: (4 << 20) - head.utf8.count - 16)
+        let digest = Digest(hashing: manifest)
+        try Data(manifest).write(to: URL(fileURLWithPath: out.sub("blobs/sha256/" + digest.hex)))
+        let entries = (0..<4000).map {
+            #"{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\#(digest)","size":\#(manifest.count),"#
+                + #""annotations":{"org.opencontainers.image.ref.name":"m\#($0)"}}"#
+        }
+        try Data((#"{"schemaVersion":2,"manifests":["# + entries.joined(separator: ",") + "]}").utf8)
+            .write(to: URL(fileURLWithPath: out.sub("index.json")))
+        try Data(#"{"imageLayoutVersion":"1.0.0"}"#.utf8).write(to: URL(fileURLWithPath: out.sub("oci-layout")))
+        let fresh = TempDir("haul-models")
+        let refused = try run(haulBinary, ["import", out.path], environment: ["OLLAMA_MODELS": fresh.path])
+        #expect(refused.status == 1 && refused.stderr.contains("holds more than 64 MiB of manifests"), "\(refused.stderr)")
+        #expect(ModelStore(root: fresh.path).list().isEmpty)
     }
 }

@@ -52,22 +52,25 @@ public struct OCILayout: Sendable {
         var report = Report()
         var descriptors: [Index.Descriptor] = []
         var blobs: [Layer] = []
-        var manifests: [Manifest] = []
+        // Manifest bytes to write as blobs: each model's own, and the
+        // children of a list that are in this store.
+        var manifestBlobs: [(digest: Digest, raw: [UInt8])] = []
         for name in models {
-            guard let manifest = try store.manifest(for: name) else { throw .modelNotFound(name.displayShortest) }
-            for layer in try manifest.blobs where !blobs.contains(where: { $0.digest == layer.digest }) {
-                guard store.hasBlob(layer) else {
-                    throw .archive(store.blobPath(layer.digest), "missing or the wrong size; run 'haul verify --repair'")
+            let exported = try Self.exported(name, from: store)
+            for image in exported.images {
+                for layer in try image.blobs where !blobs.contains(where: { $0.digest == layer.digest }) {
+                    guard store.hasBlob(layer) else {
+                        throw .archive(store.blobPath(layer.digest), "missing or the wrong size; run 'haul verify --repair'")
+                    }
+                    blobs.append(layer)
                 }
-                blobs.append(layer)
             }
-            manifests.append(manifest)
-            // Typed as an OCI manifest in the index: containers/image (skopeo,
-            // podman) looks only at OCI-typed entries of an OCI layout, and a
-            // Docker v2 schema 2 manifest (Ollama's) has the same structure.
-            // The manifest bytes themselves are the registry's, unchanged.
-            descriptors.append(.init(mediaType: "application/vnd.oci.image.manifest.v1+json", digest: manifest.digest.description,
-                                     size: Int64(manifest.raw.count), annotations: [Self.refName: name.displayShortest]))
+            for raw in [exported.raw] + exported.children {
+                let digest = Digest(hashing: raw)
+                if !manifestBlobs.contains(where: { $0.digest == digest }) { manifestBlobs.append((digest, raw)) }
+            }
+            descriptors.append(.init(mediaType: exported.mediaType, digest: Digest(hashing: exported.raw).description,
+                                     size: Int64(exported.raw.count), annotations: [Self.refName: name.displayShortest]))
             report.models.append(name)
         }
         let encoder = JSONEncoder()
@@ -91,7 +94,7 @@ public struct OCILayout: Sendable {
                 try add("oci-layout", layoutFile)
                 try add("index.json", index)
                 for name in ["blobs", "blobs/sha256"] { try out.writeAll(TarArchive.header(name: name + "/", size: 0, directory: true)) }
-                for manifest in manifests { try add("blobs/sha256/" + manifest.digest.hex, manifest.raw) }
+                for manifest in manifestBlobs { try add("blobs/sha256/" + manifest.digest.hex, manifest.raw) }
                 for layer in blobs {
                     let source = try FileDescriptor.open(store.blobPath(layer.digest), O_RDONLY)
                     try out.writeAll(TarArchive.header(name: "blobs/sha256/" + layer.digest.hex, size: layer.size, directory: false))
@@ -107,7 +110,7 @@ public struct OCILayout: Sendable {
                 try FileSystem.makeDirectories(temp + "/blobs/sha256")
                 try FileSystem.writeAtomically(layoutFile, to: temp + "/oci-layout", syncDirectory: false)
                 try FileSystem.writeAtomically(index, to: temp + "/index.json", syncDirectory: false)
-                for manifest in manifests {
+                for manifest in manifestBlobs {
                     try FileSystem.writeAtomically(manifest.raw, to: temp + "/blobs/sha256/" + manifest.digest.hex, syncDirectory: false)
                 }
                 for layer in blobs {
@@ -123,6 +126,45 @@ public struct OCILayout: Sendable {
         report.blobs = blobs.count
         report.bytes = blobs.reduce(0) { $0 + $1.size }
         return report
+    }
+
+    /// What one model puts in a layout: the bytes its index entry names,
+    /// typed for it, and the manifests they stand for.
+    private struct Exported {
+        var raw: [UInt8]
+        var mediaType: String
+        /// The runnable manifests whose blobs go along.
+        var images: [Manifest]
+        /// A list's reference children present here, as their blobs' bytes.
+        var children: [[UInt8]] = []
+    }
+
+    private static func exported(_ name: ModelName, from store: ModelStore) throws(HaulError) -> Exported {
+        guard let stored = try store.storedManifest(for: name) else { throw .modelNotFound(name.displayShortest) }
+        switch stored.content {
+        case .image(let manifest):
+            // Typed as an OCI manifest in the index: containers/image (skopeo,
+            // podman) looks only at OCI-typed entries of an OCI layout, and a
+            // Docker v2 schema 2 manifest (Ollama's) has the same structure.
+            // The manifest bytes themselves are the registry's, unchanged.
+            return Exported(raw: stored.raw, mediaType: "application/vnd.oci.image.manifest.v1+json", images: [manifest])
+        case .list(let list):
+            // The list as stored (its digest is the tag's), with the children
+            // this store has; those it never pulled stay out, as they are out
+            // of the store. Typed as what it is: no OCI tool can use an
+            // Ollama list, and calling it an OCI index would invite them to try.
+            var exported = Exported(raw: stored.raw, mediaType: ManifestList.mediaType, images: [])
+            for child in list.children {
+                guard let manifest = try store.childManifest(child) else { continue }
+                exported.images.append(manifest)
+                if child.inline == nil { exported.children.append(manifest.raw) }
+            }
+            guard !exported.images.isEmpty else {
+                throw .storedManifest(path: stored.path, problem: "is a manifest list none of whose children is in the store; "
+                    + "pull \(name.displayShortest) again")
+            }
+            return exported
+        }
     }
 
     private func padding(_ size: Int64) -> [UInt8] {
@@ -180,9 +222,40 @@ public struct OCILayout: Sendable {
         guard let index = try? JSONDecoder().decode(Index.self, from: Data(indexBytes)), index.schemaVersion == 2 else {
             throw .archive(path, "index.json is not an OCI image index")
         }
+        /// Puts `layer` in the staging directory, checked.
+        func stage(_ layer: Layer, of ref: String) throws(HaulError) {
+            let file = directory + "/blobs/sha256/" + layer.digest.hex
+            let staged = staging + "/blobs/sha256/" + layer.digest.hex
+            guard FileSystem.exists(file) else {
+                throw .archive(path, "blob \(layer.digest) of \(ref) is missing; nothing was imported")
+            }
+            if !tar {
+                // Only a regular file of the declared size is copied: a
+                // link to /dev/zero or a FIFO would feed the staging
+                // area whatever it holds before any check.
+                let source = try Self.openRegular(file)
+                let size = Int64(try source.status().st_size)
+                guard size == layer.size else {
+                    throw .archive(path, "blob \(layer.digest) of \(ref) is \(size) bytes, the manifest says \(layer.size); "
+                        + "nothing was imported")
+                }
+                try Self.copy(source, to: staged, size: layer.size)
+            }
+            let fd = try FileDescriptor.open(staged, O_RDONLY)
+            let size = Int64(try fd.status().st_size)
+            let got = size == layer.size ? try FileDigest.of(fd, size: size) : nil
+            guard got == layer.digest else {
+                let why = got.map { "its bytes hash to \($0)" } ?? "it is \(size) bytes, the manifest says \(layer.size)"
+                throw .archive(path, "blob \(layer.digest) of \(ref) is corrupt: \(why); nothing was imported")
+            }
+        }
+
         // Everything is checked before anything is stored.
-        var models: [(ModelName, Manifest)] = []
+        var models: [(name: ModelName, raw: [UInt8])] = []
+        var children: [Digest: [UInt8]] = [:]
         var blobs: [Layer] = []
+        var manifestBytes = 0
+        let storeLayout = store.effectiveLayout
         for (i, entry) in index.manifests.enumerated() {
             guard let ref = entry.annotations?[Self.refName], let name = try? ModelName(parsing: ref) else {
                 throw .archive(path, "index.json entry \(i) has no \(Self.refName) that is a model name")
@@ -190,43 +263,68 @@ public struct OCILayout: Sendable {
             guard let digest = try? Digest(parsing: entry.digest), entry.size <= Manifest.maxBytes else {
                 throw .archive(path, "index.json entry \(i) (\(ref)) has an invalid digest or size")
             }
-            let blob = directory + "/blobs/sha256/" + digest.hex
-            guard let raw = try? Self.readRegular(blob, limit: Manifest.maxBytes), Digest(hashing: raw) == digest else {
-                throw .archive(path, "the manifest of \(ref), \(digest), is missing or does not match its digest")
-            }
-            let manifest = try Manifest(bytes: raw)
-            for layer in try manifest.blobs where !blobs.contains(where: { $0.digest == layer.digest }) {
-                let file = directory + "/blobs/sha256/" + layer.digest.hex
-                let staged = staging + "/blobs/sha256/" + layer.digest.hex
-                guard FileSystem.exists(file) else {
-                    throw .archive(path, "blob \(layer.digest) of \(ref) is missing; nothing was imported")
+            // A layout is read whole into memory, manifests only, so a
+            // hostile one cannot make an import read or hold more than this.
+            func readManifest(_ digest: Digest, _ what: String) throws(HaulError) -> [UInt8] {
+                let blob = directory + "/blobs/sha256/" + digest.hex
+                guard let raw = try? Self.readRegular(blob, limit: Manifest.maxBytes), Digest(hashing: raw) == digest else {
+                    throw .archive(path, "\(what) of \(ref), \(digest), is missing or does not match its digest")
                 }
-                if !tar {
-                    // Only a regular file of the declared size is copied: a
-                    // link to /dev/zero or a FIFO would feed the staging
-                    // area whatever it holds before any check.
-                    let source = try Self.openRegular(file)
-                    let size = Int64(try source.status().st_size)
-                    guard size == layer.size else {
-                        throw .archive(path, "blob \(layer.digest) of \(ref) is \(size) bytes, the manifest says \(layer.size); "
-                            + "nothing was imported")
+                manifestBytes += raw.count
+                guard manifestBytes <= Self.maxManifestBytes else {
+                    throw .archive(path, "holds more than \(Self.maxManifestBytes >> 20) MiB of manifests; import it in parts")
+                }
+                return raw
+            }
+            let raw = try readManifest(digest, "the manifest")
+            var images: [Manifest] = []
+            var stored = raw
+            if ManifestList.isList(raw) {
+                // A list (Ollama's manifest list): its children that came
+                // along, each verified; those left out were not in the
+                // exporting store either.
+                let list = try ManifestList(bytes: raw)
+                var present: [(child: ManifestList.Child, manifest: Manifest)] = []
+                for child in list.children {
+                    if let inline = child.inline { present.append((child, inline)); continue }
+                    guard FileSystem.exists(directory + "/blobs/sha256/" + child.digest.hex) else { continue }
+                    let bytes = try readManifest(child.digest, "the \(child.runner.isEmpty ? "unnamed" : child.runner) child")
+                    guard !ManifestList.isList(bytes) else {
+                        throw .archive(path, "the list of \(ref) has a list as a child (\(child.digest)); nothing was imported")
                     }
-                    try Self.copy(source, to: staged, size: layer.size)
+                    present.append((child, try Manifest(bytes: bytes)))
                 }
-                let fd = try FileDescriptor.open(staged, O_RDONLY)
-                let size = Int64(try fd.status().st_size)
-                let got = size == layer.size ? try FileDigest.of(fd, size: size) : nil
-                guard got == layer.digest else {
-                    let why = got.map { "its bytes hash to \($0)" } ?? "it is \(size) bytes, the manifest says \(layer.size)"
-                    throw .archive(path, "blob \(layer.digest) of \(ref) is corrupt: \(why); nothing was imported")
+                guard let chosen = list.select(isLocal: { c in present.contains { $0.child == c } }),
+                      let runnable = present.first(where: { $0.child == chosen }) else {
+                    throw .archive(path, "the list of \(ref) has no child here that runs on this machine "
+                        + "(runners: \(Runner.preferences.joined(separator: ", "))); nothing was imported")
                 }
-                blobs.append(layer)
+                switch storeLayout {
+                case .v2, .auto:
+                    // As pulled: the list, each child present, their layers.
+                    images = present.map(\.manifest)
+                    for (child, manifest) in present where child.inline == nil { children[child.digest] = manifest.raw }
+                case .v1:
+                    // A store an Ollama before 0.40 reads holds the child it
+                    // runs, as a pull into it does.
+                    images = [runnable.manifest]
+                    stored = runnable.manifest.raw
+                }
+            } else {
+                images = [try Manifest(bytes: raw)]
             }
-            models.append((name, manifest))
+            for image in images {
+                for layer in try image.blobs where !blobs.contains(where: { $0.digest == layer.digest }) {
+                    try stage(layer, of: ref)
+                    blobs.append(layer)
+                }
+            }
+            models.append((name, stored))
         }
+
         guard !models.isEmpty else { throw .archive(path, "index.json names no model") }
         try store.prepareDirectories()
-        let pin = try StorePins(store: store).pin(blobs.map(\.digest))
+        let pin = try StorePins(store: store).pin(blobs.map(\.digest) + children.keys.sorted { $0.hex < $1.hex })
         defer { pin.release() }
         var report = Report()
         for layer in blobs where !store.hasBlob(layer) {
@@ -235,13 +333,20 @@ public struct OCILayout: Sendable {
             report.blobs += 1
             report.bytes += layer.size
         }
+        // A list's children are blobs of the store, as a pull leaves them,
+        // before the list that names them.
+        for (_, raw) in children.sorted(by: { $0.key.hex < $1.key.hex }) { _ = try store.writeManifestBlob(raw) }
         try FileSystem.syncDirectory(store.blobsDirectory)
-        for (name, manifest) in models {
-            try store.writeManifest(manifest, for: name)
+        for (name, raw) in models {
+            try store.writeManifest(raw: raw, for: name)
             report.models.append(name)
         }
         return report
     }
+
+    /// The manifest bytes one import reads at most (every model's, and
+    /// every child's of a list): far more than any real layout holds.
+    static let maxManifestBytes = 64 << 20
 
     /// Opens a file of a layout directory for reading: a regular file, not
     /// a symbolic link (O_NOFOLLOW), a FIFO or a device (O_NONBLOCK keeps a
