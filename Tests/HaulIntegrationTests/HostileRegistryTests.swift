@@ -141,23 +141,31 @@ import HaulTestSupport
         }
     }
 
-    /// A registry on HTTPS whose blobs redirect to plain HTTP: refused
-    /// unless the user allowed plain HTTP with --insecure.
-    @Test func anHTTPSToHTTPDowngradeIsRefusedWithoutInsecure() async throws {
+    /// A registry on HTTPS whose blobs redirect to plain HTTP: refused, and
+    /// --insecure does not change that (Ollama #18512: it relaxes address
+    /// checks, never the scheme). With --insecure a name means plain http,
+    /// so the https registry is named as a hosts.toml `server`.
+    @Test func anHTTPSToHTTPDowngradeIsRefusedEvenWithInsecure() async throws {
         let source = TempDir("haul-downgrade-source")
         let model = try TestModel.make(root: source.path, name: "library/down:latest", layers: ["1M"])
         let cdn = try TestRegistry(root: source.path, cdn: false)
         let pki = try TestPKI()
         let registry = try await DockerRegistry(tls: pki, redirectBlobsTo: "http://\(cdn.host)")
         try registry.push(source: source.path, name: "library/down:latest", ca: pki.caCert)
-        let models = TempDir("haul-models")
-        let r = try haul(["pull", "\(registry.host)/library/down", "--ca-file", pki.caCert], models: models.path)
-        #expect(r.status == 1, "\(r.stderr)")
-        #expect(r.stderr.contains("refusing redirect from https to http (\"http://\(cdn.host)/"), "\(r.stderr)")
-        #expect(r.stderr.contains("use --insecure to allow it"))
-        for layer in model.layers {
-            #expect(try await cdn.requests(layer.digest) == 0, "nothing may be fetched over the downgraded URL")
-            #expect(!FileSystem.exists(ModelStore(root: models.path).blobPath(layer.digest)))
+        let hosts = TempDir("haul-hosts")
+        try FileManager.default.createDirectory(atPath: hosts.sub(registry.host), withIntermediateDirectories: true)
+        try "server = \"https://\(registry.host)\"\nca = \"\(pki.caCert)\"\n"
+            .write(toFile: hosts.sub(registry.host + "/hosts.toml"), atomically: true, encoding: .utf8)
+        for extra in [["--ca-file", pki.caCert], ["--insecure", "--hosts-dir", hosts.path]] {
+            let models = TempDir("haul-models")
+            let r = try haul(["pull", "\(registry.host)/library/down"] + extra, models: models.path)
+            #expect(r.status == 1, "\(extra) \(r.stderr)")
+            #expect(r.stderr.contains("refusing redirect from https to http (\"http://\(cdn.host)/"), "\(r.stderr)")
+            #expect(r.stderr.contains("--insecure does not change that"))
+            for layer in model.layers {
+                #expect(try await cdn.requests(layer.digest) == 0, "nothing may be fetched over the downgraded URL")
+                #expect(!FileSystem.exists(ModelStore(root: models.path).blobPath(layer.digest)))
+            }
         }
     }
 }

@@ -36,7 +36,7 @@ final class BlobDownload {
         self.events = events
         self.hasher = hasher
         self.policy = BlobPolicy(digest: job.digest, size: job.size, url: job.url, path: job.path,
-                                 insecure: job.insecure, written: job.resume.ranges, config: config, mirror: job.fromMirror)
+                                 written: job.resume.ranges, config: config, mirror: job.fromMirror)
         self.resumedHashed = hasher.hashed
         self.checkpointed = (job.resume.ranges.count, now)
         hasher.advance(to: job.resume.ranges.contiguousPrefix)

@@ -10,8 +10,6 @@ struct BlobJob: Sendable {
     let fd: Int32
     /// The data file, for error messages.
     let path: String
-    /// Plain HTTP allowed (the `--insecure` of Ollama).
-    let insecure: Bool
 
     /// What the data file already holds, from its journal.
     let resume: ResumePoint

@@ -5,8 +5,6 @@ struct HTTPRequest: Sendable {
     var headers: [String] = []
     var followRedirects = false
     var limit = 4 << 20
-    /// `--insecure`: redirects from https to http are allowed.
-    var insecure = false
     /// A mirror's own TLS settings, if it has any.
     var tls: HostTLS?
     /// HEAD instead of GET: status and headers only.

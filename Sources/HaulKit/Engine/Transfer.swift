@@ -85,7 +85,7 @@ final class Transfer {
             t.stage = (buffer, stages)
         }
         t.configure(url: url, headers: request.sendCredentials ? job.registryHeaders : [],
-                    followRedirects: request.followRedirects, insecure: job.insecure, tls: job.tls, share: share, config: config,
+                    followRedirects: request.followRedirects, tls: job.tls, share: share, config: config,
                     addressPolicy: job.addressPolicy)
         t.check(hl_easy_setopt_str(easy, CURLOPT_RANGE, "\(range.lowerBound)-\(range.upperBound - 1)"), "CURLOPT_RANGE")
         return try t.verified()
@@ -107,13 +107,13 @@ final class Transfer {
         }
         let t = Transfer(easy: easy, sink: Sink(raw: sink), purpose: .fetch(id: id), url: request.url, now: now)
         t.configure(url: request.url, headers: request.headers, followRedirects: request.followRedirects,
-                    insecure: request.insecure, tls: request.tls, share: share, config: config,
+                    tls: request.tls, share: share, config: config,
                     addressPolicy: request.addressPolicy)
         if request.head { t.check(hl_easy_setopt_long(easy, CURLOPT_NOBODY, 1), "CURLOPT_NOBODY") }
         return try t.verified()
     }
 
-    private func configure(url: String, headers: [String], followRedirects: Bool, insecure: Bool, tls: HostTLS?,
+    private func configure(url: String, headers: [String], followRedirects: Bool, tls: HostTLS?,
                            share: OpaquePointer, config: EngineConfiguration, addressPolicy: AddressPolicy) {
         if !addressPolicy.allowPrivate {
             let guarded = ConnectionGuard(policy: addressPolicy, proxied: config.proxies.proxy(for: url) != nil)
@@ -136,8 +136,8 @@ final class Transfer {
         check(hl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1), "CURLOPT_NOSIGNAL")
         check(hl_easy_setopt_str(easy, CURLOPT_PROTOCOLS_STR, "http,https"), "CURLOPT_PROTOCOLS_STR")
         // Redirects curl follows may not leave http(s), nor downgrade an
-        // https request to http unless the user said --insecure.
-        let downgradeAllowed = insecure || !url.lowercased().hasPrefix("https:")
+        // https request to http, even with --insecure (Ollama #18512).
+        let downgradeAllowed = !url.lowercased().hasPrefix("https:")
         check(hl_easy_setopt_str(easy, CURLOPT_REDIR_PROTOCOLS_STR, downgradeAllowed ? "http,https" : "https"), "CURLOPT_REDIR_PROTOCOLS_STR")
         check(hl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, followRedirects ? 1 : 0), "CURLOPT_FOLLOWLOCATION")
         check(hl_easy_setopt_long(easy, CURLOPT_MAXREDIRS, 10), "CURLOPT_MAXREDIRS")

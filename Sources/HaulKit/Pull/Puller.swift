@@ -324,7 +324,7 @@ struct Puller: Sendable {
             let got: Digest
             do {
                 got = try await fetch(layer, into: partial, url: registry.blobURL(layer.digest),
-                                      headers: registry.registryHeaders, insecure: registry.insecure, tls: registry.tls,
+                                      headers: registry.registryHeaders, tls: registry.tls,
                                       fromMirror: registry.host.isMirror, addressPolicy: registry.addressPolicy, emit: emit)
             } catch HaulError.blobUnauthorized(let challenge) where reauthorizations < 3 {
                 // A token that expired mid-pull: get a new one and resume
@@ -351,11 +351,11 @@ struct Puller: Sendable {
     /// Runs the engine on one partial. Whatever happens, it returns only
     /// after the engine let go of the file and its last checkpoint is
     /// written, so a cancelled pull leaves a resumable partial behind.
-    private func fetch(_ layer: Layer, into partial: PartialBlob, url: String, headers: [String], insecure: Bool,
+    private func fetch(_ layer: Layer, into partial: PartialBlob, url: String, headers: [String],
                        tls: HostTLS?, fromMirror: Bool, addressPolicy: AddressPolicy,
                        emit: @escaping @Sendable (PullEvent) -> Void) async throws -> Digest {
         let job = BlobJob(digest: layer.digest, size: layer.size, url: url, registryHeaders: headers,
-                          fd: partial.fd, path: partial.path, insecure: insecure,
+                          fd: partial.fd, path: partial.path,
                           resume: partial.resume, checkpoints: partial, tls: tls, fromMirror: fromMirror,
                           addressPolicy: addressPolicy)
         var result: Result<Digest, HaulError> = .failure(.cancelled)

@@ -12,9 +12,9 @@ struct RegistryClient: Sendable {
     let engine: Engine
     let name: ModelName
     let host: RegistryHost
-    /// Plain HTTP allowed, and redirects from https to http: for the
-    /// registry, the user's `--insecure` (Ollama's meaning); for a mirror,
-    /// whether its configured URL is http.
+    /// The user's `--insecure`: a registry named `http://…` may be used
+    /// (Ollama's meaning). It never lets an https exchange continue over
+    /// http (see `SourceResolver.redirect`).
     let insecure: Bool
     let authorizer: RegistryAuthorizer
     /// Which addresses this host's requests, and every host they lead to,
@@ -25,7 +25,7 @@ struct RegistryClient: Sendable {
         self.engine = engine
         self.name = name
         self.host = host
-        self.insecure = host.isMirror ? host.origin.lowercased().hasPrefix("http:") : insecure
+        self.insecure = insecure
         let policy = Self.addressPolicy(for: host, userInsecure: insecure, rule: engine.configuration.privateAddresses)
         addressPolicy = policy
         authorizer = RegistryAuthorizer(engine: engine, tokens: auth.tokens,
@@ -134,7 +134,7 @@ struct RegistryClient: Sendable {
         func head() async throws -> HTTPResponse {
             do {
                 return try await engine.fetch(HTTPRequest(url: blobURL(digest), headers: registryHeaders, followRedirects: true,
-                                                          limit: 0, insecure: insecure, tls: tls, head: true,
+                                                          limit: 0, tls: tls, head: true,
                                                           addressPolicy: addressPolicy))
             } catch let HaulError.network(url, message) {
                 throw HaulError.manifestUnreachable(url: url, message: message)
@@ -161,7 +161,7 @@ struct RegistryClient: Sendable {
     private func getManifest(head: Bool = false) async throws -> HTTPResponse {
         do {
             return try await engine.fetch(HTTPRequest(url: manifestURL, headers: registryHeaders + [Self.manifestAccept],
-                                                      followRedirects: true, limit: Manifest.maxBytes, insecure: insecure,
+                                                      followRedirects: true, limit: Manifest.maxBytes,
                                                       tls: tls, head: head, addressPolicy: addressPolicy))
         } catch let HaulError.network(url, message) {
             throw HaulError.manifestUnreachable(url: url, message: message)

@@ -49,17 +49,27 @@ import Testing
         #expect(t.fill().isEmpty, "still resolving")
     }
 
-    @Test(arguments: [false, true])
-    func aDowngradeToPlainHTTPIsRefusedUnlessInsecure(insecure: Bool) throws {
-        var t = T(size: 8 * mib, insecure: insecure)
+    /// Plain http is followed only behind a plain http registry: an https
+    /// registry's blob never continues over http, with or without
+    /// --insecure (Ollama #18512), not even after an https CDN hop.
+    @Test func aDowngradeToPlainHTTPIsRefusedBehindAnHTTPSRegistry() throws {
+        var t = T(size: 8 * mib)
         let r = try #require(t.fill().first)
         t.end(r, .redirect(r, to: "http://cdn.test/blob"))
-        if insecure {
-            #expect(t.failure == nil && t.fill().first?.url == "http://cdn.test/blob")
-        } else {
-            guard case .network(_, let message)? = t.failure else { Issue.record("no failure"); return }
-            #expect(message.contains("refusing redirect from https to http"))
-        }
+        guard case .network(_, let message)? = t.failure else { Issue.record("no failure"); return }
+        #expect(message.contains("refusing redirect from https to http") && message.contains("--insecure does not change that"))
+
+        var hop = T(size: 8 * mib)
+        let first = try #require(hop.fill().first)
+        hop.end(first, .redirect(first, to: "https://cdn.test/signed"))
+        let second = try #require(hop.fill().first)
+        hop.end(second, .redirect(second, to: "http://cdn.test/plain"))
+        #expect(hop.failure != nil, "an https registry's chain may not end on http")
+
+        var plain = T(size: 8 * mib, url: "http://registry.test/v2/library/m/blobs/sha256:00")
+        let p = try #require(plain.fill().first)
+        plain.end(p, .redirect(p, to: "http://cdn.test/blob"))
+        #expect(plain.failure == nil && plain.fill().first?.url == "http://cdn.test/blob")
     }
 
     @Test func redirectLoopsEnd() throws {

@@ -18,13 +18,13 @@ struct ScriptedTransport {
     private(set) var failure: HaulError?
 
     init(size: Int64, written: RangeSet = RangeSet(), connections: Int = 4, url: String = Self.registry,
-         insecure: Bool = false, mirror: Bool = false, configure: (inout EngineConfiguration) -> Void = { _ in }) {
+         mirror: Bool = false, configure: (inout EngineConfiguration) -> Void = { _ in }) {
         var config = EngineConfiguration()
         config.connections = connections
         config.maxPieceSize = 8 << 20
         config.minCutSize = 1 << 20
         configure(&config)
-        policy = BlobPolicy(digest: Self.digest, size: size, url: url, path: "/models/blob", insecure: insecure,
+        policy = BlobPolicy(digest: Self.digest, size: size, url: url, path: "/models/blob",
                             written: written, config: config, mirror: mirror, jitter: { 1.0 })
     }
 

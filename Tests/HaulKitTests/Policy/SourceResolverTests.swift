@@ -5,7 +5,7 @@ import Testing
     let blob = "https://registry.test/v2/library/m/blobs/sha256:00"
 
     @Test func credentialsGoToTheRegistryOriginOnly() {
-        let r = SourceResolver(blobURL: blob, insecure: false)
+        let r = SourceResolver(blobURL: blob)
         #expect(r.sendsCredentials(to: "https://registry.test/elsewhere"))
         #expect(!r.sendsCredentials(to: "https://registry.test:444/v2/"))
         #expect(!r.sendsCredentials(to: "http://registry.test/v2/"))
@@ -14,7 +14,7 @@ import Testing
     }
 
     @Test func anExpiryOfAnOldURLDoesNotResolveAgain() {
-        var r = SourceResolver(blobURL: blob, insecure: false)
+        var r = SourceResolver(blobURL: blob)
         r.startedResolving()
         #expect(r.target == nil)
         let first = r.redirect(from: blob, status: 307, to: "https://cdn.test/1")
@@ -35,7 +35,7 @@ import Testing
     /// again rather than asking the registry. Plain http has no session to
     /// share: every range goes at once.
     @Test func aNewHTTPSOriginIsOpenedByOneRangeFirst() {
-        var r = SourceResolver(blobURL: blob, insecure: true)
+        var r = SourceResolver(blobURL: blob)
         r.startedResolving()
         _ = r.redirect(from: blob, status: 307, to: "https://cdn.test/1")
         #expect(r.target?.settles == true && r.target?.resolving == false)
@@ -48,14 +48,15 @@ import Testing
         #expect(r.target == .init(url: "https://cdn.test/1", resolving: false, settles: false, singleStream: false))
         #expect(r.isSplittable)
 
-        var plain = SourceResolver(blobURL: blob, insecure: true)
+        let plainBlob = "http://registry.test/v2/library/m/blobs/sha256:00"
+        var plain = SourceResolver(blobURL: plainBlob)
         plain.startedResolving()
-        _ = plain.redirect(from: blob, status: 307, to: "http://cdn.test/1")
+        _ = plain.redirect(from: plainBlob, status: 307, to: "http://cdn.test/1")
         #expect(plain.target == .init(url: "http://cdn.test/1", resolving: false, settles: false, singleStream: false))
     }
 
     @Test func aRedirectWithoutLocationOrToAnotherSchemeIsRefused() {
-        var r = SourceResolver(blobURL: blob, insecure: true)
+        var r = SourceResolver(blobURL: blob)
         let noLocation = r.redirect(from: blob, status: 302, to: nil)
         #expect(noLocation == .network(url: blob, message: "302 redirect without a Location"))
         let ftp = r.redirect(from: blob, status: 302, to: "ftp://x/y")

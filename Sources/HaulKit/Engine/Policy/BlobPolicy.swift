@@ -50,7 +50,7 @@ struct BlobPolicy {
     /// The backoff's random factor (fixed in tests).
     private let jitter: @Sendable () -> Double
 
-    init(digest: Digest, size: Int64, url: String, path: String, insecure: Bool, written: RangeSet,
+    init(digest: Digest, size: Int64, url: String, path: String, written: RangeSet,
          config: EngineConfiguration, mirror: Bool = false,
          jitter: @escaping @Sendable () -> Double = { Double.random(in: 0.5...1.5) }) {
         self.mirror = mirror
@@ -58,7 +58,7 @@ struct BlobPolicy {
         self.path = path
         self.queue = PieceQueue(size: size, written: written, connections: config.connections,
                                 maxPiece: config.maxPieceSize, minPiece: config.minCutSize)
-        self.resolver = SourceResolver(blobURL: url, insecure: insecure)
+        self.resolver = SourceResolver(blobURL: url)
         self.retryLimit = config.retryLimit
         self.failureBudget = config.failureBudget
         self.jitter = jitter

@@ -39,8 +39,6 @@ struct SourceResolver: Equatable {
 
     /// The registry's blob URL.
     let blobURL: String
-    /// Plain HTTP allowed (Ollama's `--insecure`): https→http redirects too.
-    let insecure: Bool
     private(set) var source: Source = .unresolved
     /// The registry URL being resolved (moves on same-origin redirects).
     private var registryURL: String
@@ -53,9 +51,8 @@ struct SourceResolver: Equatable {
     static let maxRedirects = 10
     static let maxReresolves = 5
 
-    init(blobURL: String, insecure: Bool) {
+    init(blobURL: String) {
         self.blobURL = blobURL
-        self.insecure = insecure
         self.registryURL = blobURL
     }
 
@@ -116,8 +113,12 @@ struct SourceResolver: Equatable {
     /// the redirect is not followed.
     mutating func redirect(from url: String, status: Int, to target: String?) -> HaulError? {
         guard let target else { return .network(url: url, message: "\(status) redirect without a Location") }
-        guard let to = URLParts(target), let from = URLParts(url),
-              !(from.scheme == "https" && to.scheme == "http" && !insecure) else {
+        // Plain http only behind a registry that is itself plain http; an
+        // https registry is never continued over http, whatever --insecure
+        // says (Ollama #18512: `x/transfer/redirect.go`
+        // `validateRedirectScheme`; --insecure relaxes address checks only).
+        guard let to = URLParts(target), let from = URLParts(url), let base = URLParts(blobURL),
+              !(to.scheme == "http" && base.scheme == "https") else {
             return .network(url: url, message: Self.refusal(redirectTo: target))
         }
         redirects += 1
@@ -156,7 +157,8 @@ struct SourceResolver: Equatable {
     /// The message for a redirect that is not followed.
     static func refusal(redirectTo target: String) -> String {
         let scheme = target.prefix { $0 != ":" }.lowercased()
-        return scheme == "http" ? "refusing redirect from https to http (\"\(HaulError.quoted(target))\"): use --insecure to allow it"
+        return scheme == "http" ? "refusing redirect from https to http (\"\(HaulError.quoted(target))\"): an https registry's blobs "
+            + "must stay on https (--insecure does not change that)"
             : "refusing redirect to \"\(HaulError.quoted(target))\": only http and https are followed"
     }
 
