@@ -36,15 +36,16 @@ actor PullThrough {
 
     nonisolated func allows(_ host: String) -> Bool { upstreams[host.lowercased()] != nil }
 
-    /// Pulls `name` unless a pull of it is already running, then waits for
-    /// that one.
-    func pull(_ name: ModelName) async throws {
-        let key = "\(name.host)/\(name.repository):\(name.tag)".lowercased()
+    /// Pulls `name` (for a manifest list, the child `runner` names, or the
+    /// one that runs here) unless that pull is already running, then waits
+    /// for that one.
+    func pull(_ name: ModelName, runner: String? = nil) async throws {
+        let key = "\(name.host)/\(name.repository):\(name.tag)".lowercased() + (runner.map { "#" + $0 } ?? "")
         if let running = inFlight[key] { return try await running.value }
         let insecure = upstreams[name.host.lowercased()] ?? false
         let haul = haul
         let task = Task {
-            for try await _ in haul.pull(name, insecure: insecure) {}
+            for try await _ in haul.pull(name, insecure: insecure, runner: runner) {}
         }
         inFlight[key] = task
         defer { inFlight[key] = nil }

@@ -155,6 +155,18 @@ struct RegistryController {
         return nil
     }
 
+    /// A tag of this repository whose stored list names `digest` as a
+    /// child this store does not have, and that child's runner.
+    private func absentChild(_ digest: Digest, in repo: (host: String, namespace: String, model: String)) -> (ModelName, String)? {
+        for model in stored(repo) {
+            guard let stored = try? haul.store.storedManifest(for: model.name), case .list(let list) = stored.content,
+                  let child = list.children.first(where: { $0.digest == digest && $0.isSelectable && $0.inline == nil })
+            else { continue }
+            return (model.name, child.runner)
+        }
+        return nil
+    }
+
     private func blob(_ request: Request, _ context: some RequestContext, body: Bool) async throws -> Response {
         guard let repo = repository(request, context), let text = context.parameters.get("digest"),
               let digest = try? Digest(parsing: text) else {
@@ -172,6 +184,18 @@ struct RegistryController {
         if !isKnown && pullThrough.allows(repo.host) {
             await pullThrough.settle(host: repo.host, repository: repo.namespace + "/" + repo.model)
             isKnown = known()
+            // A child of a list the node holds but has not pulled (a client
+            // that runs on another runner asks for it): the node pulls that
+            // child, so the fleet still fetches it from upstream once.
+            if !isKnown, let (name, runner) = absentChild(digest, in: repo) {
+                if let refusal = Self.crossSiteRefusal(request) { return refusal }
+                do {
+                    try await pullThrough.pull(name, runner: runner)
+                } catch {
+                    return Self.error(.badGateway, "UNKNOWN", "pull-through failed: \(haul.store.clientMessage(for: error))")
+                }
+                isKnown = known()
+            }
         }
         let path = haul.store.blobPath(digest)
         guard isKnown, let attributes = try? FileManager.default.attributesOfItem(atPath: path),

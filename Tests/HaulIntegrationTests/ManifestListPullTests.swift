@@ -209,4 +209,38 @@ import HaulTestSupport
         #expect(try downstreamStore.store.storedManifest(for: ModelName(parsing: "\(nodeDaemon.host)/library/tiny"))?.raw == f.list)
         #expect(StoreCheck.problems(downstreamStore.store).isEmpty)
     }
+
+    /// A pull-through node and list models: the first client's pull brings
+    /// the list and the child that runs here into the node, and a client
+    /// that wants another runner gets that child through the node too.
+    /// The upstream sends each blob once.
+    @Test func aPullThroughNodeCarriesListsAndEveryRunnerAsked() async throws {
+        let f = Self.fixture
+        let upstream = try TestRegistry(root: f.dir.path, cdn: false)
+        let nodeModels = TempDir("haul-node")
+        _ = try OllamaStore(nodeModels.path)
+        let logs = TempDir("haul-logs")
+        let node = try await Daemon(models: nodeModels.path, logs: logs, environment: ["HAUL_PULL_THROUGH": "http://\(upstream.host)"])
+        let hosts = try MirrorTests.hostsDirectory(for: upstream.host, mirrors: [node.url])
+        let name = "\(upstream.host)/library/tiny"
+        let client = TempDir("haul-models")
+        let clientStore = try OllamaStore(client.path)
+        for runner in ["llamacpp", "ggml"] {
+            let r = try run(haulBinary, ["pull", name, "--insecure", "--json", "--hosts-dir", hosts.path, "--runner", runner],
+                            environment: ["OLLAMA_MODELS": client.path])
+            #expect(r.status == 0, "\(runner): \(r.stderr)")
+            // Blobs the first pull brought (the shared config) are not fetched again.
+            let fetched = runner == "ggml" ? f.ggml.layers.filter { l in !f.llamacpp.layers.contains { $0.digest == l.digest } } : f.llamacpp.layers
+            for layer in fetched {
+                #expect(r.stdout.contains("\"digest\":\"\(layer.digest)\",\"host\":\"\(node.host)\""), "\(runner): came from the node")
+            }
+        }
+        #expect(try clientStore.store.storedManifest(for: ModelName(parsing: name))?.raw == f.list)
+        #expect(Set(clientStore.store.list().map(\.runner)) == ["llamacpp", "ggml"])
+        #expect(StoreCheck.problems(clientStore.store).isEmpty)
+        for layer in f.llamacpp.layers + f.ggml.layers {
+            #expect(try await upstream.bytesServed(layer.digest) <= 2 * layer.size, "\(layer.digest.short) sent once")
+        }
+    }
 }
+
