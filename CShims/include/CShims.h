@@ -9,7 +9,8 @@
 //      transfer's offset -> SHA-256) must not allocate, retain or cross into
 //      Swift: curl calls it for every <=16 KiB of body. The sink also
 //      enforces the store's integrity rule: it never writes below the hash
-//      frontier.
+//      frontier. An upload's body is the same path reversed (curl read
+//      callback <- pread), so a pushed blob is never held in memory.
 //   3. OpenSSL's SHA-256 context must be exported and restored as bytes
 //      (for resume), which needs the low-level SHA256_CTX layout; the hash
 //      frontier's thread lives beside it.
@@ -245,6 +246,15 @@ int64_t hl_sink_lower_stop(hl_sink *sink, int64_t cut);
 // on success, -1 on anything else. Exposed for tests and fuzzing.
 int hl_parse_content_range(const char *value, int64_t *first, int64_t *last,
                            int64_t *total);
+
+// ----------------------------------------------------------------- upload
+// A request body read from a file (bytes [start, end) of fd), for PATCH and
+// PUT of blob bytes: sets CURLOPT_UPLOAD, the read callback and the size.
+// The caller sets the method and frees it after the handle is cleaned up.
+typedef struct hl_upload hl_upload;
+hl_upload *hl_upload_new(CURL *easy, int fd, int64_t start, int64_t end);
+void hl_upload_free(hl_upload *upload);
+int hl_upload_error(const hl_upload *upload);  // errno of a failed read, or 0
 
 // Ed25519 (OpenSSL): sign `message` with the key whose 32-byte seed is
 // given, or derive its public key. 0 on success, -1 on failure.

@@ -1,7 +1,20 @@
-/// A request the engine performs into memory (manifests, tokens): small
-/// bodies only, bounded by `limit`.
+/// A request the engine performs with its response body kept in memory
+/// (manifests, tokens, a registry's answers to uploads): small bodies
+/// only, bounded by `limit`.
 struct HTTPRequest: Sendable {
+    /// What a request sends.
+    enum Body: Sendable {
+        /// Bytes in memory (a manifest).
+        case bytes([UInt8])
+        /// Bytes `range` of an open file, read as they are sent. The
+        /// caller keeps the descriptor open until the request returns.
+        case file(fd: Int32, range: Range<Int64>)
+    }
+
     var url: String
+    /// GET (HEAD with `head`) unless given: POST, PATCH, PUT, DELETE.
+    var method: String?
+    var body: Body?
     var headers: [String] = []
     var followRedirects = false
     var limit = 4 << 20
@@ -30,5 +43,6 @@ struct HTTPResponse: Sendable {
     /// Selected headers of the last response, by lower-cased name.
     var headers: [String: String]
 
-    static let capturedHeaders = ["content-type", "content-length", "www-authenticate", "retry-after", "docker-content-digest", "location"]
+    static let capturedHeaders = ["content-type", "content-length", "www-authenticate", "retry-after", "docker-content-digest", "location",
+                                  "range", "oci-chunk-min-length"]
 }

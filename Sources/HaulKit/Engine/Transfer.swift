@@ -38,6 +38,8 @@ final class Transfer {
     private var refused: [String] = []
     /// Checks the address of every connection the handle opens.
     private(set) var connectionGuard: ConnectionGuard?
+    /// The body of an upload read from a file, freed at close.
+    private var upload: OpaquePointer?
 
     fileprivate func check(_ result: CURLcode, _ option: String) {
         if result != CURLE_OK { refused.append("\(option) (\(String(cString: curl_easy_strerror(result))))") }
@@ -110,6 +112,32 @@ final class Transfer {
                     tls: request.tls, share: share, config: config,
                     addressPolicy: request.addressPolicy)
         if request.head { t.check(hl_easy_setopt_long(easy, CURLOPT_NOBODY, 1), "CURLOPT_NOBODY") }
+        switch request.body {
+        case nil:
+            if request.method == "POST" || request.method == "PUT" || request.method == "PATCH" {
+                // An empty body, announced as such (a registry's POST that
+                // opens an upload, a PUT that closes one).
+                t.check(hl_easy_setopt_long(easy, CURLOPT_POST, 1), "CURLOPT_POST")
+                t.check(hl_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, 0), "CURLOPT_POSTFIELDSIZE_LARGE")
+                t.check(hl_easy_setopt_str(easy, CURLOPT_COPYPOSTFIELDS, ""), "CURLOPT_COPYPOSTFIELDS")
+            }
+        case .bytes(let bytes):
+            // curl copies the bytes (COPYPOSTFIELDS, after the size), so the
+            // pointer need not outlive this call.
+            t.check(hl_easy_setopt_long(easy, CURLOPT_POST, 1), "CURLOPT_POST")
+            t.check(hl_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(bytes.count)), "CURLOPT_POSTFIELDSIZE_LARGE")
+            var copy = bytes
+            copy.withUnsafeMutableBytes { raw in
+                t.check(hl_easy_setopt_ptr(easy, CURLOPT_COPYPOSTFIELDS, raw.baseAddress), "CURLOPT_COPYPOSTFIELDS")
+            }
+        case .file(let fd, let range):
+            guard let upload = hl_upload_new(easy, fd, range.lowerBound, range.upperBound) else {
+                t.close()
+                throw .network(url: request.url, message: "could not set up the upload")
+            }
+            t.upload = upload
+        }
+        if let method = request.method { t.check(hl_easy_setopt_str(easy, CURLOPT_CUSTOMREQUEST, method), "CURLOPT_CUSTOMREQUEST") }
         return try t.verified()
     }
 
@@ -170,6 +198,7 @@ final class Transfer {
         curl_easy_cleanup(easy)
         curl_slist_free_all(headerList)
         sink.free()
+        if let upload { hl_upload_free(upload) }
         if let stage { stage.pool.give(stage.buffer) }
     }
 
@@ -180,6 +209,9 @@ final class Transfer {
         _ = hl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &code)
         return code
     }
+
+    /// errno of a failed read of an upload's file, or 0.
+    var uploadError: Int32 { upload.map { hl_upload_error($0) } ?? 0 }
 
     var redirectURL: String? {
         var p: UnsafePointer<CChar>?

@@ -36,6 +36,9 @@ extension Transfer {
         if code == CURLE_UNSUPPORTED_PROTOCOL, let target = redirectURL {
             return .failure(HaulError.network(url: url, message: SourceResolver.refusal(redirectTo: target)))
         }
+        if uploadError != 0 {
+            return .failure(HaulError.network(url: url, message: "reading the blob to send failed: \(String(cString: strerror(uploadError)))"))
+        }
         if code != CURLE_OK {
             return .failure(HaulError.network(url: url, message: connectionGuard?.refusal ?? errorText(code)))
         }
