@@ -50,7 +50,15 @@ final class RegistryAuthorizer: Sendable {
     /// refused is not offered again.
     @discardableResult
     func authorize(challengeHeader: String?) async throws -> String {
-        let rejected = authorization
+        try await authorize(challengeHeader: challengeHeader, sent: authorization)
+    }
+
+    /// The same, for a request that carried `sent` (nil: none). Requests
+    /// run in parallel (a push's blobs): one that went out before another
+    /// got the value must not take that value for a refused one.
+    @discardableResult
+    func authorize(challengeHeader: String?, sent: String?) async throws -> String {
+        let rejected = sent
         let challenges = AuthChallenge.parse(challengeHeader ?? "")
         let value: String
         if let bearer = challenges.first(where: { $0.scheme == "bearer" }) {
