@@ -6,7 +6,7 @@ struct HaulCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "haul",
         abstract: "Pull models from Ollama-style registries into $OLLAMA_MODELS.",
-        subcommands: [PullCommand.self, ServeCommand.self, ListCommand.self, RemoveCommand.self, VerifyCommand.self, PartialsCommand.self,
+        subcommands: [PullCommand.self, PushCommand.self, CopyCommand.self, ServeCommand.self, ListCommand.self, RemoveCommand.self, VerifyCommand.self, PartialsCommand.self,
                       ExportCommand.self, ImportCommand.self]
     )
 }

@@ -109,11 +109,7 @@ struct PullCommand: AsyncParsableCommand {
         var auth = RegistryAuth.fromEnvironment(environment)
         try checkRegistryAuth(environment)
         if let username {
-            // Trailing CR and LF by scalar: "\r\n" is one Character, which
-            // hasSuffix("\n") does not match (a file with Windows line endings).
-            var scalars = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self).unicodeScalars
-            while let last = scalars.last, last == "\n" || last == "\r" { scalars.removeLast() }
-            let password = String(scalars)
+            let password = readPassword()
             // For the registry of these models only: one registry.
             let hosts = Set(models.compactMap { try? ModelName(parsing: $0).host.lowercased() })
             guard hosts.count == 1, let host = hosts.first else {

@@ -120,16 +120,25 @@ public final class Haul: Sendable {
     /// events on the stream returned.
     private func run(_ body: @escaping @Sendable (Puller, @escaping @Sendable (PullEvent) -> Void) async throws -> Void)
         -> AsyncThrowingStream<PullEvent, any Error> {
-        let (stream, continuation) = AsyncThrowingStream.makeStream(of: PullEvent.self)
         let puller = self.puller
         let logger = self.logger
+        return task { emit in
+            try await body(puller) { event in
+                if let logger { Self.log(event, to: logger) }
+                emit(event)
+            }
+        }
+    }
+
+    /// Runs `body` as a task that `shutdown` can stop, its events on the
+    /// stream returned; stopping the iteration cancels it.
+    private func task<Event: Sendable>(_ body: @escaping @Sendable (@escaping @Sendable (Event) -> Void) async throws -> Void)
+        -> AsyncThrowingStream<Event, any Error> {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: Event.self)
         let id = nextPull.add(1, ordering: .relaxed).newValue
         let task = Task { [weak self] in
             do {
-                try await body(puller) { event in
-                    if let logger { Self.log(event, to: logger) }
-                    continuation.yield(event)
-                }
+                try await body { event in continuation.yield(event) }
                 continuation.finish()
             } catch is CancellationError {
                 continuation.finish(throwing: HaulError.cancelled)
@@ -141,6 +150,18 @@ public final class Haul: Sendable {
         running.withLock { $0[id] = task }
         continuation.onTermination = { _ in task.cancel() }
         return stream
+    }
+
+    /// Pushes the stored model `source` to `destination` (a name at any
+    /// registry: `registry.example/team/llama3.2:8b`). Every blob the
+    /// registry lacks is uploaded (several at once, each resumable after a
+    /// kill from what the registry holds), then the manifest's stored bytes,
+    /// so the destination's digest is the source's. Credentials are the
+    /// same as for pulls (`auth`). `insecure` allows an `http://` registry.
+    public func push(_ source: ModelName, to destination: ModelName, insecure: Bool = false)
+        -> AsyncThrowingStream<PushEvent, any Error> {
+        let pusher = Pusher(engine: engine, store: store, auth: auth)
+        return task { emit in try await pusher.push(source, to: destination, insecure: insecure, emit: emit) }
     }
 
     private static func log(_ event: PullEvent, to logger: Logger) {

@@ -62,6 +62,12 @@ public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
     /// dangles or leads out of the store, bytes that do not hash to the
     /// blob's name, a file that does not parse.
     case storedManifest(path: String, problem: String)
+    /// A blob a push could not put in the destination registry, and why.
+    case push(blob: Digest, String)
+    /// The destination registry refused or changed a pushed manifest.
+    case pushManifest(String)
+    /// The destination registry refused the credentials (or asked for some).
+    case pushUnauthorized(String)
 
     public var description: String {
         switch self {
@@ -117,6 +123,12 @@ public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
                 + "version, e.g. HAUL_OLLAMA_VERSION=0.41.0)"
         case .storedManifest(let path, let problem):
             return "\(path): \(problem); pull the model again, or remove it with 'haul rm'"
+        case .push(let blob, let message):
+            return "push \(blob.short): \(message)"
+        case .pushManifest(let message):
+            return "push manifest: \(message)"
+        case .pushUnauthorized(let detail):
+            return "push: unauthorized: \(detail)"
         case .cancelled:
             return "pull cancelled"
         }

@@ -25,6 +25,24 @@ public enum ProgressJSON {
         }
     }
 
+    /// The line `/api/push` streams for `event` (Ollama's `PushModel`: a
+    /// blob the registry had is reported as pushed whole).
+    public static func line(for event: PushEvent) -> String {
+        func pushing(_ digest: Digest, _ total: Int64, _ completed: Int64) -> String {
+            var s = "{\"status\":\(quote("pushing \(digest.short)")),\"digest\":\(quote(digest.description))"
+            if total != 0 { s += ",\"total\":\(total)" }
+            if completed != 0 { s += ",\"completed\":\(completed)" }
+            return s + "}"
+        }
+        switch event {
+        case .retrievingManifest: return status("retrieving manifest")
+        case .pushing(let digest, let total, let completed): return pushing(digest, total, completed)
+        case .present(let digest, let total): return pushing(digest, total, total)
+        case .pushingManifest: return status("pushing manifest")
+        case .success: return status("success")
+        }
+    }
+
     /// The status text of events that are a plain status line.
     public static func statusText(_ event: PullEvent) -> String? {
         switch event {

@@ -100,9 +100,9 @@ enum FileSystem {
     /// the old file: fine for a journal, whose old version is still valid.
     /// Without `fsyncFile` only a process crash is covered.
     static func writeAtomically(_ bytes: [UInt8], to path: String, fsyncFile: Bool = true,
-                                syncDirectory sync: Bool = true) throws(HaulError) {
+                                syncDirectory sync: Bool = true, permissions: mode_t = 0o644) throws(HaulError) {
         let directory = parent(of: path)
-        let file = try createTemporary(for: path)
+        let file = try createTemporary(for: path, permissions: permissions)
         let temp = file.path
         do throws(HaulError) {
             try file.descriptor.writeAll(bytes)

@@ -1,0 +1,200 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Sends one blob of the store to a registry, by the distribution spec:
+/// `HEAD` first (a blob the registry has is not sent again), then an
+/// upload session (`POST`), ordered `PATCH`es of `UploadPlan`'s chunks
+/// read straight from the blob file, and the closing `PUT ?digest=`, which
+/// the registry checks against the bytes it received. The session is
+/// journaled after every chunk, so a rerun after a kill asks the registry
+/// how far it got (`GET <session>`) and sends only the rest. A network
+/// failure asks the same and goes on; a session the registry has
+/// forgotten starts over for this blob only.
+struct BlobUploader: Sendable {
+    let registry: RegistryClient
+    let journal: UploadJournal
+    var chunk: Int64 = UploadPlan.defaultChunk
+    /// Network failures in a row that one blob survives.
+    var retryLimit = 5
+
+    enum Outcome: Sendable, Equatable {
+        /// The registry had it.
+        case existed
+        /// Sent; `resumedAt` bytes were already at the registry.
+        case sent(resumedAt: Int64)
+    }
+
+    /// Uploads `digest` (`size` bytes at `path`), reporting the bytes the
+    /// registry holds as they grow.
+    func upload(_ digest: Digest, size: Int64, path: String, progress: @Sendable (Int64) -> Void) async throws -> Outcome {
+        let origin = registry.host.origin, repository = registry.name.repository
+        if try await exists(digest) {
+            journal.remove(origin: origin, repository: repository, digest: digest)
+            return .existed
+        }
+        let file = try FileDescriptor.open(path, O_RDONLY | O_NOFOLLOW)
+        guard Int64(try file.status().st_size) == size else {
+            throw HaulError.push(blob: digest, "the stored blob is not \(size) bytes; run 'haul verify --repair'")
+        }
+        var session = try await resumeOrOpen(digest, size: size)
+        let resumedAt = session.held
+        progress(session.held)
+        var failures = 0
+        while true {
+            try Task.checkCancellation()
+            let plan = UploadPlan(size: size, chunk: chunk, registryMinimum: session.minimum)
+            let step = plan.next(held: session.held)
+            let response: HTTPResponse
+            do {
+                switch step {
+                case .patch(let range):
+                    response = try await registry.send(registry.request(session.url, method: "PATCH", body: .file(fd: file.rawValue, range: range),
+                        headers: ["Content-Type: application/octet-stream", "Content-Range: \(range.lowerBound)-\(range.upperBound - 1)"]))
+                case .finish(let range):
+                    let separator = session.url.contains("?") ? "&" : "?"
+                    response = try await registry.send(registry.request(session.url + separator + "digest=" + digest.description, method: "PUT",
+                        body: range.isEmpty ? nil : .file(fd: file.rawValue, range: range),
+                        headers: ["Content-Type: application/octet-stream"]))
+                }
+            } catch let error as HaulError where Self.isNetwork(error) {
+                // The connection broke mid-request: what the registry kept
+                // decides where to go on.
+                failures += 1
+                guard failures <= retryLimit else { throw HaulError.push(blob: digest, "\(error)") }
+                try await Task.sleep(for: .milliseconds(250 << min(failures, 5)))
+                session = try await refresh(session, digest: digest, size: size)
+                continue
+            }
+            switch (step, response.status) {
+            case (.patch(let range), 202):
+                guard let next = registry.sessionURL(response.headers["location"]) ?? Optional(session.url) else { continue }
+                // The registry's word is what it holds; a registry claiming
+                // more than it was sent is not believed.
+                let held = UploadPlan.held(fromRange: response.headers["range"]) ?? range.upperBound
+                guard held <= range.upperBound else {
+                    throw HaulError.push(blob: digest, "the registry says it holds \(held) bytes after \(range.upperBound) were sent")
+                }
+                session.url = next
+                session.held = held
+                failures = 0
+                try record(session, digest: digest, size: size)
+                progress(held)
+            case (.finish, 201), (.finish, 204), (.finish, 200):
+                journal.remove(origin: origin, repository: repository, digest: digest)
+                if let said = response.headers["docker-content-digest"], let got = try? Digest(parsing: said), got != digest {
+                    throw HaulError.push(blob: digest, "the registry stored it as \(got)")
+                }
+                progress(size)
+                return .sent(resumedAt: resumedAt)
+            case (_, 404):
+                // The registry forgot the session (expired, restarted):
+                // this blob starts over, nothing else does.
+                journal.remove(origin: origin, repository: repository, digest: digest)
+                failures += 1
+                guard failures <= retryLimit else { throw HaulError.push(blob: digest, "the registry keeps losing the upload session") }
+                session = try await open(digest, size: size)
+            case (_, 416):
+                // Out of order by the registry's count: ask it where it is.
+                failures += 1
+                guard failures <= retryLimit else { throw HaulError.push(blob: digest, "the registry refuses the upload's ranges (416)") }
+                session = try await refresh(session, digest: digest, size: size)
+            case (.finish, 400):
+                throw HaulError.push(blob: digest, "the registry refused it: \(RegistryClient.errorText(response.body)) "
+                    + "(if the bytes do not match the digest, run 'haul verify --repair')")
+            case (_, let status) where status == 429 || status >= 500:
+                failures += 1
+                guard failures <= retryLimit else {
+                    throw HaulError.push(blob: digest, "the registry answered \(status): \(RegistryClient.errorText(response.body))")
+                }
+                try await Task.sleep(for: .milliseconds(250 << min(failures, 5)))
+                session = try await refresh(session, digest: digest, size: size)
+            default:
+                throw HaulError.push(blob: digest, Self.describe(response))
+            }
+        }
+    }
+
+    /// One upload session: where it is and how much the registry holds.
+    struct Session: Sendable {
+        var url: String
+        var held: Int64
+        /// The registry's `OCI-Chunk-Min-Length`, if it set one.
+        var minimum: Int64?
+    }
+
+    private func exists(_ digest: Digest) async throws -> Bool {
+        let response = try await registry.send(registry.request(registry.blobURL(digest), head: true))
+        switch response.status {
+        case 200: return true
+        case 404: return false
+        default: throw HaulError.push(blob: digest, Self.describe(response))
+        }
+    }
+
+    /// The journaled session, if the registry still has it, else a new one.
+    private func resumeOrOpen(_ digest: Digest, size: Int64) async throws -> Session {
+        let origin = registry.host.origin, repository = registry.name.repository
+        if let recorded = journal.session(origin: origin, repository: repository, digest: digest), recorded.size == size,
+           let url = registry.sessionURL(recorded.location),
+           let status = try? await status(of: url) {
+            return status
+        }
+        journal.remove(origin: origin, repository: repository, digest: digest)
+        return try await open(digest, size: size)
+    }
+
+    /// `POST …/blobs/uploads/`: a new session, journaled.
+    private func open(_ digest: Digest, size: Int64) async throws -> Session {
+        let response = try await registry.send(registry.request(registry.uploadsURL, method: "POST"))
+        guard response.status == 202 else { throw HaulError.push(blob: digest, Self.describe(response)) }
+        guard let url = registry.sessionURL(response.headers["location"]) else {
+            throw HaulError.push(blob: digest, "the registry put the upload session at \(HaulError.quoted(response.headers["location"] ?? "(nowhere)")), "
+                + "not on its own host; Haul sends the blob and credentials only to the registry itself")
+        }
+        let session = Session(url: url, held: 0, minimum: response.headers["oci-chunk-min-length"].flatMap { Int64($0) })
+        try record(session, digest: digest, size: size)
+        return session
+    }
+
+    /// `GET <session>`: how much the registry holds (204 and `Range`);
+    /// nil when it no longer knows the session.
+    private func status(of url: String) async throws -> Session? {
+        let response = try await registry.send(registry.request(url))
+        guard response.status == 204 || response.status == 202 || response.status == 200 else { return nil }
+        return Session(url: registry.sessionURL(response.headers["location"]) ?? url,
+                       held: UploadPlan.held(fromRange: response.headers["range"]) ?? 0,
+                       minimum: response.headers["oci-chunk-min-length"].flatMap { Int64($0) })
+    }
+
+    /// The session as the registry sees it now, or a new one when it is gone.
+    private func refresh(_ session: Session, digest: Digest, size: Int64) async throws -> Session {
+        if let now = try? await status(of: session.url) {
+            var now = now
+            now.minimum = now.minimum ?? session.minimum
+            return now
+        }
+        journal.remove(origin: registry.host.origin, repository: registry.name.repository, digest: digest)
+        return try await open(digest, size: size)
+    }
+
+    private func record(_ session: Session, digest: Digest, size: Int64) throws(HaulError) {
+        try journal.record(.init(origin: registry.host.origin, repository: registry.name.repository, digest: digest.description,
+                                 size: size, location: session.url), digest: digest)
+    }
+
+    private static func isNetwork(_ error: HaulError) -> Bool {
+        if case .network = error { return true }
+        return false
+    }
+
+    static func describe(_ response: HTTPResponse) -> String {
+        let text = RegistryClient.errorText(response.body)
+        switch response.status {
+        case 403: return "the registry refused it (403): \(text); the credentials may not allow pushing there"
+        case 413: return "the registry refused it as too large (413): \(text)"
+        default: return "the registry answered \(response.status): \(text)"
+        }
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+@testable import HaulKit
+import HaulTestSupport
+
+/// `haul push` and `haul copy` into Debian's `docker-registry` (the CNCF
+/// distribution registry): the manifest arrives byte for byte (its digest
+/// is the source's), blobs the registry has are not sent again, its auth
+/// and TLS work, and a push killed mid-blob goes on from what the registry
+/// holds.
+@Suite(.serialized) struct PushTests {
+    static let fixture: (dir: TempDir, model: TestModel) = {
+        let dir = TempDir("haul-push-fixture")
+        let model = try! TestModel.make(root: dir.path, name: "library/tiny:latest", layers: ["40M", "300K"],
+                                        texts: ["template={{ .Prompt }}"])
+        return (dir, model)
+    }()
+
+    /// A store holding the fixture, as a pull leaves it.
+    static func store() throws -> (TempDir, String) {
+        let registry = try TestRegistry(root: fixture.dir.path, cdn: false)
+        let models = TempDir("haul-models")
+        let name = "\(registry.host)/library/tiny"
+        let r = try haul(["pull", name, "--insecure", "-q"], models: models.path)
+        try #require(r.status == 0, "\(r.stderr)")
+        return (models, name)
+    }
+
+    static func skopeoRaw(_ reference: String, _ extra: [String] = ["--tls-verify=false"]) throws -> [UInt8] {
+        let r = try run("/usr/bin/skopeo", ["inspect", "--raw"] + extra + ["docker://\(reference)"])
+        #expect(r.status == 0, "\(r.stderr)")
+        return Array(r.stdout.utf8)
+    }
+
+    @Test func aPushedModelReadsBackByteForByteAndIsNotSentTwice() async throws {
+        let (models, name) = try Self.store()
+        let destination = try await DockerRegistry()
+        let target = "\(destination.host)/team/tiny:v1"
+        let pushed = try haul(["push", name, target, "--insecure"], models: models.path)
+        #expect(pushed.status == 0, "\(pushed.stderr)")
+        #expect(pushed.stderr.contains("pushed \(Self.fixture.model.layers.first { $0.size == 40 << 20 }!.digest.short)"), "\(pushed.stderr)")
+        // The destination's manifest is the source's bytes, so its digest is too.
+        #expect(try Self.skopeoRaw(target) == Self.fixture.model.manifestBytes)
+        // A fresh pull from the destination gets the same model.
+        let fresh = TempDir("haul-models")
+        let back = try haul(["pull", target, "--insecure", "-q"], models: fresh.path)
+        #expect(back.status == 0, "\(back.stderr)")
+        #expect(try ModelStore(root: fresh.path).manifest(for: ModelName(parsing: target))?.raw == Self.fixture.model.manifestBytes)
+        #expect(StoreCheck.problems(ModelStore(root: fresh.path)).isEmpty)
+
+        // Again, to another tag: every blob is there, nothing is sent.
+        let again = try haul(["push", name, "\(destination.host)/team/tiny:v2", "--insecure", "--json"], models: models.path)
+        #expect(again.status == 0, "\(again.stderr)")
+        let lines = again.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first == #"{"status":"retrieving manifest"}"# && lines.last == #"{"status":"success"}"#, "\(again.stdout)")
+        #expect(lines.contains(#"{"status":"pushing manifest"}"#))
+        let quiet = try haul(["push", name, "\(destination.host)/team/tiny:v3", "--insecure"], models: models.path)
+        #expect(quiet.stderr.contains("0 B sent"), "\(quiet.stderr)")
+        #expect(try Self.skopeoRaw("\(destination.host)/team/tiny:v3") == Self.fixture.model.manifestBytes)
+    }
+
+    /// htpasswd behind TLS: credentials from HAUL_REGISTRY_AUTH, the CA
+    /// from --ca-file; without credentials, the error says how to give them
+    /// and nothing is stored there.
+    @Test func aRegistryWithPasswordsAndTLSTakesThePush() async throws {
+        let (models, name) = try Self.store()
+        let pki = try TestPKI()
+        let destination = try await DockerRegistry(user: ("alice", "s3cret"), tls: pki)
+        let target = "\(destination.host)/team/tiny:v1"
+        let refused = try haul(["push", name, target, "--ca-file", pki.caCert], models: models.path)
+        #expect(refused.status == 1 && refused.stderr.contains("authentication required"), "\(refused.stderr)")
+        let pushed = try run(haulBinary, ["push", name, target, "--ca-file", pki.caCert],
+                             environment: ["OLLAMA_MODELS": models.path, "HAUL_REGISTRY_AUTH": "\(destination.host)=alice:s3cret"])
+        #expect(pushed.status == 0, "\(pushed.stderr)")
+        #expect(try Self.skopeoRaw(target, ["--tls-verify=false", "--creds", "alice:s3cret"]) == Self.fixture.model.manifestBytes)
+    }
+
+    /// Registry to registry, through the store: every blob verified on the
+    /// way in, the manifest unchanged on the way out.
+    @Test func aCopyMovesAModelBetweenRegistries() async throws {
+        let source = try TestRegistry(root: Self.fixture.dir.path, cdn: true)
+        let destination = try await DockerRegistry()
+        let models = TempDir("haul-models")
+        let target = "\(destination.host)/mirror/tiny:latest"
+        let copied = try haul(["copy", "\(source.host)/library/tiny", target, "--insecure"], models: models.path)
+        #expect(copied.status == 0, "\(copied.stderr)")
+        #expect(try Self.skopeoRaw(target) == Self.fixture.model.manifestBytes)
+    }
+
+    /// kill -9 in the middle of a 512 MiB blob, then the same push again:
+    /// it finishes, byte for byte, and leaves no session records. The
+    /// distribution registry keeps the bytes of a chunk cut short, which
+    /// makes the session it was in unusable (`_state` says one offset, the
+    /// file holds more: BLOB_UPLOAD_INVALID), so the cut blob starts over:
+    /// measured through a counting proxy, the registry receives the model
+    /// plus what had arrived before the kill, never more.
+    @Test(.timeLimit(.minutes(5))) func aKilledPushFinishesWhenRunAgain() async throws {
+        let models = TempDir("haul-models")
+        let model = try TestModel.make(root: models.path, name: "registry.ollama.ai/library/big:latest", layers: ["512M"])
+        let destination = try await DockerRegistry()
+        let logs = TempDir("haul-push-logs")
+        let countFile = logs.sub("count")
+        let port = freePort()
+        let proxy = try BackgroundProcess([testsDirectory.appendingPathComponent("registry/countingproxy.py").path,
+                                           "--port", "\(port)", "--target", destination.host, "--count-file", countFile],
+                                          executable: "/usr/bin/python3", models: "", logs: logs)
+        defer { proxy.send(SIGKILL) }
+        #expect(try await waitForListener(port: port))
+        func received() -> Int64 { Int64((try? String(contentsOfFile: countFile, encoding: .utf8)) ?? "") ?? 0 }
+        let target = "127.0.0.1:\(port)/team/big:latest"
+        let total = model.layers.reduce(0) { $0 + $1.size }
+        let first = try BackgroundProcess(["push", "big", target, "--insecure", "--json"], models: models.path, logs: logs)
+        let midway = try await waitUntil(timeout: 120) { received() > total * 2 / 5 }
+        first.send(SIGKILL)
+        first.wait()
+        try #require(midway, "the first push never got 40% through: \(first.stderr)")
+        try await Task.sleep(for: .milliseconds(200))
+        let beforeRerun = received()
+        let second = try haul(["push", "big", target, "--insecure", "--json"], models: models.path)
+        #expect(second.status == 0, "\(second.stderr)")
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(received() <= beforeRerun + total + (1 << 20), "the rerun sent \(received() - beforeRerun) bytes for \(total)")
+        #expect(try Self.skopeoRaw("\(destination.host)/team/big:latest") == model.manifestBytes)
+        let records = (try? FileManager.default.contentsOfDirectory(atPath: models.sub(".haul/uploads"))) ?? []
+        #expect(records.filter { $0.hasPrefix("upload-") }.isEmpty, "\(records)")
+    }
+}
