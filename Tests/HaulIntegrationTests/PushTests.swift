@@ -124,4 +124,76 @@ import HaulTestSupport
         let records = (try? FileManager.default.contentsOfDirectory(atPath: models.sub(".haul/uploads"))) ?? []
         #expect(records.filter { $0.hasPrefix("upload-") }.isEmpty, "\(records)")
     }
+
+    /// A registry that reports what it holds, a partial chunk included
+    /// (as Zot does; the test registry plays it): a push killed mid-blob
+    /// and run again sends only the rest, so the registry receives little
+    /// more than the model once.
+    @Test(.timeLimit(.minutes(5))) func aKilledPushResumesWhereTheRegistryStopped() async throws {
+        let models = TempDir("haul-models")
+        let model = try TestModel.make(root: models.path, name: "registry.ollama.ai/library/big:latest", layers: ["512M"])
+        let root = TempDir("haul-push-destination")
+        try FileManager.default.createDirectory(atPath: root.sub("blobs"), withIntermediateDirectories: true)
+        let destination = try TestRegistry(root: root.path, cdn: false)
+        let logs = TempDir("haul-push-logs")
+        let target = "\(destination.host)/team/big:latest"
+        let total = model.layers.reduce(0) { $0 + $1.size }
+        let first = try BackgroundProcess(["push", "big", target, "--insecure", "--json"], models: models.path, logs: logs)
+        let midway = try await waitUntil(timeout: 120) { (try await destination.counter("upload_bytes")) > Int(total * 2 / 5) }
+        first.send(SIGKILL)
+        first.wait()
+        try #require(midway, "the first push never got 40% through: \(first.stderr)")
+        let second = try haul(["push", "big", target, "--insecure", "--json"], models: models.path)
+        #expect(second.status == 0, "\(second.stderr)")
+        // The big blob's first report is where the registry was, not 0.
+        let big = model.layers.max { $0.size < $1.size }!
+        let firstReport = second.stdout.split(separator: "\n").first { $0.contains(big.digest.description) }.map(String.init) ?? ""
+        #expect(firstReport.contains("\"completed\":") && !firstReport.hasSuffix("\"completed\":\(big.size)}"), "\(firstReport)")
+        let received = try await destination.counter("upload_bytes")
+        #expect(Double(received) <= 1.1 * Double(total), "the registry received \(received) bytes for a \(total)-byte model")
+        let fresh = TempDir("haul-models")
+        let back = try haul(["pull", target, "--insecure", "-q"], models: fresh.path)
+        #expect(back.status == 0, "\(back.stderr)")
+        #expect(try ModelStore(root: fresh.path).manifest(for: ModelName(parsing: target))?.raw == model.manifestBytes)
+    }
+
+    /// Destinations that misbehave: each is retried to a verified result,
+    /// or ends in one clear line naming the blob or the manifest.
+    @Test func misbehavingDestinationsAreRetriedOrNamed() async throws {
+        let (models, name) = try Self.store()
+        let big = Self.fixture.model.layers.first { $0.size == 40 << 20 }!
+        let cases: [(fault: [String: Any], ok: Bool, says: String)] = [
+            (["kind": "cut", "target": "upload", "min_size": 16 << 20, "times": 2], true, ""),
+            (["kind": "status", "status": 503, "target": "upload", "min_size": 16 << 20, "times": 2], true, ""),
+            (["kind": "range-lie", "target": "upload", "min_size": 16 << 20], false, "push \(big.digest.short): the registry says it holds"),
+            (["kind": "status", "status": 413, "target": "upload"], false, "too large (413)"),
+            (["kind": "status", "status": 403, "target": "upload"], false, "may not allow pushing"),
+            (["kind": "offsite", "target": "upload"], false, "not on its own host"),
+            (["kind": "rewrite", "target": "manifest-put"], false, "push manifest: the registry stored the manifest as sha256:"),
+        ]
+        for c in cases {
+            let root = TempDir("haul-push-destination")
+            try FileManager.default.createDirectory(atPath: root.sub("blobs"), withIntermediateDirectories: true)
+            let destination = try TestRegistry(root: root.path, cdn: false)
+            try await destination.arm([c.fault])
+            let target = "\(destination.host)/team/tiny:v1"
+            let r = try haul(["push", name, target, "--insecure"], models: models.path)
+            let kind = "\(c.fault["kind"]!) \(c.fault["status"] ?? "")"
+            if c.ok {
+                #expect(r.status == 0, "\(kind): \(r.stderr)")
+                let received = try await destination.counter("upload_bytes")
+                let total = Self.fixture.model.layers.reduce(0) { $0 + $1.size }
+                #expect(Double(received) <= Double(total) + 3 * 16 * 1_048_576, "\(kind): received \(received)")
+                let back = try haul(["pull", target, "--insecure", "-q"], models: TempDir("haul-models").path)
+                #expect(back.status == 0, "\(kind): \(back.stderr)")
+            } else {
+                #expect(r.status == 1 && r.stderr.contains(c.says), "\(kind): \(r.stderr)")
+                #expect(r.stderr.split(separator: "\n").count <= 6, "\(kind): one clear line, not a dump: \(r.stderr)")
+            }
+        }
+        // The store is as it was: a push changes nothing local.
+        #expect(StoreCheck.problems(ModelStore(root: models.path)).isEmpty)
+        #expect(try ModelStore(root: models.path).manifest(for: ModelName(parsing: name))?.raw == Self.fixture.model.manifestBytes)
+    }
 }
+

@@ -55,6 +55,8 @@ import tempfile
 import threading
 import time
 
+import uploads
+
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 LIST_TYPE = "application/vnd.ollama.manifest.list.v2+json"
 
@@ -194,7 +196,7 @@ class Stats:
                      "range_requests": 0, "redirects": 0, "expired": 0, "token_requests": 0,
                      "unauthorized": 0, "cdn_authorization": 0, "via_proxy": 0, "overlong_sent": 0,
                      "issued_tokens": [], "authorizations_seen": [], "user_agents": [], "manifest_accepts": [],
-                     "cdn_connections": 0}
+                     "cdn_connections": 0, "upload_bytes": 0, "manifest_types": []}
 
     def note(self, key, value):
         with self.lock:
@@ -370,7 +372,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             self.wfile = _Discard(self.wfile)
 
+    def do_PATCH(self):
+        self.write_request("PATCH")
+
+    def do_PUT(self):
+        self.write_request("PUT")
+
+    def write_request(self, method):
+        """The write side (uploads.py), on the registry, under its auth."""
+        path = self.path.split("?", 1)[0]
+        if self.server.role == "registry" and self.authorized(path) and not uploads.handle(self, method):
+            self.send_json(404, {"errors": [{"code": "UNSUPPORTED", "message": "not found"}]})
+
     def do_POST(self):
+        if self.server.role == "registry" and "/blobs/uploads/" in self.path:
+            return self.write_request("POST")
         if self.path == "/_faults" and self.server.role == "registry":
             length = int(self.headers.get("Content-Length", "0"))
             rules = json.loads(self.rfile.read(length) or b"[]")
@@ -393,7 +409,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return True
         self.state.stats.add("unauthorized")
         m = re.match(r"/v2/([^/]+/[^/]+)/", path)
-        scope = "repository:%s:pull" % (m.group(1) if m else "")
+        scope = "repository:%s:%s" % (m.group(1) if m else "", "pull" if self.command in ("GET", "HEAD") else "pull,push")
         realm = self.state.realm or "http://127.0.0.1:%d/token" % self.state.registry_port
         challenge = 'Bearer realm="%s",service="%s",scope="%s"' % (realm, self.state.service, scope)
         self.send_json(401, {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
@@ -436,6 +452,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if path == "/token" and self.state.token_auth:
                 return self.issue_token()
             if (path.startswith("/v2/") or path.startswith("/_self/")) and not self.authorized(path):
+                return
+            if "/blobs/uploads/" in path:
+                if not uploads.handle(self, "GET"):
+                    self.send_json(404, {"errors": [{"code": "BLOB_UPLOAD_UNKNOWN", "message": "blob upload unknown"}]})
                 return
             m = re.fullmatch(r"/v2/([^/]+)/([^/]+)/manifests/([^/]+)", path)
             if m:
