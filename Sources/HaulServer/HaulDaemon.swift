@@ -156,6 +156,7 @@ public struct HaulDaemon: Service {
         let routes = PreflightedRoutes(group: group)
         InfoController().addRoutes(to: routes)
         PullController(haul: haul, logger: logger).addRoutes(to: routes)
+        PushController(haul: haul, logger: logger).addRoutes(to: routes)
         ModelController(haul: haul, facts: facts).addRoutes(to: routes)
         CopyController(haul: haul).addRoutes(to: routes)
         OpenAIController(haul: haul).addRoutes(to: routes)

@@ -43,49 +43,11 @@ struct PullController {
         return try await final(events, name: name)
     }
 
-    /// The stream: one line per event, an `{"error": …}` line if the pull
-    /// fails after it started. The pull runs in its own task, cancelled as
-    /// soon as the response ends for any reason: a write that fails means
-    /// the client left, and the pull must learn it now, not whenever the
-    /// framework releases this closure.
     private func streaming(_ events: AsyncThrowingStream<PullEvent, any Error>, name: String) -> Response {
-        let store = haul.store
-        let logger = logger
-        let body = ResponseBody { writer in
-            let (lines, sink) = AsyncStream.makeStream(of: String.self)
-            let pump = Task {
-                do {
-                    for try await event in events {
-                        if let line = ProgressJSON.line(for: event) { sink.yield(line) }
-                    }
-                    logger.info("pull \(name): \(Task.isCancelled ? "client left" : "success")")
-                } catch {
-                    let message = store.clientMessage(for: error)
-                    logger.notice("pull \(name): \(message)")
-                    sink.yield(ProgressJSON.error(message))
-                }
-                sink.finish()
-            }
-            defer { pump.cancel() }
-            for await line in lines {
-                try await writer.write(ByteBuffer(string: line + "\n"))
-            }
-            try await writer.finish(nil)
-        }
-        return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: body)
+        EventStream.response(events, lines: ProgressJSON.line(for:), store: haul.store, logger: logger, what: "pull \(name)")
     }
 
-    /// `stream: false`: nothing until the pull ends, then its last line,
-    /// with 500 on failure (Ollama's rule).
     private func final(_ events: AsyncThrowingStream<PullEvent, any Error>, name: String) async throws(APIError) -> Response {
-        do {
-            for try await _ in events {}
-            logger.info("pull \(name): success")
-            return JSONResponse.text(ProgressJSON.status("success"))
-        } catch {
-            let message = haul.store.clientMessage(for: error)
-            logger.notice("pull \(name): \(message)")
-            throw APIError(status: .internalServerError, message: message)
-        }
+        try await EventStream.final(events, store: haul.store, logger: logger, what: "pull \(name)")
     }
 }

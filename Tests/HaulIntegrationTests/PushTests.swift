@@ -195,5 +195,43 @@ import HaulTestSupport
         #expect(StoreCheck.problems(ModelStore(root: models.path)).isEmpty)
         #expect(try ModelStore(root: models.path).manifest(for: ModelName(parsing: name))?.raw == Self.fixture.model.manifestBytes)
     }
+
+    /// `/api/push` through the daemon, driven by Ollama's own Python
+    /// client: a model copied under a name at another registry goes there
+    /// in Ollama's vocabulary, and a missing model is the client's
+    /// ResponseError after `couldn't retrieve manifest`.
+    @Test func ollamasPythonClientPushesThroughTheDaemon() async throws {
+        let python = try DaemonTests.python
+        let (models, name) = try Self.store()
+        let root = TempDir("haul-push-destination")
+        try FileManager.default.createDirectory(atPath: root.sub("blobs"), withIntermediateDirectories: true)
+        let destination = try TestRegistry(root: root.path, cdn: false)
+        let daemon = try await Daemon(models: models.path, logs: TempDir("haul-logs"))
+        let target = "\(destination.host)/team/tiny:v1"
+        let copied = try await daemon.request("POST", "/api/copy", body: #"{"source":"\#(name)","destination":"\#(target)"}"#)
+        #expect(copied.status == 200, "\(copied.body)")
+        let check = try run(python, [testsDirectory.appendingPathComponent("clients/ollama_push_check.py").path, daemon.url, target])
+        #expect(check.status == 0, "\(check.stderr)")
+        let seen = (try? JSONSerialization.jsonObject(with: Data(check.stdout.utf8))) as? [String: Any] ?? [:]
+        let sent = Set(Self.fixture.model.layers.map(\.digest.description))
+        #expect(Set(seen["digests"] as? [String] ?? []).isSuperset(of: sent), "\(check.stdout)")
+        #expect((seen["missing"] as? String ?? "").contains("not found"), "\(check.stdout)")
+        #expect(try await destination.list("manifest_types") == ["application/vnd.docker.distribution.manifest.v2+json"])
+        let back = try haul(["pull", target, "--insecure", "-q"], models: TempDir("haul-models").path)
+        #expect(back.status == 0, "\(back.stderr)")
+        // Not streamed: only the last line.
+        let quiet = try await daemon.request("POST", "/api/push", body: #"{"model":"\#(target)","insecure":true,"stream":false}"#)
+        #expect(quiet.status == 200 && quiet.body == #"{"status":"success"}"#, "\(quiet.body)")
+        let nameless = try await daemon.request("POST", "/api/push", body: "{}")
+        #expect(nameless.status == 400 && nameless.json["error"] as? String == "model is required")
+
+        // A daemon whose operator listed no private registry pushes to none,
+        // whatever its client says: the registry sees no request.
+        let before = try await destination.counter("upload_bytes")
+        let strict = try await Daemon(models: models.path, logs: TempDir("haul-logs"), environment: ["HAUL_ALLOW_PRIVATE": ""])
+        let refused = try await strict.request("POST", "/api/push", body: #"{"model":"\#(target)","insecure":true,"stream":false}"#)
+        #expect(refused.status == 500 && (refused.json["error"] as? String ?? "").contains("refused"), "\(refused.body)")
+        #expect(try await destination.counter("upload_bytes") == before)
+    }
 }
 

@@ -5,6 +5,9 @@
 public enum PushEvent: Sendable, Equatable {
     /// The stored manifest is read.
     case retrievingManifest
+    /// There is no such model here (Ollama's `couldn't retrieve manifest`,
+    /// before the error).
+    case manifestMissing
     /// Bytes of one blob the registry holds now (`completed` of `total`).
     case pushing(digest: Digest, total: Int64, completed: Int64)
     /// A blob the registry had already: nothing was sent.

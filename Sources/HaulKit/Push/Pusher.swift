@@ -25,11 +25,17 @@ struct Pusher: Sendable {
         }
     }
 
-    private func send(_ source: ModelName, to destination: ModelName, insecure: Bool,
+    private func send(_ source: ModelName, to asked: ModelName, insecure: Bool,
                       emit: @escaping @Sendable (PushEvent) -> Void) async throws {
+        // A model pushed to its own name goes under the stored spelling, as
+        // Ollama's `PushHandler` resolves `getExistingName` first.
+        let destination = asked == source ? (store.existingName(source)?.with(scheme: source.scheme) ?? source) : asked
         if destination.isCloud { throw HaulError.cloudModel(destination.displayShortest) }
         emit(.retrievingManifest)
-        guard let stored = try store.storedManifest(for: source) else { throw HaulError.modelNotFound(source.displayShortest) }
+        guard let stored = try store.storedManifest(for: source) else {
+            emit(.manifestMissing)
+            throw HaulError.modelNotFound(source.displayShortest)
+        }
         let blobs = try Self.blobs(of: stored, in: store)
         for blob in blobs where !store.hasBlob(blob) {
             throw HaulError.push(blob: blob.digest, "missing from the store or the wrong size; run 'haul verify --repair'")
