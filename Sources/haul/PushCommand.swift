@@ -53,9 +53,10 @@ struct PushOptions: ParsableArguments {
                 case .pushing(let digest, let total, let completed) where completed == total:
                     sent += total
                     Terminal.standardError.write("pushed \(digest.short) \(ByteFormat.decimal(total))\n")
-                case .present(let digest, let total):
+                case .present(let digest, let total, let mountedFrom):
                     present += total
-                    Terminal.standardError.write("exists \(digest.short) \(ByteFormat.decimal(total))\n")
+                    let how = mountedFrom.map { "mounted from \($0)" } ?? "exists"
+                    Terminal.standardError.write("\(how) \(digest.short) \(ByteFormat.decimal(total))\n")
                 case .success(let digest):
                     Terminal.standardError.write("pushed \(source.displayShortest) to \(destination.displayShortest) (\(digest)): "
                         + "\(ByteFormat.decimal(sent)) sent, \(ByteFormat.decimal(present)) already there\n")

@@ -57,6 +57,15 @@ import HaulTestSupport
         let quiet = try haul(["push", name, "\(destination.host)/team/tiny:v3", "--insecure"], models: models.path)
         #expect(quiet.stderr.contains("0 B sent"), "\(quiet.stderr)")
         #expect(try Self.skopeoRaw("\(destination.host)/team/tiny:v3") == Self.fixture.model.manifestBytes)
+
+        // Another repository of the same registry: each blob is mounted
+        // from the one it was pushed to, not sent.
+        let mounted = try haul(["push", name, "\(destination.host)/other/tiny:v1", "--insecure"], models: models.path)
+        #expect(mounted.status == 0 && mounted.stderr.contains("0 B sent"), "\(mounted.stderr)")
+        for layer in Self.fixture.model.layers {
+            #expect(mounted.stderr.contains("mounted from team/tiny \(layer.digest.short)"), "\(mounted.stderr)")
+        }
+        #expect(try Self.skopeoRaw("\(destination.host)/other/tiny:v1") == Self.fixture.model.manifestBytes)
     }
 
     /// htpasswd behind TLS: credentials from HAUL_REGISTRY_AUTH, the CA

@@ -38,7 +38,7 @@ public enum ProgressJSON {
         case .retrievingManifest: return status("retrieving manifest")
         case .manifestMissing: return status("couldn't retrieve manifest")
         case .pushing(let digest, let total, let completed): return pushing(digest, total, completed)
-        case .present(let digest, let total): return pushing(digest, total, total)
+        case .present(let digest, let total, _): return pushing(digest, total, total)
         case .pushingManifest: return status("pushing manifest")
         case .success: return status("success")
         }

@@ -22,6 +22,9 @@ struct BlobUploader: Sendable {
     enum Outcome: Sendable, Equatable {
         /// The registry had it.
         case existed
+        /// The registry took it from another of its repositories (a
+        /// cross-repository mount): nothing was sent.
+        case mounted(from: String)
         /// Sent; `resumedAt` bytes were already at the registry.
         case sent(resumedAt: Int64)
     }
@@ -32,7 +35,15 @@ struct BlobUploader: Sendable {
         let origin = registry.host.origin, repository = registry.name.repository
         if try await exists(digest) {
             journal.remove(origin: origin, repository: repository, digest: digest)
+            journal.remember(origin: origin, repository: repository, digest: digest)
             return .existed
+        }
+        // Pushed to another repository of this registry before: ask the
+        // registry to mount it from there (201), else upload as usual.
+        if let from = journal.knownRepository(origin: origin, digest: digest), from != repository,
+           try await mount(digest, from: from) {
+            journal.remember(origin: origin, repository: repository, digest: digest)
+            return .mounted(from: from)
         }
         let file = try FileDescriptor.open(path, O_RDONLY | O_NOFOLLOW)
         guard Int64(try file.status().st_size) == size else {
@@ -83,6 +94,7 @@ struct BlobUploader: Sendable {
                 progress(held)
             case (.finish, 201), (.finish, 204), (.finish, 200):
                 journal.remove(origin: origin, repository: repository, digest: digest)
+                journal.remember(origin: origin, repository: repository, digest: digest)
                 if let said = response.headers["docker-content-digest"], let got = try? Digest(parsing: said), got != digest {
                     throw HaulError.push(blob: digest, "the registry stored it as \(got)")
                 }
@@ -131,6 +143,19 @@ struct BlobUploader: Sendable {
         case 404: return false
         default: throw HaulError.push(blob: digest, Self.describe(response))
         }
+    }
+
+    /// `POST …/blobs/uploads/?mount=<digest>&from=<repository>`: true when
+    /// the registry mounted it (201). A registry that declines opens a
+    /// session instead (202), which is cancelled here: the journal's own
+    /// session, resumable, is the one used.
+    private func mount(_ digest: Digest, from: String) async throws -> Bool {
+        let response = try await registry.send(registry.request(registry.uploadsURL + "?mount=\(digest)&from=\(from)", method: "POST"))
+        if response.status == 201 { return true }
+        if response.status == 202, let url = registry.sessionURL(response.headers["location"]) {
+            _ = try? await registry.send(registry.request(url, method: "DELETE"))
+        }
+        return false
     }
 
     /// The journaled session, if the registry still has it, else a new one.

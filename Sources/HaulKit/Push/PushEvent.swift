@@ -10,8 +10,9 @@ public enum PushEvent: Sendable, Equatable {
     case manifestMissing
     /// Bytes of one blob the registry holds now (`completed` of `total`).
     case pushing(digest: Digest, total: Int64, completed: Int64)
-    /// A blob the registry had already: nothing was sent.
-    case present(digest: Digest, total: Int64)
+    /// A blob the registry had already, or mounted from another of its
+    /// repositories (`mountedFrom`): nothing was sent.
+    case present(digest: Digest, total: Int64, mountedFrom: String?)
     /// The manifest is sent, after every blob.
     case pushingManifest
     /// Done: the destination serves the manifest, byte for byte.

@@ -54,7 +54,11 @@ struct Pusher: Sendable {
                     let outcome = try await uploader.upload(blob.digest, size: blob.size, path: store.blobPath(blob.digest)) { held in
                         emit(.pushing(digest: blob.digest, total: blob.size, completed: held))
                     }
-                    if outcome == .existed { emit(.present(digest: blob.digest, total: blob.size)) }
+                    switch outcome {
+                    case .existed: emit(.present(digest: blob.digest, total: blob.size, mountedFrom: nil))
+                    case .mounted(let from): emit(.present(digest: blob.digest, total: blob.size, mountedFrom: from))
+                    case .sent: break
+                    }
                 }
                 return true
             }

@@ -50,6 +50,36 @@ struct UploadJournal: Sendable {
         unlink(file(origin: origin, repository: repository, digest: digest))
     }
 
+    /// A repository at `origin` that `digest` was pushed to (or found in)
+    /// before: where a cross-repository mount can take it from.
+    func knownRepository(origin: String, digest: Digest) -> String? {
+        guard let fd = try? FileDescriptor.open(knownFile(origin: origin, digest: digest), O_RDONLY | O_NOFOLLOW),
+              let bytes = try? fd.readAll(limit: 4096) else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self)
+        // Only a repository name (the distribution grammar's characters) goes into a query.
+        guard !text.isEmpty, text.utf8.allSatisfy({ Self.repositoryByte($0) }) else { return nil }
+        return text
+    }
+
+    /// Notes that `repository` at `origin` holds `digest`.
+    func remember(origin: String, repository: String, digest: Digest) {
+        try? FileSystem.makeDirectories(directory)
+        try? FileSystem.writeAtomically(Array(repository.utf8), to: knownFile(origin: origin, digest: digest),
+                                        fsyncFile: false, syncDirectory: false, permissions: 0o600)
+    }
+
+    private static func repositoryByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: "/"): return true
+        default: return false
+        }
+    }
+
+    private func knownFile(origin: String, digest: Digest) -> String {
+        directory + "/known-" + Digest(hashing: Array("\(origin)\n\(digest)".utf8)).hex.prefix(32)
+    }
+
     /// Every record, for `haul partials`.
     func sessions() -> [Session] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
