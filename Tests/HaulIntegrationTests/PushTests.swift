@@ -242,5 +242,38 @@ import HaulTestSupport
         #expect(refused.status == 500 && (refused.json["error"] as? String ?? "").contains("refused"), "\(refused.body)")
         #expect(try await destination.counter("upload_bytes") == before)
     }
+
+    /// A manifest list goes as stored: its children present here as blobs
+    /// first, then the list's own bytes with its own type; pulled back from
+    /// the destination it is the same list with the same runners.
+    @Test func aManifestListIsPushedWithItsChildren() async throws {
+        let f = ManifestListPullTests.fixture
+        let source = try TestRegistry(root: f.dir.path, cdn: false)
+        let models = TempDir("haul-models")
+        _ = try OllamaStore(models.path)
+        let name = "\(source.host)/library/tiny"
+        for runner in ["llamacpp", "ggml"] {
+            let r = try haul(["pull", name, "--insecure", "-q", "--runner", runner], models: models.path)
+            try #require(r.status == 0, "\(r.stderr)")
+        }
+        let root = TempDir("haul-push-destination")
+        try FileManager.default.createDirectory(atPath: root.sub("blobs"), withIntermediateDirectories: true)
+        let destination = try TestRegistry(root: root.path, cdn: false)
+        let target = "\(destination.host)/team/tiny:latest"
+        let pushed = try haul(["push", name, target, "--insecure"], models: models.path)
+        #expect(pushed.status == 0, "\(pushed.stderr)")
+        #expect(try await destination.list("manifest_types") == [ManifestListPullTests.listType])
+        for child in [f.llamacpp, f.ggml] {
+            #expect(FileManager.default.fileExists(atPath: root.sub("blobs/" + Digest(hashing: child.manifestBytes).fileName)))
+        }
+        let fresh = TempDir("haul-models")
+        let back = try OllamaStore(fresh.path)
+        for runner in ["llamacpp", "ggml"] {
+            let r = try haul(["pull", target, "--insecure", "-q", "--runner", runner], models: fresh.path)
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        #expect(try back.store.storedManifest(for: ModelName(parsing: target))?.raw == f.list)
+        #expect(Set(back.store.list().map(\.runner)) == ["llamacpp", "ggml"])
+    }
 }
 

@@ -43,6 +43,10 @@ struct Pusher: Sendable {
         if destination.scheme == "http" && !insecure {
             throw HaulError.manifestUnreachable(url: "http://\(destination.host)", message: "insecure protocol http")
         }
+        // Pinned for the push, so a `haul rm` or a prune in another process
+        // cannot delete a blob before its turn comes.
+        let pin = try StorePins(store: store).pin(blobs.map(\.digest))
+        defer { pin.release() }
         let registry = RegistryClient(engine: engine, name: destination, insecure: insecure, auth: auth)
         let uploader = BlobUploader(registry: registry, journal: UploadJournal(store: store), chunk: chunk)
         let store = self.store
