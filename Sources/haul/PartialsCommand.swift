@@ -9,7 +9,8 @@ struct PartialsCommand: ParsableCommand {
         discussion: """
             Interrupted blob downloads are kept in $OLLAMA_MODELS/.haul/partials, where \
             'ollama serve' does not prune them; 'haul pull' resumes them. The copies of an \
-            interrupted 'haul import' are listed too; the next import or pull removes them.
+            interrupted 'haul import' are listed too; the next import or pull removes them. \
+            So are uploads an interrupted 'haul push' left open at a registry.
             """,
         subcommands: [List.self, Remove.self],
         defaultSubcommand: List.self
@@ -35,6 +36,12 @@ struct PartialsCommand: ParsableCommand {
                 rows.append([staged.name, staged.inUse ? "(import)" : "(interrupted import)", "-",
                              ByteFormat.decimal(staged.allocated),
                              staged.inUse ? "importing now" : Age.describe(now.timeIntervalSince(staged.modified))])
+            }
+            // Uploads a push left open: the registry holds their bytes;
+            // the same push run again continues them.
+            for upload in store.pendingUploads() {
+                rows.append([upload.digest.short, "(push to \(upload.registry.split(separator: "/").last ?? "")/\(upload.repository))", "-",
+                             ByteFormat.decimal(upload.size), "at the registry"])
             }
             Table.print(rows)
         }

@@ -152,6 +152,8 @@ import HaulTestSupport
         first.send(SIGKILL)
         first.wait()
         try #require(midway, "the first push never got 40% through: \(first.stderr)")
+        let partials = try haul(["partials"], models: models.path)
+        #expect(partials.stdout.contains("(push to \(destination.host)/team/big)"), "\(partials.stdout)")
         let second = try haul(["push", "big", target, "--insecure", "--json"], models: models.path)
         #expect(second.status == 0, "\(second.stderr)")
         // The big blob's first report is where the registry was, not 0.

@@ -97,3 +97,26 @@ struct UploadJournal: Sendable {
         return directory + "/upload-" + key.hex.prefix(32)
     }
 }
+
+/// An upload a push left open (killed, or failed), which the same push
+/// run again continues from what the registry holds.
+public struct PendingUpload: Sendable {
+    /// The blob.
+    public let digest: Digest
+    /// `scheme://host[:port]` of the registry.
+    public let registry: String
+    /// The repository there.
+    public let repository: String
+    /// The blob's size.
+    public let size: Int64
+}
+
+extension ModelStore {
+    /// Upload sessions pushes left open (`.haul/uploads/`), for `haul partials`.
+    public func pendingUploads() -> [PendingUpload] {
+        UploadJournal(store: self).sessions().compactMap { session in
+            guard let digest = try? Digest(parsing: session.digest) else { return nil }
+            return PendingUpload(digest: digest, registry: session.origin, repository: session.repository, size: session.size)
+        }
+    }
+}
