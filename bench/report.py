@@ -345,6 +345,32 @@ if "ramalama" in S:
         add("RamaLama reads one connection 1 KiB at a time (`urllib`) and verifies the SHA-256 after the download.")
     add("")
 
+if "push" in S:
+    p = S["push"]
+    add("## 14. Push into Debian's `docker-registry`")
+    add("")
+    add("The registry on loopback with filesystem storage, deleted before every run (and Haul's record of earlier pushes, "
+        "which would mount instead of sending). %d paired trials in alternating order." % p["trials"])
+    add("")
+    add("| 2 GiB blob | best s | median s | MB/s median | CPU s/GiB | peak RSS MiB |")
+    add("|---|---:|---:|---:|---:|---:|")
+    for label, x in (("haul push (chunks of 16 MiB, then the manifest)", p["haul"]), ("curl -T, one monolithic PUT (ceiling)", p["curl_put"])):
+        add("| %s | %s | %s | %s | %s | %s |" % (label, f2(x["wall_min"]), f2(x["wall_median"]), f1(x["mbps_median"]),
+                                               f2(x["cpu_per_gib"]), f1(x["rss_mib"])))
+    add("")
+    m = p["many"]
+    add("| %d blobs, %s MB | best s | median s | CPU s | peak RSS MiB |" % (m["blobs"], f1(m["bytes"] / 1e6)))
+    add("|---|---:|---:|---:|---:|")
+    for label, x in (("haul push", m["haul"]), ("skopeo copy (OCI layout, OCI media types)", m["skopeo"])):
+        add("| %s | %s | %s | %s | %s |" % (label, f2(x["wall_min"]), f2(x["wall_median"]),
+                                          f2(x["cpu_per_gib"] * m["bytes"] / (1 << 30)), f1(x["rss_mib"])))
+    add("")
+    ceiling_share = 1 / p["haul"]["wall_ratio_median"]
+    add("Targets: the big blob at ≥ 0.9× the ceiling's throughput (median of paired ratios): %s (%s×); the many-blob model "
+        "≥ 1.5× skopeo: %s (%s×, median of paired speedups)."
+        % (mark(ceiling_share >= 0.9), f2(ceiling_share), mark(m["speedup_median"] >= 1.5), f2(m["speedup_median"])))
+    add("")
+
 with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
 

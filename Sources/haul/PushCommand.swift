@@ -133,6 +133,9 @@ struct CopyCommand: AsyncParsableCommand {
     @Argument(help: "Where to, e.g. harbor.internal/models/llama3.2.")
     var destination: String
 
+    @Flag(help: "Copy every tag of SOURCE's repository (the registry's tag list), each under its own tag.")
+    var allTags = false
+
     @OptionGroup var options: PushOptions
 
     func run() async throws {
@@ -144,14 +147,29 @@ struct CopyCommand: AsyncParsableCommand {
             throw fail(error)
         }
         let haul = try options.haul(destination: to)
-        do {
-            for try await event in haul.pull(from, insecure: options.insecure) {
-                if options.json, let line = ProgressJSON.line(for: event) { print(line) }
-            }
-        } catch {
-            throw fail(error)
+        var pairs = [(from, to)]
+        if allTags {
+            let tags: [String]
+            do { tags = try await haul.tags(of: from, insecure: options.insecure) } catch { throw fail(error) }
+            guard !tags.isEmpty else { throw fail(ValidationError("\(from.host)/\(from.repository) has no tags")) }
+            do {
+                // The same name under another tag (its scheme, if written, kept).
+                func tagged(_ name: ModelName, _ tag: String) throws -> ModelName {
+                    try ModelName(parsing: (name.scheme.map { "\($0)://" } ?? "") + "\(name.host)/\(name.repository):\(tag)")
+                }
+                pairs = try tags.map { tag in (try tagged(from, tag), try tagged(to, tag)) }
+            } catch { throw fail(error) }
         }
-        if !options.quiet && !options.json { Terminal.standardError.write("pulled \(from.displayShortest)\n") }
-        try await options.push(from, to: to, with: haul)
+        for (source, target) in pairs {
+            do {
+                for try await event in haul.pull(source, insecure: options.insecure) {
+                    if options.json, let line = ProgressJSON.line(for: event) { print(line) }
+                }
+            } catch {
+                throw fail(error)
+            }
+            if !options.quiet && !options.json { Terminal.standardError.write("pulled \(source.displayShortest)\n") }
+            try await options.push(source, to: target, with: haul)
+        }
     }
 }

@@ -96,6 +96,24 @@ import HaulTestSupport
         #expect(try Self.skopeoRaw(target) == Self.fixture.model.manifestBytes)
     }
 
+    /// `--all-tags`: every tag of the source repository (the registry's tag
+    /// list), each under its own tag at the destination.
+    @Test func aCopyOfAllTagsTakesEachTag() async throws {
+        let (models, name) = try Self.store()
+        let source = try await DockerRegistry()
+        for tag in ["v1", "v2"] {
+            let r = try haul(["push", name, "\(source.host)/team/tiny:\(tag)", "--insecure", "-q"], models: models.path)
+            try #require(r.status == 0, "\(r.stderr)")
+        }
+        let destination = try await DockerRegistry()
+        let copied = try haul(["copy", "\(source.host)/team/tiny", "\(destination.host)/mirror/tiny", "--all-tags", "--insecure"],
+                              models: TempDir("haul-models").path)
+        #expect(copied.status == 0, "\(copied.stderr)")
+        for tag in ["v1", "v2"] {
+            #expect(try Self.skopeoRaw("\(destination.host)/mirror/tiny:\(tag)") == Self.fixture.model.manifestBytes)
+        }
+    }
+
     /// kill -9 in the middle of a 512 MiB blob, then the same push again:
     /// it finishes, byte for byte, and leaves no session records. The
     /// distribution registry keeps the bytes of a chunk cut short, which

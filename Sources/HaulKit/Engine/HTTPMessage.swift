@@ -44,5 +44,5 @@ struct HTTPResponse: Sendable {
     var headers: [String: String]
 
     static let capturedHeaders = ["content-type", "content-length", "www-authenticate", "retry-after", "docker-content-digest", "location",
-                                  "range", "oci-chunk-min-length"]
+                                  "range", "oci-chunk-min-length", "link"]
 }

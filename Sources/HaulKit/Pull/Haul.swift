@@ -152,6 +152,15 @@ public final class Haul: Sendable {
         return stream
     }
 
+    /// The tags of `name`'s repository at its registry (the distribution
+    /// API's tag list, at most 10,000), for copying every tag.
+    public func tags(of name: ModelName, insecure: Bool = false) async throws -> [String] {
+        if name.scheme == "http" && !insecure {
+            throw HaulError.manifestUnreachable(url: "http://\(name.host)", message: "insecure protocol http")
+        }
+        return try await RegistryClient(engine: engine, name: name, insecure: insecure, auth: auth).tags()
+    }
+
     /// Pushes the stored model `source` to `destination` (a name at any
     /// registry: `registry.example/team/llama3.2:8b`). Every blob the
     /// registry lacks is uploaded (several at once, each resumable after a

@@ -43,5 +43,12 @@ import Testing
             #expect(RegistryClient.sessionURL(elsewhere, origin: origin) == nil, "\(elsewhere ?? "nil")")
         }
     }
+
+    @Test func aTagListsNextPageIsItsLinkHeader() {
+        #expect(RegistryClient.nextPage(#"</v2/a/b/tags/list?n=1000&last=v9>; rel="next""#) == "/v2/a/b/tags/list?n=1000&last=v9")
+        #expect(RegistryClient.nextPage(#"</v2/x>; rel="prev""#) == nil)
+        #expect(RegistryClient.nextPage(nil) == nil)
+        #expect(RegistryClient.nextPage(#"rel="next""#) == nil)
+    }
 }
 
