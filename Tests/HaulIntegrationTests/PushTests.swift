@@ -96,6 +96,27 @@ import HaulTestSupport
         #expect(try Self.skopeoRaw(target) == Self.fixture.model.manifestBytes)
     }
 
+    /// An Ollama-style registry (token realm on its own host, Ollama's
+    /// ed25519-signed token request): the push asks for a token for the
+    /// upload's `pull,push` scope with the user's key, as a pull does.
+    @Test func anOllamaStyleRegistryTakesASignedPush() async throws {
+        let (models, name) = try Self.store()
+        let root = TempDir("haul-push-destination")
+        try FileManager.default.createDirectory(atPath: root.sub("blobs"), withIntermediateDirectories: true)
+        let destination = try TestRegistry(root: root.path, cdn: false, tokenAuth: "ollama")
+        let home = TempDir("haul-home")
+        try FileManager.default.createDirectory(atPath: home.sub(".ollama"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: ollamaTestKeyPath, toPath: home.sub(".ollama/id_ed25519"))
+        let target = "\(destination.host)/team/tiny:v1"
+        let pushed = try run(haulBinary, ["push", name, target, "--insecure"], environment: ["OLLAMA_MODELS": models.path, "HOME": home.path])
+        #expect(pushed.status == 0, "\(pushed.stderr)")
+        #expect(try await destination.counter("token_requests") >= 1)
+        #expect(try await destination.list("manifest_types") == ["application/vnd.docker.distribution.manifest.v2+json"])
+        let anonymous = try run(haulBinary, ["push", name, "\(destination.host)/team/tiny:v2", "--insecure"],
+                                environment: ["OLLAMA_MODELS": models.path, "HOME": TempDir("haul-home").path])
+        #expect(anonymous.status == 1 && anonymous.stderr.contains("refused"), "\(anonymous.stderr)")
+    }
+
     /// `--all-tags`: every tag of the source repository (the registry's tag
     /// list), each under its own tag at the destination.
     @Test func aCopyOfAllTagsTakesEachTag() async throws {
