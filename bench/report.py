@@ -350,11 +350,11 @@ if "push" in S:
     add("## 14. Push into Debian's `docker-registry`")
     add("")
     add("The registry on loopback with filesystem storage, deleted before every run (and Haul's record of earlier pushes, "
-        "which would mount instead of sending). %d paired trials in alternating order." % p["trials"])
+        "which would mount instead of sending). %d paired trials in alternating order%s." % (p["trials"], ", measured " + p["date"] if "date" in p else ""))
     add("")
     add("| 2 GiB blob | best s | median s | MB/s median | CPU s/GiB | peak RSS MiB |")
     add("|---|---:|---:|---:|---:|---:|")
-    for label, x in (("haul push (chunks of 16 MiB, then the manifest)", p["haul"]), ("curl -T, one monolithic PUT (ceiling)", p["curl_put"])):
+    for label, x in (("haul push (chunks of 64 MiB, then the manifest)", p["haul"]), ("curl -T, one monolithic PUT (ceiling)", p["curl_put"])):
         add("| %s | %s | %s | %s | %s | %s |" % (label, f2(x["wall_min"]), f2(x["wall_median"]), f1(x["mbps_median"]),
                                                f2(x["cpu_per_gib"]), f1(x["rss_mib"])))
     add("")

@@ -20,11 +20,23 @@ struct PushOptions: ParsableArguments {
     @Flag(help: "Read the destination registry's password from standard input.")
     var passwordStdin = false
 
+    @Option(help: ArgumentHelp("The largest request body: blobs go in chunks of this size (default 64M, at least 1M; "
+                               + "lower it for a proxy that limits bodies).", valueName: "SIZE"))
+    var chunkSize: String?
+
     @OptionGroup var tls: TLSOptions
 
     func validate() throws {
         if (username != nil) != passwordStdin { throw ValidationError("--username and --password-stdin go together") }
+        if let chunkSize {
+            guard let bytes = try? ByteRate.parse(chunkSize), bytes >= 1 << 20 else {
+                throw ValidationError("--chunk-size \(chunkSize): give a size of at least 1M (16M, 64M, 1G)")
+            }
+        }
     }
+
+    /// `--chunk-size` in bytes.
+    var chunkBytes: Int64? { chunkSize.flatMap { try? ByteRate.parse($0) } }
 
     /// A `Haul` with the CLI's settings, and `username` for `destination`'s registry.
     func haul(destination: ModelName) throws -> Haul {
@@ -46,7 +58,7 @@ struct PushOptions: ParsableArguments {
         let interrupts = Interrupts { _ in Task { await haul.shutdown() } }
         var sent: Int64 = 0, present: Int64 = 0
         do {
-            for try await event in haul.push(source, to: destination, insecure: insecure) {
+            for try await event in haul.push(source, to: destination, insecure: insecure, chunkSize: chunkBytes) {
                 if json { print(ProgressJSON.line(for: event)); continue }
                 guard !quiet else { continue }
                 switch event {

@@ -227,7 +227,8 @@ import HaulTestSupport
             let destination = try TestRegistry(root: root.path, cdn: false)
             try await destination.arm([c.fault])
             let target = "\(destination.host)/team/tiny:v1"
-            let r = try haul(["push", name, target, "--insecure"], models: models.path)
+            // 16 MiB chunks, so the 40 MB blob goes as PATCHes the faults can hit.
+            let r = try haul(["push", name, target, "--insecure", "--chunk-size", "16M"], models: models.path)
             let kind = "\(c.fault["kind"]!) \(c.fault["status"] ?? "")"
             if c.ok {
                 #expect(r.status == 0, "\(kind): \(r.stderr)")

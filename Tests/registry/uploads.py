@@ -21,6 +21,15 @@ import uuid
 
 _lock = threading.Lock()
 _sessions = {}  # uuid -> repository
+# One request at a time per session, as a registry serializes them: a
+# PATCH whose client was killed may still be appending when the client's
+# next run asks where the session is.
+_session_locks = {}
+
+
+def _session_lock(sid):
+    with _lock:
+        return _session_locks.setdefault(sid, threading.Lock())
 
 
 def _upload_path(state, sid):
@@ -74,58 +83,8 @@ def handle(h, method):
         return True
     m = re.fullmatch(r"/v2/([^/]+/[^/]+)/blobs/uploads/([0-9a-f-]+)", path)
     if m:
-        repo, sid = m.groups()
-        with _lock:
-            known = _sessions.get(sid) == repo
-        if not known:
-            _read_body(h)
-            return h.send_json(404, {"errors": [{"code": "BLOB_UPLOAD_UNKNOWN", "message": "blob upload unknown"}]}) or True
-        held = _held(state, sid)
-        if method == "GET":
-            h.send_response(204)
-            for k, v in _range_headers(h, repo, sid, held).items():
-                h.send_header(k, v)
-            h.send_header("Content-Length", "0")
-            h.end_headers()
-            return True
-        length = int(h.headers.get("Content-Length", "0"))
-        fault = state.take_fault(length, target="upload")
-        if fault and fault["kind"] == "status":
-            _read_body(h)
-            return h.send_json(fault["status"], {"errors": [{"code": "UNKNOWN", "message": "armed"}]}) or True
-        if method == "PATCH":
-            rng = re.fullmatch(r"(\d+)-(\d+)", (h.headers.get("Content-Range") or "").strip())
-            if rng and int(rng.group(1)) != held:
-                _read_body(h)
-                return h.send_json(416, {"errors": [{"code": "RANGE_INVALID", "message": "out of order"}]},
-                                   _range_headers(h, repo, sid, held)) or True
-            if fault and fault["kind"] == "cut":
-                data, _ = _read_body(h, limit=length // 2)
-                with open(_upload_path(state, sid), "ab") as f:
-                    f.write(data)
-                _drop(h)
-                return True
-            data, _ = _read_body(h)
-            with open(_upload_path(state, sid), "ab") as f:
-                f.write(data)
-            held = _held(state, sid)
-            claimed = held + (1 << 20) if fault and fault["kind"] == "range-lie" else held
-            h.send_json(202, {}, _range_headers(h, repo, sid, claimed))
-            return True
-        if method == "PUT":
-            want = re.search(r"(?:^|&)digest=sha256:([0-9a-f]{64})", query)
-            data, _ = _read_body(h)
-            with open(_upload_path(state, sid), "ab") as f:
-                f.write(data)
-            with open(_upload_path(state, sid), "rb") as f:
-                got = hashlib.sha256(f.read()).hexdigest()
-            if not want or want.group(1) != got:
-                return h.send_json(400, {"errors": [{"code": "DIGEST_INVALID", "message": "digest did not match content"}]}) or True
-            os.replace(_upload_path(state, sid), os.path.join(state.root, "blobs", "sha256-" + got))
-            with _lock:
-                _sessions.pop(sid, None)
-            h.send_json(201, {}, {"Location": "/v2/%s/blobs/sha256:%s" % (repo, got), "Docker-Content-Digest": "sha256:" + got})
-            return True
+        with _session_lock(m.group(2)):
+            return _session(h, method, state, query, *m.groups())
     m = re.fullmatch(r"/v2/([^/]+)/([^/]+)/manifests/([^/]+)", path)
     if m and method == "PUT":
         ns, model, tag = m.groups()
@@ -141,5 +100,61 @@ def handle(h, method):
         with open(os.path.join(d, tag), "wb") as f:
             f.write(data)
         h.send_json(201, {}, {"Docker-Content-Digest": "sha256:" + hashlib.sha256(data).hexdigest()})
+        return True
+    return False
+
+
+def _session(h, method, state, query, repo, sid):
+    """GET, PATCH or PUT of one upload session."""
+    with _lock:
+        known = _sessions.get(sid) == repo
+    if not known:
+        _read_body(h)
+        return h.send_json(404, {"errors": [{"code": "BLOB_UPLOAD_UNKNOWN", "message": "blob upload unknown"}]}) or True
+    held = _held(state, sid)
+    if method == "GET":
+        h.send_response(204)
+        for k, v in _range_headers(h, repo, sid, held).items():
+            h.send_header(k, v)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+        return True
+    length = int(h.headers.get("Content-Length", "0"))
+    fault = state.take_fault(length, target="upload")
+    if fault and fault["kind"] == "status":
+        _read_body(h)
+        return h.send_json(fault["status"], {"errors": [{"code": "UNKNOWN", "message": "armed"}]}) or True
+    if method == "PATCH":
+        rng = re.fullmatch(r"(\d+)-(\d+)", (h.headers.get("Content-Range") or "").strip())
+        if rng and int(rng.group(1)) != held:
+            _read_body(h)
+            return h.send_json(416, {"errors": [{"code": "RANGE_INVALID", "message": "out of order"}]},
+                               _range_headers(h, repo, sid, held)) or True
+        if fault and fault["kind"] == "cut":
+            data, _ = _read_body(h, limit=length // 2)
+            with open(_upload_path(state, sid), "ab") as f:
+                f.write(data)
+            _drop(h)
+            return True
+        data, _ = _read_body(h)
+        with open(_upload_path(state, sid), "ab") as f:
+            f.write(data)
+        held = _held(state, sid)
+        claimed = held + (1 << 20) if fault and fault["kind"] == "range-lie" else held
+        h.send_json(202, {}, _range_headers(h, repo, sid, claimed))
+        return True
+    if method == "PUT":
+        want = re.search(r"(?:^|&)digest=sha256:([0-9a-f]{64})", query)
+        data, _ = _read_body(h)
+        with open(_upload_path(state, sid), "ab") as f:
+            f.write(data)
+        with open(_upload_path(state, sid), "rb") as f:
+            got = hashlib.sha256(f.read()).hexdigest()
+        if not want or want.group(1) != got:
+            return h.send_json(400, {"errors": [{"code": "DIGEST_INVALID", "message": "digest did not match content"}]}) or True
+        os.replace(_upload_path(state, sid), os.path.join(state.root, "blobs", "sha256-" + got))
+        with _lock:
+            _sessions.pop(sid, None)
+        h.send_json(201, {}, {"Location": "/v2/%s/blobs/sha256:%s" % (repo, got), "Docker-Content-Digest": "sha256:" + got})
         return True
     return False

@@ -167,9 +167,11 @@ public final class Haul: Sendable {
     /// kill from what the registry holds), then the manifest's stored bytes,
     /// so the destination's digest is the source's. Credentials are the
     /// same as for pulls (`auth`). `insecure` allows an `http://` registry.
-    public func push(_ source: ModelName, to destination: ModelName, insecure: Bool = false)
-        -> AsyncThrowingStream<PushEvent, any Error> {
-        let pusher = Pusher(engine: engine, store: store, auth: auth)
+    /// `chunkSize` is the largest request body, at least 1 MiB (nil: 64 MiB;
+    /// a proxy in front of the registry may limit bodies, Cloudflare's to 100 MB).
+    public func push(_ source: ModelName, to destination: ModelName, insecure: Bool = false,
+                     chunkSize: Int64? = nil) -> AsyncThrowingStream<PushEvent, any Error> {
+        let pusher = Pusher(engine: engine, store: store, auth: auth, chunk: max(1 << 20, chunkSize ?? UploadPlan.defaultChunk))
         return task { emit in try await pusher.push(source, to: destination, insecure: insecure, emit: emit) }
     }
 

@@ -11,9 +11,10 @@ struct Pusher: Sendable {
     let engine: Engine
     let store: ModelStore
     let auth: RegistryAuth
+    /// The largest request body.
+    var chunk = UploadPlan.defaultChunk
     /// Blobs uploaded at once (each an ordered stream of chunks).
     var parallel = 4
-    var chunk = UploadPlan.defaultChunk
 
     func push(_ source: ModelName, to destination: ModelName, insecure: Bool,
               emit: @escaping @Sendable (PushEvent) -> Void) async throws {
