@@ -216,6 +216,7 @@ import HaulTestSupport
             (["kind": "cut", "target": "upload", "min_size": 16 << 20, "times": 2], true, ""),
             (["kind": "status", "status": 503, "target": "upload", "min_size": 16 << 20, "times": 2], true, ""),
             (["kind": "range-lie", "target": "upload", "min_size": 16 << 20], false, "push \(big.digest.short): the registry says it holds"),
+            (["kind": "forget", "target": "upload", "min_size": 16 << 20, "times": 1000], false, "keeps none of them"),
             (["kind": "status", "status": 413, "target": "upload"], false, "too large (413)"),
             (["kind": "status", "status": 403, "target": "upload"], false, "may not allow pushing"),
             (["kind": "offsite", "target": "upload"], false, "not on its own host"),

@@ -6,6 +6,7 @@ bytes actually received, even of a PATCH cut short.
 Faults (armed through /_faults, "target": "upload" or "manifest-put"):
   {"kind": "cut"}          read half of a PATCH body, keep it, drop the connection
   {"kind": "range-lie"}    answer a PATCH claiming 1 MiB more than it holds
+  {"kind": "forget"}       accept a PATCH (202) and keep none of it
   {"kind": "status", "status": N}   answer N to the request, body discarded
   {"kind": "rewrite"}      (manifest-put) store the manifest re-indented
   {"kind": "offsite"}      (POST) put the session on another host
@@ -137,8 +138,9 @@ def _session(h, method, state, query, repo, sid):
             _drop(h)
             return True
         data, _ = _read_body(h)
-        with open(_upload_path(state, sid), "ab") as f:
-            f.write(data)
+        if not (fault and fault["kind"] == "forget"):
+            with open(_upload_path(state, sid), "ab") as f:
+                f.write(data)
         held = _held(state, sid)
         claimed = held + (1 << 20) if fault and fault["kind"] == "range-lie" else held
         h.send_json(202, {}, _range_headers(h, repo, sid, claimed))

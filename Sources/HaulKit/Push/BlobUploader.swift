@@ -87,9 +87,18 @@ struct BlobUploader: Sendable {
                 guard held <= range.upperBound else {
                     throw HaulError.push(blob: digest, "the registry says it holds \(held) bytes after \(range.upperBound) were sent")
                 }
+                // A registry that keeps nothing of what it accepts would be
+                // sent the same chunk forever: no progress counts as a failure.
+                if held <= session.held {
+                    failures += 1
+                    guard failures <= retryLimit else {
+                        throw HaulError.push(blob: digest, "the registry accepts chunks but keeps none of them (it still holds \(held) bytes)")
+                    }
+                } else {
+                    failures = 0
+                }
                 session.url = next
                 session.held = held
-                failures = 0
                 try record(session, digest: digest, size: size)
                 progress(held)
             case (.finish, 201), (.finish, 204), (.finish, 200):
