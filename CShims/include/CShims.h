@@ -16,7 +16,8 @@
 //      frontier's thread lives beside it.
 //   4. Linux calls and flags Swift's Glibc module does not export (fallocate,
 //      FICLONE, O_DIRECT)
-//      and OpenSSL's Ed25519 (Ollama's signed token requests).
+//      and OpenSSL's Ed25519 (Ollama's signed token requests) and MD5 (the
+//      etag of Ollama's part uploads).
 //
 // Everything else (scheduling, retries, resume, events) is policy and lives
 // in Swift. Every exported symbol is prefixed `hl_`.
@@ -251,10 +252,17 @@ int hl_parse_content_range(const char *value, int64_t *first, int64_t *last,
 // A request body read from a file (bytes [start, end) of fd), for PATCH and
 // PUT of blob bytes: sets CURLOPT_UPLOAD, the read callback and the size.
 // The caller sets the method and frees it after the handle is cleaned up.
+// With `md5` non-zero the bytes are MD5-hashed as they are read (Ollama's
+// part uploads name each part's MD5).
 typedef struct hl_upload hl_upload;
-hl_upload *hl_upload_new(CURL *easy, int fd, int64_t start, int64_t end);
+hl_upload *hl_upload_new(CURL *easy, int fd, int64_t start, int64_t end, int md5);
 void hl_upload_free(hl_upload *upload);
 int hl_upload_error(const hl_upload *upload);  // errno of a failed read, or 0
+// The MD5 of the body, when it was asked for and every byte was read: 0, or
+// -1 (not asked, or not all sent).
+int hl_upload_md5(const hl_upload *upload, uint8_t out[16]);
+// The MD5 of `data` (an upload's closing etag): 0 on success, -1 on failure.
+int hl_md5(const uint8_t *data, size_t length, uint8_t out[16]);
 
 // Ed25519 (OpenSSL): sign `message` with the key whose 32-byte seed is
 // given, or derive its public key. 0 on success, -1 on failure.

@@ -59,7 +59,7 @@ struct PushOptions: ParsableArguments {
         var sent: Int64 = 0, present: Int64 = 0
         do {
             for try await event in haul.push(source, to: destination, insecure: insecure, chunkSize: chunkBytes) {
-                if json { print(ProgressJSON.line(for: event)); continue }
+                if json { Terminal.standardOutput.write(ProgressJSON.line(for: event) + "\n"); continue }
                 guard !quiet else { continue }
                 switch event {
                 case .pushing(let digest, let total, let completed) where completed == total:
@@ -175,7 +175,7 @@ struct CopyCommand: AsyncParsableCommand {
         for (source, target) in pairs {
             do {
                 for try await event in haul.pull(source, insecure: options.insecure) {
-                    if options.json, let line = ProgressJSON.line(for: event) { print(line) }
+                    if options.json, let line = ProgressJSON.line(for: event) { Terminal.standardOutput.write(line + "\n") }
                 }
             } catch {
                 throw fail(error)

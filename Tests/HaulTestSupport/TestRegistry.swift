@@ -18,8 +18,10 @@ package final class TestRegistry: Sendable {
     /// `tokenAuth`: registry requests need a Bearer token from the
     /// registry's `/token` realm, issued for `user:password` (Basic),
     /// `anonymous`, or `ollama` (a valid Ollama signature).
+    /// `redirectUploads`: uploads are taken in Ollama's parts, each part's
+    /// bytes PUT to the CDN listener (needs `cdn`).
     package init(root: String, cdn: Bool = true, rate: String? = nil, slowConnection: Int? = nil, slowFactor: Double = 10,
-         tokenAuth: String? = nil, tokenTTL: Double = 300, realm: String? = nil, selfRedirect: Bool = false,
+         tokenAuth: String? = nil, tokenTTL: Double = 300, realm: String? = nil, selfRedirect: Bool = false, redirectUploads: Bool = false,
          ipv6: Bool = false, minClient: String? = nil, headWithoutLength: [Digest] = [],
          namespace: NetworkNamespace? = nil, bind: String? = nil, environment: [String: String] = [:]) throws {
         var args = [Self.script, "serve", "--root", root, "--exit-on-eof"]
@@ -28,6 +30,7 @@ package final class TestRegistry: Sendable {
         if let minClient { args += ["--min-client", minClient] }
         args += headWithoutLength.flatMap { ["--head-no-length", $0.hex] }
         if selfRedirect { args.append("--self-redirect") }
+        if redirectUploads { args.append("--redirect-uploads") }
         if let realm { args += ["--realm", realm] }
         if ipv6 { args.append("--ipv6") }
         self.ipv6 = ipv6

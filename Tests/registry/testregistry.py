@@ -196,7 +196,8 @@ class Stats:
                      "range_requests": 0, "redirects": 0, "expired": 0, "token_requests": 0,
                      "unauthorized": 0, "cdn_authorization": 0, "via_proxy": 0, "overlong_sent": 0,
                      "issued_tokens": [], "authorizations_seen": [], "user_agents": [], "manifest_accepts": [],
-                     "cdn_connections": 0, "upload_bytes": 0, "manifest_types": []}
+                     "cdn_connections": 0, "upload_bytes": 0, "manifest_types": [],
+                     "part_bytes": 0, "part_puts": {}, "part_in_flight_max": 0}
 
     def note(self, key, value):
         with self.lock:
@@ -209,6 +210,10 @@ class Stats:
                 self.data[key] += n
             else:
                 self.data[key][sub] = self.data[key].get(sub, 0) + n
+
+    def peak(self, key, value):
+        with self.lock:
+            self.data[key] = max(self.data[key], value)
 
     def snapshot(self):
         with self.lock:
@@ -266,6 +271,9 @@ class State:
         self.realm = args.realm
         self.service = args.service
         self.self_redirect = args.self_redirect
+        # --redirect-uploads: uploads in Ollama's parts (uploads.py).
+        self.redirect_uploads = getattr(args, "redirect_uploads", False)
+        self.part_hold = None
         # --min-client X.Y.Z: manifests are refused (412) to older clients.
         min_client = getattr(args, "min_client", None)
         self.min_client = tuple(int(x) for x in min_client.split(".")) if min_client else None
@@ -378,9 +386,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_PUT(self):
         self.write_request("PUT")
 
+    def handle_expect_100(self):
+        # A registry that redirects a part answers before the bytes are sent.
+        return True if uploads.redirects(self) else super().handle_expect_100()
+
     def write_request(self, method):
         """The write side (uploads.py), on the registry, under its auth."""
         path = self.path.split("?", 1)[0]
+        if self.server.role == "cdn":
+            if not uploads.handle_part(self):
+                self.send_json(404, {"errors": [{"code": "UNSUPPORTED", "message": "not found"}]})
+            return
         if self.server.role == "registry" and self.authorized(path) and not uploads.handle(self, method):
             self.send_json(404, {"errors": [{"code": "UNSUPPORTED", "message": "not found"}]})
 
@@ -392,7 +408,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             rules = json.loads(self.rfile.read(length) or b"[]")
             with self.state.fault_lock:
                 self.state.cdn_ttl = next((r["seconds"] for r in rules if r["kind"] == "cdn-ttl"), None)
-                self.state.faults = [r for r in rules if r["kind"] != "cdn-ttl"]
+                self.state.part_hold = next((r["from_part"] for r in rules if r["kind"] == "part-hold"), None)
+                self.state.faults = [r for r in rules if r["kind"] not in ("cdn-ttl", "part-hold")]
             return self.send_json(200, {"armed": len(rules)})
         self.send_json(404, {"errors": [{"code": "NOT_FOUND", "message": "not found"}]})
 
@@ -793,6 +810,7 @@ def main():
     sv.add_argument("--realm", default=None, help="token realm to name in challenges (default: this registry's /token)")
     sv.add_argument("--service", default="testregistry")
     sv.add_argument("--self-redirect", action="store_true", help="blob requests answer 307 to another path of this origin")
+    sv.add_argument("--redirect-uploads", action="store_true", help="take uploads in Ollama's parts (needs --cdn)")
     sv.add_argument("--rate", default=None)
     sv.add_argument("--slow-connection", type=int, default=None)
     sv.add_argument("--slow-factor", type=float, default=10.0)

@@ -11,13 +11,29 @@ Faults (armed through /_faults, "target": "upload" or "manifest-put"):
   {"kind": "rewrite"}      (manifest-put) store the manifest re-indented
   {"kind": "offsite"}      (POST) put the session on another host
 Each "times" uses (default 1); "min_size" bounds the body size it applies to.
+
+With --redirect-uploads (and --cdn) the registry also plays Ollama's upload
+in parts (Ollama's server/upload.go is the client of it): a POST answers
+with Docker-Upload-Location; a PATCH with "X-Redirect-Uploads: 1" and a
+Content-Range is answered 307, before its body is read, with Location on
+the CDN listener (PUT /parts/<session>/<n>?sig=..., like a presigned S3
+part) and Docker-Upload-Location naming the session's next state; the
+closing PUT ?digest=&etag= joins the parts, checks the etag (MD5 of the
+parts' MD5s, "-" and their count) and the digest. More faults:
+  {"kind": "offsite-part"}   (PATCH) send the part to 169.254.169.254
+  {"kind": "status", "status": N, "target": "part"}   the part PUT answers N
+and one setting, not consumed: {"kind": "part-hold", "from_part": K} holds
+every part PUT of part K or later before reading it, until the faults are
+armed again.
 """
 import hashlib
+import hmac
 import json
 import os
 import re
 import socket
 import threading
+import time
 import uuid
 
 _lock = threading.Lock()
@@ -26,6 +42,10 @@ _sessions = {}  # uuid -> repository
 # PATCH whose client was killed may still be appending when the client's
 # next run asks where the session is.
 _session_locks = {}
+# Sessions in Ollama's parts: uuid -> {"issued": [(first, last)], "offset": next byte}
+_parts = {}
+_in_flight = [0]
+_part_key = os.urandom(16)
 
 
 def _session_lock(sid):
@@ -78,6 +98,10 @@ def handle(h, method):
         with _lock:
             _sessions[sid] = repo
         headers = _range_headers(h, repo, sid, 0)
+        if state.redirect_uploads:
+            headers["Docker-Upload-Location"] = headers["Location"]
+            with _lock:
+                _parts[sid] = {"issued": [], "offset": 0}
         if fault and fault["kind"] == "offsite":
             headers["Location"] = "http://169.254.169.254/v2/%s/blobs/uploads/%s" % (repo, sid)
         h.send_json(202, {}, headers)
@@ -125,6 +149,10 @@ def _session(h, method, state, query, repo, sid):
     if fault and fault["kind"] == "status":
         _read_body(h)
         return h.send_json(fault["status"], {"errors": [{"code": "UNKNOWN", "message": "armed"}]}) or True
+    if method == "PATCH" and redirects(h):
+        return _redirect_part(h, state, query, repo, sid, fault)
+    if method == "PUT" and sid in _parts and "etag=" in query:
+        return _join_parts(h, state, query, repo, sid)
     if method == "PATCH":
         rng = re.fullmatch(r"(\d+)-(\d+)", (h.headers.get("Content-Range") or "").strip())
         if rng and int(rng.group(1)) != held:
@@ -160,3 +188,140 @@ def _session(h, method, state, query, repo, sid):
         h.send_json(201, {}, {"Location": "/v2/%s/blobs/sha256:%s" % (repo, got), "Docker-Content-Digest": "sha256:" + got})
         return True
     return False
+
+
+def redirects(h):
+    """Whether this request is a part PATCH the registry answers with a
+    redirect (before reading its body: no 100 Continue is sent)."""
+    return (h.server.role == "registry" and h.server.state.redirect_uploads and h.command == "PATCH"
+            and h.headers.get("X-Redirect-Uploads") == "1")
+
+
+def _signature(sid, n):
+    return hmac.new(_part_key, ("%s/%d" % (sid, n)).encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _query(query, key):
+    m = re.search(r"(?:^|&)%s=([^&]*)" % key, query)
+    return m.group(1) if m else None
+
+
+def _redirect_part(h, state, query, repo, sid, fault):
+    """A part's PATCH: 307 to where its bytes go, and the next session state."""
+    with _lock:
+        st = _parts.get(sid)
+    expected = h.headers.get("Expect", "").lower() == "100-continue"
+    rng = re.fullmatch(r"(\d+)-(\d+)", (h.headers.get("Content-Range") or "").strip())
+    n = len(st["issued"]) if st else -1
+    if not st or not rng or int(rng.group(1)) != st["offset"] or _query(query, "_state") not in (None, str(n)) \
+            or (n > 0 and _query(query, "_state") is None):
+        if not expected:
+            _read_body(h)
+        else:
+            h.close_connection = True
+        return h.send_json(416, {"errors": [{"code": "RANGE_INVALID", "message": "part out of order"}]}) or True
+    if not expected:
+        _read_body(h)   # a client that sent the bytes anyway: read and drop them
+    first, last = int(rng.group(1)), int(rng.group(2))
+    with _lock:
+        st["issued"].append((first, last))
+        st["offset"] = last + 1
+    host = "169.254.169.254" if fault and fault["kind"] == "offsite-part" else "%s:%d" % (state.cdn_host, state.cdn_port)
+    h.send_response(307)
+    h.send_header("Location", "http://%s/parts/%s/%d?sig=%s" % (host, sid, n, _signature(sid, n)))
+    h.send_header("Docker-Upload-Location", "/v2/%s/blobs/uploads/%s?_state=%d" % (repo, sid, n + 1))
+    h.send_header("Content-Length", "0")
+    if expected:
+        h.send_header("Connection", "close")
+        h.close_connection = True
+    h.end_headers()
+    return True
+
+
+def _part_file(state, sid, n):
+    return os.path.join(state.root, ".uploads", "%s.parts" % sid, str(n))
+
+
+def handle_part(h):
+    """PUT /parts/<session>/<n>?sig=: a part's bytes, on the CDN listener."""
+    state = h.server.state
+    path, _, query = h.path.partition("?")
+    m = re.fullmatch(r"/parts/([0-9a-f-]+)/(\d+)", path)
+    if not m or h.command != "PUT":
+        return False
+    sid, n = m.group(1), int(m.group(2))
+    if h.headers.get("Authorization"):
+        state.stats.add("cdn_authorization")
+    with _lock:
+        st = _parts.get(sid)
+        issued = st["issued"][n] if st and n < len(st["issued"]) else None
+        _in_flight[0] += 1
+        now = _in_flight[0]
+    state.stats.peak("part_in_flight_max", now)
+    try:
+        length = int(h.headers.get("Content-Length", "0"))
+        if issued is None or _query(query, "sig") != _signature(sid, n):
+            h.rfile.read(length)
+            return h.send_json(403, {"error": "SignatureDoesNotMatch"}) or True
+        fault = state.take_fault(length, target="part")
+        if fault and fault["kind"] == "status":
+            h.rfile.read(length)
+            return h.send_json(fault["status"], {"error": "armed"}) or True
+        while state.part_hold is not None and n >= state.part_hold:
+            time.sleep(0.05)
+        data = h.rfile.read(length)
+        state.stats.add("part_bytes", n=len(data))
+        if len(data) != length or length != issued[1] - issued[0] + 1:
+            _drop(h)
+            return True
+        os.makedirs(os.path.dirname(_part_file(state, sid, n)), exist_ok=True)
+        with open(_part_file(state, sid, n) + ".tmp", "wb") as f:
+            f.write(data)
+        os.replace(_part_file(state, sid, n) + ".tmp", _part_file(state, sid, n))
+        state.stats.add("part_puts", sub="%d-%d" % issued)
+        h.send_response(200)
+        h.send_header("ETag", '"%s"' % hashlib.md5(data).hexdigest())
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+        return True
+    finally:
+        with _lock:
+            _in_flight[0] -= 1
+
+
+def _join_parts(h, state, query, repo, sid):
+    """The closing PUT ?digest=&etag=: the parts in order make the blob."""
+    _read_body(h)
+    with _lock:
+        issued = list(_parts[sid]["issued"])
+    def refuse(code, message):
+        return h.send_json(400, {"errors": [{"code": code, "message": message}]}) or True
+    if _query(query, "_state") != str(len(issued)):
+        return refuse("BLOB_UPLOAD_INVALID", "stale session state")
+    digest, md5s = hashlib.sha256(), b""
+    for n, (first, last) in enumerate(issued):
+        try:
+            with open(_part_file(state, sid, n), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return refuse("BLOB_UPLOAD_INVALID", "part %d missing" % (n + 1))
+        if len(data) != last - first + 1:
+            return refuse("BLOB_UPLOAD_INVALID", "part %d is short" % (n + 1))
+        digest.update(data)
+        md5s += hashlib.md5(data).digest()
+    if _query(query, "etag") != "%s-%d" % (hashlib.md5(md5s).hexdigest(), len(issued)):
+        return refuse("BLOB_UPLOAD_INVALID", "etag mismatch")
+    want = re.search(r"(?:^|&)digest=sha256:([0-9a-f]{64})", query)
+    got = digest.hexdigest()
+    if not want or want.group(1) != got:
+        return refuse("DIGEST_INVALID", "digest did not match content")
+    with open(os.path.join(state.root, "blobs", "sha256-" + got + ".tmp"), "wb") as out:
+        for n in range(len(issued)):
+            with open(_part_file(state, sid, n), "rb") as f:
+                out.write(f.read())
+    os.replace(os.path.join(state.root, "blobs", "sha256-" + got + ".tmp"), os.path.join(state.root, "blobs", "sha256-" + got))
+    with _lock:
+        _sessions.pop(sid, None)
+        _parts.pop(sid, None)
+    h.send_json(201, {}, {"Location": "/v2/%s/blobs/sha256:%s" % (repo, got), "Docker-Content-Digest": "sha256:" + got})
+    return True

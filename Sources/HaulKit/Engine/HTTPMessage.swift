@@ -8,7 +8,8 @@ struct HTTPRequest: Sendable {
         case bytes([UInt8])
         /// Bytes `range` of an open file, read as they are sent. The
         /// caller keeps the descriptor open until the request returns.
-        case file(fd: Int32, range: Range<Int64>)
+        /// With `md5`, the response carries the MD5 of the bytes sent.
+        case file(fd: Int32, range: Range<Int64>, md5: Bool = false)
     }
 
     var url: String
@@ -42,7 +43,9 @@ struct HTTPResponse: Sendable {
     var effectiveURL: String
     /// Selected headers of the last response, by lower-cased name.
     var headers: [String: String]
+    /// The MD5 of a file body sent whole, when the request asked for it.
+    var bodyMD5: [UInt8]? = nil
 
     static let capturedHeaders = ["content-type", "content-length", "www-authenticate", "retry-after", "docker-content-digest", "location",
-                                  "range", "oci-chunk-min-length", "link"]
+                                  "range", "oci-chunk-min-length", "link", "docker-upload-location"]
 }

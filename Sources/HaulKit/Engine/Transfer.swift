@@ -130,8 +130,8 @@ final class Transfer {
             copy.withUnsafeMutableBytes { raw in
                 t.check(hl_easy_setopt_ptr(easy, CURLOPT_COPYPOSTFIELDS, raw.baseAddress), "CURLOPT_COPYPOSTFIELDS")
             }
-        case .file(let fd, let range):
-            guard let upload = hl_upload_new(easy, fd, range.lowerBound, range.upperBound) else {
+        case .file(let fd, let range, let md5):
+            guard let upload = hl_upload_new(easy, fd, range.lowerBound, range.upperBound, md5 ? 1 : 0) else {
                 t.close()
                 throw .network(url: request.url, message: "could not set up the upload")
             }
@@ -212,6 +212,13 @@ final class Transfer {
 
     /// errno of a failed read of an upload's file, or 0.
     var uploadError: Int32 { upload.map { hl_upload_error($0) } ?? 0 }
+
+    /// The MD5 of an upload's body, when asked for and sent whole.
+    var uploadMD5: [UInt8]? {
+        guard let upload else { return nil }
+        var out = [UInt8](repeating: 0, count: 16)
+        return hl_upload_md5(upload, &out) == 0 ? out : nil
+    }
 
     var redirectURL: String? {
         var p: UnsafePointer<CChar>?

@@ -47,7 +47,7 @@ extension Transfer {
             if let v = header(name) { headers[name] = v }
         }
         return .success(HTTPResponse(status: status, body: sink.body, redirectURL: redirectURL,
-                                     effectiveURL: effectiveURL, headers: headers))
+                                     effectiveURL: effectiveURL, headers: headers, bodyMD5: uploadMD5))
     }
 
     private func failureText(code: CURLcode, status: Int, blobSize: Int64) -> String {

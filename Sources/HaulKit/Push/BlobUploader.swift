@@ -50,6 +50,9 @@ struct BlobUploader: Sendable {
             throw HaulError.push(blob: digest, "the stored blob is not \(size) bytes; run 'haul verify --repair'")
         }
         var session = try await resumeOrOpen(digest, size: size)
+        if session.parts != nil {
+            return try await uploadInParts(digest, size: size, fd: file.rawValue, session: session, progress: progress)
+        }
         let resumedAt = session.held
         progress(session.held)
         var failures = 0
@@ -116,6 +119,9 @@ struct BlobUploader: Sendable {
                 failures += 1
                 guard failures <= retryLimit else { throw HaulError.push(blob: digest, "the registry keeps losing the upload session") }
                 session = try await open(digest, size: size)
+                if session.parts != nil {
+                    return try await uploadInParts(digest, size: size, fd: file.rawValue, session: session, progress: progress)
+                }
             case (_, 416):
                 // Out of order by the registry's count: ask it where it is.
                 failures += 1
@@ -143,10 +149,17 @@ struct BlobUploader: Sendable {
         var held: Int64
         /// The registry's `OCI-Chunk-Min-Length`, if it set one.
         var minimum: Int64?
+        /// The parts, when the registry takes uploads Ollama's way.
+        var parts: PartPlan? = nil
     }
 
     private func exists(_ digest: Digest) async throws -> Bool {
-        let response = try await registry.send(registry.request(registry.blobURL(digest), head: true))
+        // A registry may answer for its blobs with a redirect to their
+        // storage (a CDN): followed, under the registry's address policy
+        // and without its credentials on another host (curl drops them).
+        var request = registry.request(registry.blobURL(digest), head: true)
+        request.followRedirects = true
+        let response = try await registry.send(request)
         switch response.status {
         case 200: return true
         case 404: return false
@@ -171,23 +184,40 @@ struct BlobUploader: Sendable {
     private func resumeOrOpen(_ digest: Digest, size: Int64) async throws -> Session {
         let origin = registry.host.origin, repository = registry.name.repository
         if let recorded = journal.session(origin: origin, repository: repository, digest: digest), recorded.size == size,
-           let url = registry.sessionURL(recorded.location),
-           let status = try? await status(of: url) {
-            return status
+           let url = registry.sessionURL(recorded.location) {
+            // Ollama's registry says nothing of a parts session's progress
+            // (what its GET answers is not known): the journal knows which
+            // parts were sent, and the rest go to the URLs it recorded.
+            if let saved = recorded.parts {
+                if let plan = PartPlan(size: size, saved: saved) { return Session(url: url, held: plan.held, parts: plan) }
+            } else if let status = try? await status(of: url) {
+                return status
+            }
         }
         journal.remove(origin: origin, repository: repository, digest: digest)
         return try await open(digest, size: size)
     }
 
     /// `POST …/blobs/uploads/`: a new session, journaled.
-    private func open(_ digest: Digest, size: Int64) async throws -> Session {
+    func open(_ digest: Digest, size: Int64) async throws -> Session {
         let response = try await registry.send(registry.request(registry.uploadsURL, method: "POST"))
         guard response.status == 202 else { throw HaulError.push(blob: digest, Self.describe(response)) }
-        guard let url = registry.sessionURL(response.headers["location"]) else {
-            throw HaulError.push(blob: digest, "the registry put the upload session at \(HaulError.quoted(response.headers["location"] ?? "(nowhere)")), "
+        // Ollama's client reads `Docker-Upload-Location` before `Location`
+        // (`server/upload.go` `Prepare`): its registry sends it, and
+        // distribution does not, so it marks a registry that takes
+        // uploads in Ollama's parts.
+        let ollama = response.headers["docker-upload-location"]
+        let location = ollama ?? response.headers["location"]
+        guard let url = registry.sessionURL(location) else {
+            throw HaulError.push(blob: digest, "the registry put the upload session at \(HaulError.quoted(location ?? "(nowhere)")), "
                 + "not on its own host; Haul sends the blob and credentials only to the registry itself")
         }
-        let session = Session(url: url, held: 0, minimum: response.headers["oci-chunk-min-length"].flatMap { Int64($0) })
+        var session = Session(url: url, held: 0, minimum: response.headers["oci-chunk-min-length"].flatMap { Int64($0) })
+        if ollama != nil || ModelName.publicHosts.contains(AddressPolicy.bare(registry.host.authority)) {
+            // The public registry gets the requests Ollama sends it, the
+            // only ones known to work there.
+            session.parts = PartPlan(size: size, session: url)
+        }
         try record(session, digest: digest, size: size)
         return session
     }
@@ -213,12 +243,12 @@ struct BlobUploader: Sendable {
         return try await open(digest, size: size)
     }
 
-    private func record(_ session: Session, digest: Digest, size: Int64) throws(HaulError) {
+    func record(_ session: Session, digest: Digest, size: Int64) throws(HaulError) {
         try journal.record(.init(origin: registry.host.origin, repository: registry.name.repository, digest: digest.description,
-                                 size: size, location: session.url), digest: digest)
+                                 size: size, location: session.parts?.next ?? session.url, parts: session.parts?.saved), digest: digest)
     }
 
-    private static func isNetwork(_ error: HaulError) -> Bool {
+    static func isNetwork(_ error: HaulError) -> Bool {
         if case .network = error { return true }
         return false
     }

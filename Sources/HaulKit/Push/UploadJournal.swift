@@ -22,6 +22,8 @@ struct UploadJournal: Sendable {
         var size: Int64
         /// The session's latest `Location`, absolute.
         var location: String
+        /// The parts of an upload in Ollama's parts (`PartPlan`), if it is one.
+        var parts: PartPlan.Saved? = nil
     }
 
     /// The session of `digest` to `repository` at `origin`, if one was recorded.

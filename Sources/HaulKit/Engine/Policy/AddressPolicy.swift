@@ -29,8 +29,16 @@ struct AddressPolicy: Sendable, Equatable {
     /// why not.
     func refusal(host: String, address: IPAddress) -> String? {
         if allowPrivate || isExempt(host) || Self.isPublic(address) { return nil }
-        return "\(HaulError.quoted(host, limit: 80)) resolves to \(address), \(Self.describe(address)): refused "
-            + "(only public addresses are reached for a registry's redirects)"
+        return "\(HaulError.quoted(host, limit: 80)) resolves to \(address), \(Self.describe(address)): refused " + Self.refusalReason
+    }
+
+    private static let refusalReason = "(only public addresses are reached for a registry's redirects)"
+
+    /// Whether a failed request's error is this policy's refusal (which no
+    /// retry can change) rather than a network failure.
+    static func isRefusal(_ error: any Error) -> Bool {
+        guard case .network(_, let message)? = error as? HaulError else { return false }
+        return message.hasSuffix(refusalReason)
     }
 
     func isExempt(_ host: String) -> Bool {
