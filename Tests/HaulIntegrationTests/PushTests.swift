@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Testing
 @testable import HaulKit
 import HaulTestSupport
@@ -205,6 +208,43 @@ import HaulTestSupport
         let back = try haul(["pull", target, "--insecure", "-q"], models: fresh.path)
         #expect(back.status == 0, "\(back.stderr)")
         #expect(try ModelStore(root: fresh.path).manifest(for: ModelName(parsing: target))?.raw == model.manifestBytes)
+    }
+
+    /// `kill -9` of the daemon in the middle of an `/api/push`: a new daemon
+    /// on the same store, asked again, goes on from what the registry
+    /// holds (the journal is the store's, not the process's).
+    @Test(.timeLimit(.minutes(5))) func aDaemonKilledMidPushGoesOnWhenAskedAgain() async throws {
+        let models = TempDir("haul-models")
+        let model = try TestModel.make(root: models.path, name: "registry.ollama.ai/library/big:latest", layers: ["512M"])
+        let root = TempDir("haul-push-destination")
+        try FileManager.default.createDirectory(atPath: root.sub("blobs"), withIntermediateDirectories: true)
+        let destination = try TestRegistry(root: root.path, cdn: false)
+        let target = "\(destination.host)/team/big:latest"
+        let total = model.layers.reduce(0) { $0 + $1.size }
+        let first = try await Daemon(models: models.path, logs: TempDir("haul-logs"))
+        let copied = try await first.request("POST", "/api/copy", body: #"{"source":"big","destination":"\#(target)"}"#)
+        try #require(copied.status == 200, "\(copied.body)")
+        let body = #"{"model":"\#(target)","insecure":true}"#
+        var request = URLRequest(url: URL(string: first.url + "/api/push")!)
+        request.httpMethod = "POST"
+        request.httpBody = Data(body.utf8)
+        let pushing = Task { [request] in _ = try? await URLSession.shared.data(for: request) }
+        let midway = try await waitUntil(timeout: 120) { (try await destination.counter("upload_bytes")) > Int(total * 2 / 5) }
+        first.process.send(SIGKILL)
+        first.process.wait()
+        _ = await pushing.value
+        try #require(midway, "the first push never got 40% through")
+
+        let second = try await Daemon(models: models.path, logs: TempDir("haul-logs"))
+        let reply = try await second.request("POST", "/api/push", body: body)
+        #expect(reply.status == 200 && reply.lines.last?["status"] as? String == "success", "\(reply.body.suffix(500))")
+        let big = model.layers.max { $0.size < $1.size }!
+        let firstReport = reply.lines.first { $0["digest"] as? String == big.digest.description }
+        #expect((firstReport?["completed"] as? Int ?? 0) > 0, "the second daemon started the blob over: \(firstReport ?? [:])")
+        let received = try await destination.counter("upload_bytes")
+        #expect(Double(received) <= 1.1 * Double(total), "the registry received \(received) bytes for a \(total)-byte model")
+        let back = try haul(["pull", target, "--insecure", "-q"], models: TempDir("haul-models").path)
+        #expect(back.status == 0, "\(back.stderr)")
     }
 
     /// Destinations that misbehave: each is retried to a verified result,
