@@ -369,6 +369,9 @@ if "push" in S:
     add("Targets: the big blob at ≥ 0.9× the ceiling's throughput (median of paired ratios): %s (%s×); the many-blob model "
         "≥ 1.5× skopeo: %s (%s×, median of paired speedups)."
         % (mark(ceiling_share >= 0.9), f2(ceiling_share), mark(m["speedup_median"] >= 1.5), f2(m["speedup_median"])))
+    if "note" in p:
+        add("")
+        add(p["note"])
     add("")
 
 with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
