@@ -255,6 +255,8 @@ import HaulTestSupport
         let cases: [(fault: [String: Any], ok: Bool, says: String)] = [
             (["kind": "cut", "target": "upload", "min_size": 16 << 20, "times": 2], true, ""),
             (["kind": "status", "status": 503, "target": "upload", "min_size": 16 << 20, "times": 2], true, ""),
+            // The first POST of the push, twice.
+            (["kind": "status", "status": 503, "target": "upload", "times": 2], true, ""),
             (["kind": "range-lie", "target": "upload", "min_size": 16 << 20], false, "push \(big.digest.short): the registry says it holds"),
             (["kind": "forget", "target": "upload", "min_size": 16 << 20, "times": 1000], false, "keeps none of them"),
             (["kind": "status", "status": 413, "target": "upload"], false, "too large (413)"),

@@ -159,7 +159,7 @@ struct BlobUploader: Sendable {
         // and without its credentials on another host (curl drops them).
         var request = registry.request(registry.blobURL(digest), head: true)
         request.followRedirects = true
-        let response = try await registry.send(request)
+        let response = try await sendRetrying(request)
         switch response.status {
         case 200: return true
         case 404: return false
@@ -172,12 +172,30 @@ struct BlobUploader: Sendable {
     /// session instead (202), which is cancelled here: the journal's own
     /// session, resumable, is the one used.
     private func mount(_ digest: Digest, from: String) async throws -> Bool {
-        let response = try await registry.send(registry.request(registry.uploadsURL + "?mount=\(digest)&from=\(from)", method: "POST"))
+        let response = try await sendRetrying(registry.request(registry.uploadsURL + "?mount=\(digest)&from=\(from)", method: "POST"))
         if response.status == 201 { return true }
         if response.status == 202, let url = registry.sessionURL(response.headers["location"]) {
             _ = try? await registry.send(registry.request(url, method: "DELETE"))
         }
         return false
+    }
+
+    /// A request that sends no blob bytes (a HEAD, a POST that opens a
+    /// session), sent again after a network failure, 429 or 5xx, a bounded
+    /// number of times: a registry's bad second does not fail the push.
+    /// A session a failed POST may have opened is abandoned to the
+    /// registry's expiry, as any client's is.
+    private func sendRetrying(_ request: HTTPRequest) async throws -> HTTPResponse {
+        var failures = 0
+        while true {
+            do {
+                let response = try await registry.send(request)
+                guard response.status == 429 || response.status >= 500, failures < retryLimit else { return response }
+            } catch let error as HaulError where Self.isNetwork(error) && !AddressPolicy.isRefusal(error) && failures < retryLimit {
+            }
+            failures += 1
+            try await Task.sleep(for: .milliseconds(250 << min(failures, 5)))
+        }
     }
 
     /// The journaled session, if the registry still has it, else a new one.
@@ -200,7 +218,7 @@ struct BlobUploader: Sendable {
 
     /// `POST …/blobs/uploads/`: a new session, journaled.
     func open(_ digest: Digest, size: Int64) async throws -> Session {
-        let response = try await registry.send(registry.request(registry.uploadsURL, method: "POST"))
+        let response = try await sendRetrying(registry.request(registry.uploadsURL, method: "POST"))
         guard response.status == 202 else { throw HaulError.push(blob: digest, Self.describe(response)) }
         // Ollama's client reads `Docker-Upload-Location` before `Location`
         // (`server/upload.go` `Prepare`): its registry sends it, and
