@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 /// A free TCP port on 127.0.0.1 for servers that cannot report the port
 /// they bound (docker-registry, tinyproxy).
@@ -78,9 +81,11 @@ package final class DockerRegistry {
     /// `redirectBlobsTo`: blob GETs answer 307 to this base URL (the
     /// registry's `redirect` storage middleware, as a CDN setup would).
     /// `proxy`: a pull-through cache of that registry (distribution's proxy
-    /// mode), with the upstream's credentials.
+    /// mode), with the upstream's credentials. `tokenRealm`: bearer tokens
+    /// from that realm (distribution's `auth: token`).
     package init(user: (name: String, password: String)? = nil, tls: TestPKI? = nil, redirectBlobsTo: String? = nil,
-                 proxy: (url: String, user: String?, password: String?)? = nil, accessLog: Bool = false) async throws {
+                 proxy: (url: String, user: String?, password: String?)? = nil, accessLog: Bool = false,
+                 tokenRealm: TokenRealm? = nil) async throws {
         dir = TempDir("haul-docker-registry")
         port = freePort()
         scheme = tls == nil ? "http" : "https"
@@ -114,6 +119,10 @@ package final class DockerRegistry {
             let r = try run("/usr/bin/htpasswd", ["-B", "-b", "-c", dir.sub("htpasswd"), user.name, user.password])
             guard r.status == 0 else { throw TestFailure("htpasswd failed: \(r.stderr)") }
             config += "auth:\n  htpasswd:\n    realm: haul-test\n    path: \(dir.sub("htpasswd"))\n"
+        }
+        if let tokenRealm {
+            config += "auth:\n  token:\n    realm: \(tokenRealm.url)\n    service: haul-test\n"
+                + "    issuer: \(tokenRealm.issuer)\n    rootcertbundle: \(tokenRealm.certificate)\n"
         }
         try config.write(toFile: dir.sub("config.yml"), atomically: true, encoding: .utf8)
         process = try await Self.start(dir, port: port)
@@ -244,5 +253,38 @@ package final class NginxRegistry {
     deinit {
         process.send(SIGTERM)
         process.wait()
+    }
+}
+
+/// A token realm for `DockerRegistry` (Tests/registry/tokenrealm.py): RS256
+/// JWTs that grant exactly the scopes asked for, signed with a certificate
+/// the registry trusts. Records every scope it was asked for.
+package final class TokenRealm: Sendable {
+    private let server: ServerProcess
+    private let dir: TempDir
+    package let port: Int
+    /// The certificate the registry's `rootcertbundle` names.
+    package let certificate: String
+    package let issuer: String
+    private let scheme: String
+    package var url: String { "\(scheme)://127.0.0.1:\(port)/token" }
+
+    /// `tls`: served over HTTPS with that PKI's server certificate (a realm
+    /// on another port than the registry's must be HTTPS for Haul).
+    package init(user: String? = nil, tls: TestPKI? = nil) throws {
+        dir = TempDir("haul-token-realm")
+        scheme = tls == nil ? "http" : "https"
+        let script = testsDirectory.appendingPathComponent("registry/tokenrealm.py").path
+        let options = (user.map { ["--user", $0] } ?? []) + (tls.map { ["--tls-cert", $0.serverCert, "--tls-key", $0.serverKey] } ?? [])
+        server = try ServerProcess(executable: "/usr/bin/env", arguments: ["python3", script, "--dir", dir.path] + options)
+        port = server.firstLine["port"] as! Int
+        certificate = server.firstLine["cert"] as! String
+        issuer = server.firstLine["issuer"] as! String
+    }
+
+    /// Every scope a client asked a token for, in order.
+    package func scopes() throws -> [String] {
+        let r = try run("/usr/bin/curl", ["-sfk", "\(scheme)://127.0.0.1:\(port)/_scopes"])
+        return try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String] ?? []
     }
 }
