@@ -288,6 +288,7 @@ import HaulTestSupport
             (["kind": "status", "status": 403, "target": "upload"], false, "may not allow pushing"),
             (["kind": "offsite", "target": "upload"], false, "not on its own host"),
             (["kind": "rewrite", "target": "manifest-put"], false, "push manifest: the registry stored the manifest as sha256:"),
+            (["kind": "digest-lie", "target": "blob-put"], false, ": the registry stored it as sha256:"),
         ]
         for c in cases {
             let root = TempDir("haul-push-destination")

@@ -10,6 +10,8 @@ Faults (armed through /_faults, "target": "upload" or "manifest-put"):
   {"kind": "status", "status": N}   answer N to the request, body discarded
   {"kind": "rewrite"}      (manifest-put) store the manifest re-indented
   {"kind": "offsite"}      (POST) put the session on another host
+  {"kind": "digest-lie", "target": "blob-put"}  (closing PUT) store the blob,
+                           then report another Docker-Content-Digest
 Each "times" uses (default 1); "min_size" bounds the body size it applies to.
 
 With --redirect-uploads (and --cdn) the registry also plays Ollama's upload
@@ -185,7 +187,11 @@ def _session(h, method, state, query, repo, sid):
         os.replace(_upload_path(state, sid), os.path.join(state.root, "blobs", "sha256-" + got))
         with _lock:
             _sessions.pop(sid, None)
-        h.send_json(201, {}, {"Location": "/v2/%s/blobs/sha256:%s" % (repo, got), "Docker-Content-Digest": "sha256:" + got})
+        said = got
+        lie = state.take_fault(0, target="blob-put")
+        if lie and lie["kind"] == "digest-lie":
+            said = hashlib.sha256(got.encode()).hexdigest()
+        h.send_json(201, {}, {"Location": "/v2/%s/blobs/sha256:%s" % (repo, got), "Docker-Content-Digest": "sha256:" + said})
         return True
     return False
 

@@ -106,10 +106,12 @@ struct BlobUploader: Sendable {
                 progress(held)
             case (.finish, 201), (.finish, 204), (.finish, 200):
                 journal.remove(origin: origin, repository: repository, digest: digest)
-                journal.remember(origin: origin, repository: repository, digest: digest)
+                // A registry that files the blob under another digest is
+                // not remembered as holding it (no mount will come from it).
                 if let said = response.headers["docker-content-digest"], let got = try? Digest(parsing: said), got != digest {
                     throw HaulError.push(blob: digest, "the registry stored it as \(got)")
                 }
+                journal.remember(origin: origin, repository: repository, digest: digest)
                 progress(size)
                 return .sent(resumedAt: resumedAt)
             case (_, 404):
