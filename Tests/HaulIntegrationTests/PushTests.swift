@@ -122,6 +122,14 @@ import HaulTestSupport
         let copied = try haul(["copy", "\(source.host)/library/tiny", target, "--insecure"], models: models.path)
         #expect(copied.status == 0, "\(copied.stderr)")
         #expect(try Self.skopeoRaw(target) == Self.fixture.model.manifestBytes)
+        // The round trip's other half: pulled into a fresh store, it is the
+        // same manifest, and every blob checks.
+        let fresh = TempDir("haul-models")
+        let back = try haul(["pull", target, "--insecure", "-q"], models: fresh.path)
+        #expect(back.status == 0, "\(back.stderr)")
+        #expect(try ModelStore(root: fresh.path).manifest(for: ModelName(parsing: target))?.raw == Self.fixture.model.manifestBytes)
+        let verified = try haul(["verify", "--all"], models: fresh.path)
+        #expect(verified.status == 0, "\(verified.stdout) \(verified.stderr)")
     }
 
     /// An Ollama-style registry (token realm on its own host, Ollama's
