@@ -57,8 +57,11 @@ struct PullCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Mirror configuration directories, colon-separated (containerd's hosts.toml layout: DIR/HOST/hosts.toml, DIR/_default/hosts.toml); also HAUL_HOSTS_DIR.", valueName: "DIRS"))
     var hostsDir: String?
 
-    @Option(help: "Parallel range connections across all layers.")
+    @Option(help: "Parallel range connections across all layers: the most any server gets, each finding its own count by measuring.")
     var connections: Int?
+
+    @Flag(help: "Use --connections for every server, without measuring.")
+    var fixed = false
 
     @Option(help: ArgumentHelp("Total download rate, bytes per second (500K, 20M, 1G, as curl); also HAUL_LIMIT_RATE.", valueName: "RATE"))
     var limitRate: String?
@@ -99,6 +102,7 @@ struct PullCommand: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         var config = EngineConfiguration.fromEnvironment(environment)
         if let connections { config.connections = connections }
+        if fixed { config.adaptiveConnections = false }
         if let hashMode { config.hashMode = hashMode }
         if directIO { config.directIO = true }
         if let stallTimeout { config.stallTimeout = stallTimeout }

@@ -24,8 +24,11 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var layout: StoreLayoutOption
 
-    @Option(help: "Parallel range connections across all pulls.")
+    @Option(help: "Parallel range connections across all pulls: the most any server gets, each finding its own count by measuring.")
     var connections: Int?
+
+    @Flag(help: "Use --connections for every server, without measuring.")
+    var fixed = false
 
     @Option(help: ArgumentHelp("Total download rate of all pulls, bytes per second (500K, 20M, 1G); also HAUL_LIMIT_RATE.", valueName: "RATE"))
     var limitRate: String?
@@ -44,6 +47,7 @@ struct ServeCommand: AsyncParsableCommand {
         try checkRegistryAuth(environment)
         var config = EngineConfiguration.fromEnvironment(environment)
         if let connections { config.connections = connections }
+        if fixed { config.adaptiveConnections = false }
         config.maxBytesPerSecond = try parseLimitRate(limitRate, environment)
         tls.apply(to: &config)
         // The daemon's clients are not its operator: only the hosts it

@@ -48,7 +48,8 @@ import HaulTestSupport
         let registryPort = nginx.registryPort
         nginx.clearAccessLog()
         let models = TempDir("haul-models")
-        let r = try haul(["pull", "127.0.0.1:\(registryPort)/library/tls", "--ca-file", pki.caCert, "--connections", "16"],
+        // Sixteen connections for sure (`--fixed`): what is tested is that they all resume one session.
+        let r = try haul(["pull", "127.0.0.1:\(registryPort)/library/tls", "--ca-file", pki.caCert, "--connections", "16", "--fixed"],
                          models: models.path)
         #expect(r.status == 0, "\(r.stderr)\n\(nginx.errorLog)")
         #expect(filesEqual(ModelStore(root: models.path).blobPath(model.layers[0].digest), root + "/blobs/" + model.layers[0].digest.fileName))

@@ -19,9 +19,10 @@ package final class TestRegistry: Sendable {
     /// registry's `/token` realm, issued for `user:password` (Basic),
     /// `anonymous`, or `ollama` (a valid Ollama signature).
     /// `redirectUploads`: uploads are taken in Ollama's parts, each part's
-    /// bytes PUT to the CDN listener (needs `cdn`).
+    /// bytes PUT to the CDN listener (needs `cdn`). `maxConcurrent`: blob
+    /// GETs beyond that many at once are answered 503 (`busy_refusals`).
     package init(root: String, cdn: Bool = true, rate: String? = nil, slowConnection: Int? = nil, slowFactor: Double = 10,
-         tokenAuth: String? = nil, tokenTTL: Double = 300, realm: String? = nil, selfRedirect: Bool = false, redirectUploads: Bool = false,
+         tokenAuth: String? = nil, tokenTTL: Double = 300, realm: String? = nil, selfRedirect: Bool = false, redirectUploads: Bool = false, maxConcurrent: Int? = nil,
          ipv6: Bool = false, minClient: String? = nil, headWithoutLength: [Digest] = [],
          namespace: NetworkNamespace? = nil, bind: String? = nil, environment: [String: String] = [:]) throws {
         var args = [Self.script, "serve", "--root", root, "--exit-on-eof"]
@@ -31,6 +32,7 @@ package final class TestRegistry: Sendable {
         args += headWithoutLength.flatMap { ["--head-no-length", $0.hex] }
         if selfRedirect { args.append("--self-redirect") }
         if redirectUploads { args.append("--redirect-uploads") }
+        if let maxConcurrent { args += ["--max-concurrent", "\(maxConcurrent)"] }
         if let realm { args += ["--realm", realm] }
         if ipv6 { args.append("--ipv6") }
         self.ipv6 = ipv6

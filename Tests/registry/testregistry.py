@@ -197,7 +197,7 @@ class Stats:
                      "unauthorized": 0, "cdn_authorization": 0, "via_proxy": 0, "overlong_sent": 0,
                      "issued_tokens": [], "authorizations_seen": [], "user_agents": [], "manifest_accepts": [],
                      "cdn_connections": 0, "upload_bytes": 0, "manifest_types": [],
-                     "part_bytes": 0, "part_puts": {}, "part_in_flight_max": 0}
+                     "part_bytes": 0, "part_puts": {}, "part_in_flight_max": 0, "busy_refusals": 0}
 
     def note(self, key, value):
         with self.lock:
@@ -271,6 +271,10 @@ class State:
         self.realm = args.realm
         self.service = args.service
         self.self_redirect = args.self_redirect
+        # --max-concurrent K: blob GETs beyond K at once get 503.
+        self.max_concurrent = getattr(args, "max_concurrent", None)
+        self.busy = 0
+        self.busy_lock = threading.Lock()
         # --redirect-uploads: uploads in Ollama's parts (uploads.py).
         self.redirect_uploads = getattr(args, "redirect_uploads", False)
         self.part_hold = None
@@ -646,6 +650,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send_json(fault["status"], {"errors": [{"code": "UNAVAILABLE", "message": "chaos"}]})
         if fault and fault["kind"] == "ignore-range":
             start, end, ranged = 0, size - 1, False
+        if self.command == "GET" and self.state.max_concurrent:
+            # A server that answers 503 to a client's connections beyond K.
+            with self.state.busy_lock:
+                busy = self.state.busy >= self.state.max_concurrent
+                if not busy:
+                    self.state.busy += 1
+            if busy:
+                self.state.stats.add("busy_refusals")
+                return self.send_json(503, {"errors": [{"code": "TOOMANYREQUESTS", "message": "too many connections"}]},
+                                      {"Retry-After": "1"})
+            try:
+                return self.send_ranged(p, hexd, start, end, size, ranged, fault)
+            finally:
+                with self.state.busy_lock:
+                    self.state.busy -= 1
+        return self.send_ranged(p, hexd, start, end, size, ranged, fault)
+
+    def send_ranged(self, p, hexd, start, end, size, ranged, fault):
         if ranged:
             self.send_response(206)
             cr_start = start + fault.get("shift", 0) if fault and fault["kind"] == "wrong-content-range" else start
@@ -811,6 +833,7 @@ def main():
     sv.add_argument("--service", default="testregistry")
     sv.add_argument("--self-redirect", action="store_true", help="blob requests answer 307 to another path of this origin")
     sv.add_argument("--redirect-uploads", action="store_true", help="take uploads in Ollama's parts (needs --cdn)")
+    sv.add_argument("--max-concurrent", type=int, default=None, help="answer 503 to blob GETs beyond this many at once")
     sv.add_argument("--rate", default=None)
     sv.add_argument("--slow-connection", type=int, default=None)
     sv.add_argument("--slow-factor", type=float, default=10.0)

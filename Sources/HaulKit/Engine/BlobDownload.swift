@@ -51,6 +51,9 @@ final class BlobDownload {
 
     func next(now: Double) -> Action? { policy.next(now: now) }
 
+    /// The origin the next range would go to, if one could start.
+    var nextOrigin: String? { policy.resolver.target.map { OriginBudgets.origin(of: $0.url) } }
+
     func attach(_ t: Transfer) { transfers.append(t) }
 
     /// Takes a transfer out of this blob's set; nil if it was not in it

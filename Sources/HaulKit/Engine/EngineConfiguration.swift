@@ -18,6 +18,10 @@ public struct EngineConfiguration: Sendable {
 
     /// Concurrent range connections, across all blobs of all pulls.
     public var connections = 16
+    /// Each origin's count is found by measuring, `connections` being the
+    /// ceiling (`ConnectionController`): a server that punishes many
+    /// connections gets fewer. False keeps `connections` for every origin.
+    public var adaptiveConnections = true
     /// Blob downloads open at once across all pulls (each holds a
     /// preallocated file and a hashing thread); more wait their turn.
     public var openBlobs = 32

@@ -28,6 +28,8 @@ final class EventLoop {
     private var lastTick = 0.0
     private var stopping = false
     private var rebalancer: Rebalancer
+    /// How many ranges each origin may have (`OriginBudgets`).
+    private var budgets: OriginBudgets
     private let limiter: RateLimiter?
     /// Stage buffers of direct-I/O transfers (`EngineConfiguration.directIO`).
     private let stages: StagePool?
@@ -38,6 +40,7 @@ final class EventLoop {
         limiter = RateLimiter.make(for: &config, now: MonotonicClock.now())
         self.config = config
         rebalancer = Rebalancer(config: config)
+        budgets = OriginBudgets(settings: .init(ceiling: config.connections, fixed: !config.adaptiveConnections))
         stages = config.directIO ? StagePool(size: config.stageSize) : nil
         multi = inbox.multi
         share = curl_share_init()!
@@ -146,7 +149,23 @@ final class EventLoop {
     /// out (it finished in the batch being handled) is only closed.
     private func remove(_ t: Transfer) {
         if transfers.removeValue(forKey: t.easy) != nil { _ = curl_multi_remove_handle(multi, t.easy) }
+        count(t)
         t.close()
+    }
+
+    /// Reports a range's bytes not yet counted to its origin's budget.
+    private func count(_ t: Transfer) {
+        guard case .piece = t.purpose, !t.isClosed else { return }
+        let received = t.sink.received
+        budgets.delivered(received - t.countedBytes, by: t.origin)
+        t.countedBytes = received
+    }
+
+    /// Open ranges by origin.
+    private func activeByOrigin() -> [String: Int] {
+        var active: [String: Int] = [:]
+        for id in blobOrder { for t in blobs[id]?.transfers ?? [] { active[t.origin, default: 0] += 1 } }
+        return active
     }
 
     /// Every transfer curl finished, taken out of curl first, so that one
@@ -175,9 +194,25 @@ final class EventLoop {
                 t.sink.flush()
                 let now = MonotonicClock.now()
                 if code == CURLE_OK { rebalancer.completed(bytes: t.sink.offset - t.sink.start, seconds: now - t.startedAt) }
-                perform(blob.ended(t, t.outcome(code: code, blobSize: blob.job.size), now: now), for: blob, now: now)
+                count(t)
+                let outcome = t.outcome(code: code, blobSize: blob.job.size)
+                judge(outcome, of: t, code: code, now: now)
+                perform(blob.ended(t, outcome, now: now), for: blob, now: now)
             }
             t.close()
+        }
+    }
+
+    /// A range's ending as its origin's budget reads it: a refusal (429,
+    /// 503) or a cut connection means fewer connections there.
+    private func judge(_ o: PieceOutcome, of t: Transfer, code: CURLcode, now: Double) {
+        if o.status == 429 || o.status == 503 {
+            let receiving = blobOrder.reduce(0) { sum, id in
+                sum + (blobs[id]?.transfers.filter { $0.origin == t.origin && now - $0.lastByteAt < 1 && $0.sink.received > $0.sink.start }.count ?? 0)
+            }
+            budgets.throttled(t.origin, now: now, receiving: receiving, retryAfter: o.retryAfter.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) })
+        } else if code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR || code == CURLE_PARTIAL_FILE {
+            budgets.reset(t.origin, now: now)
         }
     }
 
@@ -198,12 +233,20 @@ final class EventLoop {
     /// part of the range with the most time left.
     private func dispatch(now: Double) {
         var free = config.connections - activePieces
+        var active = activeByOrigin()
+        // Within the whole budget, each origin within its own.
+        func allowed(_ blob: BlobDownload) -> Bool {
+            guard let origin = blob.nextOrigin else { return true }
+            return active[origin, default: 0] < budgets.limit(for: origin)
+        }
         while free > 0 {
             let candidates = blobOrder.compactMap { blobs[$0] }
             var started = false
-            for i in FairShare.order(running: candidates.map(\.transfers.count)) {
+            for i in FairShare.order(running: candidates.map(\.transfers.count)) where allowed(candidates[i]) {
+                let origin = candidates[i].nextOrigin
                 guard let start = candidates[i].next(now: now) else { continue }
                 perform([start], for: candidates[i], now: now)
+                if let origin { active[origin, default: 0] += 1 }
                 free -= 1
                 started = true
                 break
@@ -211,10 +254,12 @@ final class EventLoop {
             if !started { break }
         }
         while free > 0, case .split(let id, let piece, let cut)? = rebalancer.steal(flights()),
-              let blob = blobs[id], let t = blob.transfers.first(where: { $0.piece == piece }) {
+              let blob = blobs[id], allowed(blob), let t = blob.transfers.first(where: { $0.piece == piece }) {
+            let origin = blob.nextOrigin
             blob.split(t, at: cut, now: now)
             guard let start = blob.next(now: now) else { break }
             perform([start], for: blob, now: now)
+            if let origin { active[origin, default: 0] += 1 }
             free -= 1
         }
     }
@@ -242,8 +287,10 @@ final class EventLoop {
             blobs[id]?.transfers.forEach {
                 $0.sampleRate(now: now)
                 $0.drainIfSlow(now: now)
+                count($0)
             }
         }
+        budgets.tick(now: now, active: activeByOrigin())
         for action in rebalancer.rebalance(flights(), now: now) {
             switch action {
             case .split(let id, let piece, let cut):

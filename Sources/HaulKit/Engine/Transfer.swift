@@ -18,6 +18,10 @@ final class Transfer {
     let sink: Sink
     let purpose: Purpose
     let url: String
+    /// `scheme://host:port` of `url`: whose connection budget it uses.
+    let origin: String
+    /// Bytes received already reported to that budget.
+    var countedBytes: Int64
     let startedAt: Double
     var rate: Double?
     var lastSplitAt = 0.0
@@ -27,6 +31,7 @@ final class Transfer {
     private var sampleOffset: Int64
     private var headerList: UnsafeMutablePointer<curl_slist>?
     private var closed = false
+    var isClosed: Bool { closed }
     /// A direct-I/O sink's stage, returned to its pool at close.
     private var stage: (buffer: UnsafeMutableRawPointer, pool: StagePool)?
     /// When `sink.offset` last moved (direct I/O drains slow stages).
@@ -60,6 +65,8 @@ final class Transfer {
         self.sink = sink
         self.purpose = purpose
         self.url = url
+        self.origin = OriginBudgets.origin(of: url)
+        self.countedBytes = sink.received
         self.startedAt = now
         self.sampleTime = now
         self.sampleOffset = sink.received

@@ -1,0 +1,31 @@
+import Foundation
+import Testing
+@testable import HaulKit
+import HaulTestSupport
+
+/// Each origin's connection count found by measuring, against the test
+/// registry playing servers that punish too many connections.
+@Suite(.serialized) struct AdaptiveConnectionsTests {
+    /// A CDN that answers 503 to a client's connections beyond four (as
+    /// CDNs answer a client that opens too many): Haul settles at four after
+    /// the first refusals, where sixteen fixed connections keep being
+    /// refused. Both end with the verified model.
+    @Test(.timeLimit(.minutes(3))) func aServerThatRefusesConnectionsBeyondFourGetsFour() async throws {
+        let root = TempDir("haul-adaptive")
+        try FileManager.default.createDirectory(atPath: root.sub("blobs"), withIntermediateDirectories: true)
+        _ = try TestModel.make(root: root.path, name: "library/wide:latest", layers: ["96M"])
+        let registry = try TestRegistry(root: root.path, cdn: true, rate: "16M", maxConcurrent: 4)
+        let name = "\(registry.host)/library/wide"
+
+        let adaptive = try haul(["pull", name, "--insecure", "-q"], models: TempDir("haul-models").path)
+        #expect(adaptive.status == 0, "\(adaptive.stderr)")
+        let adaptiveRefusals = try await registry.counter("busy_refusals")
+
+        let fixed = try haul(["pull", name, "--insecure", "-q", "--fixed"], models: TempDir("haul-models").path)
+        #expect(fixed.status == 0, "\(fixed.stderr)")
+        let fixedRefusals = try await registry.counter("busy_refusals") - adaptiveRefusals
+
+        #expect(adaptiveRefusals <= 8, "refused \(adaptiveRefusals) times")
+        #expect(fixedRefusals >= 3 * max(1, adaptiveRefusals), "adaptive \(adaptiveRefusals), fixed \(fixedRefusals)")
+    }
+}
