@@ -130,4 +130,20 @@ import Testing
         }
         #expect(c.limit == 4)
     }
+
+    @Test func originsAreKeptApartAndForgottenWhenUnused() {
+        var budgets = OriginBudgets(settings: Self.settings())
+        #expect(OriginBudgets.origin(of: "https://cdn.example/blobs/x?sig=1") == "https://cdn.example:443")
+        #expect(OriginBudgets.origin(of: "http://127.0.0.1:8080/v2/a") == "http://127.0.0.1:8080")
+        let cdn = "https://cdn.example:443", mirror = "https://mirror.example:443"
+        budgets.throttled(cdn, now: 1, receiving: 2, retryAfter: nil)
+        #expect(budgets.limit(for: cdn) == 2)
+        #expect(budgets.limit(for: mirror) == 4, "another origin has its own count")
+        budgets.tick(now: 2, active: [mirror: 1])
+        #expect(budgets.limits.keys.sorted() == [cdn, mirror])
+        // Ten minutes later the CDN has had nothing open: forgotten.
+        budgets.tick(now: 2 + OriginBudgets.forgetAfter + 1, active: [mirror: 1])
+        #expect(budgets.limits.keys.sorted() == [mirror])
+        #expect(budgets.limit(for: cdn) == 4, "measured again from the start")
+    }
 }

@@ -8,6 +8,12 @@ struct OriginBudgets: Sendable {
     private var controllers: [String: ConnectionController] = [:]
     /// Bytes delivered since the last tick, by origin.
     private var delivered: [String: Int64] = [:]
+    /// When each origin last had a range open or delivered a byte.
+    private var lastUsed: [String: Double] = [:]
+    /// An origin unused this long is forgotten (its next pull measures
+    /// again): a daemon that pulls for months from ever new CDN hosts keeps
+    /// only the recent ones.
+    static let forgetAfter = 600.0
 
     init(settings: ConnectionController.Settings) { self.settings = settings }
 
@@ -22,7 +28,8 @@ struct OriginBudgets: Sendable {
         controllers[origin]?.limit ?? ConnectionController(settings: settings).limit
     }
 
-    /// The current limits, by origin (for metrics and the debug trace).
+    /// The current limits, by origin (for metrics and the debug trace);
+    /// origins unused for `forgetAfter` seconds are gone.
     var limits: [String: Int] { controllers.mapValues(\.limit) }
 
     mutating func delivered(_ bytes: Int64, by origin: String) {
@@ -32,7 +39,12 @@ struct OriginBudgets: Sendable {
 
     /// Every progress tick, with the ranges open to each origin.
     mutating func tick(now: Double, active: [String: Int]) {
+        for (origin, since) in lastUsed where now - since > Self.forgetAfter && active[origin] == nil && delivered[origin] == nil {
+            controllers.removeValue(forKey: origin)
+            lastUsed.removeValue(forKey: origin)
+        }
         for origin in Set(active.keys).union(delivered.keys) {
+            lastUsed[origin] = now
             var controller = controllers[origin] ?? ConnectionController(settings: settings)
             let before = controller.limit
             controller.observe(now: now, bytes: delivered[origin] ?? 0, active: active[origin] ?? 0)
@@ -45,6 +57,7 @@ struct OriginBudgets: Sendable {
     /// `origin` answered 429 or 503 while `receiving` of its ranges still
     /// delivered bytes.
     mutating func throttled(_ origin: String, now: Double, receiving: Int, retryAfter: Double?) {
+        lastUsed[origin] = now
         var controller = controllers[origin] ?? ConnectionController(settings: settings)
         controller.throttled(now: now, receiving: receiving, retryAfter: retryAfter)
         DebugTrace.log("\(origin) refused a range: \(controller.limit) connections")
@@ -53,6 +66,7 @@ struct OriginBudgets: Sendable {
 
     /// A connection to `origin` was reset or cut.
     mutating func reset(_ origin: String, now: Double) {
+        lastUsed[origin] = now
         var controller = controllers[origin] ?? ConnectionController(settings: settings)
         controller.reset(now: now)
         controllers[origin] = controller
