@@ -21,8 +21,11 @@ package final class TestRegistry: Sendable {
     /// `redirectUploads`: uploads are taken in Ollama's parts, each part's
     /// bytes PUT to the CDN listener (needs `cdn`). `maxConcurrent`: blob
     /// GETs beyond that many at once are answered 503 (`busy_refusals`).
+    /// `collapseAbove`: with more blob GETs than that at once, all of them
+    /// share `collapseRate` (`collapsed_bytes`, `active_max`).
     package init(root: String, cdn: Bool = true, rate: String? = nil, slowConnection: Int? = nil, slowFactor: Double = 10,
          tokenAuth: String? = nil, tokenTTL: Double = 300, realm: String? = nil, selfRedirect: Bool = false, redirectUploads: Bool = false, maxConcurrent: Int? = nil,
+         collapseAbove: Int? = nil, collapseRate: String = "8M",
          ipv6: Bool = false, minClient: String? = nil, headWithoutLength: [Digest] = [],
          namespace: NetworkNamespace? = nil, bind: String? = nil, environment: [String: String] = [:]) throws {
         var args = [Self.script, "serve", "--root", root, "--exit-on-eof"]
@@ -33,6 +36,7 @@ package final class TestRegistry: Sendable {
         if selfRedirect { args.append("--self-redirect") }
         if redirectUploads { args.append("--redirect-uploads") }
         if let maxConcurrent { args += ["--max-concurrent", "\(maxConcurrent)"] }
+        if let collapseAbove { args += ["--collapse-above", "\(collapseAbove)", "--collapse-rate", collapseRate] }
         if let realm { args += ["--realm", realm] }
         if ipv6 { args.append("--ipv6") }
         self.ipv6 = ipv6

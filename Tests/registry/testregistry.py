@@ -15,6 +15,10 @@
   Rates are per connection, in bytes/s (suffixes K, M, G are binary). The
   N-th connection accepted by the blob listener (0-based) can be made slow
   with --slow-connection N --slow-factor F (rate/F).
+  With --collapse-above K --collapse-rate R the server plays one whose
+  total rate collapses when a client holds more than K blob GETs at once
+  (as hf_xet's CDN did under 16 connections): while more than K run, all of
+  them share R bytes/s; at K or fewer each gets --rate.
 
   GET /_stats on the registry port returns request and byte counts as JSON.
   POST /_faults with a JSON list of fault rules arms fault injection on the
@@ -197,7 +201,8 @@ class Stats:
                      "unauthorized": 0, "cdn_authorization": 0, "via_proxy": 0, "overlong_sent": 0,
                      "issued_tokens": [], "authorizations_seen": [], "user_agents": [], "manifest_accepts": [],
                      "cdn_connections": 0, "upload_bytes": 0, "manifest_types": [],
-                     "part_bytes": 0, "part_puts": {}, "part_in_flight_max": 0, "busy_refusals": 0}
+                     "part_bytes": 0, "part_puts": {}, "part_in_flight_max": 0, "busy_refusals": 0,
+                     "active_max": 0, "collapsed_bytes": 0}
 
     def note(self, key, value):
         with self.lock:
@@ -275,6 +280,10 @@ class State:
         self.max_concurrent = getattr(args, "max_concurrent", None)
         self.busy = 0
         self.busy_lock = threading.Lock()
+        # --collapse-above K: more than K blob GETs at once share --collapse-rate.
+        self.collapse_above = getattr(args, "collapse_above", None)
+        self.collapse_rate = parse_size(args.collapse_rate) if getattr(args, "collapse_rate", None) else 0
+        self.active = 0
         # --redirect-uploads: uploads in Ollama's parts (uploads.py).
         self.redirect_uploads = getattr(args, "redirect_uploads", False)
         self.part_hold = None
@@ -650,6 +659,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send_json(fault["status"], {"errors": [{"code": "UNAVAILABLE", "message": "chaos"}]})
         if fault and fault["kind"] == "ignore-range":
             start, end, ranged = 0, size - 1, False
+        if self.command == "GET" and self.state.collapse_above is not None:
+            with self.state.busy_lock:
+                self.state.active += 1
+                self.state.stats.peak("active_max", self.state.active)
+            try:
+                return self.send_ranged(p, hexd, start, end, size, ranged, fault)
+            finally:
+                with self.state.busy_lock:
+                    self.state.active -= 1
         if self.command == "GET" and self.state.max_concurrent:
             # A server that answers 503 to a client's connections beyond K.
             with self.state.busy_lock:
@@ -726,7 +744,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 t0 = time.monotonic()
                 # sendfile would bypass TLS: a TLS connection takes the loop.
                 plain = not isinstance(self.connection, ssl.SSLSocket)
-                if plain and rate == 0 and corrupt_at is None and stall_at is None and alter is None:
+                if self.state.collapse_above is not None:
+                    self.send_collapsing(f, hexd, pos, stop, rate)
+                    pos = stop
+                elif plain and rate == 0 and corrupt_at is None and stall_at is None and alter is None:
                     self.wfile.flush()
                     while pos < stop:
                         n = os.sendfile(self.connection.fileno(), f.fileno(), pos, min(stop - pos, 8 << 20))
@@ -771,6 +792,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     self.connection.shutdown(socket.SHUT_RDWR)
         except (BrokenPipeError, ConnectionResetError, OSError):
             self.close_connection = True
+
+
+    def send_collapsing(self, f, hexd, pos, stop, rate):
+        """Paced chunk by chunk at the rate that holds while each chunk
+        goes: `rate` per connection with K or fewer running, else an even
+        share of the collapse rate."""
+        due = time.monotonic()
+        while pos < stop:
+            n = min(64 << 10, stop - pos)
+            f.seek(pos)
+            self.wfile.write(f.read(n))
+            pos += n
+            self.state.stats.add("blob_bytes", hexd, n)
+            active = self.state.active
+            if active > self.state.collapse_above:
+                self.state.stats.add("collapsed_bytes", n=n)
+                r = self.state.collapse_rate / active
+            else:
+                r = rate or (1 << 40)
+            # No credit for time spent idle beyond 50 ms: a paced connection
+            # does not burst after a pause.
+            due = max(due, time.monotonic() - 0.05) + n / r
+            ahead = due - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
 
 
 def serve(args):
@@ -834,6 +880,9 @@ def main():
     sv.add_argument("--self-redirect", action="store_true", help="blob requests answer 307 to another path of this origin")
     sv.add_argument("--redirect-uploads", action="store_true", help="take uploads in Ollama's parts (needs --cdn)")
     sv.add_argument("--max-concurrent", type=int, default=None, help="answer 503 to blob GETs beyond this many at once")
+    sv.add_argument("--collapse-above", type=int, default=None,
+                    help="with more than K blob GETs at once, all share --collapse-rate")
+    sv.add_argument("--collapse-rate", default="8M")
     sv.add_argument("--rate", default=None)
     sv.add_argument("--slow-connection", type=int, default=None)
     sv.add_argument("--slow-factor", type=float, default=10.0)
