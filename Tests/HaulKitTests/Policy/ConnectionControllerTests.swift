@@ -35,6 +35,35 @@ import Testing
         #expect(after.filter { $0 != 4 }.count <= 3, "\(limits)")
     }
 
+    @Test func aStepIntoACollapseIsUndoneWithinTwoTicks() {
+        // At 4 from the start, the first step (to 8) collapses the server to
+        // 16 MB/s: every tick there costs the whole origin its rate, so it
+        // is undone on the second tick, not at the end of the window.
+        var c = ConnectionController(settings: Self.settings())
+        var collapsedTicks = 0
+        for tick in 1...30 {
+            let n = c.limit
+            if n > 4 { collapsedTicks += 1 }
+            c.observe(now: Double(tick) / 10, bytes: Int64((n <= 4 ? Double(n) * 50e6 : 16e6) * 0.1), active: n)
+        }
+        #expect(c.limit == 4)
+        #expect((1...2).contains(collapsedTicks), "\(collapsedTicks) ticks above the knee")
+        // An honest server's step is judged on the whole window: a dip in
+        // its first ticks (connections still opening) is not a verdict.
+        var d = ConnectionController(settings: Self.settings())
+        var tick = 0
+        while d.limit == 4, tick < 20 {
+            tick += 1
+            d.observe(now: Double(tick) / 10, bytes: Int64(Double(d.limit) * 50e6 * 0.1), active: d.limit)
+        }
+        #expect(d.limit == 8)
+        for _ in 0..<3 {
+            tick += 1
+            d.observe(now: Double(tick) / 10, bytes: Int64(150e6 * 0.1), active: 8)
+        }
+        #expect(d.limit == 8, "0.3 s at 0.75x the rate before the step is not a collapse")
+    }
+
     @Test func aServerThatScalesGetsMoreConnectionsUpToTheKnee() {
         // 50 MB/s per connection up to 12, flat beyond.
         var c = ConnectionController(settings: Self.settings())

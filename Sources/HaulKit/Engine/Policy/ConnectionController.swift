@@ -39,6 +39,13 @@ struct ConnectionController: Sendable, Equatable {
         var growth = 0.10
         /// A rate below this fraction of the knee's, twice, means back off.
         var collapse = 0.6
+        /// A step up whose rate falls below this fraction of the rate before
+        /// it is undone after `earlyAfter` seconds, without waiting for the
+        /// whole window: more connections never lower an honest server's
+        /// total, and a server that collapses under them costs every
+        /// connection its rate while the window runs.
+        var earlyDrop = 0.7
+        var earlyAfter = 0.2
         /// Seconds held before trying one connection more.
         var reprobe = 15.0
         /// `--fixed`: always the ceiling (today's behaviour).
@@ -92,14 +99,23 @@ struct ConnectionController: Sendable, Equatable {
         windowBytes += bytes
         ticks += 1
         if active >= limit { busyTicks += 1 }
-        guard now - start >= settings.window else { return }
-        let rate = Double(windowBytes) / (now - start)
+        let rate = Double(windowBytes) / max(now - start, 1e-3)
+        guard now - start >= settings.window || (now - start >= settings.earlyAfter && stepLost(rate)) else { return }
         // Ranges end and the next start between two ticks: most of the
         // window at the limit counts as all of it.
         let counted = busyTicks * 10 >= ticks * 7
         windowStart = now
         (windowBytes, ticks, busyTicks) = (0, 0, 0)
         if counted { measured(rate, now: now) }
+    }
+
+    /// The step up being measured already gives far less than before it.
+    private func stepLost(_ rate: Double) -> Bool {
+        switch phase {
+        case .ramp(_, let previous?): return rate < previous * settings.earlyDrop
+        case .probe(let knee?, let held) where limit > held: return rate < knee * settings.earlyDrop
+        default: return false
+        }
     }
 
     private mutating func measured(_ rate: Double, now: Double) {
