@@ -52,7 +52,17 @@ final class BlobDownload {
     func next(now: Double) -> Action? { policy.next(now: now) }
 
     /// The origin the next range would go to, if one could start.
-    var nextOrigin: String? { policy.resolver.target.map { OriginBudgets.origin(of: $0.url) } }
+    /// The origin the next range would go to. The loop asks on every
+    /// iteration with a connection free, so the parse is kept for as long
+    /// as the target URL is the same string.
+    var nextOrigin: String? {
+        guard let url = policy.resolver.target?.url else { return nil }
+        if let cached = originOfTarget, cached.url == url { return cached.origin }
+        let origin = OriginBudgets.origin(of: url)
+        originOfTarget = (url, origin)
+        return origin
+    }
+    private var originOfTarget: (url: String, origin: String)?
 
     func attach(_ t: Transfer) { transfers.append(t) }
 
@@ -68,13 +78,18 @@ final class BlobDownload {
     /// Records bytes written since the last call, settles the source once
     /// the resolving request's response was accepted, and feeds the hash
     /// frontier.
-    func sync() {
+    /// True when the source settled in this call (more ranges may start).
+    @discardableResult
+    func sync() -> Bool {
         for t in transfers { policy.wrote(t.piece, upTo: t.sink.offset) }
+        var settled = false
         if let id = policy.resolvingTransfer, let t = transfers.first(where: { $0.piece == id }),
            t.sink.checked, t.sink.verdict == .accepted {
             policy.accepted(id, url: t.url, status: t.status)
+            settled = true
         }
         hasher.advance(to: written.contiguousPrefix)
+        return settled
     }
 
     /// A transfer of this blob ended (out of curl, detached, not closed).
@@ -98,6 +113,11 @@ final class BlobDownload {
     func abandon(_ t: Transfer, why: String) -> [Action] {
         sync()
         return policy.abandon(t.piece, offset: t.sink.offset, stopAt: t.sink.stopAt, why: why)
+    }
+
+    func shed(_ t: Transfer) -> [Action] {
+        sync()
+        return policy.shed(t.piece, offset: t.sink.offset, stopAt: t.sink.stopAt)
     }
 
     func fail(_ error: HaulError) -> [Action] {

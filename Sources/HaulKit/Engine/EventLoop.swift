@@ -26,6 +26,13 @@ final class EventLoop {
     /// Submission order, for round-robin dispatch between blobs.
     private var blobOrder: [UInt64] = []
     private var lastTick = 0.0
+    /// Something that may let a range start happened since the last
+    /// `dispatch`: a command, a range ended or was taken out, a source
+    /// settled, a tick (limits, splits), a retry came due. Dispatching only
+    /// then keeps the loop's cost per iteration flat while every origin is
+    /// at its limit with part of the budget free (adaptive connections).
+    private var dispatchDue = true
+    private var lastDispatch = 0.0
     private var stopping = false
     private var rebalancer: Rebalancer
     /// How many ranges each origin may have (`OriginBudgets`).
@@ -54,19 +61,27 @@ final class EventLoop {
 
     func run() {
         while !stopping {
-            for command in inbox.drain() { handle(command) }
+            for command in inbox.drain() {
+                handle(command)
+                dispatchDue = true
+            }
             if stopping { break }
             var running: Int32 = 0
             _ = curl_multi_perform(multi, &running)
             collectFinished()
             let now = MonotonicClock.now()
             for id in blobOrder {
-                blobs[id]?.sync()
+                if blobs[id]?.sync() == true { dispatchDue = true }
                 blobs[id]?.checkpointIfDue(now: now, config: config)
+                if let due = blobs[id]?.policy.queue.earliestRetry, due > lastDispatch, due <= now { dispatchDue = true }
             }
             stepInlineHashers()
             if now - lastTick >= 0.1 { tick(now: now) } else { finishHashed(now: now) }
-            dispatch(now: now)
+            if dispatchDue {
+                dispatchDue = false
+                lastDispatch = now
+                dispatch(now: now)
+            }
             limiter?.refill(now: now)
             limiter?.resume(blobOrder.flatMap { blobs[$0]?.transfers ?? [] })
             // Commands and finished digests end the wait through
@@ -148,6 +163,7 @@ final class EventLoop {
     /// Takes a transfer out of curl and closes it; a transfer already taken
     /// out (it finished in the batch being handled) is only closed.
     private func remove(_ t: Transfer) {
+        dispatchDue = true
         if transfers.removeValue(forKey: t.easy) != nil { _ = curl_multi_remove_handle(multi, t.easy) }
         count(t)
         t.close()
@@ -180,6 +196,7 @@ final class EventLoop {
             _ = curl_multi_remove_handle(multi, easy)
             done.append((t, code))
         }
+        if !done.isEmpty { dispatchDue = true }
         for (t, code) in done {
             switch t.purpose {
             case .fetch(let id):
@@ -233,12 +250,17 @@ final class EventLoop {
     /// part of the range with the most time left.
     private func dispatch(now: Double) {
         var free = config.connections - activePieces
+        guard free > 0 else { return }
         var active = activeByOrigin()
         // Within the whole budget, each origin within its own.
         func allowed(_ blob: BlobDownload) -> Bool {
             guard let origin = blob.nextOrigin else { return true }
             return active[origin, default: 0] < budgets.limit(for: origin)
         }
+        // Runs on every iteration while the origins' limits leave part of
+        // the budget free: the common case (every origin at its limit) ends
+        // here, before any array is built.
+        guard blobOrder.contains(where: { blobs[$0].map(allowed) ?? false }) else { return }
         while free > 0 {
             let candidates = blobOrder.compactMap { blobs[$0] }
             var started = false
@@ -253,8 +275,8 @@ final class EventLoop {
             }
             if !started { break }
         }
-        while free > 0, case .split(let id, let piece, let cut)? = rebalancer.steal(flights()),
-              let blob = blobs[id], allowed(blob), let t = blob.transfers.first(where: { $0.piece == piece }) {
+        while free > 0, case .split(let id, let piece, let cut)? = rebalancer.steal(flights { allowed($0) }),
+              let blob = blobs[id], let t = blob.transfers.first(where: { $0.piece == piece }) {
             let origin = blob.nextOrigin
             blob.split(t, at: cut, now: now)
             guard let start = blob.next(now: now) else { break }
@@ -264,11 +286,12 @@ final class EventLoop {
         }
     }
 
-    /// Snapshots of the running ranges that may be split.
-    private func flights() -> [Rebalancer.Flight] {
+    /// Snapshots of the running ranges that may be split, of the blobs
+    /// `include` admits.
+    private func flights(_ include: (BlobDownload) -> Bool = { _ in true }) -> [Rebalancer.Flight] {
         var out: [Rebalancer.Flight] = []
         for id in blobOrder {
-            guard let blob = blobs[id], blob.policy.resolver.isSplittable, !blob.isDone else { continue }
+            guard let blob = blobs[id], blob.policy.resolver.isSplittable, !blob.isDone, include(blob) else { continue }
             let resolving = blob.policy.resolvingTransfer
             for t in blob.transfers where t.piece != resolving {
                 out.append(Rebalancer.Flight(blob: id, transfer: t.piece, offset: t.sink.received, stopAt: t.sink.stopAt,
@@ -279,10 +302,35 @@ final class EventLoop {
         return out
     }
 
+    /// An origin whose limit fell below its open ranges (the step that
+    /// bought nothing undone, a collapse, a 429) loses the newest of them:
+    /// a server whose rate collapses under too many connections recovers
+    /// only when they close, and the newest were the probe. Each stops
+    /// where it is; its remainder is queued for a connection within the
+    /// limit. The range that settles a blob's source, and a stream that
+    /// cannot be split, are kept.
+    private func shedOverLimit(now: Double) {
+        var open: [String: [(BlobDownload, Transfer)]] = [:]
+        for id in blobOrder {
+            guard let blob = blobs[id], blob.policy.resolver.isSplittable else { continue }
+            let resolving = blob.policy.resolvingTransfer
+            for t in blob.transfers where t.piece != resolving { open[t.origin, default: []].append((blob, t)) }
+        }
+        let active = activeByOrigin()
+        for (origin, ranges) in open {
+            let excess = active[origin, default: 0] - budgets.limit(for: origin)
+            guard excess > 0 else { continue }
+            for (blob, t) in ranges.sorted(by: { $0.1.startedAt > $1.1.startedAt }).prefix(excess) {
+                perform(blob.shed(t), for: blob, now: now)
+            }
+        }
+    }
+
     /// Every 100 ms: rates, stalled and slow connections, progress and
     /// completion.
     private func tick(now: Double) {
         lastTick = now
+        dispatchDue = true
         for id in blobOrder {
             blobs[id]?.transfers.forEach {
                 $0.sampleRate(now: now)
@@ -291,6 +339,7 @@ final class EventLoop {
             }
         }
         budgets.tick(now: now, active: activeByOrigin())
+        shedOverLimit(now: now)
         for action in rebalancer.rebalance(flights(), now: now) {
             switch action {
             case .split(let id, let piece, let cut):

@@ -146,6 +146,18 @@ struct BlobPolicy {
         return [.cancel(id)]
     }
 
+    /// Its origin now allows fewer connections (`ConnectionController`):
+    /// the request stops where it is and its remainder goes back to the
+    /// queue. Not a failure: no attempt is counted, so a server that makes
+    /// Haul back off many times never exhausts a range's retries.
+    mutating func shed(_ id: UInt64, offset: Int64, stopAt: Int64) -> [Action] {
+        wrote(id, upTo: offset)
+        guard let flight = removeFlight(id) else { return [] }
+        DebugTrace.log("\(digest.short) shed \(offset)..<\(stopAt)")
+        requeue(PieceQueue.Piece(range: offset..<max(offset, stopAt), attempts: flight.attempts))
+        return [.cancel(id)]
+    }
+
     /// A request ended (removed from curl, not yet closed).
     mutating func ended(_ id: UInt64, _ o: PieceOutcome, now: Double) -> [Action] {
         wrote(id, upTo: o.offset)

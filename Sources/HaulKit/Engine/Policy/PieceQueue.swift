@@ -46,7 +46,7 @@ struct PieceQueue {
     }
 
     var hasWork: Bool { !pending.isEmpty || !unassigned.isEmpty }
-    var earliestRetry: Double? { pending.map(\.notBefore).min() }
+    var earliestRetry: Double? { pending.lazy.map(\.notBefore).min() }
     var isComplete: Bool { written.count == size }
 
     mutating func record(_ range: Range<Int64>) { written.insert(range) }
