@@ -177,6 +177,47 @@ import Testing
         #expect(last == "server answered 503")
     }
 
+    @Test func refusalsWhileOtherRangesReceiveAreWaitedOutNeverFailed() throws {
+        // A CDN that serves one connection and answers 503 to the second,
+        // many times over (nginx's limit_conn: no Retry-After): far more
+        // refusals than the retry limit and the failure budget allow, yet
+        // the blob ends complete, each refusal waiting longer, to 10 s.
+        var t = T(size: 64 * mib, connections: 2) { $0.retryLimit = 2; $0.failureBudget = 3 }
+        var requests = t.fill(limit: 2)
+        let served = try #require(requests.first)
+        t.receive(served, bytes: mib)
+        var delays: [Double] = []
+        for _ in 0..<20 {
+            let refused = try #require(requests.count > 1 ? requests[1] : t.fill(limit: 2).first)
+            t.end(refused, .refused(refused, status: 503))
+            #expect(t.failure == nil)
+            let due = try #require(t.policy.queue.earliestRetry)
+            delays.append(due - t.now)
+            t.now = due
+            requests = []
+        }
+        #expect(t.policy.failures == 0)
+        #expect(delays.last.map { (5...15).contains($0) } == true, "waits grow to 10 s while nothing ends: \(delays)")
+        // Refused once more; then the served range ends: the server has a
+        // connection free, and the refused range is due at once.
+        let again = try #require(t.fill(limit: 2).first)
+        t.end(again, .refused(again, status: 503))
+        #expect(try #require(t.policy.queue.earliestRetry) > t.now + 1)
+        t.complete(served)
+        #expect(t.policy.queue.earliestRetry == t.now)
+        t.drain(limit: 2)
+        #expect(t.failure == nil && t.policy.queue.isComplete, "every byte of the blob arrives")
+
+        // With nothing else receiving, refusals are failures again.
+        var alone = T(size: mib, connections: 1) { $0.retryLimit = 2 }
+        while alone.failure == nil {
+            let r = try #require(alone.fill(limit: 1).first)
+            alone.end(r, .refused(r, status: 503))
+            if let due = alone.policy.queue.earliestRetry { alone.now = due }
+        }
+        guard case .retriesExhausted? = alone.failure else { Issue.record("no failure"); return }
+    }
+
     @Test func progressResetsTheAttemptsButNotTheFailureBudget() throws {
         var t = T(size: 64 * mib, connections: 1) { $0.retryLimit = 2; $0.failureBudget = 5 }
         var received: Int64 = 0

@@ -46,6 +46,9 @@ struct BlobPolicy {
     /// When a mirror first answered a range with the whole blob, if it did,
     /// and until when no request goes to it (it is storing the blob).
     private var coldSince: Double?
+    /// Refusals (429/503) taken while other ranges of the blob received:
+    /// they grow the wait before the next try, never the failures.
+    private var throttles = 0
     private var coldUntil = 0.0
     /// The backoff's random factor (fixed in tests).
     private let jitter: @Sendable () -> Double
@@ -174,6 +177,12 @@ struct BlobPolicy {
         }
         if o.verdict == .stopped || (o.completed && o.remainder.isEmpty && o.checked) {
             if flight.resolving { resolver.settle(url: o.url, status: o.status) }
+            if o.completed && !flight.resolving {
+                // A connection came free at the server: what it refused goes
+                // now, and its next refusals wait from 0.25 s again.
+                throttles = 0
+                queue.releaseRefused(now: now)
+            }
             return []
         }
         if o.status == 200 && o.verdict == .badStatus && flight.resolving && waitsForWarmCache(now: now) {
@@ -256,6 +265,9 @@ struct BlobPolicy {
     }
 
     private mutating func retry(_ flight: Flight, _ o: PieceOutcome, status: Int, now: Double) -> [Action] {
+        if (status == 429 || status == 503) && flights.contains(where: { $0.synced > $0.range.lowerBound }) {
+            return throttled(flight, o, now: now)
+        }
         failures += 1
         let attempts = o.madeProgress ? 1 : flight.attempts + 1
         if attempts > retryLimit || failures > failureBudget {
@@ -270,6 +282,31 @@ struct BlobPolicy {
         }
         DebugTrace.log("\(digest.short) retry \(o.remainder) in \(ByteFormat.oneDecimal(delay))s (attempt \(attempts), failure \(failures)): \(o.why)")
         requeue(PieceQueue.Piece(range: o.remainder, attempts: attempts, notBefore: now + delay))
+        return []
+    }
+
+    /// A server that refuses a client's connections beyond some count
+    /// (a CDN's 503 or 429 without fault) while it serves the others: the
+    /// refused range waits until one of the others ends (or longer and
+    /// longer, to 10 s, while none does), and counts no attempt nor
+    /// failure, so a blob whose other ranges progress is never failed for
+    /// it, whatever `--connections` asked. (The origin's
+    /// `ConnectionController` lowers the count meanwhile.) Once no other
+    /// range receives, a refusal is a failure again.
+    private mutating func throttled(_ flight: Flight, _ o: PieceOutcome, now: Double) -> [Action] {
+        throttles += 1
+        var delay = RetryPolicy.backoff(attempt: min(throttles, 6), random: jitter())
+        if let wait = RetryPolicy.retryAfter(o.retryAfter) {
+            if wait > RetryPolicy.maxRetryAfter {
+                return fail(.retriesExhausted(digest, lastError: "\(o.why) (Retry-After: \(Int(min(wait, 1e9))) s)"))
+            }
+            delay = max(delay, wait)
+        }
+        DebugTrace.log("\(digest.short) refused \(o.remainder) while others receive; again in \(ByteFormat.oneDecimal(delay))s: \(o.why)")
+        var piece = PieceQueue.Piece(range: o.remainder, attempts: flight.attempts, notBefore: now + delay)
+        // A wait the server asked for (Retry-After) is kept.
+        piece.refused = RetryPolicy.retryAfter(o.retryAfter) == nil
+        requeue(piece)
         return []
     }
 

@@ -11,6 +11,9 @@ struct PieceQueue {
         var attempts = 0
         /// Not to be fetched before this time (a retry's backoff).
         var notBefore = 0.0
+        /// Waiting out a server's refusal (429/503) while it served the
+        /// blob's other ranges: due as soon as one of those ends.
+        var refused = false
     }
 
     let size: Int64
@@ -72,6 +75,14 @@ struct PieceQueue {
         guard !piece.range.isEmpty else { return }
         let index = pending.firstIndex { $0.range.lowerBound > piece.range.lowerBound } ?? pending.endIndex
         pending.insert(piece, at: index)
+    }
+
+    /// A range of the blob ended at the server: the ranges waiting out its
+    /// refusals may go now (the server has a connection free).
+    mutating func releaseRefused(now: Double) {
+        for i in pending.indices where pending[i].refused && pending[i].notBefore > now {
+            pending[i].notBefore = now
+        }
     }
 
     /// Forgets every range not handed out: a single stream brings them.
