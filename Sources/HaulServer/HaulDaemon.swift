@@ -36,6 +36,11 @@ public struct HaulDaemon: Service {
     /// What listings and shows read of each blob, kept across requests.
     let facts = ModelFacts()
     let onListening: @Sendable (OllamaHost) -> Void
+    /// What `GET /metrics` renders; nil: no such route.
+    public let metrics: DaemonMetrics?
+    /// Where `/metrics` is served instead of `host` (`HAUL_METRICS_ADDR`),
+    /// with the same access rules for that address; nil: beside the API.
+    public let metricsHost: OllamaHost?
 
     /// Who may call the daemon, as Ollama decides it: browsers only from
     /// allowed origins (Ollama's defaults plus `allowedOrigins`, patterns
@@ -105,11 +110,19 @@ public struct HaulDaemon: Service {
     ///     comma-separated, as `HAUL_PULL_THROUGH`); by default none. They
     ///     are served too: listing one is the choice to hand out its models.
     ///   - node: which registries' models `/v2/` serves, and its token.
+    ///   - metrics: the registry `GET /metrics` renders; give its `factory`
+    ///     to the `Haul` (`HaulMetrics(factory:)`) so the pulls' metrics
+    ///     are in it. Nil: no `/metrics`.
+    ///   - metricsHost: serve `/metrics` on this address only (a listener
+    ///     of its own, e.g. for a scraper on another interface).
     ///   - onListening: called with the bound address once `run()` listens
     ///     (useful with port 0).
     public init(haul: Haul, host: OllamaHost, access: Access? = nil, pullThrough: String? = nil, node: Node = Node(),
+                metrics: DaemonMetrics? = nil, metricsHost: OllamaHost? = nil,
                 logger: Logger = Logger(label: "haul"), onListening: @escaping @Sendable (OllamaHost) -> Void = { _ in }) {
         self.haul = haul
+        self.metrics = metrics
+        self.metricsHost = metrics == nil ? nil : metricsHost
         self.host = host
         self.access = access ?? .defaults(listeningOn: host)
         self.logger = logger
@@ -135,9 +148,17 @@ public struct HaulDaemon: Service {
             },
             logger: logger
         )
+        var services: [any Service] = [app]
+        if let metrics, let metricsHost {
+            services.append(Application(
+                router: metricsRouter(metrics, on: metricsHost),
+                configuration: .init(address: .hostname(metricsHost.bindHost, port: metricsHost.port), serverName: nil),
+                logger: logger))
+        }
         // Services stop in reverse order: the pulls are cancelled first, which
         // ends the streaming responses the server would otherwise wait for.
-        try await ServiceGroup(configuration: .init(services: [app, PullShutdown(haul: haul)], logger: logger)).run()
+        services.append(PullShutdown(haul: haul))
+        try await ServiceGroup(configuration: .init(services: services, logger: logger)).run()
     }
 
     /// Serves until SIGINT or SIGTERM, then shuts down gracefully: what
@@ -152,16 +173,31 @@ public struct HaulDaemon: Service {
     /// which apply to these routes only. The embedder runs the `Haul` and
     /// calls `haul.shutdown()` when it stops.
     public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
-        let group = router.group().add(middleware: AccessMiddleware<Context>(policy: AccessPolicy(access)))
+        var group = router.group()
+        if let metrics { group = group.add(middleware: RequestMetricsMiddleware<Context>(metrics: metrics)) }
+        group = group.add(middleware: AccessMiddleware<Context>(policy: AccessPolicy(access)))
         let routes = PreflightedRoutes(group: group)
+        if let metrics, metricsHost == nil { MetricsController(metrics: metrics, store: haul.store).addRoutes(to: routes) }
         InfoController().addRoutes(to: routes)
         PullController(haul: haul, logger: logger).addRoutes(to: routes)
         PushController(haul: haul, logger: logger).addRoutes(to: routes)
         ModelController(haul: haul, facts: facts).addRoutes(to: routes)
         CopyController(haul: haul).addRoutes(to: routes)
         OpenAIController(haul: haul).addRoutes(to: routes)
-        RegistryController(haul: haul, pullThrough: pullThrough, node: node).addRoutes(to: routes)
+        RegistryController(haul: haul, pullThrough: pullThrough, node: node, metrics: metrics).addRoutes(to: routes)
         routes.addPreflights()
+    }
+
+    /// The separate listener's router: `/metrics` alone, behind the access
+    /// rules for its own address (the `Host` check when it is loopback) and
+    /// the daemon's allowed origins.
+    func metricsRouter(_ metrics: DaemonMetrics, on host: OllamaHost) -> Router<DaemonContext> {
+        let router = Router(context: DaemonContext.self)
+        var rules = Access.defaults(listeningOn: host)
+        rules.allowedOrigins = access.allowedOrigins
+        let group = router.group().add(middleware: AccessMiddleware<DaemonContext>(policy: AccessPolicy(rules)))
+        MetricsController(metrics: metrics, store: haul.store).addRoutes(to: PreflightedRoutes(group: group))
+        return router
     }
 
     func router() -> Router<DaemonContext> {

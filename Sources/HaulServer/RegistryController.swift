@@ -20,6 +20,8 @@ struct RegistryController {
     let haul: Haul
     let pullThrough: PullThrough
     let node: HaulDaemon.Node
+    /// Bytes served and pull-through results are counted here, if set.
+    var metrics: DaemonMetrics? = nil
 
     static let apiVersion: HTTPField = HTTPField(name: HTTPField.Name("Docker-Distribution-Api-Version")!, value: "registry/2.0")
     static let contentDigest = HTTPField.Name("Docker-Content-Digest")!
@@ -106,16 +108,20 @@ struct RegistryController {
                 return Self.error(.notFound, "MANIFEST_UNKNOWN", "manifest unknown")
             }
             if let found = byTag(name, request: request) {
+                if pullThrough.allows(repo.host) { metrics?.pullThrough("hit") }
                 served = found
             } else if pullThrough.allows(repo.host) {
                 if let refusal = Self.crossSiteRefusal(request) { return refusal }
                 do {
                     try await pullThrough.pull(name)
                 } catch HaulError.manifestNotFound {
+                    metrics?.pullThrough("error")
                     return Self.error(.notFound, "MANIFEST_UNKNOWN", "manifest unknown")
                 } catch {
+                    metrics?.pullThrough("error")
                     return Self.error(.badGateway, "UNKNOWN", "pull-through failed: \(haul.store.clientMessage(for: error))")
                 }
+                metrics?.pullThrough("miss")
                 served = byTag(name, request: request)
             } else {
                 served = nil
@@ -192,8 +198,10 @@ struct RegistryController {
                 do {
                     try await pullThrough.pull(name, runner: runner)
                 } catch {
+                    metrics?.pullThrough("error")
                     return Self.error(.badGateway, "UNKNOWN", "pull-through failed: \(haul.store.clientMessage(for: error))")
                 }
+                metrics?.pullThrough("miss")
                 isKnown = known()
             }
         }
@@ -226,7 +234,12 @@ struct RegistryController {
         // Streamed in chunks from the file by NIO's thread pool: Hummingbird
         // has no sendfile path, so this is as close to zero-copy as it gets.
         let file = try await FileIO().loadFile(path: path, range: Int(range.lowerBound)...Int(range.upperBound), context: context)
-        return Response(status: status, headers: headers, body: file)
+        guard let served = metrics?.servedBytes else { return Response(status: status, headers: headers, body: file) }
+        // Counted as each buffer is handed to the connection.
+        return Response(status: status, headers: headers, body: file.map { buffer in
+            served.increment(by: buffer.readableBytes)
+            return buffer
+        })
     }
 
     /// A browser's request from another site may not start a pull-through:

@@ -124,7 +124,8 @@ struct PullCommand: AsyncParsableCommand {
         let hosts = hostsDir.map { HostsDirectory(directories: $0.split(separator: ":").map(String.init)) }
             ?? .fromEnvironment(environment)
         let haul = Haul(store: layout.store(environment), configuration: config,
-                        prune: !OllamaEnvironment.bool("OLLAMA_NOPRUNE", environment), auth: auth, hosts: hosts)
+                        prune: !OllamaEnvironment.bool("OLLAMA_NOPRUNE", environment), auth: auth, hosts: hosts,
+                        logger: LogFormat.logger(environment, whenUnset: false))
         if models.count > 1 {
             return try await pullMany(models, haul: haul, server: server, viaDaemon: viaDaemon)
         }

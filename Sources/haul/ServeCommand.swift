@@ -16,7 +16,8 @@ struct ServeCommand: AsyncParsableCommand {
             HAUL_SERVE_REGISTRIES (comma-separated); HAUL_NODE_TOKEN makes /v2 require that token. \
             Pulls reach private, loopback and link-local addresses only for the hosts of \
             HAUL_ALLOW_PRIVATE (comma-separated), HAUL_PULL_THROUGH and hosts.toml mirrors, whatever a \
-            request's "insecure" says.
+            request's "insecure" says. GET /metrics answers Prometheus' text format (HAUL_METRICS_ADDR \
+            moves it to a listener of its own); each pull is logged once, as JSON with HAUL_LOG_FORMAT=json.
             """
     )
 
@@ -54,9 +55,14 @@ struct ServeCommand: AsyncParsableCommand {
         // lists may be private (HAUL_ALLOW_PRIVATE, HAUL_PULL_THROUGH,
         // hosts.toml mirrors), whatever a request's `insecure` says.
         config.privateAddresses = .daemon(environment)
-        let haul = Haul.fromEnvironment(environment, configuration: config)
+        let logger = LogFormat.logger(environment, whenUnset: true)!
+        let metrics = DaemonMetrics()
+        let metricsHost = environment["HAUL_METRICS_ADDR"].flatMap { $0.isEmpty ? nil : OllamaHost(parsing: $0) }
+        let haul = Haul.fromEnvironment(environment, configuration: config, logger: logger,
+                                        metrics: HaulMetrics(factory: metrics.factory))
         let daemon = HaulDaemon(haul: haul, host: host, access: .fromEnvironment(environment, listeningOn: host),
-                                pullThrough: environment["HAUL_PULL_THROUGH"], node: .fromEnvironment(environment)) { bound in
+                                pullThrough: environment["HAUL_PULL_THROUGH"], node: .fromEnvironment(environment),
+                                metrics: metrics, metricsHost: metricsHost, logger: logger) { bound in
             Terminal.standardOutput.write("haul serve: listening on \(bound.clientURL), models in \(haul.store.root)\n")
         }
         do {

@@ -8,14 +8,14 @@ final class Engine: Sendable {
     let configuration: EngineConfiguration
     private let inbox: LoopInbox
 
-    init(configuration: EngineConfiguration) {
+    init(configuration: EngineConfiguration, metrics: HaulMetrics = HaulMetrics()) {
         if configuration.debugTrace { DebugTrace.enable() }
         hl_global_init()
         self.configuration = configuration
         let inbox = LoopInbox()
         self.inbox = inbox
         let thread = Thread {
-            EventLoop(inbox: inbox, config: configuration).run()
+            EventLoop(inbox: inbox, config: configuration, metrics: OriginMetrics(metrics)).run()
         }
         thread.name = "haul-loop"
         thread.start()

@@ -37,12 +37,15 @@ final class EventLoop {
     private var rebalancer: Rebalancer
     /// How many ranges each origin may have (`OriginBudgets`).
     private var budgets: OriginBudgets
+    /// Bytes, open ranges and limits by origin, for `/metrics`.
+    private let metrics: OriginMetrics
     private let limiter: RateLimiter?
     /// Stage buffers of direct-I/O transfers (`EngineConfiguration.directIO`).
     private let stages: StagePool?
 
-    init(inbox: LoopInbox, config: EngineConfiguration) {
+    init(inbox: LoopInbox, config: EngineConfiguration, metrics: OriginMetrics) {
         self.inbox = inbox
+        self.metrics = metrics
         var config = config
         limiter = RateLimiter.make(for: &config, now: MonotonicClock.now())
         self.config = config
@@ -174,6 +177,7 @@ final class EventLoop {
         guard case .piece = t.purpose, !t.isClosed else { return }
         let received = t.sink.received
         budgets.delivered(received - t.countedBytes, by: t.origin)
+        metrics.delivered(received - t.countedBytes, by: t.origin)
         t.countedBytes = received
     }
 
@@ -237,6 +241,8 @@ final class EventLoop {
         for t in blob.transfers { _ = blob.detach(t.piece); remove(t) }
         blobs.removeValue(forKey: blob.id)
         blobOrder.removeAll { $0 == blob.id }
+        // The tick stops with the last blob: its ranges read 0 now.
+        if blobOrder.isEmpty { metrics.update(active: [:], limits: budgets.limits) }
     }
 
     // MARK: scheduling
@@ -338,7 +344,9 @@ final class EventLoop {
                 count($0)
             }
         }
-        budgets.tick(now: now, active: activeByOrigin())
+        let active = activeByOrigin()
+        budgets.tick(now: now, active: active)
+        metrics.update(active: active, limits: budgets.limits)
         shedOverLimit(now: now)
         for action in rebalancer.rebalance(flights(), now: now) {
             switch action {

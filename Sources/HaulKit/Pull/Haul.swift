@@ -26,8 +26,12 @@ public final class Haul: Sendable {
     /// Mirrors (hosts.toml) tried before each registry.
     public let hosts: HostsDirectory
     /// Where notices go (a mirror skipped, at `.notice`; where each blob
-    /// came from, at `.debug`), besides the pull's own events.
+    /// came from, at `.debug`), besides the pull's own events; and one
+    /// line per pull when it ends (`.info`, message `pull`: model, digest,
+    /// bytes, seconds, sources, outcome as metadata).
     public let logger: Logger?
+    /// Where pulls, bytes and connections are counted (`HaulMetrics`).
+    public let metrics: HaulMetrics
     let engine: Engine
     private let downloads = SharedDownloads()
     private let slots: BlobSlots
@@ -41,13 +45,14 @@ public final class Haul: Sendable {
     /// registries, no mirrors and no logger.
     public init(store: ModelStore = .ollamaDefault, configuration: EngineConfiguration = EngineConfiguration(),
                 prune: Bool = true, auth: RegistryAuth = RegistryAuth(), hosts: HostsDirectory = .none,
-                logger: Logger? = nil) {
+                logger: Logger? = nil, metrics: HaulMetrics = HaulMetrics()) {
         self.store = store
         self.prune = prune
         self.auth = auth
         self.hosts = hosts
         self.logger = logger
-        self.engine = Engine(configuration: configuration)
+        self.metrics = metrics
+        self.engine = Engine(configuration: configuration, metrics: metrics)
         self.slots = BlobSlots(count: configuration.openBlobs)
     }
 
@@ -55,10 +60,11 @@ public final class Haul: Sendable {
     /// `OLLAMA_NOPRUNE`, `EngineConfiguration.fromEnvironment()`,
     /// `RegistryAuth.fromEnvironment()` and `HostsDirectory.fromEnvironment()`.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment,
-                                       configuration: EngineConfiguration? = nil, logger: Logger? = nil) -> Haul {
+                                       configuration: EngineConfiguration? = nil, logger: Logger? = nil,
+                                       metrics: HaulMetrics = HaulMetrics()) -> Haul {
         Haul(store: .fromEnvironment(environment), configuration: configuration ?? .fromEnvironment(environment),
              prune: !OllamaEnvironment.bool("OLLAMA_NOPRUNE", environment), auth: .fromEnvironment(environment),
-             hosts: .fromEnvironment(environment), logger: logger)
+             hosts: .fromEnvironment(environment), logger: logger, metrics: metrics)
     }
 
     /// The engine's settings.
@@ -73,7 +79,7 @@ public final class Haul: Sendable {
     /// Ollama's order for this platform. An unknown runner fails the pull
     /// with `HaulError.unknownRunner`.
     public func pull(_ name: String, insecure: Bool = false, runner: String? = nil) -> AsyncThrowingStream<PullEvent, any Error> {
-        run { puller, emit in
+        run(name) { puller, emit in
             if ModelName.isCloudReference(name) { throw HaulError.cloudModel(name) }
             try await puller.pull(ModelName(parsing: name), insecure: insecure, runner: Self.runner(runner), emit: emit)
         }
@@ -101,7 +107,8 @@ public final class Haul: Sendable {
     }
 
     private var puller: Puller {
-        Puller(engine: engine, store: store, downloads: downloads, slots: slots, prune: prune, auth: auth, hosts: hosts)
+        Puller(engine: engine, store: store, downloads: downloads, slots: slots, prune: prune, auth: auth, hosts: hosts,
+               metrics: metrics)
     }
 
     /// The manifest digest `name`'s tag has at its registry now, to compare
@@ -113,20 +120,35 @@ public final class Haul: Sendable {
     /// Pulls a name the caller parsed already (the daemon validates it
     /// before answering).
     public func pull(_ name: ModelName, insecure: Bool = false, runner: String? = nil) -> AsyncThrowingStream<PullEvent, any Error> {
-        run { puller, emit in try await puller.pull(name, insecure: insecure, runner: Self.runner(runner), emit: emit) }
+        run(name.displayShortest) { puller, emit in try await puller.pull(name, insecure: insecure, runner: Self.runner(runner), emit: emit) }
     }
 
-    /// Runs one pull (or repair) as a task that `shutdown` can stop, its
-    /// events on the stream returned.
-    private func run(_ body: @escaping @Sendable (Puller, @escaping @Sendable (PullEvent) -> Void) async throws -> Void)
+    /// Runs one pull (or repair) of `asked` as a task that `shutdown` can
+    /// stop, its events on the stream returned; counts it and logs its line
+    /// when it ends.
+    private func run(_ asked: String, _ body: @escaping @Sendable (Puller, @escaping @Sendable (PullEvent) -> Void) async throws -> Void)
         -> AsyncThrowingStream<PullEvent, any Error> {
         let puller = self.puller
         let logger = self.logger
+        let metrics = self.metrics
         return task { emit in
-            try await body(puller) { event in
-                if let logger { Self.log(event, to: logger) }
-                emit(event)
+            metrics.pullsStarted.increment()
+            metrics.pullsActive.increment()
+            defer { metrics.pullsActive.decrement() }
+            let record = Mutex(PullRecord(asked: asked))
+            do {
+                try await body(puller) { event in
+                    record.withLock { $0.note(event) }
+                    if let logger { Self.log(event, to: logger) }
+                    emit(event)
+                }
+            } catch {
+                metrics.pullEnded(error)
+                logger?.info("pull", metadata: record.withLock { $0.metadata(error: error) })
+                throw error
             }
+            metrics.pullEnded(nil)
+            logger?.info("pull", metadata: record.withLock { $0.metadata(error: nil) })
         }
     }
 
@@ -195,7 +217,7 @@ public final class Haul: Sendable {
     /// Fetches again the missing blobs of a stored model (those `haul
     /// verify` quarantined), by its stored manifest.
     public func repair(_ name: ModelName, insecure: Bool = false) -> AsyncThrowingStream<PullEvent, any Error> {
-        run { puller, emit in try await puller.repair(name, insecure: insecure, emit: emit) }
+        run(name.displayShortest) { puller, emit in try await puller.repair(name, insecure: insecure, emit: emit) }
     }
 
     /// Every stored model, as `ollama list` shows them.

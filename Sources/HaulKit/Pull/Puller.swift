@@ -12,6 +12,8 @@ struct Puller: Sendable {
     let auth: RegistryAuth
     /// Mirrors to try before the registry (hosts.toml).
     let hosts: HostsDirectory
+    /// Mirror skips and digest mismatches are counted here.
+    let metrics: HaulMetrics
 
     /// Pulls `asked`. `runner` (already normalized) picks a manifest
     /// list's child; nil takes Ollama's order for this platform.
@@ -87,6 +89,7 @@ struct Puller: Sendable {
                 size = try await source.blobSize(digest)
                 if size != nil { break }
             } catch let error where index < pullers.count - 1 && !(error is CancellationError) {
+                metrics.mirrorSkipped(source.host.authority)
                 emit(.notice("\(source.host) skipped for manifest \(digest.short): \(error); trying \(pullers[index + 1].host)"))
             }
         }
@@ -173,6 +176,7 @@ struct Puller: Sendable {
             do {
                 return try await source.fetchManifest()
             } catch let error where index < resolvers.count - 1 && !(error is CancellationError) {
+                metrics.mirrorSkipped(source.host.authority)
                 emit(.notice("\(source.host) skipped for the manifest: \(error); trying \(resolvers[index + 1].host)"))
             }
         }
@@ -276,6 +280,7 @@ struct Puller: Sendable {
                 return
             } catch let error where !last && !(error is CancellationError) && !Task.isCancelled {
                 DebugTrace.log("\(layer.digest.short) \(source.host) failed: \(error)")
+                metrics.mirrorSkipped(source.host.authority)
                 emit(.notice("\(source.host) skipped for \(layer.digest.short): \(error); trying \(sources[index + 1].host)"))
             }
         }
@@ -340,6 +345,7 @@ struct Puller: Sendable {
                 return
             }
             partial.discard()
+            metrics.digestMismatch(from: registry.host.authority)
             guard freshAttemptLeft else {
                 throw HaulError.digestMismatch(want: layer.digest, got: got)
             }

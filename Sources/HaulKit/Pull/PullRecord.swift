@@ -1,0 +1,62 @@
+import Foundation
+import Logging
+
+/// One pull as the log records it, once, when it ends: the model, its
+/// manifest digest, the bytes this run downloaded, the seconds it took, the
+/// hosts the blobs came from, and the outcome. Fed the pull's events as
+/// they pass; a value, so the pull's task owns it.
+struct PullRecord: Sendable {
+    let asked: String
+    let started = ContinuousClock.now
+    private(set) var model: String?
+    private(set) var digest: String?
+    /// Per blob: the bytes it had on disk when first reported (a resume)
+    /// and the most it reported since.
+    private var first: [Digest: Int64] = [:]
+    private var last: [Digest: Int64] = [:]
+    private(set) var hosts: Set<String> = []
+
+    init(asked: String) { self.asked = asked }
+
+    mutating func note(_ event: PullEvent) {
+        switch event {
+        case .plan(let plan):
+            model = plan.name.displayShortest
+            digest = plan.manifestDigest.description
+        case .resuming(let p):
+            first[p.digest] = max(first[p.digest] ?? 0, p.completed)
+            last[p.digest] = max(last[p.digest] ?? 0, p.completed)
+        case .progress(let p):
+            if first[p.digest] == nil { first[p.digest] = 0 }
+            last[p.digest] = max(last[p.digest] ?? 0, p.completed)
+        case .source(_, let host):
+            // Bounded: one per distinct source host, at most the blobs'.
+            if hosts.count < 64 { hosts.insert(host) }
+        default:
+            break
+        }
+    }
+
+    /// Bytes this run wrote (what was on disk before it does not count).
+    var downloadedBytes: Int64 { last.reduce(0) { $0 + max(0, $1.value - (first[$1.key] ?? 0)) } }
+
+    /// The line's metadata: `outcome` is `success` or `failure`, with the
+    /// failure's class (`reason`) and text (`error`).
+    func metadata(error: (any Error)?) -> Logger.Metadata {
+        let elapsed = started.duration(to: .now)
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        var m: Logger.Metadata = [
+            "model": .string(model ?? asked),
+            "bytes": .stringConvertible(downloadedBytes),
+            "seconds": .string(String(format: "%.3f", seconds)),
+            "sources": .array(hosts.sorted().map { .string($0) }),
+            "outcome": .string(error == nil ? "success" : "failure"),
+        ]
+        if let digest { m["digest"] = .string(digest) }
+        if let error {
+            m["reason"] = .string(HaulMetrics.reason(error))
+            m["error"] = .string((error as? HaulError)?.description ?? "\(error)")
+        }
+        return m
+    }
+}
