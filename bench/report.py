@@ -374,6 +374,48 @@ if "push" in S:
         add(p["note"])
     add("")
 
+if "adaptive" in S:
+    a = S["adaptive"]
+    add("## 15. Adaptive connections")
+    add("")
+    add("Haul's default finds each origin's connection count by measuring (`ConnectionController`); `--fixed` uses "
+        "`--connections` as given. Four servers: (a) the test registry, whose CDN gives each connection %d MB/s while a "
+        "client holds at most %d, and all of them together one connection's rate beyond (a rate that collapses under too "
+        "many connections); (b) nginx at %d MB/s per connection that answers 503 to connections beyond %d (`limit_conn`); "
+        "(c) plain loopback nginx; (d) the same over TLS. Per server: one run at each fixed count, then Haul adaptive "
+        "paired and alternating with the best of them (%d pairs), a traced adaptive run for the counts it went through, "
+        "and aria2c -x16." % (a["per_connection_mbps"], a["k"], a["per_connection_mbps"], a["k"], a["trials"]))
+    add("")
+    add("| server | blob MB | fixed 1 | fixed 2 | fixed 4 | fixed 8 | fixed 16 | best fixed (paired) | adaptive (paired) "
+        "| adaptive ÷ best, time, median | aria2c -x16 | counts (s → count) |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    ok = True
+    for key, x in a["servers"].items():
+        sweep = " | ".join(f1(x["sweep"][n]["mbps_best"]) for n in ("1", "2", "4", "8", "16"))
+        ar = x["aria2c_x16"]
+        aria = "failed" if "error" in ar else f1(ar["mbps_best"])
+        trace = ", ".join("%s → %d" % (f1(t), n) for t, n in x["trace"])
+        add("| (%s) %s | %s | %s | %d: %s | %s | **%s** | %s | %s |" % (
+            key, x["label"], f1(x["bytes"] / 1e6), sweep, x["best_fixed"], f1(x["best"]["mbps_median"]),
+            f1(x["adaptive"]["mbps_median"]), f2(x["ratio_to_best_median"]), aria, trace))
+        ok = ok and x["ratio_to_best_median"] <= 1.1
+    add("")
+    add("MB/s; the sweep's columns are single runs, the paired columns medians. A count's trace comes from one "
+        "HAUL_DEBUG run: each time an origin's limit changed.")
+    add("")
+    col = a["servers"].get("a")
+    vs_aria = None
+    if col and "error" not in col["aria2c_x16"]:
+        vs_aria = col["aria2c_x16"]["wall_min"] / col["adaptive"]["wall_median"]
+    add("Targets: within 10%% of the best fixed count on every server (median of paired ratios ≤ 1.10): %s; "
+        "≥ 2× aria2c -x16 on (a): %s%s. Settled (the last change of the count): %s."
+        % (mark(ok), mark(vs_aria is not None and vs_aria >= 2), " (%s×)" % f2(vs_aria) if vs_aria else "",
+           ", ".join("(%s) %s s" % (k, f1(x["settled_s"])) for k, x in a["servers"].items())))
+    if "note" in a:
+        add("")
+        add(a["note"])
+    add("")
+
 with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
 

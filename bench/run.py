@@ -23,6 +23,11 @@ Scenarios (see bench/RESULTS.md for what each measures):
  14 push           haul push of the 2 GiB model to Debian's docker-registry, paired with a
                    monolithic `curl -T` PUT of the blob (the ceiling); the 22-blob model against
                    `skopeo copy` of an OCI layout of it (skopeo refuses Ollama's media types)
+ 15 adaptive       connections found by measuring, against (a) a source whose total rate collapses
+                   above 4 connections (the test registry), (b) nginx refusing connections beyond
+                   4 with 503, (c) plain loopback nginx, (d) the same over TLS: Haul adaptive
+                   paired with the best fixed count of a sweep, Haul at 16, aria2c -x16; how fast
+                   the count settles (HAUL_DEBUG trace)
 
 Writes bench/results.json, bench/RESULTS.md and bench/chart.png.
 Usage: bench/run.py [--runs N] [--quick]
@@ -51,6 +56,7 @@ import nginxconf  # noqa: E402  (the nginx configuration the tests use too)
 MB = 1e6
 GIB = 1 << 30
 RATE = 25  # MB/s per connection in the rate-limited scenarios
+ADAPTIVE_K = 4  # scenario 15: connections beyond this are punished
 HAUL_ARGS = []  # --haul-arg: extra arguments for every haul pull
 
 
@@ -149,10 +155,10 @@ class Nginx:
     times slower."""
 
     def __init__(self):
-        self.cdn, self.limited, self.slowtail = (free_port() for _ in range(3))
+        self.cdn, self.limited, self.slowtail, self.refusing = (free_port() for _ in range(4))
         # One registry server block per CDN, so every Haul run goes through
         # the manifest and the 307 to the CDN under test.
-        self.registries = {port: free_port() for port in (self.cdn, self.limited, self.slowtail)}
+        self.registries = {port: free_port() for port in (self.cdn, self.limited, self.slowtail, self.refusing)}
         self.registry = self.registries[self.cdn]
         self.access = os.path.join(WORK, "access.log")
         self.tls_access = os.path.join(WORK, "tls-access.log")
@@ -167,7 +173,9 @@ class Nginx:
             (self.registries[self.tls_cdn], self.tls_cdn, None, None, (cert, key)),
             (self.registries[self.cdn], self.cdn, None, None),
             (self.registries[self.limited], self.limited, "%dm" % RATE, None),
-            (self.registries[self.slowtail], self.slowtail, "%dm" % RATE, slow)])
+            (self.registries[self.slowtail], self.slowtail, "%dm" % RATE, slow),
+            # Scenario 15 (b): RATE per connection, 503 beyond four at once.
+            (self.registries[self.refusing], self.refusing, "%dm" % RATE, None, None, ADAPTIVE_K)])
         self.proc = subprocess.Popen(["/usr/sbin/nginx", "-p", WORK, "-c", path, "-e", os.path.join(WORK, "nginx-error.log")])
         for _ in range(100):
             try:
@@ -475,7 +483,7 @@ def run_all(ng, models, py, runs, quick, out, want):
             # One run each: a rate-limited run varies little (one connection
             # at 25 MB/s takes 20 s).
             k = 1
-            r = [haul_pull(ng, "mid", ["--connections", str(n)], cdn=ng.limited) for _ in range(k)]
+            r = [haul_pull(ng, "mid", ["--connections", str(n), "--fixed"], cdn=ng.limited) for _ in range(k)]
             scaling["haul"][n] = summary(r, mid_size)
             url = "http://127.0.0.1:%d/blobs/sha256-%s" % (ng.limited, mid_hex)
             scaling["aria2c"][n] = summary([aria2(url, mid_hex, n) for _ in range(k)], mid_size)
@@ -486,7 +494,7 @@ def run_all(ng, models, py, runs, quick, out, want):
         log("4 slow tail")
         tail = {}
         for label, port in (("even", ng.limited), ("one slow in ten", ng.slowtail)):
-            r = [haul_pull(ng, "mid", ["--connections", "10"], cdn=port) for _ in range(max(1, runs - 1))]
+            r = [haul_pull(ng, "mid", ["--connections", "10", "--fixed"], cdn=port) for _ in range(max(1, runs - 1))]
             url = "http://127.0.0.1:%d/blobs/sha256-%s" % (port, mid_hex)
             a = [aria2(url, mid_hex, 10) for _ in range(max(1, runs - 1))]
             tail[label] = {"haul": summary(r, mid_size), "aria2c": summary(a, mid_size)}
@@ -552,6 +560,103 @@ def run_all(ng, models, py, runs, quick, out, want):
     if want(14):
         log("14 push")
         out["push"] = push(models, trials)
+
+    # 15. Adaptive connections against servers that punish too many.
+    if want(15):
+        log("15 adaptive connections")
+        out["adaptive"] = adaptive(ng, models, trials)
+
+
+class CollapsingSource:
+    """The test registry serving the bench's registry directory, its CDN
+    giving each connection RATE MB/s while a client holds at most
+    ADAPTIVE_K, and all of them together one connection's rate beyond (a
+    source whose rate collapses under too many connections, as hf_xet's
+    did under 16)."""
+
+    def __init__(self):
+        rate = "%d" % (RATE * MB)
+        self.proc = subprocess.Popen(["python3", REGISTRY_PY, "serve", "--root", os.path.join(WORK, "registry"), "--cdn",
+                                      "--rate", rate, "--collapse-above", str(ADAPTIVE_K), "--collapse-rate", rate,
+                                      "--exit-on-eof"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.registry = json.loads(self.proc.stdout.readline())["registry"]
+
+    def stop(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def pull_from(registry, name, extra=(), ca=None, trace=False):
+    """A verified Haul pull of library/<name> from the registry on port
+    `registry`; with `trace`, unmeasured and with HAUL_DEBUG=1, returning
+    the connection limits it went through: [(seconds, limit)]."""
+    models = os.path.join(WORK, "models")
+    fresh_start()
+    cmd = [HAUL, "pull", "127.0.0.1:%d/library/%s" % (registry, name), "--quiet"]
+    cmd += (["--ca-file", ca] if ca else ["--insecure"]) + list(extra) + HAUL_ARGS
+    if not trace:
+        return measure(cmd, env={"OLLAMA_MODELS": models})
+    p = subprocess.run(cmd, env=dict(os.environ, OLLAMA_MODELS=models, HAUL_DEBUG="1"), capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit("traced pull failed: %s" % p.stderr[-2000:])
+    steps = [(0.0, 4)]
+    for m in re.finditer(r"\[haul ([\d.]+)s\] \S+?(?::| refused a range:) (?:\d+ -> )?(\d+) connections", p.stderr):
+        steps.append((float(m.group(1)), int(m.group(2))))
+    return steps
+
+
+def adaptive(ng, models, trials):
+    """Scenario 15. Per server: a sweep of fixed counts (one run each),
+    then Haul adaptive (the default) paired and alternating with the
+    sweep's best count, a traced adaptive run for the counts it went
+    through, and aria2c -x16."""
+    mid_hex, mid_size = blob_of(models["mid"])
+    big_hex, big_size = blob_of(models["big"])
+    source = CollapsingSource()
+    try:
+        servers = [
+            ("a", "rate collapses above %d" % ADAPTIVE_K, source.registry, None, "mid",
+             "http://127.0.0.1:%d/v2/library/mid/blobs/sha256:%s" % (source.registry, mid_hex)),
+            ("b", "503 beyond %d" % ADAPTIVE_K, ng.registries[ng.refusing], None, "mid",
+             "http://127.0.0.1:%d/blobs/sha256-%s" % (ng.refusing, mid_hex)),
+            ("c", "plain loopback nginx", ng.registries[ng.cdn], None, "big",
+             "http://127.0.0.1:%d/blobs/sha256-%s" % (ng.cdn, big_hex)),
+            ("d", "TLS, 2 cores", ng.registries[ng.tls_cdn], ng.ca, "big",
+             "https://127.0.0.1:%d/blobs/sha256-%s" % (ng.tls_cdn, big_hex)),
+        ]
+        out = {"k": ADAPTIVE_K, "per_connection_mbps": RATE, "trials": trials, "servers": {}}
+        for key, label, registry, ca, name, url in servers:
+            hexd, size = (mid_hex, mid_size) if name == "mid" else (big_hex, big_size)
+            log("15", key, label)
+            sweep = {}
+            for n in (1, 2, 4, 8, 16):
+                sweep[n] = summary([pull_from(registry, name, ["--fixed", "--connections", str(n)], ca)], size)
+            best = min(sweep, key=lambda n: sweep[n]["wall_min"])
+            rows = []
+            for i in range(trials):
+                row = {}
+                order = [("adaptive", []), ("best", ["--fixed", "--connections", str(best)])]
+                for k, extra in (order if i % 2 == 0 else order[::-1]):
+                    row[k] = pull_from(registry, name, extra, ca)
+                rows.append(row)
+            check_blob(hexd)
+            trace = pull_from(registry, name, (), ca, trace=True)
+            try:
+                a = summary([aria2(url, hexd, 16, ["--ca-certificate=" + ca] if ca else [])], size)
+            except SystemExit as e:
+                a = {"error": str(e).splitlines()[0][:200]}
+            ratios = [r["adaptive"]["wall"] / r["best"]["wall"] for r in rows]
+            final = trace[-1][1]
+            out["servers"][key] = {
+                "label": label, "bytes": size, "sweep": {str(n): v for n, v in sweep.items()}, "best_fixed": best,
+                "adaptive": summary([r["adaptive"] for r in rows], size), "best": summary([r["best"] for r in rows], size),
+                "ratio_to_best": ratios, "ratio_to_best_median": statistics.median(ratios), "aria2c_x16": a,
+                "trace": trace, "final_limit": final,
+                # When the count last changed: it held from then on.
+                "settled_s": trace[-1][0]}
+        return out
+    finally:
+        source.stop()
 
 
 def push(models, trials):

@@ -6,7 +6,9 @@ ROOT/blobs/sha256-HEX) as a registry: one server block answers manifests
 and sends every blob request to a CDN server block with a 307, as
 registry.ollama.ai does. Each registry has its own CDN, which may be
 throttled per connection (`limit_rate`) or have every tenth connection
-throttled harder (a slow tail).
+throttled harder (a slow tail), or refuse a client's connections beyond
+a count with 503 (`limit_conn`, as CDNs refuse a client that opens too
+many).
 
     nginxconf.py WORK ROOT REGISTRY_PORT:CDN_PORT[:RATE[:SLOW_RATE[:CERT:KEY]]] ...
 
@@ -24,11 +26,13 @@ import sys
 
 def render(work, root, pairs):
     """`pairs`: (registry port, CDN port, rate or None, slow rate or None
-    [, (certificate, key) for TLS]), rates in nginx's syntax ("100m", "5120k")."""
+    [, (certificate, key) for TLS or None [, most connections per client]]),
+    rates in nginx's syntax ("100m", "5120k")."""
     tmp = os.path.join(work, "nginx-tmp")
     servers = []
     for registry, cdn, rate, slow, *rest in pairs:
         tls = rest[0] if rest else None
+        conns = rest[1] if len(rest) > 1 else None
         listen = "listen 127.0.0.1:%d"
         scheme = "http"
         if tls:
@@ -45,6 +49,10 @@ def render(work, root, pairs):
             limit = "limit_rate %s;" % rate
         else:
             limit = ""
+        if conns:
+            # Counted per client address while a request is served; one more
+            # gets 503 at once.
+            limit += " limit_conn perclient %d; limit_conn_status 503;" % conns
         servers.append("  server { %s; %s location /blobs/ { root %s; } }" % (listen % cdn, limit, root))
     return """worker_processes 2; daemon off; user nobody nogroup; pid %(w)s/nginx.pid; error_log %(w)s/nginx-error.log;
 events { worker_connections 4096; }
@@ -52,6 +60,7 @@ http {
   log_format bytes '$body_bytes_sent $status $request_uri';
   log_format tls '$ssl_session_reused $connection $body_bytes_sent $request_uri';
   access_log %(w)s/access.log bytes; sendfile on; tcp_nopush on; keepalive_requests 100000;
+  limit_conn_zone $binary_remote_addr zone=perclient:1m;
   client_body_temp_path %(t)s; proxy_temp_path %(t)s; fastcgi_temp_path %(t)s; uwsgi_temp_path %(t)s; scgi_temp_path %(t)s;
 %(servers)s
 }
