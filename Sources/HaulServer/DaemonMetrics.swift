@@ -25,6 +25,8 @@ public final class DaemonMetrics: Sendable {
     private let storeMeasured = Mutex<ContinuousClock.Instant?>(nil)
     static let storeInterval: Duration = .seconds(1)
 
+    /// Metrics rendered from `registry` (a new one by default); request
+    /// latencies are bucketed from 1 ms to 2 minutes.
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
         var factory = PrometheusMetricsFactory(registry: registry)

@@ -8,12 +8,16 @@ import Synchronization
 /// (RFC 3339, UTC), `level`, `label`, `message`, then the metadata's keys
 /// (strings, numbers as strings, arrays and objects as JSON).
 public struct JSONLogHandler: LogHandler {
+    /// The least severe level written (`.info` by default).
     public var logLevel: Logger.Level = .info
+    /// Metadata added to every record of this handler's loggers.
     public var metadata: Logger.Metadata = [:]
+    /// Metadata added at each record (a task-local request id, say).
     public var metadataProvider: Logger.MetadataProvider?
     private let label: String
     private let write: @Sendable (String) -> Void
 
+    /// A handler writing to standard error, each line in one `write`.
     public init(label: String, metadataProvider: Logger.MetadataProvider? = nil) {
         self.init(label: label, metadataProvider: metadataProvider) { line in
             FileHandle.standardError.write(Data(line.utf8))
@@ -27,11 +31,13 @@ public struct JSONLogHandler: LogHandler {
         self.write = write
     }
 
+    /// One key of `metadata`.
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
+    /// Writes `event` as one line of JSON.
     public func log(event: LogEvent) {
         var all = metadata
         if let provided = metadataProvider?.get() { all.merge(provided) { $1 } }
