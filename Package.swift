@@ -110,7 +110,8 @@ let package = Package(
         ),
         .testTarget(
             name: "HaulIntegrationTests",
-            dependencies: ["HaulKit", "HaulServer", "HaulTestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["HaulKit", "HaulServer", "HaulTestSupport", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "MetricsTestKit", package: "swift-metrics")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]

@@ -1,4 +1,5 @@
 import Foundation
+import MetricsTestKit
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -120,6 +121,30 @@ import HaulTestSupport
         #expect(Double(ok["seconds"] as? String ?? "") ?? 0 > 0)
         let failed = try #require(lines.first { $0["outcome"] as? String == "failure" })
         #expect(failed["reason"] as? String == "not_found")
+    }
+
+    /// An embedder's own swift-metrics factory (MetricsTestKit's) sees the
+    /// pull's mirror skips and digest mismatches by host: a mirror that is
+    /// down is skipped, the registry's first copy of the layer has altered
+    /// bytes (discarded and fetched again), and the pull succeeds.
+    @Test func mismatchesAndMirrorSkipsAreCountedByHost() async throws {
+        let root = TempDir("haul-metrics")
+        try FileManager.default.createDirectory(atPath: root.sub("blobs"), withIntermediateDirectories: true)
+        _ = try TestModel.make(root: root.path, name: "library/skipped:latest", layers: ["8M"])
+        let registry = try TestRegistry(root: root.path, cdn: false)
+        try await registry.arm([["kind": "none", "alter": 4096, "alter_from": 1 << 20, "times": 1, "min_size": 1 << 20]])
+        let dead = "127.0.0.1:\(freePort())"
+        let hosts = try MirrorTests.hostsDirectory(for: registry.host, mirrors: ["http://\(dead)"])
+        let metrics = TestMetrics()
+        let haul = Haul(store: ModelStore(root: TempDir("haul-models").path), hosts: HostsDirectory(directories: [hosts.path]),
+                        metrics: HaulMetrics(factory: metrics))
+        for try await _ in haul.pull("\(registry.host)/library/skipped", insecure: true) {}
+        #expect(try metrics.expectCounter("haul_mirror_skips_total", [("host", dead)]).totalValue >= 1)
+        #expect(try metrics.expectCounter("haul_digest_mismatches_total", [("host", registry.host)]).totalValue == 1)
+        #expect(try metrics.expectCounter("haul_pulls_total", [("outcome", "success"), ("reason", "none")]).totalValue == 1)
+        #expect(try metrics.expectCounter("haul_downloaded_bytes_total", [("host", registry.host)]).totalValue >= 2 * (8 << 20),
+                "the layer came twice")
+        #expect(try metrics.expectMeter("haul_pulls_active").lastValue == 0)
     }
 
     /// The access rules of every other route hold for `/metrics`: a web
