@@ -7,7 +7,7 @@ import Logging
 /// they pass; a value, so the pull's task owns it.
 struct PullRecord: Sendable {
     let asked: String
-    let started = ContinuousClock.now
+    let started = MonotonicClock.now()
     private(set) var model: String?
     private(set) var digest: String?
     /// Per blob: the bytes it had on disk when first reported (a resume)
@@ -43,8 +43,7 @@ struct PullRecord: Sendable {
     /// The line's metadata: `outcome` is `success` or `failure`, with the
     /// failure's class (`reason`) and text (`error`).
     func metadata(error: (any Error)?) -> Logger.Metadata {
-        let elapsed = started.duration(to: .now)
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = MonotonicClock.now() - started
         var m: Logger.Metadata = [
             "model": .string(model ?? asked),
             "bytes": .stringConvertible(downloadedBytes),
