@@ -9,7 +9,7 @@ REGISTRY := Tests/registry/testregistry.py
 DEMO := .demo
 PREFIX ?= /usr/local
 
-.PHONY: fuzz all build test demo clean bench docs install cwarn embedder-check
+.PHONY: fuzz all build test demo clean bench bench-ab docs install cwarn embedder-check
 
 all: build
 
@@ -67,6 +67,14 @@ bench:
 	$(SWIFT) build -c release
 	python3 bench/run.py
 
+# Two Haul binaries, paired and alternating on the 2 GiB pull from loopback
+# nginx: the A/B a change to the hot path comes with (bench/ab.py).
+PAIRS ?= 5
+bench-ab:
+	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make bench-ab A=path/to/old/haul B=path/to/new/haul [PAIRS=5]"; exit 2; }
+	@scripts/deps bench
+	python3 bench/ab.py $(A) $(B) --pairs $(PAIRS)
+
 # HaulKit's DocC archive (.build/docs/HaulKit.doccarchive). Fails on a
 # DocC warning and on a public symbol of HaulKit or HaulServer without a
 # documentation comment. docc is the toolchain's own; the symbol graphs are
@@ -99,7 +107,7 @@ clean:
 # target runs FUZZ_SECONDS from its committed corpus (new finds go to
 # .build/fuzz/corpus-<target>; a crash leaves crash-* in .build/fuzz).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = name manifest content-range journal www-authenticate gguf template
+FUZZ_TARGETS = name manifest content-range journal www-authenticate gguf template response
 fuzz:
 	@scripts/deps fuzz
 	Tests/fuzz/build.sh

@@ -10,75 +10,81 @@
 #include <sys/uio.h>
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static int parse_i64(const char **p, int64_t *out) {
-  const char *s = *p;
-  if (*s < '0' || *s > '9') return -1;
-  int64_t v = 0;
-  while (*s >= '0' && *s <= '9') {
-    int d = *s - '0';
-    if (v > (INT64_MAX - d) / 10) return -1;
-    v = v * 10 + d;
-    s++;
-  }
-  *p = s;
-  *out = v;
-  return 0;
-}
+// A file sink: one range request's body, written in place. Only the
+// functions in CShims.h touch it; Swift reads it through hl_sink_snapshot.
+struct hl_sink {
+  CURL *easy;             // NULL until attached (tests feed bytes directly)
+  hl_bucket *bucket;      // NULL: no limit
+  int paused;             // the last chunk was refused for want of tokens
+  int fd;
+  int64_t start;          // first requested byte
+  int64_t offset;         // next byte to write (everything before it is on disk)
+  int64_t end;            // exclusive end of the request
+  int64_t stop_at;        // exclusive end to stop at (<= end); the loop may lower it
+  int64_t total;          // size of the whole file, for Content-Range checks
+  int accept_full;
+  int64_t skip;           // body bytes still to drop (a 200 for a request past 0)
+  int checked;            // the response was judged
+  long status;            // HTTP status seen at the first body byte
+  int reject;             // HL_SINK_*
+  int err_no;
+  hl_hasher *hasher;      // may be NULL
+  // Body of a refused 3xx/4xx/5xx response: drained (so curl finishes the
+  // response, computes the redirect URL and can reuse the connection) up to
+  // HL_SINK_DRAIN_LIMIT, and its start kept for the error message.
+  size_t drained;
+  size_t error_body_len;
+  char error_body[512];
+  // Bytes [offset, offset + carry_len) received but not yet written: writes
+  // end on page boundaries, because a write that ends mid-page into a new
+  // block makes the kernel zero the rest of that page first (11% of a pull's
+  // CPU in `perf`). Flushed when the range ends (hl_sink_flush).
+  size_t carry_len;
+  unsigned char carry[4096];
+  // Direct mode (hl_sink_use_direct): once `offset` is page-aligned, bytes
+  // gather in `stage` (aligned, `stage_cap` bytes, a multiple of
+  // HL_DIRECT_ALIGN; carry_len counts them) and go to disk a whole stage at
+  // a time through `direct_fd`, past the page cache. An unaligned head or
+  // tail goes through `fd`.
+  int direct_fd;          // -1: buffered only
+  unsigned char *stage;
+  size_t stage_cap;
+};
 
-int hl_parse_content_range(const char *value, int64_t *first, int64_t *last,
-                           int64_t *total) {
-  if (!value) return -1;
-  const char *p = value;
-  while (*p == ' ' || *p == '\t') p++;
-  if (strncasecmp(p, "bytes", 5) != 0) return -1;
-  p += 5;
-  if (*p != ' ' && *p != '\t') return -1;
-  while (*p == ' ' || *p == '\t') p++;
-  if (parse_i64(&p, first) || *p++ != '-' || parse_i64(&p, last) || *p++ != '/')
-    return -1;
-  if (*p == '*') {
-    *total = -1;
-    p++;
-  } else if (parse_i64(&p, total)) {
-    return -1;
-  }
-  while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
-  if (*p != '\0' || *last < *first) return -1;
-  if (*total >= 0 && *last >= *total) return -1;
-  return 0;
-}
+#define HL_SINK_DRAIN_LIMIT (64 * 1024)
 
-// Validates the response once, at its first body byte, before any byte is
-// written. Returns HL_SINK_OK or the reason to refuse.
-static int check_response(hl_sink *s) {
+// Judges the response once, at its first body byte, before any byte is
+// written (hl_judge_response), and applies a whole-file 200: the bytes
+// before the request are dropped (they are held already), the rest covers
+// the file.
+static void judge(hl_sink *s) {
+  s->checked = 1;
   curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &s->status);
-  if (s->fd < 0) return HL_SINK_OK;  // memory sinks: the caller judges status
-  if (s->status == 206) {
-    int64_t first, last, total;
-    if (hl_parse_content_range(hl_easy_header(s->easy, "Content-Range"), &first,
-                               &last, &total) != 0)
-      return HL_SINK_BAD_CONTENT_RANGE;
-    if (first != s->start || last != s->end - 1 || (total >= 0 && total != s->total))
-      return HL_SINK_BAD_CONTENT_RANGE;
-    return HL_SINK_OK;
-  }
-  if (s->status == 200 && s->accept_full) {
-    curl_off_t length = -1;
-    curl_easy_getinfo(s->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
-    if (length >= 0 && length != s->total) return HL_SINK_BAD_LENGTH;
-    // The server ignored Range and sends everything: the bytes before the
-    // request are dropped (they are held already), the rest covers the file.
+  curl_off_t length = -1;
+  if (s->status == 200) curl_easy_getinfo(s->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+  hl_range_request request = {s->start, s->end, s->total, s->accept_full};
+  switch (hl_judge_response(s->status, hl_easy_header(s->easy, "Content-Range"), length, request)) {
+  case HL_JUDGED_RANGE:
+    return;
+  case HL_JUDGED_WHOLE:
     s->skip = s->start;
     if (s->stop_at == s->end) s->stop_at = s->total;
     s->end = s->total;
-    return HL_SINK_OK;
+    return;
+  case HL_JUDGED_BAD_CONTENT_RANGE:
+    s->reject = HL_SINK_BAD_CONTENT_RANGE;
+    return;
+  case HL_JUDGED_BAD_LENGTH:
+    s->reject = HL_SINK_BAD_LENGTH;
+    return;
+  case HL_JUDGED_BAD_STATUS:
+    s->reject = HL_SINK_BAD_STATUS;
+    return;
   }
-  return HL_SINK_BAD_STATUS;
 }
 
 #define HL_PAGE HL_DIRECT_ALIGN
@@ -248,13 +254,7 @@ int64_t hl_sink_lower_stop(hl_sink *s, int64_t cut) {
   return s->stop_at;
 }
 
-static size_t write_file(char *data, size_t one, size_t n, void *arg) {
-  hl_sink *s = arg;
-  (void)one;  // always 1 for write callbacks
-  if (!s->checked) {
-    s->checked = 1;
-    s->reject = check_response(s);
-  }
+size_t hl_sink_feed(hl_sink *s, const char *data, size_t n) {
   if (s->reject == HL_SINK_BAD_STATUS && s->status >= 300) {
     // A redirect or error page: keep its start, drain the rest.
     size_t room = sizeof s->error_body - s->error_body_len;
@@ -292,76 +292,57 @@ static size_t write_file(char *data, size_t one, size_t n, void *arg) {
   return s->reject ? 0 : n;
 }
 
-static size_t write_memory(char *data, size_t one, size_t n, void *arg) {
+// curl's write callback: the judgement at the first body byte, then feed.
+static size_t write_file(char *data, size_t one, size_t n, void *arg) {
   hl_sink *s = arg;
-  (void)one;
-  if (!s->checked) {
-    s->checked = 1;
-    check_response(s);
-  }
-  if (s->mem_len + n > s->mem_limit) {
-    s->reject = HL_SINK_TOO_LARGE;
-    return 0;
-  }
-  if (s->mem_len + n > s->mem_cap) {
-    size_t cap = s->mem_cap ? s->mem_cap : 4096;
-    while (cap < s->mem_len + n) cap *= 2;
-    if (cap > s->mem_limit) cap = s->mem_limit;
-    unsigned char *grown = realloc(s->mem, cap);
-    if (!grown) {
-      s->err_no = ENOMEM;
-      s->reject = HL_SINK_TOO_LARGE;
-      return 0;
-    }
-    s->mem = grown;
-    s->mem_cap = cap;
-  }
-  memcpy(s->mem + s->mem_len, data, n);
-  s->mem_len += n;
-  return n;
+  (void)one;  // always 1 for write callbacks
+  if (!s->checked) judge(s);
+  return hl_sink_feed(s, data, n);
 }
 
-static hl_sink *sink_new(CURL *easy) {
+hl_sink *hl_sink_new(int fd, hl_range_request request, hl_hasher *hasher) {
   hl_sink *s = calloc(1, sizeof *s);
   if (!s) return NULL;
-  s->easy = easy;
-  s->fd = -1;
+  s->fd = fd;
   s->direct_fd = -1;
-  curl_easy_setopt(easy, CURLOPT_WRITEDATA, s);
-  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, s->error);
+  s->start = s->offset = request.start;
+  s->end = s->stop_at = request.end;
+  s->total = request.total;
+  s->accept_full = request.accept_full;
+  s->hasher = hasher;
   return s;
 }
 
-hl_sink *hl_sink_new_file(CURL *easy, int fd, int64_t start, int64_t end,
-                          int64_t total, int accept_full, hl_hasher *hasher) {
-  hl_sink *s = sink_new(easy);
-  if (!s) return NULL;
-  s->fd = fd;
-  s->start = s->offset = start;
-  s->end = s->stop_at = end;
-  s->total = total;
-  s->accept_full = accept_full;
-  s->hasher = hasher;
+void hl_sink_attach(hl_sink *s, CURL *easy) {
+  s->easy = easy;
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_file);
-  return s;
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, s);
 }
+
+void hl_sink_snapshot(const hl_sink *s, hl_sink_state *out) {
+  out->start = s->start;
+  out->offset = s->offset;
+  out->received = s->offset + (int64_t)s->carry_len;
+  out->end = s->end;
+  out->stop_at = s->stop_at;
+  out->status = s->status;
+  out->checked = s->checked;
+  out->verdict = s->reject;
+  out->err_no = s->err_no;
+  out->paused = s->paused;
+}
+
+void hl_sink_limit(hl_sink *s, hl_bucket *bucket) { s->bucket = bucket; }
 
 void hl_sink_resume(hl_sink *s) {
-  if (!s->paused) return;
+  if (!s->paused || !s->easy) return;
   s->paused = 0;
   curl_easy_pause(s->easy, CURLPAUSE_CONT);
 }
 
-hl_sink *hl_sink_new_memory(CURL *easy, size_t limit) {
-  hl_sink *s = sink_new(easy);
-  if (!s) return NULL;
-  s->mem_limit = limit;
-  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_memory);
-  return s;
+const char *hl_sink_error_body(const hl_sink *s, size_t *len) {
+  *len = s->error_body_len;
+  return s->error_body;
 }
 
-void hl_sink_free(hl_sink *s) {
-  if (!s) return;
-  free(s->mem);
-  free(s);
-}
+void hl_sink_free(hl_sink *s) { free(s); }

@@ -130,27 +130,55 @@ int hl_hasher_digest(hl_hasher *h, uint8_t out[32]);
 // Decodes the byte offset a state encodes; -1 if the state is malformed.
 int64_t hl_sha256_state_offset(const uint8_t state[HL_SHA256_STATE_SIZE]);
 
+// ---------------------------------------------------------------- responses
+// The rule that protects the hash frontier: what a response to a ranged GET
+// of [start, end) of a `total`-byte file may be before a byte of it is
+// written. Pure (no curl, no I/O), so its table is tested and fuzzed
+// without a server.
+typedef struct hl_range_request {
+  int64_t start;    // first requested byte
+  int64_t end;      // exclusive end of the request
+  int64_t total;    // size of the whole file
+  int accept_full;  // a 200 with the whole file is acceptable: the caller
+                    // sets it only when [start, total) holds nothing yet
+} hl_range_request;
+
+typedef enum hl_judgement {
+  HL_JUDGED_RANGE = 0,          // 206 whose Content-Range is the request's
+  HL_JUDGED_WHOLE = 1,          // 200 with the whole file: drop the first `start` bytes
+  HL_JUDGED_BAD_STATUS = 2,     // any other status (3xx, 4xx, 5xx, a 200 not accepted)
+  HL_JUDGED_BAD_CONTENT_RANGE = 3,  // 206 whose Content-Range is missing, malformed or another range
+  HL_JUDGED_BAD_LENGTH = 4,     // 200 whose Content-Length is not the file's size
+} hl_judgement;
+
+// `content_range` is the header's value or NULL; `content_length` is -1
+// when the response did not announce one.
+hl_judgement hl_judge_response(long status, const char *content_range, int64_t content_length,
+                               hl_range_request request);
+
+// Parses "bytes FIRST-LAST/TOTAL" (TOTAL may be "*", given as -1). Returns 0
+// on success, -1 on anything else.
+int hl_parse_content_range(const char *value, int64_t *first, int64_t *last, int64_t *total);
+
 // ---------------------------------------------------------------- sinks
 // O_DIRECT offsets, lengths and buffer addresses are multiples of this (the
 // largest logical block size of common devices).
 #define HL_DIRECT_ALIGN 4096
 
-// Where a transfer's body goes. A file sink pwrites each chunk at its offset
-// (no copy); a memory sink appends to a capped buffer (manifests, tokens).
+// A file sink: where a range request's body goes. Each chunk is pwritten
+// at its offset (no copy) and offered to the hash frontier.
 //
-// The response is checked at the first body byte, before anything is
-// written: a file sink accepts only 206 with a Content-Range equal to the
-// request, or, when `accept_full` is set, a 200 whose body is the whole
-// file: its first `start` bytes are dropped unread and the transfer then
-// covers [start, total). (The caller sets `accept_full` only when
-// [start, total) holds nothing yet.) A rejected or failed write makes the
+// The response is judged at the first body byte, before anything is
+// written (hl_judge_response). A rejected or failed write makes the
 // callback return short, which aborts the transfer with CURLE_WRITE_ERROR;
-// `reject` says why.
+// the snapshot's `verdict` says why.
 //
-// A file sink never writes below its hasher's sealed prefix: a byte there
-// may already be hashed, and writing it again would store bytes other than
-// the ones the digest was computed over. Such a write is refused
+// A sink never writes below its hasher's sealed prefix: a byte there may
+// already be hashed, and writing it again would store bytes other than the
+// ones the digest was computed over. Such a write is refused
 // (HL_SINK_OVERLAP) instead.
+typedef struct hl_sink hl_sink;
+
 enum {
   HL_SINK_OK = 0,
   HL_SINK_BAD_STATUS = 1,         // status not acceptable for this request
@@ -158,7 +186,6 @@ enum {
   HL_SINK_BAD_LENGTH = 3,         // 200 whose Content-Length is not the size
   HL_SINK_OVERLONG = 4,           // more body than requested
   HL_SINK_WRITE_FAILED = 5,       // pwrite failed; see err_no
-  HL_SINK_TOO_LARGE = 6,          // memory sink over its limit
   HL_SINK_STOPPED = 7,            // reached stop_at on purpose (range split)
   HL_SINK_OVERLAP = 8,            // would rewrite bytes already sealed for hashing
 };
@@ -166,7 +193,7 @@ enum {
 // A rate limit shared by every file sink of a loop: `tokens` bytes may be
 // taken now. A sink that finds none pauses its transfer (the write callback
 // answers CURL_WRITEFUNC_PAUSE, so curl keeps the chunk and stops reading
-// the socket: TCP pushes back on the server) and sets `paused`; the loop
+// the socket: TCP pushes back on the server) and reports `paused`; the loop
 // refills the bucket and resumes paused transfers (hl_sink_resume). A
 // chunk is taken whole while any token is left, so the bucket may go into
 // debt by at most one chunk per transfer, which the next refills repay.
@@ -174,79 +201,67 @@ typedef struct hl_bucket {
   double tokens;
 } hl_bucket;
 
-typedef struct hl_sink {
-  CURL *easy;
-  hl_bucket *bucket;    // NULL: no limit
-  int paused;           // the last chunk was refused for want of tokens
-  int fd;               // -1 for a memory sink
-  int64_t start;        // first requested byte
-  int64_t offset;       // next byte to write (everything before it is on disk)
-  int64_t end;          // exclusive end of the request
-  int64_t stop_at;      // exclusive end to stop at (<= end); the loop may lower it
-  int64_t total;        // size of the whole file, for Content-Range checks
-  int accept_full;
-  int64_t skip;         // body bytes still to drop (a 200 for a request past 0)
-  int checked;          // the response was validated
-  long status;          // HTTP status seen at the first body byte
-  int reject;           // HL_SINK_*
-  int err_no;
-  hl_hasher *hasher;    // may be NULL
-  unsigned char *mem;
-  size_t mem_len, mem_cap, mem_limit;
-  // Body of a refused 3xx/4xx/5xx response: drained (so curl finishes the
-  // response, computes the redirect URL and can reuse the connection) up to
-  // HL_SINK_DRAIN_LIMIT, and its start kept for the error message.
-  size_t drained;
-  size_t error_body_len;
-  char error_body[512];
-  char error[CURL_ERROR_SIZE];
-  // Bytes [offset, offset + carry_len) received but not yet written: writes
-  // end on page boundaries, because a write that ends mid-page into a new
-  // block makes the kernel zero the rest of that page first (11% of a pull's
-  // CPU in `perf`). Flushed when the range ends (hl_sink_flush).
-  size_t carry_len;
-  unsigned char carry[4096];
-  // Direct mode (hl_sink_use_direct): once `offset` is page-aligned, bytes
-  // gather in `stage` (aligned, `stage_cap` bytes, a multiple of
-  // HL_DIRECT_ALIGN; carry_len counts them) and go to disk a whole stage at
-  // a time through `direct_fd`, past the page cache. An unaligned head or
-  // tail goes through `fd`.
-  int direct_fd;        // -1: buffered only
-  unsigned char *stage;
-  size_t stage_cap;
-} hl_sink;
+// What the loop reads of a sink, copied out in one call.
+typedef struct hl_sink_state {
+  int64_t start;     // first requested byte
+  int64_t offset;    // next byte to write: everything before it is on disk
+  int64_t received;  // next byte to receive: [offset, received) is held for alignment
+  int64_t end;       // exclusive end of the request (the file's end once a 200 was taken)
+  int64_t stop_at;   // exclusive end the transfer stops at
+  long status;       // HTTP status at the first body byte (0 before)
+  int checked;       // the response was judged
+  int verdict;       // HL_SINK_*
+  int err_no;        // errno of a failed write
+  int paused;        // waiting for tokens of the rate limit
+} hl_sink_state;
 
-#define HL_SINK_DRAIN_LIMIT (64 * 1024)
-
-// Both attach the sink to `easy` (WRITEFUNCTION, WRITEDATA, ERRORBUFFER).
-hl_sink *hl_sink_new_file(CURL *easy, int fd, int64_t start, int64_t end,
-                          int64_t total, int accept_full, hl_hasher *hasher);
-hl_sink *hl_sink_new_memory(CURL *easy, size_t limit);
-void hl_sink_free(hl_sink *sink);
+// A sink for `request` into `fd`; `hasher` may be NULL. Not attached to
+// any transfer yet.
+hl_sink *hl_sink_new(int fd, hl_range_request request, hl_hasher *hasher);
+// Makes the sink `easy`'s write callback (WRITEFUNCTION, WRITEDATA); the
+// first body byte is then judged from curl's status and headers.
+void hl_sink_attach(hl_sink *sink, CURL *easy);
+// Body bytes after the judgement (the write callback without it; tests and
+// fuzzing feed a sink directly). Returns `len` when taken, less to abort the
+// transfer, or CURL_WRITEFUNC_PAUSE.
+size_t hl_sink_feed(hl_sink *sink, const char *data, size_t len);
+void hl_sink_snapshot(const hl_sink *sink, hl_sink_state *out);
+// Lowers the end the transfer stops at to `cut`, or as near as the bytes
+// already received allow (received but carried bytes will be written):
+// returns the new stop. Never raises it.
+int64_t hl_sink_lower_stop(hl_sink *sink, int64_t cut);
 // Writes any carried bytes; the loop calls it when a transfer ends, before
-// reading `offset`. Returns 0, or -1 with `reject`/`err_no` set.
+// reading `offset`. Returns 0, or -1 with the verdict set.
 int hl_sink_flush(hl_sink *sink);
-// Puts a file sink in direct mode (before its transfer starts): `direct_fd`
+// Puts a sink in direct mode (before its transfer starts): `direct_fd`
 // is the file opened O_WRONLY|O_DIRECT, `stage` an HL_DIRECT_ALIGN-aligned
 // buffer of `stage_cap` bytes that the caller owns and keeps until the sink
 // is freed. A write the filesystem refuses with EINVAL falls back to `fd`.
 void hl_sink_use_direct(hl_sink *sink, int direct_fd, unsigned char *stage, size_t stage_cap);
 // Direct mode: writes the whole pages gathered so far (a slow transfer
 // would otherwise hold them until its stage fills). Returns 0, or -1 with
-// `reject`/`err_no` set.
+// the verdict set.
 int hl_sink_drain(hl_sink *sink);
+// Draws from `bucket` (NULL: no limit) from now on.
+void hl_sink_limit(hl_sink *sink, hl_bucket *bucket);
 // Resumes a transfer its sink paused for want of tokens. curl delivers the
 // held chunk from inside this call, so the sink may pause it again at once.
 void hl_sink_resume(hl_sink *sink);
-// Lowers the end the transfer stops at to `cut`, or as near as the bytes
-// already received allow (received but carried bytes will be written):
-// returns the new stop. Never raises it.
-int64_t hl_sink_lower_stop(hl_sink *sink, int64_t cut);
+// The start of a refused response's body (at most 512 bytes), for the
+// error message.
+const char *hl_sink_error_body(const hl_sink *sink, size_t *len);
+void hl_sink_free(hl_sink *sink);
 
-// Parses "bytes FIRST-LAST/TOTAL" (TOTAL may be "*", given as -1). Returns 0
-// on success, -1 on anything else. Exposed for tests and fuzzing.
-int hl_parse_content_range(const char *value, int64_t *first, int64_t *last,
-                           int64_t *total);
+// ---------------------------------------------------------------- bodies
+// A response body kept in memory (manifests, tokens, error documents) up to
+// `limit` bytes; more fails the transfer with CURLE_WRITE_ERROR and sets
+// too_large. Attached to `easy` at creation.
+typedef struct hl_body hl_body;
+hl_body *hl_body_new(CURL *easy, size_t limit);
+const uint8_t *hl_body_bytes(const hl_body *body, size_t *len);
+size_t hl_body_limit(const hl_body *body);
+int hl_body_too_large(const hl_body *body);
+void hl_body_free(hl_body *body);
 
 // ----------------------------------------------------------------- upload
 // A request body read from a file (bytes [start, end) of fd), for PATCH and

@@ -1,4 +1,3 @@
-import CShims
 import Foundation
 import Testing
 @testable import HaulKit
@@ -137,21 +136,5 @@ import HaulTestSupport
         case .network: return "network"
         default: return "\(e)"
         }
-    }
-
-    /// A split never cuts below bytes the sink has received but not yet
-    /// written (its page-alignment carry): they would land in the part
-    /// handed to another connection.
-    @Test func aSplitStopsAfterTheCarriedBytes() throws {
-        let easy = try #require(curl_easy_init())
-        defer { curl_easy_cleanup(easy) }
-        let sink = try #require(hl_sink_new_file(easy, -1, 0, 1 << 20, 1 << 20, 0, nil))
-        defer { hl_sink_free(sink) }
-        sink.pointee.offset = 8192
-        sink.pointee.carry_len = 100
-        #expect(hl_sink_lower_stop(sink, 65536) == 65536)
-        #expect(hl_sink_lower_stop(sink, 4096) == 8292)
-        // Never raised.
-        #expect(hl_sink_lower_stop(sink, 1 << 19) == 8292)
     }
 }

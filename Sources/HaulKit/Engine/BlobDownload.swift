@@ -81,10 +81,10 @@ final class BlobDownload {
     /// True when the source settled in this call (more ranges may start).
     @discardableResult
     func sync() -> Bool {
-        for t in transfers { policy.wrote(t.piece, upTo: t.sink.offset) }
+        for t in transfers { policy.wrote(t.piece, upTo: t.state.offset) }
         var settled = false
         if let id = policy.resolvingTransfer, let t = transfers.first(where: { $0.piece == id }),
-           t.sink.checked, t.sink.verdict == .accepted {
+           t.state.checked, t.state.verdict == .accepted {
             policy.accepted(id, url: t.url, status: t.status)
             settled = true
         }
@@ -101,23 +101,23 @@ final class BlobDownload {
     /// Lowers a running transfer's end to `cut` (or just past the bytes its
     /// sink holds unwritten) and queues the rest for another connection.
     func split(_ t: Transfer, at cut: Int64, now: Double) {
-        let end = t.sink.stopAt
+        let end = t.state.stopAt
         guard cut < end else { return }
-        let stop = t.sink.lowerStop(to: cut)
+        let stop = t.lowerStop(to: cut)
         guard stop < end else { return }
         t.lastSplitAt = now
-        DebugTrace.log("\(job.digest.short) split at \(stop): kept \(t.sink.offset)..<\(stop), queued ..<\(end), rate \(Int(t.rate ?? 0) >> 20) MiB/s")
+        DebugTrace.log("\(job.digest.short) split at \(stop): kept \(t.state.offset)..<\(stop), queued ..<\(end), rate \(Int(t.rate ?? 0) >> 20) MiB/s")
         policy.splitOff(t.piece, stop..<end)
     }
 
     func abandon(_ t: Transfer, why: String) -> [Action] {
         sync()
-        return policy.abandon(t.piece, offset: t.sink.offset, stopAt: t.sink.stopAt, why: why)
+        return policy.abandon(t.piece, offset: t.state.offset, stopAt: t.state.stopAt, why: why)
     }
 
     func shed(_ t: Transfer) -> [Action] {
         sync()
-        return policy.shed(t.piece, offset: t.sink.offset, stopAt: t.sink.stopAt)
+        return policy.shed(t.piece, offset: t.state.offset, stopAt: t.state.stopAt)
     }
 
     func fail(_ error: HaulError) -> [Action] {

@@ -143,7 +143,7 @@ final class EventLoop {
             case .start(let request):
                 do {
                     let t = try Transfer.piece(request, of: blob, share: share, config: config, stages: stages, now: now)
-                    if let limiter { t.sink.limit(by: limiter.bucket) }
+                    if let limiter { t.limit(by: limiter.bucket) }
                     blob.attach(t)
                     add(t)
                 } catch {
@@ -175,7 +175,7 @@ final class EventLoop {
     /// Reports a range's bytes not yet counted to its origin's budget.
     private func count(_ t: Transfer) {
         guard case .piece = t.purpose, !t.isClosed else { return }
-        let received = t.sink.received
+        let received = t.state.received
         budgets.delivered(received - t.countedBytes, by: t.origin)
         metrics.delivered(received - t.countedBytes, by: t.origin)
         t.countedBytes = received
@@ -212,9 +212,9 @@ final class EventLoop {
                 guard let blob = blobs[id], blob.detach(piece) != nil else { break }
                 // A range cut short still keeps the bytes it received but
                 // had not written (at most a page).
-                t.sink.flush()
+                t.flush()
                 let now = MonotonicClock.now()
-                if code == CURLE_OK { rebalancer.completed(bytes: t.sink.offset - t.sink.start, seconds: now - t.startedAt) }
+                if code == CURLE_OK { rebalancer.completed(bytes: t.state.offset - t.state.start, seconds: now - t.startedAt) }
                 count(t)
                 let outcome = t.outcome(code: code, blobSize: blob.job.size)
                 judge(outcome, of: t, code: code, now: now)
@@ -229,7 +229,7 @@ final class EventLoop {
     private func judge(_ o: PieceOutcome, of t: Transfer, code: CURLcode, now: Double) {
         if o.status == 429 || o.status == 503 {
             let receiving = blobOrder.reduce(0) { sum, id in
-                sum + (blobs[id]?.transfers.filter { $0.origin == t.origin && now - $0.lastByteAt < 1 && $0.sink.received > $0.sink.start }.count ?? 0)
+                sum + (blobs[id]?.transfers.filter { $0.origin == t.origin && now - $0.lastByteAt < 1 && $0.state.received > $0.state.start }.count ?? 0)
             }
             budgets.throttled(t.origin, now: now, receiving: receiving, retryAfter: o.retryAfter.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) })
         } else if code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR || code == CURLE_PARTIAL_FILE {
@@ -300,7 +300,7 @@ final class EventLoop {
             guard let blob = blobs[id], blob.policy.resolver.isSplittable, !blob.isDone, include(blob) else { continue }
             let resolving = blob.policy.resolvingTransfer
             for t in blob.transfers where t.piece != resolving {
-                out.append(Rebalancer.Flight(blob: id, transfer: t.piece, offset: t.sink.received, stopAt: t.sink.stopAt,
+                out.append(Rebalancer.Flight(blob: id, transfer: t.piece, offset: t.state.received, stopAt: t.state.stopAt,
                                              rate: t.rate, startedAt: t.startedAt, lastByteAt: t.lastByteAt,
                                              lastSplitAt: t.lastSplitAt))
             }
@@ -394,7 +394,7 @@ final class EventLoop {
                 timeout = 0
             }
             if let t = blob.policy.queue.earliestRetry { timeout = min(timeout, max(0, t - now)) }
-            if let limiter, blob.transfers.contains(where: \.sink.isPaused) { timeout = min(timeout, max(0.005, limiter.wait)) }
+            if let limiter, blob.transfers.contains(where: \.state.isPaused) { timeout = min(timeout, max(0.005, limiter.wait)) }
         }
         return Int32((timeout * 1000).rounded(.up))
     }

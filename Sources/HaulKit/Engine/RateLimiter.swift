@@ -38,11 +38,11 @@ final class RateLimiter {
     /// Resumes paused transfers while tokens last, starting one further
     /// along each round.
     func resume(_ transfers: [Transfer]) {
-        let paused = transfers.filter(\.sink.isPaused)
+        let paused = transfers.filter(\.state.isPaused)
         guard !paused.isEmpty else { return }
         turn = (turn + 1) % paused.count
         for t in paused[turn...] + paused[..<turn] where bucket.pointee.tokens > 0 {
-            t.sink.resume()
+            t.resume()
         }
     }
 

@@ -3,19 +3,33 @@ internal import CShims
 import Glibc
 #endif
 
-/// One HTTP request on one curl easy handle, with the sink its body goes to.
-/// Confined to the loop thread. The loop calls `close()` exactly once, after
-/// removing the handle from the multi handle. curl's write callbacks only see
-/// the C sink; the one Swift object it calls, the `ConnectionGuard` (when it
-/// opens a socket), is owned here and outlives the handle.
+/// One HTTP request on one curl easy handle, with what its body goes to:
+/// a file sink for a range of a blob, a memory body for a fetch. Confined
+/// to the loop thread. The loop calls `close()` exactly once, after removing
+/// the handle from the multi handle. curl's write callbacks only see the C
+/// sink or body, both owned here and freed when the transfer goes, after
+/// the handle; so is the hasher a sink writes to, and the one Swift object
+/// curl calls, the `ConnectionGuard` (when it opens a socket).
 final class Transfer {
     enum Purpose {
         case fetch(id: UInt64)
         case piece(blob: UInt64, transfer: UInt64)
     }
 
+    /// Where the body goes.
+    private enum Output: ~Copyable {
+        case file(Sink)
+        case memory(ResponseBody)
+    }
+
     let easy: OpaquePointer
-    let sink: Sink
+    private let output: Output
+    /// The hash frontier a file sink offers its bytes to: held here so that
+    /// it outlives the C sink that points at it.
+    private let hasher: Hasher?
+    /// curl's error text (CURLOPT_ERRORBUFFER), which curl writes until the
+    /// handle is cleaned up.
+    private let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE))
     let purpose: Purpose
     let url: String
     /// `scheme://host:port` of `url`: whose connection budget it uses.
@@ -34,7 +48,7 @@ final class Transfer {
     var isClosed: Bool { closed }
     /// A direct-I/O sink's stage, returned to its pool at close.
     private var stage: (buffer: UnsafeMutableRawPointer, pool: StagePool)?
-    /// When `sink.offset` last moved (direct I/O drains slow stages).
+    /// When `state.offset` last moved (direct I/O drains slow stages).
     private(set) var lastWriteAt: Double
     private var lastWritten: Int64
     /// Options libcurl refused. Each one carries a guarantee (redirects
@@ -60,19 +74,88 @@ final class Transfer {
         return self
     }
 
-    private init(easy: OpaquePointer, sink: Sink, purpose: Purpose, url: String, now: Double) {
+    private init(easy: OpaquePointer, output: consuming Output, hasher: Hasher?, purpose: Purpose, url: String,
+                 now: Double) {
         self.easy = easy
-        self.sink = sink
+        self.hasher = hasher
         self.purpose = purpose
         self.url = url
         self.origin = OriginBudgets.origin(of: url)
-        self.countedBytes = sink.received
+        let start: Int64
+        switch output {
+        case .file(let sink): start = sink.received
+        case .memory: start = 0
+        }
+        self.output = output
+        self.countedBytes = start
         self.startedAt = now
         self.sampleTime = now
-        self.sampleOffset = sink.received
+        self.sampleOffset = start
         self.lastByteAt = now
         self.lastWriteAt = now
-        self.lastWritten = sink.offset
+        self.lastWritten = start
+        errorBuffer.initialize(to: 0)
+        check(hl_easy_setopt_ptr(easy, CURLOPT_ERRORBUFFER, UnsafeMutableRawPointer(errorBuffer)), "CURLOPT_ERRORBUFFER")
+    }
+
+    /// The file sink's state (all zero for a fetch).
+    var state: Sink.State {
+        switch output {
+        case .file(let sink): return sink.state
+        case .memory: return Sink.State(start: 0, offset: 0, received: 0, end: 0, stopAt: 0, checked: false,
+                                        verdict: .accepted, errno: 0, isPaused: false)
+        }
+    }
+
+    /// Lowers where a range stops to `cut`, or to just after the bytes its
+    /// sink received but has not written yet; returns the new stop.
+    @discardableResult
+    func lowerStop(to cut: Int64) -> Int64 {
+        switch output {
+        case .file(let sink): return sink.lowerStop(to: cut)
+        case .memory: return 0
+        }
+    }
+
+    /// Writes the bytes a range's sink holds back for page alignment; the
+    /// loop calls it when the range ends, before reading `state.offset`.
+    func flush() {
+        switch output {
+        case .file(let sink): sink.flush()
+        case .memory: break
+        }
+    }
+
+    /// Resumes a range its sink paused for want of tokens.
+    func resume() {
+        switch output {
+        case .file(let sink): sink.resume()
+        case .memory: break
+        }
+    }
+
+    /// Draws a range's bytes from `bucket` (the loop's rate limit).
+    func limit(by bucket: UnsafeMutablePointer<hl_bucket>) {
+        switch output {
+        case .file(let sink): sink.limit(by: bucket)
+        case .memory: break
+        }
+    }
+
+    /// The start of a refused range response's body, for the error message.
+    var errorBody: String {
+        switch output {
+        case .file(let sink): return sink.errorBody
+        case .memory: return ""
+        }
+    }
+
+    /// A fetch's body, and whether it outgrew its limit (which it names).
+    var body: (bytes: [UInt8], tooLarge: Bool, limit: Int) {
+        switch output {
+        case .file: return ([], false, 0)
+        case .memory(let body): return (body.bytes, body.tooLarge, body.limit)
+        }
     }
 
     /// A ranged GET of `request.range` of `blob`, written into the blob's
@@ -82,17 +165,20 @@ final class Transfer {
                       config: EngineConfiguration, stages: StagePool?, now: Double) throws(HaulError) -> Transfer {
         let url = request.url, range = request.range, job = blob.job
         guard let easy = curl_easy_init() else { throw .network(url: url, message: "could not create a curl handle") }
-        guard let sink = hl_sink_new_file(easy, job.fd, range.lowerBound, range.upperBound, job.size,
-                                          request.acceptFull ? 1 : 0, blob.hasher.raw) else {
+        guard let sink = Sink(fd: job.fd, range: range, total: job.size, acceptFull: request.acceptFull,
+                              hasher: blob.hasher) else {
             curl_easy_cleanup(easy)
             throw .network(url: url, message: "could not create a curl handle")
         }
-        let t = Transfer(easy: easy, sink: Sink(raw: sink), purpose: .piece(blob: blob.id, transfer: request.transfer),
-                         url: url, now: now)
+        sink.attach(to: easy)
+        var stage: (buffer: UnsafeMutableRawPointer, pool: StagePool)?
         if let fd = blob.directFD, let stages, let buffer = stages.take() {
-            hl_sink_use_direct(sink, fd, buffer.assumingMemoryBound(to: UInt8.self), stages.size)
-            t.stage = (buffer, stages)
+            sink.useDirect(fd: fd, stage: buffer, capacity: stages.size)
+            stage = (buffer, stages)
         }
+        let t = Transfer(easy: easy, output: .file(sink), hasher: blob.hasher,
+                         purpose: .piece(blob: blob.id, transfer: request.transfer), url: url, now: now)
+        t.stage = stage
         t.configure(url: url, headers: request.sendCredentials ? job.registryHeaders : [],
                     followRedirects: request.followRedirects, tls: job.tls, share: share, config: config,
                     addressPolicy: job.addressPolicy)
@@ -110,11 +196,12 @@ final class Transfer {
     static func fetch(id: UInt64, request: HTTPRequest, share: OpaquePointer,
                       config: EngineConfiguration, now: Double) throws(HaulError) -> Transfer {
         guard let easy = curl_easy_init() else { throw .network(url: request.url, message: "could not create a curl handle") }
-        guard let sink = hl_sink_new_memory(easy, request.limit) else {
+        guard let body = ResponseBody(easy: easy, limit: request.limit) else {
             curl_easy_cleanup(easy)
             throw .network(url: request.url, message: "could not create a curl handle")
         }
-        let t = Transfer(easy: easy, sink: Sink(raw: sink), purpose: .fetch(id: id), url: request.url, now: now)
+        let t = Transfer(easy: easy, output: .memory(body), hasher: nil, purpose: .fetch(id: id), url: request.url,
+                         now: now)
         t.configure(url: request.url, headers: request.headers, followRedirects: request.followRedirects,
                     tls: request.tls, share: share, config: config,
                     addressPolicy: request.addressPolicy)
@@ -204,12 +291,14 @@ final class Transfer {
         closed = true
         curl_easy_cleanup(easy)
         curl_slist_free_all(headerList)
-        sink.free()
         if let upload { hl_upload_free(upload) }
         if let stage { stage.pool.give(stage.buffer) }
     }
 
-    deinit { assert(closed, "Transfer must be closed by the loop before it is released") }
+    deinit {
+        assert(closed, "Transfer must be closed by the loop before it is released")
+        errorBuffer.deallocate()
+    }
 
     var status: Int {
         var code = 0
@@ -244,9 +333,12 @@ final class Transfer {
         return String(cString: v)
     }
 
+    /// curl's error text for the transfer.
+    private var curlError: String { String(cString: errorBuffer) }
+
     /// curl's explanation of a failed transfer, in words a user can act on.
     func errorText(_ code: CURLcode) -> String {
-        let buffer = sink.curlError
+        let buffer = curlError
         let curl = buffer.isEmpty ? String(cString: curl_easy_strerror(code)) : buffer
         if headersTooLarge(code) {
             return "the server's response headers are larger than Haul accepts (a broken or hostile server; curl: \(curl))"
@@ -259,7 +351,7 @@ final class Transfer {
     /// 8.6. Not a glitch to retry.
     func headersTooLarge(_ code: CURLcode) -> Bool {
         guard code != CURLE_OK else { return false }
-        let buffer = sink.curlError
+        let buffer = curlError
         return code == CURLE_OUT_OF_MEMORY || code.rawValue == 100 || buffer.hasPrefix("Too large response header")
     }
 
@@ -268,7 +360,10 @@ final class Transfer {
     /// hold its bytes off the disk (and out of checkpoints) until it fills.
     func drainIfSlow(now: Double) {
         guard stage != nil, now - lastWriteAt >= 0.5 else { return }
-        sink.drain()
+        switch output {
+        case .file(let sink): sink.drain()
+        case .memory: break
+        }
         lastWriteAt = now
     }
 
@@ -277,9 +372,10 @@ final class Transfer {
     func sampleRate(now: Double) {
         let dt = now - sampleTime
         guard dt >= 0.25 else { return }
-        if sink.offset > lastWritten { (lastWritten, lastWriteAt) = (sink.offset, now) }
+        let state = self.state
+        if state.offset > lastWritten { (lastWritten, lastWriteAt) = (state.offset, now) }
         // Bytes held in a stage count: a slow connection fills it slowly.
-        let offset = sink.received
+        let offset = state.received
         if offset > sampleOffset { lastByteAt = now }
         let instant = Double(offset - sampleOffset) / dt
         rate = rate.map { 0.5 * $0 + 0.5 * instant } ?? instant

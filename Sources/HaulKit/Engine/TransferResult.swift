@@ -9,7 +9,7 @@ extension Transfer {
     /// policy. Call once the handle is out of the multi handle and the sink
     /// flushed.
     func outcome(code: CURLcode, blobSize: Int64) -> PieceOutcome {
-        let s = sink
+        let s = state
         let status = self.status
         var o = PieceOutcome(url: url, start: s.start, offset: s.offset, stopAt: s.stopAt)
         o.status = status
@@ -30,8 +30,9 @@ extension Transfer {
     /// A fetch's result: its status, headers and in-memory body, or why it
     /// has none.
     func response(code: CURLcode) -> Result<HTTPResponse, any Error> {
-        if sink.verdict == .tooLarge {
-            return .failure(HaulError.network(url: url, message: "response larger than \(sink.memoryLimit) bytes"))
+        let body = self.body
+        if body.tooLarge {
+            return .failure(HaulError.network(url: url, message: "response larger than \(body.limit) bytes"))
         }
         if code == CURLE_UNSUPPORTED_PROTOCOL, let target = redirectURL {
             return .failure(HaulError.network(url: url, message: SourceResolver.refusal(redirectTo: target)))
@@ -46,12 +47,12 @@ extension Transfer {
         for name in HTTPResponse.capturedHeaders {
             if let v = header(name) { headers[name] = v }
         }
-        return .success(HTTPResponse(status: status, body: sink.body, redirectURL: redirectURL,
+        return .success(HTTPResponse(status: status, body: body.bytes, redirectURL: redirectURL,
                                      effectiveURL: effectiveURL, headers: headers, bodyMD5: uploadMD5))
     }
 
     private func failureText(code: CURLcode, status: Int, blobSize: Int64) -> String {
-        let s = sink
+        let s = state
         let host = URLParts(url)?.host ?? "server"
         switch s.verdict {
         case .badContentRange:
@@ -62,7 +63,7 @@ extension Transfer {
         case .overlong:
             return "\(host) sent more than the requested bytes \(s.start)-\(s.end - 1)"
         case .badStatus:
-            let body = s.errorBody.trimmingCharacters(in: .whitespacesAndNewlines)
+            let body = errorBody.trimmingCharacters(in: .whitespacesAndNewlines)
             return body.isEmpty ? "\(host) answered \(status)" : "\(host) answered \(status): \(HaulError.quoted(body, limit: 200))"
         default:
             break
@@ -74,7 +75,7 @@ extension Transfer {
 
     /// The blob size a refused response announced, when it announced one.
     private func servedSize() -> Int64? {
-        switch sink.verdict {
+        switch state.verdict {
         case .badContentRange:
             var first: Int64 = 0, last: Int64 = 0, total: Int64 = 0
             guard let value = header("Content-Range"), hl_parse_content_range(value, &first, &last, &total) == 0,

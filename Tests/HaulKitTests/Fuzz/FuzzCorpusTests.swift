@@ -17,7 +17,7 @@ import HaulTestSupport
         }
     }
 
-    @Test(arguments: ["name", "manifest", "content-range", "journal", "www-authenticate", "gguf"])
+    @Test(arguments: ["name", "manifest", "content-range", "journal", "www-authenticate", "gguf", "response"])
     func corpusKeepsItsInvariants(target: String) throws {
         let run = try #require(FuzzTargets.all[target])
         let inputs = Self.inputs(target)

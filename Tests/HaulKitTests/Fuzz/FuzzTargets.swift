@@ -13,7 +13,7 @@ import CShims
 enum FuzzTargets {
     static let all: [String: @Sendable ([UInt8]) -> Void] = [
         "name": name, "manifest": manifest, "content-range": contentRange, "journal": journal,
-        "www-authenticate": wwwAuthenticate, "gguf": gguf, "template": template,
+        "www-authenticate": wwwAuthenticate, "gguf": gguf, "template": template, "response": response,
     ]
 
     /// Go templates (any model's template layer): the scan ends, every
@@ -65,6 +65,44 @@ enum FuzzTargets {
         }
         guard ok == 0 else { return }
         check(first >= 0 && first <= last && (total == -1 || last < total), "accepted \(first)-\(last)/\(total)")
+    }
+
+    /// The response rule: whatever a server answers, a body is written only
+    /// for a 206 naming exactly the requested bytes (and a total, if given,
+    /// that is the blob's), or for an allowed 200 whose length, if given, is
+    /// the blob's. The first 24 bytes choose the status and the request;
+    /// the rest is the Content-Range (absent when empty).
+    static func response(_ data: [UInt8]) {
+        guard data.count >= 24 else { return }
+        func i64(_ at: Int) -> Int64 { data[at..<at + 8].reduce(0) { $0 << 8 | Int64($1) } & 0xFFFF_FFFF_FFFF }
+        let status = [200, 206, 301, 416, 503, Int(data[0]) << 2][Int(data[1]) % 6]
+        let start = i64(2) % 1_000_000, length = i64(10) % 1_000_000 + 1
+        let total = start + length + Int64(data[18] & 3) - 1
+        let request = hl_range_request(start: start, end: start + length, total: total, accept_full: Int32(data[19] & 1))
+        let contentLength: Int64 = data[20] & 1 == 0 ? -1 : (data[21] & 1 == 0 ? total : i64(10))
+        let header = Array(data[24...]).filter { $0 != 0 }
+        let verdict = header.isEmpty ? hl_judge_response(status, nil, contentLength, request)
+            : (header + [0]).withUnsafeBufferPointer { p in
+                p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) {
+                    hl_judge_response(status, $0, contentLength, request)
+                }
+            }
+        switch verdict {
+        case HL_JUDGED_RANGE:
+            var first: Int64 = 0, last: Int64 = 0, announced: Int64 = 0
+            let parsed = (header + [0]).withUnsafeBufferPointer { p in
+                p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) {
+                    hl_parse_content_range($0, &first, &last, &announced)
+                }
+            }
+            check(status == 206 && parsed == 0 && first == start && last == start + length - 1
+                  && (announced == -1 || announced == total), "took \(status) \(first)-\(last)/\(announced) for \(start)-\(start + length - 1)/\(total)")
+        case HL_JUDGED_WHOLE:
+            check(status == 200 && request.accept_full == 1 && (contentLength == -1 || contentLength == total),
+                  "took a 200 of \(contentLength) for a \(total)-byte blob")
+        default:
+            check(!(status == 206 && header.isEmpty) || verdict == HL_JUDGED_BAD_CONTENT_RANGE, "206 without Content-Range")
+        }
     }
 
     /// Resume journals: whatever decodes is self-consistent and survives a
