@@ -105,16 +105,21 @@ clean:
 
 # libFuzzer + AddressSanitizer over the parsers of untrusted input: each
 # target runs FUZZ_SECONDS from its committed corpus (new finds go to
-# .build/fuzz/corpus-<target>; a crash leaves crash-* in .build/fuzz).
+# .build/fuzz/corpus-<target>; a crash leaves crash-* in .build/fuzz). The
+# haul-fuzz target is built by SwiftPM itself, every module instrumented,
+# in a build directory of its own (so the usual one is left alone).
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS = name manifest content-range journal www-authenticate gguf template response
+FUZZ_BUILD = $(SWIFT) build --scratch-path .build/fuzz --product haul-fuzz --sanitize=fuzzer --sanitize=address \
+	-Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address -Xswiftc -DFUZZING
 fuzz:
 	@scripts/deps fuzz
-	Tests/fuzz/build.sh
-	@for t in $(FUZZ_TARGETS); do \
+	$(FUZZ_BUILD)
+	@bin=$$($(FUZZ_BUILD) --show-bin-path)/haul-fuzz; \
+	for t in $(FUZZ_TARGETS); do \
 	    echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
 	    mkdir -p .build/fuzz/corpus-$$t; \
-	    HAUL_FUZZ_TARGET=$$t .build/fuzz/haul-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+	    HAUL_FUZZ_TARGET=$$t $$bin -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 	        -artifact_prefix=.build/fuzz/ .build/fuzz/corpus-$$t Tests/fuzz/corpus/$$t 2>&1 \
 	        | grep -E "^#[0-9]+ +DONE|ERROR|Done [0-9]+ runs|SUMMARY" || true; \
 	    test -z "$$(ls .build/fuzz/crash-* .build/fuzz/leak-* .build/fuzz/timeout-* 2>/dev/null)" \

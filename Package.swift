@@ -92,9 +92,19 @@ let package = Package(
             path: "Tests/HaulTestSupport",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // The fuzz targets, and libFuzzer's entry into them (`make fuzz`
+        // builds it with --sanitize=fuzzer; see Tests/fuzz/Entry.swift).
+        // HaulKitTests replays their corpus.
+        .executableTarget(
+            name: "haul-fuzz",
+            dependencies: ["HaulKit", "CShims"],
+            path: "Tests/fuzz",
+            exclude: ["corpus"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .testTarget(
             name: "HaulKitTests",
-            dependencies: ["HaulKit", "CShims", "HaulTestSupport"],
+            dependencies: ["HaulKit", "CShims", "HaulTestSupport", "haul-fuzz"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(

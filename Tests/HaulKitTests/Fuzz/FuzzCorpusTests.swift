@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HaulKit
+@testable import haul_fuzz
 import HaulTestSupport
 
 /// Replays the committed fuzz corpora (Tests/fuzz/corpus/<target>) through

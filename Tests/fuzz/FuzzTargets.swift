@@ -1,14 +1,13 @@
 // The fuzz targets: each feeds untrusted bytes to one parser and checks the
-// invariants its result must keep. Compiled twice: into the libFuzzer binary
-// that `make fuzz` builds (with -D FUZZING, inside the HaulKit module), and
-// into the test target, where `FuzzCorpusTests` replays the committed corpus
-// as regression tests.
-#if FUZZING
-internal import CShims
-#else
+// invariants its result must keep. The `haul-fuzz` target is built twice:
+// by `make fuzz` with libFuzzer and AddressSanitizer (-D FUZZING, see
+// Entry.swift), and by every debug build, where `FuzzCorpusTests` replays
+// the committed corpus through these same functions as regression tests.
+// They reach HaulKit's internals, which only a debug build (compiled for
+// testing) exposes; a release build of the package compiles none of it.
+#if DEBUG
 import CShims
 @testable import HaulKit
-#endif
 
 enum FuzzTargets {
     static let all: [String: @Sendable ([UInt8]) -> Void] = [
@@ -169,3 +168,4 @@ enum FuzzTargets {
         if !condition { fatalError("fuzz invariant: \(message())") }
     }
 }
+#endif
