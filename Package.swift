@@ -14,7 +14,7 @@ let package = Package(
     products: [
         .library(name: "HaulKit", targets: ["HaulKit"]),
         .library(name: "HaulServer", targets: ["HaulServer"]),
-        .executable(name: "haul", targets: ["haul"]),
+        .executable(name: "haul", targets: ["haul"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -33,7 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         // hosts.toml (containerd's mirror configuration) is TOML.
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0")
     ],
     targets: [
         .target(
@@ -41,7 +41,7 @@ let package = Package(
             path: "CShims",
             cSettings: [
                 .define("_GNU_SOURCE"),
-                .define("OPENSSL_SUPPRESS_DEPRECATED"),
+                .define("OPENSSL_SUPPRESS_DEPRECATED")
                 // No unsafe build flags: SwiftPM refuses them in a package that is
                 // depended on by version. Release builds compile C at -O2
                 // already; `make cwarn` holds the shim to -Wall -Wextra.
@@ -54,7 +54,7 @@ let package = Package(
                 "CShims",
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics")
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
@@ -68,7 +68,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Prometheus", package: "swift-prometheus")
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
@@ -78,7 +78,7 @@ let package = Package(
                 "HaulKit",
                 "HaulServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log")
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
@@ -114,15 +114,17 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
             name: "HaulIntegrationTests",
-            dependencies: ["HaulKit", "HaulServer", "HaulTestSupport", .product(name: "Logging", package: "swift-log"),
-                           .product(name: "MetricsTestKit", package: "swift-metrics")],
+            dependencies: [
+                "HaulKit", "HaulServer", "HaulTestSupport", .product(name: "Logging", package: "swift-log"),
+                .product(name: "MetricsTestKit", package: "swift-metrics")
+            ],
             swiftSettings: [.swiftLanguageMode(.v6)]
-        ),
+        )
     ]
 )

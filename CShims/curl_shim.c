@@ -6,24 +6,21 @@
 #include <sys/ioctl.h>
 
 #include <fcntl.h>
-#include <stdio.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
+#include <stdio.h>
 
 int hl_fallocate(int fd, int64_t offset, int64_t length) {
   return fallocate(fd, 0, (off_t)offset, (off_t)length);
 }
 
-int hl_reflink(int dst, int src) {
-  return ioctl(dst, FICLONE, src);
-}
+int hl_reflink(int dst, int src) { return ioctl(dst, FICLONE, src); }
 
 int hl_o_direct(void) { return O_DIRECT; }
 
 int hl_rename_noreplace(const char *from, const char *to) {
   return renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
 }
-
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
@@ -75,8 +72,7 @@ CURLSHcode hl_share_setopt_long(CURLSH *share, CURLSHoption option, long value) 
 const char *hl_easy_header(CURL *easy, const char *name) {
   struct curl_header *h = NULL;
   // request -1: the last request of the transfer (after redirects, if any).
-  if (curl_easy_header(easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h)
-    return NULL;
+  if (curl_easy_header(easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h) return NULL;
   return h->value;
 }
 

@@ -19,24 +19,24 @@ _Static_assert(sizeof(SHA256_CTX) == 112, "unexpected SHA256_CTX layout");
 // waits for the device; two of them, so one is read while the other is
 // hashed.
 #define DIRECT_CHUNK (1024 * 1024)
-#define RING 2
+#define RING         2
 
 struct hl_hasher {
   int fd;
   int64_t size;
   int threaded;
   pthread_t thread;
-  pthread_t reader;      // direct mode only: reads ahead into the ring
+  pthread_t reader;  // direct mode only: reads ahead into the ring
   int has_reader;
   pthread_mutex_t lock;
   pthread_cond_t cond;
   // Guarded by `lock` in threaded mode; loop-thread-only in inline mode.
-  int64_t prefix;        // contiguous bytes known to be on disk
-  int64_t hashed;        // bytes folded into `ctx`
-  SHA256_CTX snapshot;   // ctx at `hashed`, for export while the thread runs
+  int64_t prefix;       // contiguous bytes known to be on disk
+  int64_t hashed;       // bytes folded into `ctx`
+  SHA256_CTX snapshot;  // ctx at `hashed`, for export while the thread runs
   int stop;
   int error;
-  CURLM *wake;           // woken when the digest is final or a read failed
+  CURLM *wake;  // woken when the digest is final or a read failed
   // The read-ahead ring (guarded by `lock`): slot i holds [at, at + n) at
   // `data` when `full`. The reader fills slots in order, the hashing thread
   // empties them in order.
@@ -47,11 +47,11 @@ struct hl_hasher {
     size_t n;
     int full;
   } slot[RING];
-  int64_t read_at;       // the reader's next offset
+  int64_t read_at;  // the reader's next offset
   // Owned by the hashing thread (threaded) or the loop thread (inline).
   SHA256_CTX ctx;
-  size_t chunk;          // bytes per read; each slot holds chunk + alignment
-  int direct_fd;         // O_DIRECT reads, or -1
+  size_t chunk;   // bytes per read; each slot holds chunk + alignment
+  int direct_fd;  // O_DIRECT reads, or -1
 };
 
 void hl_sha256(const void *data, size_t len, uint8_t out[32]) {
@@ -59,8 +59,10 @@ void hl_sha256(const void *data, size_t len, uint8_t out[32]) {
 }
 
 static void put_be32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);  p[3] = (uint8_t)v;
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
 }
 
 static uint32_t get_be32(const uint8_t *p) {
@@ -117,7 +119,8 @@ static int pread_full(int fd, unsigned char *buf, size_t n, int64_t off) {
 // span; a short read at the end of the file is fine as long as it covers
 // the span. A filesystem that refuses O_DIRECT reads (EINVAL) gets buffered
 // ones from then on.
-static const unsigned char *read_span(hl_hasher *h, unsigned char *buf, int64_t at, size_t n, int *err) {
+static const unsigned char *read_span(hl_hasher *h, unsigned char *buf, int64_t at, size_t n,
+                                      int *err) {
   if (h->direct_fd >= 0) {
     int64_t base = at & ~(int64_t)(HL_DIRECT_ALIGN - 1);
     size_t lead = (size_t)(at - base);
@@ -127,8 +130,14 @@ static const unsigned char *read_span(hl_hasher *h, unsigned char *buf, int64_t 
       ssize_t r = pread(h->direct_fd, buf + got, want - got, base + (int64_t)got);
       if (r < 0 && errno == EINTR) continue;
       if (r < 0 && errno == EINVAL) break;
-      if (r < 0) { *err = errno; return NULL; }
-      if (r == 0) { *err = EIO; return NULL; }  // the file is shorter than what was written
+      if (r < 0) {
+        *err = errno;
+        return NULL;
+      }
+      if (r == 0) {
+        *err = EIO;
+        return NULL;
+      }  // the file is shorter than what was written
       got += (size_t)r;
       if (got < lead + n && (got & (HL_DIRECT_ALIGN - 1)) != 0) break;  // unaligned: cannot go on
     }
@@ -159,8 +168,7 @@ static void *hasher_main(void *arg) {
   hl_hasher *h = arg;
   pthread_mutex_lock(&h->lock);
   for (;;) {
-    while (!h->stop && !h->error && h->hashed >= h->prefix)
-      pthread_cond_wait(&h->cond, &h->lock);
+    while (!h->stop && !h->error && h->hashed >= h->prefix) pthread_cond_wait(&h->cond, &h->lock);
     if (h->stop || h->error) break;
     int64_t at = h->hashed;
     int64_t to = h->prefix;
@@ -198,7 +206,8 @@ static void *reader_main(void *arg) {
       pthread_cond_wait(&h->cond, &h->lock);
     if (h->stop || h->error) break;
     int64_t at = h->read_at;
-    size_t n = (size_t)((h->prefix - at) < (int64_t)h->chunk ? (h->prefix - at) : (int64_t)h->chunk);
+    size_t n =
+        (size_t)((h->prefix - at) < (int64_t)h->chunk ? (h->prefix - at) : (int64_t)h->chunk);
     pthread_mutex_unlock(&h->lock);
     int err = 0;
     const unsigned char *bytes = read_span(h, h->slot[i].buf, at, n, &err);
@@ -225,8 +234,7 @@ static void *ring_hasher_main(void *arg) {
   int i = 0;
   pthread_mutex_lock(&h->lock);
   for (;;) {
-    while (!h->stop && !h->error && !h->slot[i].full)
-      pthread_cond_wait(&h->cond, &h->lock);
+    while (!h->stop && !h->error && !h->slot[i].full) pthread_cond_wait(&h->cond, &h->lock);
     if (h->stop || h->error) break;
     const unsigned char *bytes = h->slot[i].data;
     int64_t end = h->slot[i].at + (int64_t)h->slot[i].n;
@@ -261,13 +269,18 @@ hl_hasher *hl_hasher_new(int fd, int64_t size, int threaded, const uint8_t *stat
   h->chunk = chunk;
   int slots = threaded && direct_fd >= 0 ? RING : 1;
   for (int i = 0; i < slots; i++) {
-    if (posix_memalign((void **)&h->slot[i].buf, HL_DIRECT_ALIGN, chunk + 2 * HL_DIRECT_ALIGN) != 0) {
-      free_slots(h); free(h); return NULL;
+    if (posix_memalign((void **)&h->slot[i].buf, HL_DIRECT_ALIGN, chunk + 2 * HL_DIRECT_ALIGN) !=
+        0) {
+      free_slots(h);
+      free(h);
+      return NULL;
     }
   }
   if (state) {
     if (ctx_import(&h->ctx, state) != 0 || hl_sha256_state_offset(state) > size) {
-      free_slots(h); free(h); return NULL;
+      free_slots(h);
+      free(h);
+      return NULL;
     }
     h->hashed = hl_sha256_state_offset(state);
   } else {
@@ -295,7 +308,8 @@ hl_hasher *hl_hasher_new(int fd, int64_t size, int threaded, const uint8_t *stat
   if (failed) {
     pthread_mutex_destroy(&h->lock);
     pthread_cond_destroy(&h->cond);
-    free_slots(h); free(h);
+    free_slots(h);
+    free(h);
     return NULL;
   }
   return h;
@@ -352,7 +366,10 @@ int hl_hasher_step(hl_hasher *h, size_t budget) {
     if (n > budget) n = budget;
     int err = 0;
     const unsigned char *bytes = read_span(h, h->slot[0].buf, h->hashed, n, &err);
-    if (!bytes) { h->error = err; return err; }
+    if (!bytes) {
+      h->error = err;
+      return err;
+    }
     SHA256_Update(&h->ctx, bytes, n);
     h->hashed += (int64_t)n;
     budget -= n;

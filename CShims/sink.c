@@ -17,22 +17,22 @@
 // A file sink: one range request's body, written in place. Only the
 // functions in CShims.h touch it; Swift reads it through hl_sink_snapshot.
 struct hl_sink {
-  CURL *easy;             // NULL until attached (tests feed bytes directly)
-  hl_bucket *bucket;      // NULL: no limit
-  int paused;             // the last chunk was refused for want of tokens
+  CURL *easy;         // NULL until attached (tests feed bytes directly)
+  hl_bucket *bucket;  // NULL: no limit
+  int paused;         // the last chunk was refused for want of tokens
   int fd;
-  int64_t start;          // first requested byte
-  int64_t offset;         // next byte to write (everything before it is on disk)
-  int64_t end;            // exclusive end of the request
-  int64_t stop_at;        // exclusive end to stop at (<= end); the loop may lower it
-  int64_t total;          // size of the whole file, for Content-Range checks
+  int64_t start;    // first requested byte
+  int64_t offset;   // next byte to write (everything before it is on disk)
+  int64_t end;      // exclusive end of the request
+  int64_t stop_at;  // exclusive end to stop at (<= end); the loop may lower it
+  int64_t total;    // size of the whole file, for Content-Range checks
   int accept_full;
-  int64_t skip;           // body bytes still to drop (a 200 for a request past 0)
-  int checked;            // the response was judged
-  long status;            // HTTP status seen at the first body byte
-  int reject;             // HL_SINK_*
+  int64_t skip;  // body bytes still to drop (a 200 for a request past 0)
+  int checked;   // the response was judged
+  long status;   // HTTP status seen at the first body byte
+  int reject;    // HL_SINK_*
   int err_no;
-  hl_hasher *hasher;      // may be NULL
+  hl_hasher *hasher;  // may be NULL
   // Body of a refused 3xx/4xx/5xx response: drained (so curl finishes the
   // response, computes the redirect URL and can reuse the connection) up to
   // HL_SINK_DRAIN_LIMIT, and its start kept for the error message.
@@ -50,7 +50,7 @@ struct hl_sink {
   // HL_DIRECT_ALIGN; carry_len counts them) and go to disk a whole stage at
   // a time through `direct_fd`, past the page cache. An unaligned head or
   // tail goes through `fd`.
-  int direct_fd;          // -1: buffered only
+  int direct_fd;  // -1: buffered only
   unsigned char *stage;
   size_t stage_cap;
 };
@@ -90,8 +90,8 @@ static void judge(hl_sink *s) {
 #define HL_PAGE HL_DIRECT_ALIGN
 
 // pwrite of two buffers back to back at `offset`, whole or failed.
-static int write_two(hl_sink *s, const unsigned char *a, size_t alen,
-                     const char *b, size_t blen, int64_t offset) {
+static int write_two(hl_sink *s, const unsigned char *a, size_t alen, const char *b, size_t blen,
+                     int64_t offset) {
   struct iovec iov[2] = {{(void *)a, alen}, {(void *)b, blen}};
   struct iovec *v = alen ? iov : iov + 1;
   int count = alen ? 2 : 1;

@@ -14,11 +14,11 @@
 
 struct hl_upload {
   int fd;
-  int64_t offset;  // next byte to send
-  int64_t end;     // one past the last byte
-  int error;       // errno of a failed pread, or 0
-  EVP_MD_CTX *md5; // the bytes read so far, when asked; NULL otherwise
-  int md5_done;    // every byte was read once, in order: md5_value holds
+  int64_t offset;   // next byte to send
+  int64_t end;      // one past the last byte
+  int error;        // errno of a failed pread, or 0
+  EVP_MD_CTX *md5;  // the bytes read so far, when asked; NULL otherwise
+  int md5_done;     // every byte was read once, in order: md5_value holds
   uint8_t md5_value[16];
 };
 

@@ -144,11 +144,12 @@ typedef struct hl_range_request {
 } hl_range_request;
 
 typedef enum hl_judgement {
-  HL_JUDGED_RANGE = 0,          // 206 whose Content-Range is the request's
-  HL_JUDGED_WHOLE = 1,          // 200 with the whole file: drop the first `start` bytes
-  HL_JUDGED_BAD_STATUS = 2,     // any other status (3xx, 4xx, 5xx, a 200 not accepted)
-  HL_JUDGED_BAD_CONTENT_RANGE = 3,  // 206 whose Content-Range is missing, malformed or another range
-  HL_JUDGED_BAD_LENGTH = 4,     // 200 whose Content-Length is not the file's size
+  HL_JUDGED_RANGE = 0,       // 206 whose Content-Range is the request's
+  HL_JUDGED_WHOLE = 1,       // 200 with the whole file: drop the first `start` bytes
+  HL_JUDGED_BAD_STATUS = 2,  // any other status (3xx, 4xx, 5xx, a 200 not accepted)
+  HL_JUDGED_BAD_CONTENT_RANGE =
+      3,                     // 206 whose Content-Range is missing, malformed or another range
+  HL_JUDGED_BAD_LENGTH = 4,  // 200 whose Content-Length is not the file's size
 } hl_judgement;
 
 // `content_range` is the header's value or NULL; `content_length` is -1
@@ -281,7 +282,8 @@ int hl_md5(const uint8_t *data, size_t length, uint8_t out[16]);
 
 // Ed25519 (OpenSSL): sign `message` with the key whose 32-byte seed is
 // given, or derive its public key. 0 on success, -1 on failure.
-int hl_ed25519_sign(const uint8_t seed[32], const uint8_t *message, size_t length, uint8_t signature[64]);
+int hl_ed25519_sign(const uint8_t seed[32], const uint8_t *message, size_t length,
+                    uint8_t signature[64]);
 int hl_ed25519_public_key(const uint8_t seed[32], uint8_t public_key[32]);
 
 #ifdef __cplusplus

@@ -16,13 +16,13 @@ let haul = Context.environment["HAUL_PACKAGE_URL"] ?? "file://" + Context.packag
 let package = Package(
     name: "Embedder",
     dependencies: [
-        .package(url: haul, from: "0.1.0"),
+        .package(url: haul, from: "0.1.0")
     ],
     targets: [
         .executableTarget(
             name: "Embedder",
             dependencies: [.product(name: "HaulKit", package: "haul")],
             swiftSettings: [.swiftLanguageMode(.v6)]
-        ),
+        )
     ]
 )

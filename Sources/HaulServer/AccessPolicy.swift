@@ -1,6 +1,7 @@
 import Foundation
 import HaulKit
 import Hummingbird
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -38,7 +39,9 @@ struct AccessPolicy: Sendable {
         return out + ["app://*", "file://*", "tauri://*", "vscode-webview://*", "vscode-file://*"]
     }
 
-    static let extensionSchemes = ["chrome-extension://", "safari-extension://", "moz-extension://", "ms-browser-extension://"]
+    static let extensionSchemes = [
+        "chrome-extension://", "safari-extension://", "moz-extension://", "ms-browser-extension://"
+    ]
 
     /// gin-contrib/cors with AllowWildcard and AllowBrowserExtensions: an
     /// exact origin, or a pattern with one `*` matched by prefix and suffix.
@@ -47,7 +50,8 @@ struct AccessPolicy: Sendable {
         if Self.extensionSchemes.contains(where: { origin.hasPrefix($0) }) { return true }
         return origins.contains { pattern in
             guard let star = pattern.firstIndex(of: "*") else { return pattern == origin }
-            let prefix = pattern[..<star], suffix = pattern[pattern.index(after: star)...]
+            let prefix = pattern[..<star]
+            let suffix = pattern[pattern.index(after: star)...]
             return origin.count >= prefix.count + suffix.count && origin.hasPrefix(prefix) && origin.hasSuffix(suffix)
         }
     }
@@ -88,18 +92,21 @@ struct AccessPolicy: Sendable {
         "OpenAI-Beta", "x-stainless-arch", "x-stainless-async", "x-stainless-custom-poll-interval",
         "x-stainless-helper-method", "x-stainless-lang", "x-stainless-os", "x-stainless-package-version",
         "x-stainless-poll-helper", "x-stainless-retry-count", "x-stainless-runtime", "x-stainless-runtime-version",
-        "x-stainless-timeout",
+        "x-stainless-timeout"
     ].joined(separator: ",")
 }
 
 struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
     let policy: AccessPolicy
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
         let authority = request.head.authority ?? ""
         var allowedOrigin: String?
         if let origin = request.headers[.origin], !origin.isEmpty,
-           origin != "http://" + authority, origin != "https://" + authority {
+            origin != "http://" + authority, origin != "https://" + authority
+        {
             guard policy.allows(origin: origin) else { return Response(status: .forbidden) }
             allowedOrigin = origin
             if request.method == .options {
@@ -136,7 +143,8 @@ struct IPAddress: Hashable, Sendable {
     let bytes: [UInt8]
 
     init?(_ text: String) {
-        var v4 = in_addr(), v6 = in6_addr()
+        var v4 = in_addr()
+        var v6 = in6_addr()
         if inet_pton(AF_INET, text, &v4) == 1 {
             bytes = withUnsafeBytes(of: v4) { Array($0) }
         } else if inet_pton(AF_INET6, text, &v6) == 1 {

@@ -20,7 +20,8 @@ struct CopyController {
 
     private func copy(_ request: Request) async throws(APIError) -> Response {
         let body = try await RequestJSON.decode(Body.self, from: request)
-        let source = body.source ?? "", destination = body.destination ?? ""
+        let source = body.source ?? ""
+        let destination = body.destination ?? ""
         guard let from = try? ModelName(parsing: source) else {
             throw .badRequest("source \(ProgressJSON.quote(String(source.prefix(256)))) is invalid")
         }
@@ -43,7 +44,9 @@ struct CopyController {
     /// `GetBlobsPath` takes `sha256:` or `sha256-` and 64 hex digits).
     private func blob(_ text: String) throws(APIError) -> Response {
         let normalized = text.hasPrefix("sha256-") ? "sha256:" + text.dropFirst(7) : text
-        guard let digest = try? Digest(parsing: normalized.lowercased()) else { throw .badRequest("invalid digest format") }
+        guard let digest = try? Digest(parsing: normalized.lowercased()) else {
+            throw .badRequest("invalid digest format")
+        }
         guard FileManager.default.fileExists(atPath: haul.store.blobPath(digest)) else {
             throw APIError(status: .notFound, message: "blob \(ProgressJSON.quote(text)) not found")
         }

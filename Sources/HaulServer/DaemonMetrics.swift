@@ -32,8 +32,10 @@ public final class DaemonMetrics: Sendable {
         var factory = PrometheusMetricsFactory(registry: registry)
         // Request latencies: 1 ms to a minute (a pull's NDJSON stream is
         // one long request).
-        factory.defaultDurationHistogramBuckets = [.milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100),
-                                                   .milliseconds(250), .seconds(1), .seconds(5), .seconds(30), .seconds(120)]
+        factory.defaultDurationHistogramBuckets = [
+            .milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100),
+            .milliseconds(250), .seconds(1), .seconds(5), .seconds(30), .seconds(120)
+        ]
         self.factory = factory
         servedBytes = CoreMetrics.Counter(label: "haul_registry_served_bytes_total", factory: factory)
         storeBytes = CoreMetrics.Gauge(label: "haul_store_bytes", factory: factory)
@@ -43,7 +45,9 @@ public final class DaemonMetrics: Sendable {
     /// A `/v2/` manifest request for a registry the node pulls through:
     /// `hit` (stored), `miss` (pulled now) or `error` (the pull failed).
     func pullThrough(_ result: String) {
-        CoreMetrics.Counter(label: "haul_pull_through_requests_total", dimensions: [("result", result)], factory: factory).increment()
+        CoreMetrics.Counter(
+            label: "haul_pull_through_requests_total", dimensions: [("result", result)], factory: factory
+        ).increment()
     }
 
     /// One request that reached a route: `route` is the route's pattern
@@ -51,8 +55,10 @@ public final class DaemonMetrics: Sendable {
     func request(route: String, method: String, status: Int, seconds: Double) {
         let dimensions = [("route", route), ("method", method), ("status", "\(status)")]
         CoreMetrics.Counter(label: "haul_http_requests_total", dimensions: dimensions, factory: factory).increment()
-        CoreMetrics.Timer(label: "haul_http_request_duration_seconds", dimensions: [("route", route), ("method", method)],
-                          factory: factory).recordNanoseconds(Int64(seconds * 1e9))
+        CoreMetrics.Timer(
+            label: "haul_http_request_duration_seconds", dimensions: [("route", route), ("method", method)],
+            factory: factory
+        ).recordNanoseconds(Int64(seconds * 1e9))
     }
 
     /// The text `/metrics` answers, the store's size measured first when

@@ -10,8 +10,10 @@ enum EventStream {
     /// soon as the response ends for any reason: a write that fails means
     /// the client left, and the work must learn it now, not whenever the
     /// framework releases this closure.
-    static func response<Event: Sendable>(_ events: AsyncThrowingStream<Event, any Error>, lines: @escaping @Sendable (Event) -> String?,
-                                          store: ModelStore, logger: Logger, what: String) -> Response {
+    static func response<Event: Sendable>(
+        _ events: AsyncThrowingStream<Event, any Error>, lines: @escaping @Sendable (Event) -> String?,
+        store: ModelStore, logger: Logger, what: String
+    ) -> Response {
         let body = ResponseBody { writer in
             let (output, sink) = AsyncStream.makeStream(of: String.self)
             let pump = Task {
@@ -38,8 +40,10 @@ enum EventStream {
 
     /// `stream: false`: nothing until the work ends, then its last line,
     /// with 500 on failure (Ollama's rule).
-    static func final<Event: Sendable>(_ events: AsyncThrowingStream<Event, any Error>, store: ModelStore, logger: Logger,
-                                       what: String) async throws(APIError) -> Response {
+    static func final<Event: Sendable>(
+        _ events: AsyncThrowingStream<Event, any Error>, store: ModelStore, logger: Logger,
+        what: String
+    ) async throws(APIError) -> Response {
         do {
             for try await _ in events {}
             logger.info("\(what): success")

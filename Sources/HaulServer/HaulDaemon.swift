@@ -66,8 +66,10 @@ public struct HaulDaemon: Service {
         }
 
         /// `defaults(listeningOn:)` plus `OLLAMA_ORIGINS` (comma-separated).
-        public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment,
-                                           listeningOn host: OllamaHost) -> Access {
+        public static func fromEnvironment(
+            _ environment: [String: String] = ProcessInfo.processInfo.environment,
+            listeningOn host: OllamaHost
+        ) -> Access {
             var access = defaults(listeningOn: host)
             access.allowedOrigins = OllamaEnvironment.string("OLLAMA_ORIGINS", environment).split(separator: ",")
                 .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -95,10 +97,16 @@ public struct HaulDaemon: Service {
 
         /// `HAUL_SERVE_REGISTRIES` (comma-separated `host[:port]`) and
         /// `HAUL_NODE_TOKEN`.
-        public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Node {
+        public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
+            -> Node
+        {
             let listed = OllamaEnvironment.string("HAUL_SERVE_REGISTRIES", environment).split(separator: ",")
                 .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            return Node(registries: listed, token: Optional(OllamaEnvironment.string("HAUL_NODE_TOKEN", environment)).flatMap { $0.isEmpty ? nil : $0 })
+            return Node(
+                registries: listed,
+                token: Optional(OllamaEnvironment.string("HAUL_NODE_TOKEN", environment)).flatMap {
+                    $0.isEmpty ? nil : $0
+                })
         }
     }
 
@@ -117,9 +125,11 @@ public struct HaulDaemon: Service {
     ///     of its own, e.g. for a scraper on another interface).
     ///   - onListening: called with the bound address once `run()` listens
     ///     (useful with port 0).
-    public init(haul: Haul, host: OllamaHost, access: Access? = nil, pullThrough: String? = nil, node: Node = Node(),
-                metrics: DaemonMetrics? = nil, metricsHost: OllamaHost? = nil,
-                logger: Logger = Logger(label: "haul"), onListening: @escaping @Sendable (OllamaHost) -> Void = { _ in }) {
+    public init(
+        haul: Haul, host: OllamaHost, access: Access? = nil, pullThrough: String? = nil, node: Node = Node(),
+        metrics: DaemonMetrics? = nil, metricsHost: OllamaHost? = nil,
+        logger: Logger = Logger(label: "haul"), onListening: @escaping @Sendable (OllamaHost) -> Void = { _ in }
+    ) {
         self.haul = haul
         self.metrics = metrics
         self.metricsHost = metrics == nil ? nil : metricsHost
@@ -150,10 +160,12 @@ public struct HaulDaemon: Service {
         )
         var services: [any Service] = [app]
         if let metrics, let metricsHost {
-            services.append(Application(
-                router: metricsRouter(metrics, on: metricsHost),
-                configuration: .init(address: .hostname(metricsHost.bindHost, port: metricsHost.port), serverName: nil),
-                logger: logger))
+            services.append(
+                Application(
+                    router: metricsRouter(metrics, on: metricsHost),
+                    configuration: .init(
+                        address: .hostname(metricsHost.bindHost, port: metricsHost.port), serverName: nil),
+                    logger: logger))
         }
         // Services stop in reverse order: the pulls are cancelled first, which
         // ends the streaming responses the server would otherwise wait for.
@@ -164,8 +176,11 @@ public struct HaulDaemon: Service {
     /// Serves until SIGINT or SIGTERM, then shuts down gracefully: what
     /// `haul serve` runs.
     public func runUntilSignalled() async throws {
-        try await ServiceGroup(configuration: .init(services: [self], gracefulShutdownSignals: [.sigterm, .sigint],
-                                                    logger: logger)).run()
+        try await ServiceGroup(
+            configuration: .init(
+                services: [self], gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger)
+        ).run()
     }
 
     /// Adds every route (Ollama's `/api/…`, `/v1/models`, `/`, and the
@@ -177,7 +192,9 @@ public struct HaulDaemon: Service {
         if let metrics { group = group.add(middleware: RequestMetricsMiddleware<Context>(metrics: metrics)) }
         group = group.add(middleware: AccessMiddleware<Context>(policy: AccessPolicy(access)))
         let routes = PreflightedRoutes(group: group)
-        if let metrics, metricsHost == nil { MetricsController(metrics: metrics, store: haul.store).addRoutes(to: routes) }
+        if let metrics, metricsHost == nil {
+            MetricsController(metrics: metrics, store: haul.store).addRoutes(to: routes)
+        }
         InfoController().addRoutes(to: routes)
         PullController(haul: haul, logger: logger).addRoutes(to: routes)
         PushController(haul: haul, logger: logger).addRoutes(to: routes)
@@ -232,7 +249,7 @@ private struct PreflightedRoutes<Context: RequestContext>: RouterMethods {
 
     @discardableResult
     func on<Responder: HTTPResponder>(_ path: RouterPath, method: HTTPRequest.Method, responder: Responder) -> Self
-        where Responder.Context == Context {
+    where Responder.Context == Context {
         group.on(path, method: method, responder: responder)
         paths.add(path)
         return self

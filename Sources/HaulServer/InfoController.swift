@@ -7,14 +7,16 @@ struct InfoController {
     func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
         router.get("/") { _, _ in Self.running() }
         router.head("/") { _, _ in Self.running() }
-        router.get("/api/version") { _, _ in JSONResponse.text("{\"version\":\(ProgressJSON.quote(Versions.ollama()))}") }
+        router.get("/api/version") { _, _ in JSONResponse.text("{\"version\":\(ProgressJSON.quote(Versions.ollama()))}")
+        }
         router.head("/api/version") { _, _ in Response(status: .ok) }
         // Haul runs no models; clients poll this for what is loaded.
         router.get("/api/ps") { _, _ in JSONResponse.text("{\"models\":[]}") }
     }
 
     private static func running() -> Response {
-        Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
-                 body: ResponseBody(byteBuffer: ByteBuffer(string: "Ollama is running")))
+        Response(
+            status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: "Ollama is running")))
     }
 }

@@ -25,7 +25,9 @@ public struct JSONLogHandler: LogHandler {
     }
 
     /// A handler that hands each line (with its newline) to `write`.
-    public init(label: String, metadataProvider: Logger.MetadataProvider? = nil, write: @escaping @Sendable (String) -> Void) {
+    public init(
+        label: String, metadataProvider: Logger.MetadataProvider? = nil, write: @escaping @Sendable (String) -> Void
+    ) {
         self.label = label
         self.metadataProvider = metadataProvider
         self.write = write
@@ -58,7 +60,9 @@ public struct JSONLogHandler: LogHandler {
         case .string(let s): return ProgressJSON.quote(s)
         case .stringConvertible(let c): return ProgressJSON.quote(c.description)
         case .array(let a): return "[" + a.map(json).joined(separator: ",") + "]"
-        case .dictionary(let d): return "{" + d.keys.sorted().map { "\(ProgressJSON.quote($0)):\(json(d[$0]!))" }.joined(separator: ",") + "}"
+        case .dictionary(let d):
+            return "{" + d.keys.sorted().map { "\(ProgressJSON.quote($0)):\(json(d[$0]!))" }.joined(separator: ",")
+                + "}"
         }
     }
 

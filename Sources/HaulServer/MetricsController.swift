@@ -11,8 +11,9 @@ struct MetricsController {
     func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
         router.get("/metrics") { _, _ in
             let text = metrics.render(store: store)
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
         }
     }
 }
@@ -24,7 +25,9 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     let metrics: DaemonMetrics
     static var methods: Set<String> { ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] }
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
         let start = ContinuousClock.now
         let method = Self.methods.contains(request.method.rawValue) ? request.method.rawValue : "other"
         let route = context.endpointPath ?? "unmatched"

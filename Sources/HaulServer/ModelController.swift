@@ -46,18 +46,20 @@ struct ModelController {
         } catch {
             throw APIError(status: .internalServerError, message: store.clientMessage(for: error))
         }
-        return Tags(models: listing.map { model, summary in
-            // Ollama ≥ 0.40 names each row's runner: the manifest's or its
-            // list entry's, else the default for the weights' format
-            // (`server/model_list_cache.go` `buildModelListSummary`).
-            var details = summary.details
-            let runner = model.runner.isEmpty ? Runner.forModelFormat(details.format) : model.runner
-            details.runner = runner.isEmpty ? nil : runner
-            return Tags.Model(name: model.name.displayShortest, model: model.name.displayShortest,
-                       modified_at: Timestamp.rfc3339(model.modified), size: model.size, digest: model.id.hex,
-                       capabilities: summary.capabilities?.isEmpty == false ? summary.capabilities : nil,
-                       details: details)
-        })
+        return Tags(
+            models: listing.map { model, summary in
+                // Ollama ≥ 0.40 names each row's runner: the manifest's or its
+                // list entry's, else the default for the weights' format
+                // (`server/model_list_cache.go` `buildModelListSummary`).
+                var details = summary.details
+                let runner = model.runner.isEmpty ? Runner.forModelFormat(details.format) : model.runner
+                details.runner = runner.isEmpty ? nil : runner
+                return Tags.Model(
+                    name: model.name.displayShortest, model: model.name.displayShortest,
+                    modified_at: Timestamp.rfc3339(model.modified), size: model.size, digest: model.id.hex,
+                    capabilities: summary.capabilities?.isEmpty == false ? summary.capabilities : nil,
+                    details: details)
+            })
     }
 
     private struct NameBody: Decodable, NamesModel {
@@ -99,7 +101,9 @@ struct ModelController {
         var runner: String?
         if let requested = body.runner, !requested.trimmingCharacters(in: .whitespaces).isEmpty {
             // Ollama's `normalizeRunner` in `ShowHandler`: 400 for an unknown one.
-            guard let normalized = Runner.normalize(requested) else { throw .badRequest(HaulError.unknownRunner(requested).description) }
+            guard let normalized = Runner.normalize(requested) else {
+                throw .badRequest(HaulError.unknownRunner(requested).description)
+            }
             runner = normalized
         }
         let store = haul.store
@@ -112,7 +116,8 @@ struct ModelController {
             // Ollama keeps no array unless asked to be verbose (`getModelData`).
             // The read stops at the tensor descriptions: the metadata only.
             // The body is encoded where it was read, off the pool.
-            let body = try await facts.show(name, in: store, runner: runner, keepArraysUpTo: verbose ? nil : 0) { model, contents, metadata, capabilities in
+            let body = try await facts.show(name, in: store, runner: runner, keepArraysUpTo: verbose ? nil : 0) {
+                model, contents, metadata, capabilities in
                 try GoJSON.encode(Self.show(model, contents, metadata, capabilities, store: store))
             }
             return JSONResponse.bytes(body)
@@ -133,10 +138,15 @@ struct ModelController {
         var licenses: [String] = []
         do {
             for child in children.isEmpty ? [nil] : children.map(Optional.some) {
-                let (entry, texts) = try await facts.show(name, in: store, runner: child?.runner, keepArraysUpTo: verbose ? nil : 0) {
+                let (entry, texts) = try await facts.show(
+                    name, in: store, runner: child?.runner, keepArraysUpTo: verbose ? nil : 0
+                ) {
                     model, contents, metadata, capabilities in
                     let show = Self.show(model, contents, metadata, capabilities, store: store)
-                    return (try GoJSON.encode(ShowManifest(runner: model.runner.isEmpty ? nil : model.runner, show: show)), contents.licenses)
+                    return (
+                        try GoJSON.encode(ShowManifest(runner: model.runner.isEmpty ? nil : model.runner, show: show)),
+                        contents.licenses
+                    )
                 }
                 entries.append(entry)
                 for text in texts where !licenses.contains(text) { licenses.append(text) }
@@ -150,14 +160,18 @@ struct ModelController {
             out.append(entry)
         }
         out.append(Data("]".utf8))
-        if !licenses.isEmpty { out.append(Data(",\"license\":\(ProgressJSON.quote(licenses.joined(separator: "\n")))".utf8)) }
+        if !licenses.isEmpty {
+            out.append(Data(",\"license\":\(ProgressJSON.quote(licenses.joined(separator: "\n")))".utf8))
+        }
         out.append(Data("}".utf8))
         return JSONResponse.bytes(out)
     }
 
     /// One model's `/api/show` answer.
-    private static func show(_ model: LocalModel, _ contents: ModelContents, _ metadata: GGUFMetadata?, _ capabilities: [String],
-                             store: ModelStore) -> Show {
+    private static func show(
+        _ model: LocalModel, _ contents: ModelContents, _ metadata: GGUFMetadata?, _ capabilities: [String],
+        store: ModelStore
+    ) -> Show {
         let licenses = contents.licenses + (contents.unreadTextNote.map { ["[\($0)]"] } ?? [])
         return Show(
             license: licenses.isEmpty ? nil : licenses.joined(separator: "\n"),
@@ -207,8 +221,9 @@ struct ModelController {
         let children = store.localChildren(of: model.name)
         guard children.count >= 2 else { return nil }
         return children.map {
-            ManifestSummary(digest: $0.digest.description, runner: $0.runner.isEmpty ? nil : $0.runner,
-                            format: $0.format.isEmpty ? nil : $0.format, selected: $0.digest == model.id ? true : nil)
+            ManifestSummary(
+                digest: $0.digest.description, runner: $0.runner.isEmpty ? nil : $0.runner,
+                format: $0.format.isEmpty ? nil : $0.format, selected: $0.digest == model.id ? true : nil)
         }
     }
 

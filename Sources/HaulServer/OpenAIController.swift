@@ -17,15 +17,18 @@ struct OpenAIController {
     private func list() -> Response {
         let models = haul.store.list()
         // Go encodes an empty (nil) slice as null, and Ollama's list is one.
-        let data = models.isEmpty ? "null" : "[" + models.map { entry($0.name.displayShortest, $0) }.joined(separator: ",") + "]"
+        let data =
+            models.isEmpty
+            ? "null" : "[" + models.map { entry($0.name.displayShortest, $0) }.joined(separator: ",") + "]"
         return JSONResponse.text("{\"object\":\"list\",\"data\":\(data)}")
     }
 
     private func retrieve(_ text: String) -> Response {
         guard let name = try? ModelName(parsing: text), let model = try? haul.store.model(name) else {
             let message = "model '\(text)' not found"
-            return JSONResponse.text("{\"error\":{\"message\":\(ProgressJSON.quote(message)),\"type\":\"api_error\",\"param\":null,\"code\":null}}",
-                                     status: .notFound)
+            return JSONResponse.text(
+                "{\"error\":{\"message\":\(ProgressJSON.quote(message)),\"type\":\"api_error\",\"param\":null,\"code\":null}}",
+                status: .notFound)
         }
         return JSONResponse.text(entry(text, model))
     }

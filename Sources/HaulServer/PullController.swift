@@ -32,7 +32,9 @@ struct PullController {
         guard let parsed = try? ModelName(parsing: name) else { throw .badRequest("invalid model name") }
         // An unknown runner is a 400 before anything starts (Ollama's
         // `normalizeRunner` in `PullHandler`).
-        if let runner = body.runner, !runner.trimmingCharacters(in: .whitespaces).isEmpty, Runner.normalize(runner) == nil {
+        if let runner = body.runner, !runner.trimmingCharacters(in: .whitespaces).isEmpty,
+            Runner.normalize(runner) == nil
+        {
             throw .badRequest(HaulError.unknownRunner(runner).description)
         }
         logger.info("pull \(name): started")
@@ -44,10 +46,13 @@ struct PullController {
     }
 
     private func streaming(_ events: AsyncThrowingStream<PullEvent, any Error>, name: String) -> Response {
-        EventStream.response(events, lines: ProgressJSON.line(for:), store: haul.store, logger: logger, what: "pull \(name)")
+        EventStream.response(
+            events, lines: ProgressJSON.line(for:), store: haul.store, logger: logger, what: "pull \(name)")
     }
 
-    private func final(_ events: AsyncThrowingStream<PullEvent, any Error>, name: String) async throws(APIError) -> Response {
+    private func final(_ events: AsyncThrowingStream<PullEvent, any Error>, name: String) async throws(APIError)
+        -> Response
+    {
         try await EventStream.final(events, store: haul.store, logger: logger, what: "pull \(name)")
     }
 }

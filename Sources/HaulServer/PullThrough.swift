@@ -26,7 +26,10 @@ actor PullThrough {
         for entry in (value ?? "").split(separator: ",") {
             var host = entry.trimmingCharacters(in: .whitespaces).lowercased()
             var insecure = false
-            if host.hasPrefix("http://") { host.removeFirst(7); insecure = true }
+            if host.hasPrefix("http://") {
+                host.removeFirst(7)
+                insecure = true
+            }
             if host.hasPrefix("https://") { host.removeFirst(8) }
             while host.hasSuffix("/") { host.removeLast() }
             if !host.isEmpty { out[host] = insecure }

@@ -34,8 +34,9 @@ struct PushController {
         let events = haul.push(parsed, to: parsed, insecure: body.insecure ?? false)
         let what = "push \(parsed.displayShortest)"
         if body.stream ?? true {
-            return EventStream.response(events, lines: { (event: PushEvent) in ProgressJSON.line(for: event) },
-                                        store: haul.store, logger: logger, what: what)
+            return EventStream.response(
+                events, lines: { (event: PushEvent) in ProgressJSON.line(for: event) },
+                store: haul.store, logger: logger, what: what)
         }
         return try await EventStream.final(events, store: haul.store, logger: logger, what: what)
     }

@@ -1,6 +1,6 @@
 import Foundation
-import HaulKit
 import HTTPTypes
+import HaulKit
 import Hummingbird
 
 /// The distribution (Docker Registry v2) API, read-only, from the store:
@@ -23,7 +23,8 @@ struct RegistryController {
     /// Bytes served and pull-through results are counted here, if set.
     var metrics: DaemonMetrics? = nil
 
-    static let apiVersion: HTTPField = HTTPField(name: HTTPField.Name("Docker-Distribution-Api-Version")!, value: "registry/2.0")
+    static let apiVersion: HTTPField = HTTPField(
+        name: HTTPField.Name("Docker-Distribution-Api-Version")!, value: "registry/2.0")
     static let contentDigest = HTTPField.Name("Docker-Content-Digest")!
     static let defaultRegistry = "registry.ollama.ai"
 
@@ -58,8 +59,9 @@ struct RegistryController {
         if header.lowercased().hasPrefix("bearer ") {
             offered = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
         } else if header.lowercased().hasPrefix("basic "),
-                  let decoded = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
-                  let pair = String(data: decoded, encoding: .utf8), let colon = pair.firstIndex(of: ":") {
+            let decoded = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
+            let pair = String(data: decoded, encoding: .utf8), let colon = pair.firstIndex(of: ":")
+        {
             offered = String(pair[pair.index(after: colon)...])
         }
         if Self.constantTimeEqual(Array(offered.utf8), Array(token.utf8)) { return nil }
@@ -78,18 +80,22 @@ struct RegistryController {
 
     /// `(registry, namespace, model)` of a request; nil when the names are
     /// not Ollama's grammar (nothing outside the store can be reached).
-    private func repository(_ request: Request, _ context: some RequestContext) -> (host: String, namespace: String, model: String)? {
+    private func repository(_ request: Request, _ context: some RequestContext) -> (
+        host: String, namespace: String, model: String
+    )? {
         let host = request.uri.queryParameters.get("ns") ?? Self.defaultRegistry
         guard node.registries.contains(host.lowercased()),
-              let namespace = context.parameters.get("namespace"), let model = context.parameters.get("model"),
-              let name = try? ModelName(parsing: "\(host)/\(namespace)/\(model)") else { return nil }
+            let namespace = context.parameters.get("namespace"), let model = context.parameters.get("model"),
+            let name = try? ModelName(parsing: "\(host)/\(namespace)/\(model)")
+        else { return nil }
         return (name.host, name.namespace, name.model)
     }
 
     /// The stored models of one repository.
     private func stored(_ repo: (host: String, namespace: String, model: String)) -> [LocalModel] {
         // Stored names spell the public registry one way (`storeIdentity`).
-        let host = ((try? ModelName(host: repo.host, namespace: repo.namespace, model: repo.model, tag: "latest"))?
+        let host =
+            ((try? ModelName(host: repo.host, namespace: repo.namespace, model: repo.model, tag: "latest"))?
             .storeIdentity.host ?? repo.host).lowercased()
         return haul.store.list().filter {
             $0.name.host.lowercased() == host && $0.name.namespace == repo.namespace && $0.name.model == repo.model
@@ -119,7 +125,8 @@ struct RegistryController {
                     return Self.error(.notFound, "MANIFEST_UNKNOWN", "manifest unknown")
                 } catch {
                     metrics?.pullThrough("error")
-                    return Self.error(.badGateway, "UNKNOWN", "pull-through failed: \(haul.store.clientMessage(for: error))")
+                    return Self.error(
+                        .badGateway, "UNKNOWN", "pull-through failed: \(haul.store.clientMessage(for: error))")
                 }
                 metrics?.pullThrough("miss")
                 served = byTag(name, request: request)
@@ -131,8 +138,9 @@ struct RegistryController {
         var headers: HTTPFields = [.contentType: served.mediaType, .contentLength: "\(served.raw.count)"]
         headers[Self.contentDigest] = Digest(hashing: served.raw).description
         headers.append(Self.apiVersion)
-        return Response(status: .ok, headers: headers,
-                        body: body ? ResponseBody(byteBuffer: ByteBuffer(bytes: served.raw)) : ResponseBody())
+        return Response(
+            status: .ok, headers: headers,
+            body: body ? ResponseBody(byteBuffer: ByteBuffer(bytes: served.raw)) : ResponseBody())
     }
 
     /// A tag's stored bytes: a manifest list as stored when the client
@@ -150,11 +158,14 @@ struct RegistryController {
 
     /// A manifest of this repository by digest: a stored tag's bytes, or
     /// a list child's.
-    private func byDigest(_ reference: String, in repo: (host: String, namespace: String, model: String)) -> (raw: [UInt8], mediaType: String)? {
+    private func byDigest(_ reference: String, in repo: (host: String, namespace: String, model: String)) -> (
+        raw: [UInt8], mediaType: String
+    )? {
         for model in stored(repo) {
             if model.id.description == reference { return (model.manifest.raw, model.manifest.mediaType) }
             if model.tagDigest.description == reference, let stored = try? haul.store.storedManifest(for: model.name),
-               stored.digest == model.tagDigest {
+                stored.digest == model.tagDigest
+            {
                 return (stored.raw, stored.mediaType)
             }
         }
@@ -163,10 +174,12 @@ struct RegistryController {
 
     /// A tag of this repository whose stored list names `digest` as a
     /// child this store does not have, and that child's runner.
-    private func absentChild(_ digest: Digest, in repo: (host: String, namespace: String, model: String)) -> (ModelName, String)? {
+    private func absentChild(_ digest: Digest, in repo: (host: String, namespace: String, model: String)) -> (
+        ModelName, String
+    )? {
         for model in stored(repo) {
             guard let stored = try? haul.store.storedManifest(for: model.name), case .list(let list) = stored.content,
-                  let child = list.children.first(where: { $0.digest == digest && $0.isSelectable && $0.inline == nil })
+                let child = list.children.first(where: { $0.digest == digest && $0.isSelectable && $0.inline == nil })
             else { continue }
             return (model.name, child.runner)
         }
@@ -175,7 +188,8 @@ struct RegistryController {
 
     private func blob(_ request: Request, _ context: some RequestContext, body: Bool) async throws -> Response {
         guard let repo = repository(request, context), let text = context.parameters.get("digest"),
-              let digest = try? Digest(parsing: text) else {
+            let digest = try? Digest(parsing: text)
+        else {
             return Self.error(.notFound, "BLOB_UNKNOWN", "blob unknown to registry")
         }
         // Only blobs of this repository's stored manifests: the store is not
@@ -199,7 +213,8 @@ struct RegistryController {
                     try await pullThrough.pull(name, runner: runner)
                 } catch {
                     metrics?.pullThrough("error")
-                    return Self.error(.badGateway, "UNKNOWN", "pull-through failed: \(haul.store.clientMessage(for: error))")
+                    return Self.error(
+                        .badGateway, "UNKNOWN", "pull-through failed: \(haul.store.clientMessage(for: error))")
                 }
                 metrics?.pullThrough("miss")
                 isKnown = known()
@@ -207,7 +222,8 @@ struct RegistryController {
         }
         let path = haul.store.blobPath(digest)
         guard isKnown, let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-              let size = (attributes[.size] as? NSNumber)?.int64Value else {
+            let size = (attributes[.size] as? NSNumber)?.int64Value
+        else {
             return Self.error(.notFound, "BLOB_UNKNOWN", "blob unknown to registry")
         }
         var headers: HTTPFields = [.contentType: "application/octet-stream", .acceptRanges: "bytes"]
@@ -233,13 +249,16 @@ struct RegistryController {
         guard body, length > 0 else { return Response(status: status, headers: headers) }
         // Streamed in chunks from the file by NIO's thread pool: Hummingbird
         // has no sendfile path, so this is as close to zero-copy as it gets.
-        let file = try await FileIO().loadFile(path: path, range: Int(range.lowerBound)...Int(range.upperBound), context: context)
+        let file = try await FileIO().loadFile(
+            path: path, range: Int(range.lowerBound)...Int(range.upperBound), context: context)
         guard let served = metrics?.servedBytes else { return Response(status: status, headers: headers, body: file) }
         // Counted as each buffer is handed to the connection.
-        return Response(status: status, headers: headers, body: file.map { buffer in
-            served.increment(by: buffer.readableBytes)
-            return buffer
-        })
+        return Response(
+            status: status, headers: headers,
+            body: file.map { buffer in
+                served.increment(by: buffer.readableBytes)
+                return buffer
+            })
     }
 
     /// A browser's request from another site may not start a pull-through:
@@ -264,7 +283,9 @@ struct RegistryController {
 
     /// The distribution API's error document.
     static func error(_ status: HTTPResponse.Status, _ code: String, _ message: String) -> Response {
-        json("{\"errors\":[{\"code\":\(ProgressJSON.quote(code)),\"message\":\(ProgressJSON.quote(message))}]}", status: status)
+        json(
+            "{\"errors\":[{\"code\":\(ProgressJSON.quote(code)),\"message\":\(ProgressJSON.quote(message))}]}",
+            status: status)
     }
 }
 

@@ -36,13 +36,18 @@ enum RequestJSON {
         }
         switch error {
         case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
-            let what = type == String.self ? "a string" : type == Bool.self ? "a boolean"
-                : context.codingPath.isEmpty ? "a JSON object" : "\(type)"
+            let what =
+                type == String.self
+                ? "a string"
+                : type == Bool.self
+                    ? "a boolean"
+                    : context.codingPath.isEmpty ? "a JSON object" : "\(type)"
             return "invalid request body: \(field(context.codingPath)) must be \(what)"
         case .keyNotFound(let key, _):
             return "invalid request body: \"\(key.stringValue)\" is required"
         case .dataCorrupted(let context):
-            return context.codingPath.isEmpty ? "invalid request body: malformed JSON"
+            return context.codingPath.isEmpty
+                ? "invalid request body: malformed JSON"
                 : "invalid request body: \(field(context.codingPath)) is invalid"
         @unknown default:
             return "invalid request body"

@@ -52,9 +52,11 @@ final class BarProgress: ProgressView {
         if error == nil, let plan {
             let elapsed = max(now() - started, 0.001)
             let rate = Double(plan.missingBytes) / elapsed
-            lines.append(.status("pulled \(plan.name.displayShortest): \(ByteFormat.decimal(plan.totalBytes)) "
-                + "(\(ByteFormat.decimal(plan.missingBytes)) downloaded) in \(ByteFormat.oneDecimal(elapsed))s"
-                + (plan.missingBytes > 0 ? ", \(ByteFormat.decimal(Int64(rate)))/s" : "")))
+            lines.append(
+                .status(
+                    "pulled \(plan.name.displayShortest): \(ByteFormat.decimal(plan.totalBytes)) "
+                        + "(\(ByteFormat.decimal(plan.missingBytes)) downloaded) in \(ByteFormat.oneDecimal(elapsed))s"
+                        + (plan.missingBytes > 0 ? ", \(ByteFormat.decimal(Int64(rate)))/s" : "")))
         } else if let error, title != nil {
             lines.append(.status("failed: " + ((error as? HaulError)?.description ?? "\(error)")))
         }
@@ -85,7 +87,8 @@ final class BarProgress: ProgressView {
     private func bar(_ p: PullProgress.Blob, width: Int) -> String {
         let label = "pulling \(p.digest.short): "
         let fraction = p.total > 0 ? Double(p.completed) / Double(p.total) : 1
-        let percent = String(repeating: " ", count: max(0, 3 - "\(Int(fraction * 100))".count)) + "\(Int(fraction * 100))%"
+        let percent =
+            String(repeating: " ", count: max(0, 3 - "\(Int(fraction * 100))".count)) + "\(Int(fraction * 100))%"
         let done = p.completed >= p.total
         var stats: String
         if done {
@@ -93,7 +96,8 @@ final class BarProgress: ProgressView {
         } else {
             stats = pad(ByteFormat.decimal(p.completed), 7) + "/" + pad(ByteFormat.decimal(p.total), 7)
             if let rate = p.bytesPerSecond, rate > 0 {
-                stats += "  " + pad(ByteFormat.decimal(Int64(rate)), 7) + "/s  "
+                stats +=
+                    "  " + pad(ByteFormat.decimal(Int64(rate)), 7) + "/s  "
                     + pad(formatETA(Double(p.total - p.completed) / rate), 6)
             }
         }
@@ -171,8 +175,9 @@ final class PlainProgress: ProgressView {
         progress.apply(event)
         switch event {
         case .plan(let plan):
-            write("pulling \(plan.name.displayShortest): \(plan.blobs.count) blobs, "
-                + "\(ByteFormat.decimal(plan.totalBytes)) (\(ByteFormat.decimal(plan.missingBytes)) to download)\n")
+            write(
+                "pulling \(plan.name.displayShortest): \(plan.blobs.count) blobs, "
+                    + "\(ByteFormat.decimal(plan.totalBytes)) (\(ByteFormat.decimal(plan.missingBytes)) to download)\n")
         case .resuming(let p):
             write(Resuming.text(p) + "\n")
         case .progress(let p):
@@ -184,7 +189,8 @@ final class PlainProgress: ProgressView {
             } else if t - (lastReport[p.digest] ?? t - 4) >= 5 {
                 lastReport[p.digest] = t
                 let percent = p.total > 0 ? Int(Double(p.completed) * 100 / Double(p.total)) : 0
-                var line = "pulling \(p.digest.short): \(percent)% \(ByteFormat.decimal(p.completed))/\(ByteFormat.decimal(p.total))"
+                var line =
+                    "pulling \(p.digest.short): \(percent)% \(ByteFormat.decimal(p.completed))/\(ByteFormat.decimal(p.total))"
                 if let rate = progress.blob(p.digest)?.bytesPerSecond, rate > 0 {
                     line += " \(ByteFormat.decimal(Int64(rate)))/s"
                 }

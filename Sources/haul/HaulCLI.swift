@@ -6,8 +6,11 @@ struct HaulCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "haul",
         abstract: "Pull models from Ollama-style registries into $OLLAMA_MODELS.",
-        subcommands: [PullCommand.self, PushCommand.self, CopyCommand.self, ServeCommand.self, ListCommand.self, RemoveCommand.self, VerifyCommand.self, PartialsCommand.self,
-                      ExportCommand.self, ImportCommand.self]
+        subcommands: [
+            PullCommand.self, PushCommand.self, CopyCommand.self, ServeCommand.self, ListCommand.self,
+            RemoveCommand.self, VerifyCommand.self, PartialsCommand.self,
+            ExportCommand.self, ImportCommand.self
+        ]
     )
 }
 

@@ -19,8 +19,9 @@ struct ExportCommand: ParsableCommand {
         do {
             let names = try models.map { (text: String) throws(HaulError) in try ModelName(parsing: text) }
             let report = try OCILayout(store: .fromEnvironment()).export(names, to: output)
-            print("exported \(report.models.count) model\(report.models.count == 1 ? "" : "s") "
-                + "(\(report.blobs) blobs, \(ByteFormat.decimal(report.bytes))) to \(output)")
+            print(
+                "exported \(report.models.count) model\(report.models.count == 1 ? "" : "s") "
+                    + "(\(report.blobs) blobs, \(ByteFormat.decimal(report.bytes))) to \(output)")
         } catch {
             throw fail(error)
         }

@@ -3,7 +3,8 @@ import Foundation
 import HaulKit
 
 struct ListCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List stored models.", aliases: ["ls"])
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "List stored models.", aliases: ["ls"])
 
     @Flag(help: "Ask each model's registry whether its tag moved on (HEAD of the manifest); `haul pull --all` updates.")
     var outdated = false
@@ -20,8 +21,10 @@ struct ListCommand: AsyncParsableCommand {
         var rows = [["NAME", "ID", "SIZE", "MODIFIED"]]
         let now = Date()
         for m in models {
-            rows.append([m.name.displayShortest, m.id.short, ByteFormat.decimal(m.size),
-                         Age.describe(now.timeIntervalSince(m.modified))])
+            rows.append([
+                m.name.displayShortest, m.id.short, ByteFormat.decimal(m.size),
+                Age.describe(now.timeIntervalSince(m.modified))
+            ])
         }
         Table.print(rows)
     }
@@ -31,10 +34,12 @@ struct ListCommand: AsyncParsableCommand {
     private func listOutdated() async throws {
         let environment = ProcessInfo.processInfo.environment
         try checkRegistryAuth(environment)
-        let hosts = hostsDir.map { HostsDirectory(directories: $0.split(separator: ":").map(String.init)) }
+        let hosts =
+            hostsDir.map { HostsDirectory(directories: $0.split(separator: ":").map(String.init)) }
             ?? .fromEnvironment(environment)
-        let haul = Haul(store: .fromEnvironment(environment), configuration: .fromEnvironment(environment),
-                        auth: .fromEnvironment(environment), hosts: hosts)
+        let haul = Haul(
+            store: .fromEnvironment(environment), configuration: .fromEnvironment(environment),
+            auth: .fromEnvironment(environment), hosts: hosts)
         // One question per name: a list's children share their tag.
         var seen = Set<ModelName>()
         let models = haul.store.list().filter { seen.insert($0.name).inserted }
@@ -65,7 +70,8 @@ struct ListCommand: AsyncParsableCommand {
 }
 
 struct RemoveCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove a model and the blobs only it used.")
+    static let configuration = CommandConfiguration(
+        commandName: "rm", abstract: "Remove a model and the blobs only it used.")
 
     @Argument(help: "Models to remove.")
     var names: [String]
@@ -77,7 +83,8 @@ struct RemoveCommand: ParsableCommand {
                 let removal = try store.remove(ModelName(parsing: name))
                 print("deleted '\(name)'")
                 if let first = removal.unreadable.first {
-                    Terminal.standardError.write("note: " + ModelStore.sweepNotice(first, count: removal.unreadable.count) + "\n")
+                    Terminal.standardError.write(
+                        "note: " + ModelStore.sweepNotice(first, count: removal.unreadable.count) + "\n")
                 }
             } catch {
                 throw fail(error)

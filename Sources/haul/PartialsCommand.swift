@@ -17,8 +17,9 @@ struct PartialsCommand: ParsableCommand {
     )
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "List interrupted downloads.",
-                                                        aliases: ["ls"])
+        static let configuration = CommandConfiguration(
+            commandName: "list", abstract: "List interrupted downloads.",
+            aliases: ["ls"])
 
         func run() throws {
             let now = Date()
@@ -27,21 +28,28 @@ struct PartialsCommand: ParsableCommand {
             for p in store.partials() {
                 let percent = p.size > 0 ? Int(Double(p.completed) * 100 / Double(p.size)) : 0
                 let progress = "\(ByteFormat.decimal(p.completed))/\(ByteFormat.decimal(p.size)) (\(percent)%)"
-                rows.append([p.digest.short, p.model ?? "?", progress, ByteFormat.decimal(p.allocated),
-                             p.inUse ? "downloading now" : Age.describe(now.timeIntervalSince(p.modified))])
+                rows.append([
+                    p.digest.short, p.model ?? "?", progress, ByteFormat.decimal(p.allocated),
+                    p.inUse ? "downloading now" : Age.describe(now.timeIntervalSince(p.modified))
+                ])
             }
             // Copies an import made before it was stopped: nothing resumes
             // them, so they are named to be deleted.
             for staged in store.stagedImports() {
-                rows.append([staged.name, staged.inUse ? "(import)" : "(interrupted import)", "-",
-                             ByteFormat.decimal(staged.allocated),
-                             staged.inUse ? "importing now" : Age.describe(now.timeIntervalSince(staged.modified))])
+                rows.append([
+                    staged.name, staged.inUse ? "(import)" : "(interrupted import)", "-",
+                    ByteFormat.decimal(staged.allocated),
+                    staged.inUse ? "importing now" : Age.describe(now.timeIntervalSince(staged.modified))
+                ])
             }
             // Uploads a push left open: the registry holds their bytes;
             // the same push run again continues them.
             for upload in store.pendingUploads() {
-                rows.append([upload.digest.short, "(push to \(upload.registry.split(separator: "/").last ?? "")/\(upload.repository))", "-",
-                             ByteFormat.decimal(upload.size), "at the registry"])
+                rows.append([
+                    upload.digest.short,
+                    "(push to \(upload.registry.split(separator: "/").last ?? "")/\(upload.repository))", "-",
+                    ByteFormat.decimal(upload.size), "at the registry"
+                ])
             }
             Table.print(rows)
         }
@@ -53,7 +61,10 @@ struct PartialsCommand: ParsableCommand {
         @Flag(help: "Delete every interrupted download not in use.")
         var all = false
 
-        @Argument(help: "Digests (or unique prefixes of their hex, as 'haul partials' shows them), or an interrupted import's name (import-…).")
+        @Argument(
+            help:
+                "Digests (or unique prefixes of their hex, as 'haul partials' shows them), or an interrupted import's name (import-…)."
+        )
         var digests: [String] = []
 
         func validate() throws {
@@ -77,8 +88,11 @@ struct PartialsCommand: ParsableCommand {
                     let hex = text.hasPrefix("sha256:") ? String(text.dropFirst(7)) : text
                     let matches = partials.filter { $0.digest.hex.hasPrefix(hex.lowercased()) }
                     guard matches.count == 1, !hex.isEmpty else {
-                        throw fail(ValidationError(matches.isEmpty ? "no partial download matches '\(text)'"
-                                                                    : "'\(text)' matches several partial downloads"))
+                        throw fail(
+                            ValidationError(
+                                matches.isEmpty
+                                    ? "no partial download matches '\(text)'"
+                                    : "'\(text)' matches several partial downloads"))
                     }
                     targets.append(matches[0])
                 }

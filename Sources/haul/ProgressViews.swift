@@ -29,7 +29,9 @@ final class JSONProgress: ProgressView {
             write(line)
         } else if case .source(let digest, let host) = event {
             // Haul's own line, beside Ollama's: where a blob came from.
-            write("{\"status\":\"source\",\"digest\":\(ProgressJSON.quote(digest.description)),\"host\":\(ProgressJSON.quote(host))}")
+            write(
+                "{\"status\":\"source\",\"digest\":\(ProgressJSON.quote(digest.description)),\"host\":\(ProgressJSON.quote(host))}"
+            )
         } else if case .notice(let text) = event {
             Terminal.standardError.write("haul: \(model.map { $0 + ": " } ?? "")\(text)\n")
         }

@@ -16,7 +16,10 @@ struct PullCommand: AsyncParsableCommand {
     @Argument(help: "The models to pull, e.g. llama3.2 or 127.0.0.1:5000/library/sample:latest.")
     var names: [String] = []
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("Also pull the models listed in FILE, one per line (# starts a comment).", valueName: "FILE"))
+    @Option(
+        name: .shortAndLong,
+        help: ArgumentHelp("Also pull the models listed in FILE, one per line (# starts a comment).", valueName: "FILE")
+    )
     var file: String?
 
     @Flag(help: "Pull every stored model again: only layers that changed move.")
@@ -28,7 +31,10 @@ struct PullCommand: AsyncParsableCommand {
     @Flag(help: "Use plain HTTP to talk to the registry (as ollama pull --insecure).")
     var insecure = false
 
-    @Flag(help: "Pull through the daemon at $OLLAMA_HOST (haul serve or ollama serve); the default when OLLAMA_HOST is set.")
+    @Flag(
+        help:
+            "Pull through the daemon at $OLLAMA_HOST (haul serve or ollama serve); the default when OLLAMA_HOST is set."
+    )
     var remote = false
 
     @Flag(help: "Pull in this process even when OLLAMA_HOST is set.")
@@ -40,7 +46,8 @@ struct PullCommand: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "Print nothing but errors.")
     var quiet = false
 
-    @Option(help: "Registry username (with --password-stdin); also HAUL_REGISTRY_AUTH=HOST=USER:PASSWORD or docker login.")
+    @Option(
+        help: "Registry username (with --password-stdin); also HAUL_REGISTRY_AUTH=HOST=USER:PASSWORD or docker login.")
     var username: String?
 
     @Flag(help: "Read the registry password from standard input.")
@@ -50,20 +57,30 @@ struct PullCommand: AsyncParsableCommand {
 
     @OptionGroup var layout: StoreLayoutOption
 
-    @Option(help: ArgumentHelp("Which child of a manifest list to pull: llamacpp, ggml or mlx (Ollama's aliases too). "
-                               + "Default: llama.cpp, then ggml, then MLX.", valueName: "RUNNER"))
+    @Option(
+        help: ArgumentHelp(
+            "Which child of a manifest list to pull: llamacpp, ggml or mlx (Ollama's aliases too). "
+                + "Default: llama.cpp, then ggml, then MLX.", valueName: "RUNNER"))
     var runner: String?
 
-    @Option(help: ArgumentHelp("Mirror configuration directories, colon-separated (containerd's hosts.toml layout: DIR/HOST/hosts.toml, DIR/_default/hosts.toml); also HAUL_HOSTS_DIR.", valueName: "DIRS"))
+    @Option(
+        help: ArgumentHelp(
+            "Mirror configuration directories, colon-separated (containerd's hosts.toml layout: DIR/HOST/hosts.toml, DIR/_default/hosts.toml); also HAUL_HOSTS_DIR.",
+            valueName: "DIRS"))
     var hostsDir: String?
 
-    @Option(help: "Parallel range connections across all layers: the most any server gets, each finding its own count by measuring.")
+    @Option(
+        help:
+            "Parallel range connections across all layers: the most any server gets, each finding its own count by measuring."
+    )
     var connections: Int?
 
     @Flag(help: "Use --connections for every server, without measuring.")
     var fixed = false
 
-    @Option(help: ArgumentHelp("Total download rate, bytes per second (500K, 20M, 1G, as curl); also HAUL_LIMIT_RATE.", valueName: "RATE"))
+    @Option(
+        help: ArgumentHelp(
+            "Total download rate, bytes per second (500K, 20M, 1G, as curl); also HAUL_LIMIT_RATE.", valueName: "RATE"))
     var limitRate: String?
 
     @Option(help: "Seconds without data before a connection counts as stalled and is retried.")
@@ -76,12 +93,18 @@ struct PullCommand: AsyncParsableCommand {
     var hashMode: EngineConfiguration.HashMode?
 
     func validate() throws {
-        if names.isEmpty && file == nil && !all { throw ValidationError("name a model to pull, or a list of them with --file") }
+        if names.isEmpty && file == nil && !all {
+            throw ValidationError("name a model to pull, or a list of them with --file")
+        }
         if all && (!names.isEmpty || file != nil) { throw ValidationError("--all pulls every stored model; name none") }
         if remote && local { throw ValidationError("--remote and --local exclude each other") }
-        if remote && (username != nil || tls.caFile != nil || tls.insecureSkipTlsVerify || hostsDir != nil || limitRate != nil) {
-            throw ValidationError("--username, --ca-file, --insecure-skip-tls-verify, --hosts-dir and --limit-rate apply to local pulls; "
-                + "a daemon uses its own settings")
+        if remote
+            && (username != nil || tls.caFile != nil || tls.insecureSkipTlsVerify || hostsDir != nil
+                || limitRate != nil)
+        {
+            throw ValidationError(
+                "--username, --ca-file, --insecure-skip-tls-verify, --hosts-dir and --limit-rate apply to local pulls; "
+                    + "a daemon uses its own settings")
         }
         if let runner, Runner.normalize(runner) == nil {
             throw ValidationError(HaulError.unknownRunner(runner).description + ": give llamacpp, ggml or mlx")
@@ -121,11 +144,13 @@ struct PullCommand: AsyncParsableCommand {
             }
             auth.credentials.explicit[host.lowercased()] = RegistryCredentials(username: username, password: password)
         }
-        let hosts = hostsDir.map { HostsDirectory(directories: $0.split(separator: ":").map(String.init)) }
+        let hosts =
+            hostsDir.map { HostsDirectory(directories: $0.split(separator: ":").map(String.init)) }
             ?? .fromEnvironment(environment)
-        let haul = Haul(store: layout.store(environment), configuration: config,
-                        prune: !OllamaEnvironment.bool("OLLAMA_NOPRUNE", environment), auth: auth, hosts: hosts,
-                        logger: LogFormat.logger(environment, whenUnset: false))
+        let haul = Haul(
+            store: layout.store(environment), configuration: config,
+            prune: !OllamaEnvironment.bool("OLLAMA_NOPRUNE", environment), auth: auth, hosts: hosts,
+            logger: LogFormat.logger(environment, whenUnset: false))
         if models.count > 1 {
             return try await pullMany(models, haul: haul, server: server, viaDaemon: viaDaemon)
         }
@@ -140,7 +165,8 @@ struct PullCommand: AsyncParsableCommand {
         } else {
             view = PlainProgress(terminal: .standardError)
         }
-        let remotePull = viaDaemon ? RemotePull(server: server, name: name, insecure: insecure, runner: runner).start() : nil
+        let remotePull =
+            viaDaemon ? RemotePull(server: server, name: name, insecure: insecure, runner: runner).start() : nil
         let events = remotePull?.events ?? haul.pull(name, insecure: insecure, runner: runner)
         // Ctrl-C ends the pull: a local one checkpoints and stops; a remote
         // one closes its request, and the daemon cancels the download unless
@@ -173,11 +199,13 @@ struct PullCommand: AsyncParsableCommand {
             await haul.shutdown()
             view.finish(error: HaulError.cancelled)
             if viaDaemon {
-                Terminal.standardError.write("\nInterrupted. The server keeps what it downloaded; "
-                    + "run 'haul pull \(name)' again to resume.\n")
+                Terminal.standardError.write(
+                    "\nInterrupted. The server keeps what it downloaded; "
+                        + "run 'haul pull \(name)' again to resume.\n")
             } else {
-                Terminal.standardError.write("\nInterrupted: \(ByteFormat.decimal(kept.values.reduce(0, +))) downloaded so far is kept. "
-                    + "Run 'haul pull \(name)' again to resume.\n")
+                Terminal.standardError.write(
+                    "\nInterrupted: \(ByteFormat.decimal(kept.values.reduce(0, +))) downloaded so far is kept. "
+                        + "Run 'haul pull \(name)' again to resume.\n")
             }
             throw ExitCode(130)
         }
@@ -190,8 +218,12 @@ struct PullCommand: AsyncParsableCommand {
         if all {
             // One pull per name: a list's children share their tag.
             var seen = Set<String>()
-            let stored = ModelStore.fromEnvironment().list().map(\.name.displayShortest).filter { seen.insert($0).inserted }
-            guard !stored.isEmpty else { throw fail(Refusal(description: "no models stored in \(ModelStore.fromEnvironment().root)")) }
+            let stored = ModelStore.fromEnvironment().list().map(\.name.displayShortest).filter {
+                seen.insert($0).inserted
+            }
+            guard !stored.isEmpty else {
+                throw fail(Refusal(description: "no models stored in \(ModelStore.fromEnvironment().root)"))
+            }
             return stored
         }
         if names.count == 1 && file == nil { return names }
@@ -206,7 +238,9 @@ struct PullCommand: AsyncParsableCommand {
         if let file {
             let text: String
             do {
-                text = String(decoding: try FileHandle(forReadingFrom: URL(fileURLWithPath: file)).readToEnd() ?? Data(), as: UTF8.self)
+                text = String(
+                    decoding: try FileHandle(forReadingFrom: URL(fileURLWithPath: file)).readToEnd() ?? Data(),
+                    as: UTF8.self)
             } catch {
                 throw fail(Refusal(description: "cannot read \(file): \(error.localizedDescription)"))
             }
@@ -230,7 +264,9 @@ struct PullCommand: AsyncParsableCommand {
             if let board { return BarProgress(board: board, title: model) }
             return PlainProgress(terminal: .standardError, model: model)
         }
-        let remotes = viaDaemon ? models.map { RemotePull(server: server, name: $0, insecure: insecure, runner: runner).start() } : []
+        let remotes =
+            viaDaemon
+            ? models.map { RemotePull(server: server, name: $0, insecure: insecure, runner: runner).start() } : []
         let interrupts = Interrupts { _ in
             if viaDaemon { remotes.forEach { $0.cancel() } } else { Task { await haul.shutdown() } }
         }
@@ -265,12 +301,14 @@ struct PullCommand: AsyncParsableCommand {
         sink.finish()
         if interrupts.received {
             await haul.shutdown()
-            Terminal.standardError.write("\nInterrupted. What was downloaded is kept; run the same command again to resume.\n")
+            Terminal.standardError.write(
+                "\nInterrupted. What was downloaded is kept; run the same command again to resume.\n")
             throw ExitCode(130)
         }
         guard failures.isEmpty else {
             let lines = failures.map { "  \($0.model): " + (($0.error as? HaulError)?.description ?? "\($0.error)") }
-            Terminal.standardError.write("Error: \(failures.count) of \(models.count) models failed:\n" + lines.joined(separator: "\n") + "\n")
+            Terminal.standardError.write(
+                "Error: \(failures.count) of \(models.count) models failed:\n" + lines.joined(separator: "\n") + "\n")
             throw ExitCode(1)
         }
     }

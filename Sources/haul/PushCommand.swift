@@ -14,14 +14,19 @@ struct PushOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Print nothing but errors.")
     var quiet = false
 
-    @Option(help: "Destination registry username (with --password-stdin); also HAUL_REGISTRY_AUTH=HOST=USER:PASSWORD or docker login.")
+    @Option(
+        help:
+            "Destination registry username (with --password-stdin); also HAUL_REGISTRY_AUTH=HOST=USER:PASSWORD or docker login."
+    )
     var username: String?
 
     @Flag(help: "Read the destination registry's password from standard input.")
     var passwordStdin = false
 
-    @Option(help: ArgumentHelp("The largest request body: blobs go in chunks of this size (default 64M, at least 1M; "
-                               + "lower it for a proxy that limits bodies).", valueName: "SIZE"))
+    @Option(
+        help: ArgumentHelp(
+            "The largest request body: blobs go in chunks of this size (default 64M, at least 1M; "
+                + "lower it for a proxy that limits bodies).", valueName: "SIZE"))
     var chunkSize: String?
 
     @OptionGroup var tls: TLSOptions
@@ -46,20 +51,27 @@ struct PushOptions: ParsableArguments {
         try checkRegistryAuth(environment)
         var auth = RegistryAuth.fromEnvironment(environment)
         if let username {
-            auth.credentials.explicit[destination.host.lowercased()] = RegistryCredentials(username: username, password: readPassword())
+            auth.credentials.explicit[destination.host.lowercased()] = RegistryCredentials(
+                username: username, password: readPassword())
         }
-        return Haul(store: .fromEnvironment(environment), configuration: config,
-                    prune: !OllamaEnvironment.bool("OLLAMA_NOPRUNE", environment), auth: auth, hosts: .fromEnvironment(environment))
+        return Haul(
+            store: .fromEnvironment(environment), configuration: config,
+            prune: !OllamaEnvironment.bool("OLLAMA_NOPRUNE", environment), auth: auth,
+            hosts: .fromEnvironment(environment))
     }
 
     /// Pushes and shows it: NDJSON on stdout, or a line per blob and the
     /// result on stderr.
     func push(_ source: ModelName, to destination: ModelName, with haul: Haul) async throws {
         let interrupts = Interrupts { _ in Task { await haul.shutdown() } }
-        var sent: Int64 = 0, present: Int64 = 0
+        var sent: Int64 = 0
+        var present: Int64 = 0
         do {
             for try await event in haul.push(source, to: destination, insecure: insecure, chunkSize: chunkBytes) {
-                if json { Terminal.standardOutput.write(ProgressJSON.line(for: event) + "\n"); continue }
+                if json {
+                    Terminal.standardOutput.write(ProgressJSON.line(for: event) + "\n")
+                    continue
+                }
                 guard !quiet else { continue }
                 switch event {
                 case .pushing(let digest, let total, let completed) where completed == total:
@@ -70,8 +82,9 @@ struct PushOptions: ParsableArguments {
                     let how = mountedFrom.map { "mounted from \($0)" } ?? "exists"
                     Terminal.standardError.write("\(how) \(digest.short) \(ByteFormat.decimal(total))\n")
                 case .success(let digest):
-                    Terminal.standardError.write("pushed \(source.displayShortest) to \(destination.displayShortest) (\(digest)): "
-                        + "\(ByteFormat.decimal(sent)) sent, \(ByteFormat.decimal(present)) already there\n")
+                    Terminal.standardError.write(
+                        "pushed \(source.displayShortest) to \(destination.displayShortest) (\(digest)): "
+                            + "\(ByteFormat.decimal(sent)) sent, \(ByteFormat.decimal(present)) already there\n")
                 default:
                     break
                 }
@@ -79,7 +92,8 @@ struct PushOptions: ParsableArguments {
         } catch {
             if interrupts.received {
                 await haul.shutdown()
-                Terminal.standardError.write("\nInterrupted: the registry keeps what it received; run the same command again to go on.\n")
+                Terminal.standardError.write(
+                    "\nInterrupted: the registry keeps what it received; run the same command again to go on.\n")
                 throw ExitCode(130)
             }
             throw fail(error)
@@ -117,7 +131,8 @@ struct PushCommand: AsyncParsableCommand {
     @OptionGroup var options: PushOptions
 
     func run() async throws {
-        let source: ModelName, target: ModelName
+        let source: ModelName
+        let target: ModelName
         do {
             source = try ModelName(parsing: model)
             target = try ModelName(parsing: destination ?? model)
@@ -151,7 +166,8 @@ struct CopyCommand: AsyncParsableCommand {
     @OptionGroup var options: PushOptions
 
     func run() async throws {
-        let from: ModelName, to: ModelName
+        let from: ModelName
+        let to: ModelName
         do {
             from = try ModelName(parsing: source)
             to = try ModelName(parsing: destination)
@@ -167,7 +183,8 @@ struct CopyCommand: AsyncParsableCommand {
             do {
                 // The same name under another tag (its scheme, if written, kept).
                 func tagged(_ name: ModelName, _ tag: String) throws -> ModelName {
-                    try ModelName(parsing: (name.scheme.map { "\($0)://" } ?? "") + "\(name.host)/\(name.repository):\(tag)")
+                    try ModelName(
+                        parsing: (name.scheme.map { "\($0)://" } ?? "") + "\(name.host)/\(name.repository):\(tag)")
                 }
                 pairs = try tags.map { tag in (try tagged(from, tag), try tagged(to, tag)) }
             } catch { throw fail(error) }
@@ -175,7 +192,9 @@ struct CopyCommand: AsyncParsableCommand {
         for (source, target) in pairs {
             do {
                 for try await event in haul.pull(source, insecure: options.insecure) {
-                    if options.json, let line = ProgressJSON.line(for: event) { Terminal.standardOutput.write(line + "\n") }
+                    if options.json, let line = ProgressJSON.line(for: event) {
+                        Terminal.standardOutput.write(line + "\n")
+                    }
                 }
             } catch {
                 throw fail(error)

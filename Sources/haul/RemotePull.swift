@@ -1,9 +1,10 @@
 import Foundation
+import HaulKit
 import Synchronization
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import HaulKit
 
 /// A pull run by a Haul or Ollama daemon: `POST /api/pull` with the
 /// ollama CLI's request, its NDJSON stream read back into pull events.
@@ -23,8 +24,10 @@ struct RemotePull {
         let events: AsyncThrowingStream<PullEvent, any Error>
         private let continuation: AsyncThrowingStream<PullEvent, any Error>.Continuation
 
-        init(_ events: AsyncThrowingStream<PullEvent, any Error>,
-             _ continuation: AsyncThrowingStream<PullEvent, any Error>.Continuation) {
+        init(
+            _ events: AsyncThrowingStream<PullEvent, any Error>,
+            _ continuation: AsyncThrowingStream<PullEvent, any Error>.Continuation
+        ) {
             (self.events, self.continuation) = (events, continuation)
         }
 
@@ -47,7 +50,8 @@ struct RemotePull {
         request.setValue("application/x-ndjson", forHTTPHeaderField: "Accept")
         request.setValue(Versions.userAgent, forHTTPHeaderField: "User-Agent")
         let runnerField = runner.map { ",\"runner\":" + ProgressJSON.quote($0) } ?? ""
-        request.httpBody = Data(("{\"model\":\(ProgressJSON.quote(name)),\"insecure\":\(insecure)\(runnerField),\"stream\":true}").utf8)
+        request.httpBody = Data(
+            ("{\"model\":\(ProgressJSON.quote(name)),\"insecure\":\(insecure)\(runnerField),\"stream\":true}").utf8)
         request.timeoutInterval = 24 * 3600
         let reader = StreamReader(continuation: continuation)
         let session = URLSession(configuration: .ephemeral, delegate: reader, delegateQueue: nil)
@@ -81,8 +85,10 @@ private final class StreamReader: NSObject, URLSessionDataDelegate, Sendable {
         self.continuation = continuation
     }
 
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
-                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+    func urlSession(
+        _ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+        completionHandler: @escaping (URLSession.ResponseDisposition) -> Void
+    ) {
         state.withLock { $0.status = (response as? HTTPURLResponse)?.statusCode ?? 0 }
         completionHandler(.allow)
     }
@@ -122,17 +128,24 @@ private final class StreamReader: NSObject, URLSessionDataDelegate, Sendable {
         let (status, body, failed, succeeded) = state.withLock { ($0.status, $0.body, $0.failed, $0.succeeded) }
         if failed { return }
         if let error {
-            continuation.finish(throwing: RemotePull.ServerError(description: "\(task.originalRequest?.url?.absoluteString ?? "server"): \(error.localizedDescription)"))
+            continuation.finish(
+                throwing: RemotePull.ServerError(
+                    description:
+                        "\(task.originalRequest?.url?.absoluteString ?? "server"): \(error.localizedDescription)"))
         } else if status != 200 {
             // Ollama's error body is {"error": "..."}; anything else is shown as is.
             let message: String
-            if case .error(let text)? = try? ProgressJSON.parse(body) { message = text }
-            else { message = String(decoding: body.prefix(512), as: UTF8.self) }
+            if case .error(let text)? = try? ProgressJSON.parse(body) {
+                message = text
+            } else {
+                message = String(decoding: body.prefix(512), as: UTF8.self)
+            }
             // Go's http.Status form, as the ollama CLI prints it: "400 Bad Request: …".
             let reason = HTTPURLResponse.localizedString(forStatusCode: status).capitalized
             continuation.finish(throwing: RemotePull.ServerError(description: "\(status) \(reason): \(message)"))
         } else if !succeeded {
-            continuation.finish(throwing: RemotePull.ServerError(description: "the server ended the stream before the pull finished"))
+            continuation.finish(
+                throwing: RemotePull.ServerError(description: "the server ended the stream before the pull finished"))
         } else {
             continuation.finish()
         }

@@ -25,13 +25,19 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var layout: StoreLayoutOption
 
-    @Option(help: "Parallel range connections across all pulls: the most any server gets, each finding its own count by measuring.")
+    @Option(
+        help:
+            "Parallel range connections across all pulls: the most any server gets, each finding its own count by measuring."
+    )
     var connections: Int?
 
     @Flag(help: "Use --connections for every server, without measuring.")
     var fixed = false
 
-    @Option(help: ArgumentHelp("Total download rate of all pulls, bytes per second (500K, 20M, 1G); also HAUL_LIMIT_RATE.", valueName: "RATE"))
+    @Option(
+        help: ArgumentHelp(
+            "Total download rate of all pulls, bytes per second (500K, 20M, 1G); also HAUL_LIMIT_RATE.",
+            valueName: "RATE"))
     var limitRate: String?
 
     func validate() throws {
@@ -58,11 +64,14 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = LogFormat.logger(environment, whenUnset: true)!
         let metrics = DaemonMetrics()
         let metricsHost = environment["HAUL_METRICS_ADDR"].flatMap { $0.isEmpty ? nil : OllamaHost(parsing: $0) }
-        let haul = Haul.fromEnvironment(environment, configuration: config, logger: logger,
-                                        metrics: HaulMetrics(factory: metrics.factory))
-        let daemon = HaulDaemon(haul: haul, host: host, access: .fromEnvironment(environment, listeningOn: host),
-                                pullThrough: environment["HAUL_PULL_THROUGH"], node: .fromEnvironment(environment),
-                                metrics: metrics, metricsHost: metricsHost, logger: logger) { bound in
+        let haul = Haul.fromEnvironment(
+            environment, configuration: config, logger: logger,
+            metrics: HaulMetrics(factory: metrics.factory))
+        let daemon = HaulDaemon(
+            haul: haul, host: host, access: .fromEnvironment(environment, listeningOn: host),
+            pullThrough: environment["HAUL_PULL_THROUGH"], node: .fromEnvironment(environment),
+            metrics: metrics, metricsHost: metricsHost, logger: logger
+        ) { bound in
             Terminal.standardOutput.write("haul serve: listening on \(bound.clientURL), models in \(haul.store.root)\n")
         }
         do {

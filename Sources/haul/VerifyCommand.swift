@@ -51,7 +51,8 @@ struct VerifyCommand: AsyncParsableCommand {
                 let rows = stored.filter { $0.name == existing }
                 if rows.isEmpty {
                     do throws(HaulError) {
-                        _ = try store.storedManifest(for: existing).map { (s) throws(HaulError) in try store.runnable(s) }
+                        _ = try store.storedManifest(for: existing).map { (s) throws(HaulError) in try store.runnable(s)
+                        }
                     } catch .storedManifest(let path, let problem) {
                         badManifests.append(UnreadableManifest(path: path, problem: problem))
                     } catch {
@@ -72,26 +73,30 @@ struct VerifyCommand: AsyncParsableCommand {
         }
         err.write("\(report.checked.count) blobs of \(models.count) models checked: \(report.bad.count) bad\n")
         for entry in badManifests {
-            err.write("bad manifest: \(entry.path): \(entry.problem); pull the model again or remove it with 'haul rm'\n")
+            err.write(
+                "bad manifest: \(entry.path): \(entry.problem); pull the model again or remove it with 'haul rm'\n")
         }
         for finding in report.bad {
-            err.write("bad: \(finding.layer.digest.fileName): \(finding.problem); used by "
-                + finding.models.map(\.displayShortest).joined(separator: ", ") + "\n")
+            err.write(
+                "bad: \(finding.layer.digest.fileName): \(finding.problem); used by "
+                    + finding.models.map(\.displayShortest).joined(separator: ", ") + "\n")
         }
         guard !report.bad.isEmpty else {
             if !badManifests.isEmpty { throw ExitCode(1) }
             return
         }
         guard repair else {
-            err.write("The bad blobs were moved to \(store.root)/.haul/quarantine. "
-                + "Run 'haul verify --repair' (or pull the models again) to fetch them again.\n")
+            err.write(
+                "The bad blobs were moved to \(store.root)/.haul/quarantine. "
+                    + "Run 'haul verify --repair' (or pull the models again) to fetch them again.\n")
             throw ExitCode(1)
         }
         let environment = ProcessInfo.processInfo.environment
         var config = EngineConfiguration.fromEnvironment(environment)
         tls.apply(to: &config)
-        let haul = Haul(store: store, configuration: config, prune: !OllamaEnvironment.bool("OLLAMA_NOPRUNE", environment),
-                        auth: .fromEnvironment(environment), hosts: .fromEnvironment(environment))
+        let haul = Haul(
+            store: store, configuration: config, prune: !OllamaEnvironment.bool("OLLAMA_NOPRUNE", environment),
+            auth: .fromEnvironment(environment), hosts: .fromEnvironment(environment))
         var broken: [(String, any Error)] = []
         let affected = Array(Set(report.bad.flatMap(\.models))).sorted { $0.displayShortest < $1.displayShortest }
         for name in affected {

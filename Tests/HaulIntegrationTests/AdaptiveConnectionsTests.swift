@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import HaulKit
 import HaulTestSupport
+import Testing
+
+@testable import HaulKit
 
 /// Each origin's connection count found by measuring, against the test
 /// registry playing servers that punish too many connections.
@@ -49,7 +50,8 @@ import HaulTestSupport
         let adaptiveCollapsed = try await registry.counter("collapsed_bytes")
         #expect(try await registry.counter("active_max") > 4, "the count was never probed above four")
 
-        let fixed = try haul(["pull", name, "--insecure", "-q", "--fixed", "--connections", "8"], models: TempDir("haul-models").path)
+        let fixed = try haul(
+            ["pull", name, "--insecure", "-q", "--fixed", "--connections", "8"], models: TempDir("haul-models").path)
         #expect(fixed.status == 0, "\(fixed.stderr)")
         let fixedCollapsed = try await registry.counter("collapsed_bytes") - adaptiveCollapsed
 

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import HaulKit
 import HaulTestSupport
+import Testing
+
+@testable import HaulKit
 
 /// `haul serve` over real HTTP: Ollama's API surface, shared downloads,
 /// disconnects, shutdown, and Ollama's own Python client. Serialized: the
@@ -9,19 +10,22 @@ import HaulTestSupport
 @Suite(.serialized) struct DaemonTests {
     static let fixture: (dir: TempDir, model: TestModel, shared: TestModel, other: TestModel) = {
         let dir = TempDir("haul-daemon-registry")
-        let model = try! TestModel.make(root: dir.path, name: "library/chat:latest", layers: ["24M"], texts: [
-            "template={{ if .System }}{{ .System }}{{ end }}{{ .Prompt }}{{ if .Tools }}tools{{ end }}",
-            "system=You are terse.",
-            #"params={"stop":["<|end|>","<|user|>"],"temperature":0.7,"num_ctx":4096}"#,
-            "license=MIT, for the test.",
-        ])
+        let model = try! TestModel.make(
+            root: dir.path, name: "library/chat:latest", layers: ["24M"],
+            texts: [
+                "template={{ if .System }}{{ .System }}{{ end }}{{ .Prompt }}{{ if .Tools }}tools{{ end }}",
+                "system=You are terse.",
+                #"params={"stop":["<|end|>","<|user|>"],"temperature":0.7,"num_ctx":4096}"#,
+                "license=MIT, for the test."
+            ])
         let shared = try! TestModel.make(root: dir.path, name: "library/shared:latest", layers: ["128M", "1M"])
         let other = try! TestModel.make(root: dir.path, name: "library/other:latest", layers: ["96M"])
         return (dir, model, shared, other)
     }()
 
     @Test func answersOllamasProbesAndRefusesBadRequestsWithoutFalling() async throws {
-        let models = TempDir("haul-models"), logs = TempDir("haul-logs")
+        let models = TempDir("haul-models")
+        let logs = TempDir("haul-logs")
         let daemon = try await Daemon(models: models.path, logs: logs)
 
         let root = try await daemon.request("GET", "/")
@@ -42,7 +46,10 @@ import HaulTestSupport
             (#"{"model":"x","stream":"yes"}"#, 400, #"invalid request body: "stream" must be a boolean"#),
             (#"["model"]"#, 400, "invalid request body: the body must be a JSON object"),
             (#"{"model": "x""#, 400, "invalid request body: malformed JSON"),
-            ("{\"model\":\"" + String(repeating: "a", count: 70_000) + "\"}", 413, "request body too large (limit 65536 bytes)"),
+            (
+                "{\"model\":\"" + String(repeating: "a", count: 70_000) + "\"}", 413,
+                "request body too large (limit 65536 bytes)"
+            )
         ]
         for (body, status, message) in refusals {
             let reply = try await daemon.request("POST", "/api/pull", body: body)
@@ -68,7 +75,8 @@ import HaulTestSupport
 
     @Test func streamsOllamasEventsThenListsShowsAndDeletes() async throws {
         let registry = try TestRegistry(root: Self.fixture.dir.path, cdn: true)
-        let models = TempDir("haul-models"), logs = TempDir("haul-logs")
+        let models = TempDir("haul-models")
+        let logs = TempDir("haul-logs")
         let daemon = try await Daemon(models: models.path, logs: logs)
         let name = "\(registry.host)/library/chat"
         let model = Self.fixture.model
@@ -84,7 +92,10 @@ import HaulTestSupport
         for layer in model.layers {
             let mine = lines.filter { $0["digest"] as? String == layer.digest.description }
             #expect(!mine.isEmpty, "no line for \(layer.digest)")
-            #expect(mine.allSatisfy { $0["status"] as? String == "pulling \(layer.digest.short)" && $0["total"] as? Int == Int(layer.size) })
+            #expect(
+                mine.allSatisfy {
+                    $0["status"] as? String == "pulling \(layer.digest.short)" && $0["total"] as? Int == Int(layer.size)
+                })
             let completed = mine.map { $0["completed"] as? Int ?? 0 }
             #expect(completed == completed.sorted() && completed.last == Int(layer.size))
         }
@@ -106,27 +117,34 @@ import HaulTestSupport
 
         // /api/show: the text layers and what they imply.
         let show = try await daemon.request("POST", "/api/show", body: #"{"model":"\#(name)"}"#).json
-        #expect(show["template"] as? String == "{{ if .System }}{{ .System }}{{ end }}{{ .Prompt }}{{ if .Tools }}tools{{ end }}")
+        #expect(
+            show["template"] as? String
+                == "{{ if .System }}{{ .System }}{{ end }}{{ .Prompt }}{{ if .Tools }}tools{{ end }}")
         #expect(show["system"] as? String == "You are terse.")
         #expect(show["license"] as? String == "MIT, for the test.")
-        #expect(show["parameters"] as? String == """
-            num_ctx                        4096
-            stop                           "<|end|>"
-            stop                           "<|user|>"
-            temperature                    0.7
-            """)
+        #expect(
+            show["parameters"] as? String == """
+                num_ctx                        4096
+                stop                           "<|end|>"
+                stop                           "<|user|>"
+                temperature                    0.7
+                """)
         #expect(show["capabilities"] as? [String] == ["completion", "tools"])
         let modelfile = show["modelfile"] as? String ?? ""
         #expect(modelfile.contains("FROM \(models.path)/blobs/\(model.layers[0].digest.fileName)"))
-        #expect(modelfile.contains("PARAMETER stop \"<|end|>\"") && modelfile.contains("SYSTEM \"\"\"You are terse.\"\"\""))
+        #expect(
+            modelfile.contains("PARAMETER stop \"<|end|>\"") && modelfile.contains("SYSTEM \"\"\"You are terse.\"\"\""))
 
         // stream:false: only the final object.
-        let again = try await daemon.request("POST", "/api/pull", body: #"{"model":"\#(name)","insecure":true,"stream":false}"#)
+        let again = try await daemon.request(
+            "POST", "/api/pull", body: #"{"model":"\#(name)","insecure":true,"stream":false}"#)
         #expect(again.status == 200 && again.body == #"{"status":"success"}"#)
-        let missing = try await daemon.request("POST", "/api/pull", body: #"{"model":"\#(registry.host)/library/nope","insecure":true,"stream":false}"#)
+        let missing = try await daemon.request(
+            "POST", "/api/pull", body: #"{"model":"\#(registry.host)/library/nope","insecure":true,"stream":false}"#)
         #expect(missing.status == 500 && missing.json["error"] as? String == "pull model manifest: file does not exist")
         // Streaming, the same failure is a 200 whose last line is the error.
-        let missingStream = try await daemon.request("POST", "/api/pull", body: #"{"model":"\#(registry.host)/library/nope","insecure":true}"#)
+        let missingStream = try await daemon.request(
+            "POST", "/api/pull", body: #"{"model":"\#(registry.host)/library/nope","insecure":true}"#)
         #expect(missingStream.status == 200)
         #expect(missingStream.lines.last?["error"] as? String == "pull model manifest: file does not exist")
 
@@ -142,7 +160,8 @@ import HaulTestSupport
         // 16 connections at 4 MB/s: the 128 MB layer takes about 2 s, so the
         // clients overlap whatever order they arrive in.
         let registry = try TestRegistry(root: Self.fixture.dir.path, cdn: true, rate: "4M")
-        let models = TempDir("haul-models"), logs = TempDir("haul-logs")
+        let models = TempDir("haul-models")
+        let logs = TempDir("haul-logs")
         let daemon = try await Daemon(models: models.path, logs: logs)
         let name = "\(registry.host)/library/shared"
         let clients = try (0..<8).map { _ in try daemon.curlPull(name, logs: logs) }
@@ -152,19 +171,24 @@ import HaulTestSupport
             #expect(lines.last == #"{"status":"success"}"#, "client \(i): \(client.stdout.suffix(300))")
             // Each client saw its own progress up to the end of every blob.
             for layer in Self.fixture.shared.layers {
-                #expect(client.stdout.contains(#""total":\#(layer.size),"completed":\#(layer.size)}"#), "client \(i), \(layer.digest.short)")
+                #expect(
+                    client.stdout.contains(#""total":\#(layer.size),"completed":\#(layer.size)}"#),
+                    "client \(i), \(layer.digest.short)")
             }
         }
         for layer in Self.fixture.shared.layers {
             let served = try await registry.bytesServed(layer.digest)
-            #expect(served >= Int(layer.size) && served <= Int(Double(layer.size) * 1.05), "\(layer.digest.short): \(served) bytes served for \(layer.size)")
+            #expect(
+                served >= Int(layer.size) && served <= Int(Double(layer.size) * 1.05),
+                "\(layer.digest.short): \(served) bytes served for \(layer.size)")
         }
         #expect(daemon.stop().status == 0)
     }
 
     @Test func aDownloadStopsOnlyWhenItsLastClientLeavesAndResumesAfter() async throws {
         let registry = try TestRegistry(root: Self.fixture.dir.path, cdn: true, rate: "1M")
-        let models = TempDir("haul-models"), logs = TempDir("haul-logs")
+        let models = TempDir("haul-models")
+        let logs = TempDir("haul-logs")
         let daemon = try await Daemon(models: models.path, logs: logs)
         let name = "\(registry.host)/library/other"
         let blob = try #require(Self.fixture.other.layers.first { $0.size == 96 << 20 })
@@ -181,29 +205,37 @@ import HaulTestSupport
         try await Task.sleep(for: .milliseconds(500))
         staying.send(SIGKILL)
         staying.wait()
-        #expect(try await waitUntil(timeout: 10) { store.partials().contains { $0.digest == blob.digest && !$0.inUse } },
-                "partials: \(store.partials()), blobs: \(FileSystem.listDirectory(store.blobsDirectory)), daemon: \(daemon.process.stderr.suffix(800))")
+        #expect(
+            try await waitUntil(timeout: 10) { store.partials().contains { $0.digest == blob.digest && !$0.inUse } },
+            "partials: \(store.partials()), blobs: \(FileSystem.listDirectory(store.blobsDirectory)), daemon: \(daemon.process.stderr.suffix(800))"
+        )
         // (The registry may still count a chunk per connection that it wrote
         // before it saw the connection close.)
         try await Task.sleep(for: .milliseconds(300))
         let servedAtStop = try await registry.bytesServed(blob.digest)
         try await Task.sleep(for: .milliseconds(600))
-        #expect(try await registry.bytesServed(blob.digest) == servedAtStop, "the registry kept sending after the last client left")
+        #expect(
+            try await registry.bytesServed(blob.digest) == servedAtStop,
+            "the registry kept sending after the last client left")
         let kept = try #require(store.partials().first { $0.digest == blob.digest }).completed
         #expect(kept > 0 && kept < blob.size)
 
         // A new request resumes from the partial rather than starting over.
-        let resumed = try await daemon.request("POST", "/api/pull", body: #"{"model":"\#(name)","insecure":true,"stream":false}"#)
+        let resumed = try await daemon.request(
+            "POST", "/api/pull", body: #"{"model":"\#(name)","insecure":true,"stream":false}"#)
         #expect(resumed.status == 200 && resumed.body == #"{"status":"success"}"#)
         let served = try await registry.bytesServed(blob.digest)
-        #expect(served <= Int(blob.size) + Int(Double(blob.size) * 0.1), "\(served) bytes served for \(blob.size), \(kept) kept")
+        #expect(
+            served <= Int(blob.size) + Int(Double(blob.size) * 0.1),
+            "\(served) bytes served for \(blob.size), \(kept) kept")
         #expect(sameContent(store.blobPath(blob.digest), Self.fixture.dir.path + "/blobs/" + blob.digest.fileName))
         #expect(daemon.stop().status == 0)
     }
 
     @Test func sigtermCancelsPullsInFlightAndKeepsTheirData() async throws {
         let registry = try TestRegistry(root: Self.fixture.dir.path, cdn: true, rate: "1M")
-        let models = TempDir("haul-models"), logs = TempDir("haul-logs")
+        let models = TempDir("haul-models")
+        let logs = TempDir("haul-logs")
         let daemon = try await Daemon(models: models.path, logs: logs)
         let client = try daemon.curlPull("\(registry.host)/library/other", logs: logs)
         #expect(try await waitUntil { client.stdout.contains("\"completed\":") })
@@ -218,31 +250,42 @@ import HaulTestSupport
 
     @Test func theCLIPullsThroughADaemon() async throws {
         let registry = try TestRegistry(root: Self.fixture.dir.path, cdn: true)
-        let models = TempDir("haul-models"), logs = TempDir("haul-logs"), elsewhere = TempDir("haul-cli")
+        let models = TempDir("haul-models")
+        let logs = TempDir("haul-logs")
+        let elsewhere = TempDir("haul-cli")
         let daemon = try await Daemon(models: models.path, logs: logs)
         let name = "\(registry.host)/library/chat"
         // OLLAMA_HOST set: the CLI streams from the daemon; its own
         // OLLAMA_MODELS is untouched.
-        let viaHost = try run(haulBinary, ["pull", name, "--insecure"],
-                              environment: ["OLLAMA_HOST": daemon.host, "OLLAMA_MODELS": elsewhere.path])
+        let viaHost = try run(
+            haulBinary, ["pull", name, "--insecure"],
+            environment: ["OLLAMA_HOST": daemon.host, "OLLAMA_MODELS": elsewhere.path])
         #expect(viaHost.status == 0, "\(viaHost.stderr)")
-        #expect(viaHost.stderr.contains("pulling \(Self.fixture.model.layers[0].digest.short)") && viaHost.stderr.contains("success"))
+        #expect(
+            viaHost.stderr.contains("pulling \(Self.fixture.model.layers[0].digest.short)")
+                && viaHost.stderr.contains("success"))
         #expect(listFiles(elsewhere.path).isEmpty)
         #expect(ModelStore(root: models.path).list().map(\.name.displayShortest) == [name + ":latest"])
 
         // --json relays the daemon's stream.
-        let json = try run(haulBinary, ["pull", "--remote", name, "--insecure", "--json"],
-                           environment: ["OLLAMA_HOST": daemon.url, "OLLAMA_MODELS": elsewhere.path])
+        let json = try run(
+            haulBinary, ["pull", "--remote", name, "--insecure", "--json"],
+            environment: ["OLLAMA_HOST": daemon.url, "OLLAMA_MODELS": elsewhere.path])
         #expect(json.status == 0 && json.stdout.hasSuffix("{\"status\":\"success\"}\n"), "\(json.stdout)")
 
         // The daemon's refusals come back as the ollama CLI prints them.
         let bad = try run(haulBinary, ["pull", "bad/../name"], environment: ["OLLAMA_HOST": daemon.host])
         #expect(bad.status == 1 && bad.stderr == "Error: 400 Bad Request: invalid model name\n", "\(bad.stderr)")
-        let missing = try run(haulBinary, ["pull", "\(registry.host)/library/nope", "--insecure"], environment: ["OLLAMA_HOST": daemon.host])
-        #expect(missing.status == 1 && missing.stderr.hasSuffix("Error: pull model manifest: file does not exist\n"), "\(missing.stderr)")
+        let missing = try run(
+            haulBinary, ["pull", "\(registry.host)/library/nope", "--insecure"],
+            environment: ["OLLAMA_HOST": daemon.host])
+        #expect(
+            missing.status == 1 && missing.stderr.hasSuffix("Error: pull model manifest: file does not exist\n"),
+            "\(missing.stderr)")
         // --local ignores OLLAMA_HOST.
-        let local = try run(haulBinary, ["pull", "--local", name, "--insecure", "-q"],
-                            environment: ["OLLAMA_HOST": daemon.host, "OLLAMA_MODELS": elsewhere.path])
+        let local = try run(
+            haulBinary, ["pull", "--local", name, "--insecure", "-q"],
+            environment: ["OLLAMA_HOST": daemon.host, "OLLAMA_MODELS": elsewhere.path])
         #expect(local.status == 0 && ModelStore(root: elsewhere.path).list().count == 1)
         #expect(daemon.stop().status == 0)
     }
@@ -251,9 +294,12 @@ import HaulTestSupport
     /// with the official `ollama` client and llama.cpp's `gguf` from PyPI.
     static var python: String {
         get throws {
-            let python = ProcessInfo.processInfo.environment["HAUL_TEST_PYTHON"] ?? testsDirectory.appendingPathComponent(".venv/bin/python").path
+            let python =
+                ProcessInfo.processInfo.environment["HAUL_TEST_PYTHON"]
+                ?? testsDirectory.appendingPathComponent(".venv/bin/python").path
             guard FileManager.default.isExecutableFile(atPath: python) else {
-                throw TestFailure("no Python with the ollama client at \(python): run 'make test', which creates Tests/.venv")
+                throw TestFailure(
+                    "no Python with the ollama client at \(python): run 'make test', which creates Tests/.venv")
             }
             return python
         }
@@ -263,10 +309,15 @@ import HaulTestSupport
         let root = testsDirectory
         let python = try Self.python
         let registry = try TestRegistry(root: Self.fixture.dir.path, cdn: true)
-        let models = TempDir("haul-models"), logs = TempDir("haul-logs")
+        let models = TempDir("haul-models")
+        let logs = TempDir("haul-logs")
         let daemon = try await Daemon(models: models.path, logs: logs)
-        let check = try run(python, [root.appendingPathComponent("clients/ollama_client_check.py").path,
-                                     daemon.url, "\(registry.host)/library/chat"])
+        let check = try run(
+            python,
+            [
+                root.appendingPathComponent("clients/ollama_client_check.py").path,
+                daemon.url, "\(registry.host)/library/chat"
+            ])
         #expect(check.status == 0, "\(check.stderr)")
         let seen = (try? JSONSerialization.jsonObject(with: Data(check.stdout.utf8))) as? [String: Any] ?? [:]
         #expect(seen["blobs"] as? Int == Self.fixture.model.layers.count, "\(check.stdout)")
@@ -284,15 +335,22 @@ import HaulTestSupport
         let dir = TempDir("haul-gguf-registry")
         let written = try run(python, [script, "write", dir.sub("tiny.gguf")])
         try #require(written.status == 0, "\(written.stderr)")
-        let template = #"{{- range .Messages }}{{ if eq .Role "assistant" }}{{ if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}"#
+        let template =
+            #"{{- range .Messages }}{{ if eq .Role "assistant" }}{{ if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}"#
             + #"{{ .Content }}{{ else }}{{ .Content }}{{ end }}{{ end }}{{ if .Tools }}{{ json .Tools }}{{ end }}"#
-        let made = try run("/usr/bin/env", ["python3", TestRegistry.script, "make-model", "--root", dir.path, "--name", "library/tiny:latest",
-                                            "--file", dir.sub("tiny.gguf"), "--text", "template=" + template])
+        let made = try run(
+            "/usr/bin/env",
+            [
+                "python3", TestRegistry.script, "make-model", "--root", dir.path, "--name", "library/tiny:latest",
+                "--file", dir.sub("tiny.gguf"), "--text", "template=" + template
+            ])
         try #require(made.status == 0, "\(made.stderr)")
         let registry = try TestRegistry(root: dir.path, cdn: true)
-        let models = TempDir("haul-models"), logs = TempDir("haul-logs")
+        let models = TempDir("haul-models")
+        let logs = TempDir("haul-logs")
         let daemon = try await Daemon(models: models.path, logs: logs)
-        let check = try run(python, [script, "check", daemon.url, "\(registry.host)/library/tiny:latest", dir.sub("tiny.gguf")])
+        let check = try run(
+            python, [script, "check", daemon.url, "\(registry.host)/library/tiny:latest", dir.sub("tiny.gguf")])
         #expect(check.status == 0, "\(check.stderr)")
         let seen = (try? JSONSerialization.jsonObject(with: Data(check.stdout.utf8))) as? [String: Any] ?? [:]
         #expect(seen["parameter_count"] as? Int == 8 * 64 + 64 * 64 + 64, "\(check.stdout)")

@@ -1,7 +1,7 @@
 import Foundation
-import Testing
 import HaulKit
 import HaulTestSupport
+import Testing
 
 /// HaulKit as another package consumes it: `Examples/Embedder` depends on
 /// Haul *by version* (`from: "0.1.0"`) through a throw-away git repository
@@ -15,12 +15,14 @@ import HaulTestSupport
         // The checkout as it is now (tracked and new files, not ignored ones),
         // committed and tagged in a repository of its own.
         let repo = work.sub("haul")
-        let files = try run("/usr/bin/git", ["-C", checkout, "ls-files", "-z", "--cached", "--others", "--exclude-standard"])
+        let files = try run(
+            "/usr/bin/git", ["-C", checkout, "ls-files", "-z", "--cached", "--others", "--exclude-standard"])
         try #require(files.status == 0, "\(files.stderr)")
         for file in files.stdout.split(separator: "\0").map(String.init)
         where FileManager.default.fileExists(atPath: checkout + "/" + file) && !file.hasPrefix("Examples/") {
-            try FileManager.default.createDirectory(at: URL(fileURLWithPath: repo + "/" + file).deletingLastPathComponent(),
-                                                    withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                at: URL(fileURLWithPath: repo + "/" + file).deletingLastPathComponent(),
+                withIntermediateDirectories: true)
             try FileManager.default.copyItem(atPath: checkout + "/" + file, toPath: repo + "/" + file)
         }
         let git = ["-C", repo, "-c", "user.name=test", "-c", "user.email=test@localhost", "-c", "commit.gpgsign=false"]
@@ -33,9 +35,11 @@ import HaulTestSupport
         try FileManager.default.copyItem(atPath: checkout + "/Examples/Embedder", toPath: example)
         try? FileManager.default.removeItem(atPath: example + "/Package.resolved")
         try? FileManager.default.removeItem(atPath: example + "/.build")
-        let build = try run(Self.swiftExecutable, ["build", "--package-path", example, "--scratch-path", work.sub("build")],
-                            environment: ["HAUL_PACKAGE_URL": "file://" + repo])
-        try #require(build.status == 0, "the embedder did not build against haul 0.1.0:\n\(build.stdout)\(build.stderr)")
+        let build = try run(
+            Self.swiftExecutable, ["build", "--package-path", example, "--scratch-path", work.sub("build")],
+            environment: ["HAUL_PACKAGE_URL": "file://" + repo])
+        try #require(
+            build.status == 0, "the embedder did not build against haul 0.1.0:\n\(build.stdout)\(build.stderr)")
         let resolved = try String(contentsOfFile: example + "/Package.resolved", encoding: .utf8)
         #expect(resolved.contains("\"version\" : \"0.1.0\""), "resolved by version: \(resolved)")
 
@@ -46,12 +50,15 @@ import HaulTestSupport
         let registry = try TestRegistry(root: registryRoot.path, cdn: true)
         defer { registry.stop() }
         let models = TempDir("haul-embedder-models")
-        let pull = try run(work.sub("build/debug/Embedder"), [models.path, "\(registry.host)/library/sample", "--insecure"])
+        let pull = try run(
+            work.sub("build/debug/Embedder"), [models.path, "\(registry.host)/library/sample", "--insecure"])
         #expect(pull.status == 0, "\(pull.stdout)\(pull.stderr)")
         let lines = pull.stdout.split(separator: "\n").map(String.init)
         let total = model.layers.reduce(0) { $0 + $1.size }
         #expect(lines.contains { $0.hasPrefix("done: \(total)/\(total) bytes (100%)") }, "\(pull.stdout)")
-        #expect(lines.last == "pulled \(registry.host)/library/sample:latest: \(model.layers.count) blobs", "\(pull.stdout)")
+        #expect(
+            lines.last == "pulled \(registry.host)/library/sample:latest: \(model.layers.count) blobs", "\(pull.stdout)"
+        )
         let stored = ModelStore(root: models.path).list()
         #expect(stored.map(\.name.model) == ["sample"])
     }

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import HaulKit
 import HaulTestSupport
+import Testing
+
+@testable import HaulKit
 
 /// `haul export` and `haul import`: OCI image layouts (directory and tar)
 /// that skopeo reads, brought back into a store with every blob verified;
@@ -9,9 +10,11 @@ import HaulTestSupport
 @Suite(.serialized) struct ExportImportTests {
     static let fixture: (dir: TempDir, a: TestModel, b: String) = {
         let dir = TempDir("haul-oci-fixture")
-        let a = try! TestModel.make(root: dir.path, name: "library/alpha:latest", layers: ["5M", "1K"],
-                                    texts: ["template={{ .Prompt }}"])
-        try! FileManager.default.createDirectory(atPath: dir.sub("manifests/library/beta"), withIntermediateDirectories: true)
+        let a = try! TestModel.make(
+            root: dir.path, name: "library/alpha:latest", layers: ["5M", "1K"],
+            texts: ["template={{ .Prompt }}"])
+        try! FileManager.default.createDirectory(
+            atPath: dir.sub("manifests/library/beta"), withIntermediateDirectories: true)
         let b = try! TestModel.copyTag(a, to: "library/beta:v2", root: dir.path)
         return (dir, a, b)
     }()
@@ -21,7 +24,8 @@ import HaulTestSupport
         let registry = try TestRegistry(root: fixture.dir.path, cdn: true)
         let models = TempDir("haul-models")
         let names = ["\(registry.host)/library/alpha:latest", "\(registry.host)/\(fixture.b)"]
-        let r = try run(haulBinary, ["pull"] + names + ["--insecure", "-q"], environment: ["OLLAMA_MODELS": models.path])
+        let r = try run(
+            haulBinary, ["pull"] + names + ["--insecure", "-q"], environment: ["OLLAMA_MODELS": models.path])
         try #require(r.status == 0, "\(r.stderr)")
         return (models, names)
     }
@@ -31,7 +35,9 @@ import HaulTestSupport
         let outDir = TempDir("haul-oci-out")
         let out = outDir.sub("layout")
         let export = try run(haulBinary, ["export"] + names + ["-o", out], environment: ["OLLAMA_MODELS": models.path])
-        #expect(export.status == 0 && export.stdout.hasPrefix("exported 2 models (5 blobs"), "\(export.stdout)\(export.stderr)")
+        #expect(
+            export.status == 0 && export.stdout.hasPrefix("exported 2 models (5 blobs"),
+            "\(export.stdout)\(export.stderr)")
         let store = ModelStore(root: models.path)
         // Same filesystem: blobs are linked (or reflinked), not copied.
         let big = Self.fixture.a.layers.first { $0.size == 5 << 20 }!
@@ -49,7 +55,8 @@ import HaulTestSupport
         #expect(imported.status == 0, "\(imported.stderr)")
         #expect(Set(ModelStore(root: fresh.path).list().map(\.name.displayShortest)) == Set(names))
         let verify = try run(haulBinary, ["verify", "--all"], environment: ["OLLAMA_MODELS": fresh.path])
-        #expect(verify.status == 0 && (verify.stdout + verify.stderr).contains("0 bad"), "\(verify.stdout)\(verify.stderr)")
+        #expect(
+            verify.status == 0 && (verify.stdout + verify.stderr).contains("0 bad"), "\(verify.stdout)\(verify.stderr)")
         // Imported blobs are the store's own copies, not links into the layout.
         #expect(stat(ModelStore(root: fresh.path).blobPath(big.digest), &st) == 0 && st.st_nlink == 1)
     }
@@ -75,12 +82,17 @@ import HaulTestSupport
         let empty = TempDir("haul-models")
         let bad = try run(haulBinary, ["import", tar], environment: ["OLLAMA_MODELS": empty.path])
         #expect(bad.status == 1)
-        #expect(bad.stderr.contains("blob \(big.digest) of \(names[0]) is corrupt: its bytes hash to sha256:"), "\(bad.stderr)")
+        #expect(
+            bad.stderr.contains("blob \(big.digest) of \(names[0]) is corrupt: its bytes hash to sha256:"),
+            "\(bad.stderr)")
         #expect(bad.stderr.contains("nothing was imported"))
         #expect(ModelStore(root: empty.path).list().isEmpty)
         #expect(!FileManager.default.fileExists(atPath: ModelStore(root: empty.path).blobPath(big.digest)))
-        #expect((try? FileManager.default.contentsOfDirectory(atPath: empty.sub(".haul")))?.filter { $0.hasPrefix("import-") } ?? [] == [],
-                "no staging left behind")
+        #expect(
+            (try? FileManager.default.contentsOfDirectory(atPath: empty.sub(".haul")))?.filter {
+                $0.hasPrefix("import-")
+            } ?? [] == [],
+            "no staging left behind")
     }
 
     /// A tag that is a manifest list travels as one: the list byte for byte
@@ -104,13 +116,17 @@ import HaulTestSupport
         let out = outDir.sub("layout")
         let exported = try run(haulBinary, ["export", name, "-o", out], environment: env)
         #expect(exported.status == 0, "\(exported.stderr)")
-        let index = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/index.json")))
-            as? [String: Any])
+        let index = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/index.json")))
+                as? [String: Any])
         let entries = index["manifests"] as? [[String: Any]] ?? []
-        #expect(entries.count == 1 && entries.first?["digest"] as? String == listDigest.description
+        #expect(
+            entries.count == 1 && entries.first?["digest"] as? String == listDigest.description
                 && entries.first?["mediaType"] as? String == ManifestListPullTests.listType, "\(entries)")
         let children = [f.llamacpp, f.ggml]
-        for digest in [listDigest] + children.map({ Digest(hashing: $0.manifestBytes) }) + children.flatMap({ $0.layers.map(\.digest) }) {
+        for digest in [listDigest] + children.map({ Digest(hashing: $0.manifestBytes) })
+            + children.flatMap({ $0.layers.map(\.digest) })
+        {
             #expect(FileManager.default.fileExists(atPath: out + "/blobs/sha256/" + digest.hex), "\(digest)")
         }
 
@@ -119,9 +135,13 @@ import HaulTestSupport
         let ollama = try OllamaStore(fresh.path)
         let imported = try run(haulBinary, ["import", out], environment: ["OLLAMA_MODELS": fresh.path])
         #expect(imported.status == 0, "\(imported.stderr)")
-        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: ollama.v2Path(name)) == "../../../../blobs/" + listDigest.fileName)
+        #expect(
+            try FileManager.default.destinationOfSymbolicLink(atPath: ollama.v2Path(name)) == "../../../../blobs/"
+                + listDigest.fileName)
         let rows = ollama.store.list()
-        #expect(Set(rows.map(\.runner)) == ["llamacpp", "ggml"] && rows.allSatisfy { $0.tagDigest == listDigest }, "\(rows)")
+        #expect(
+            Set(rows.map(\.runner)) == ["llamacpp", "ggml"] && rows.allSatisfy { $0.tagDigest == listDigest }, "\(rows)"
+        )
         #expect(StoreCheck.problems(ollama.store).isEmpty)
 
         // Into a store only an Ollama before 0.40 reads: the child it runs.
@@ -151,29 +171,45 @@ import HaulTestSupport
         let env = ["OLLAMA_MODELS": models.path]
         let out = TempDir("haul-oci-out")
         let exists = try run(haulBinary, ["export", names[0], "-o", out.path], environment: env)
-        #expect(exists.status == 1 && exists.stderr == "Error: \(out.path): exists already; choose a new path\n", "\(exists.stderr)")
+        #expect(
+            exists.status == 1 && exists.stderr == "Error: \(out.path): exists already; choose a new path\n",
+            "\(exists.stderr)")
         let unknown = try run(haulBinary, ["export", "nothere", "-o", out.sub("x")], environment: env)
-        #expect(unknown.status == 1 && unknown.stderr.contains("not found") && !FileManager.default.fileExists(atPath: out.sub("x")))
+        #expect(
+            unknown.status == 1 && unknown.stderr.contains("not found")
+                && !FileManager.default.fileExists(atPath: out.sub("x")))
         let notLayout = try run(haulBinary, ["import", out.path], environment: env)
         #expect(notLayout.status == 1 && notLayout.stderr.contains("not an OCI image layout"), "\(notLayout.stderr)")
         // A tar whose entry climbs out of the layout.
         let evil = out.sub("evil.tar")
-        let made = try run("/usr/bin/env", ["python3", "-c", """
-            import io, tarfile
-            with tarfile.open('\(evil)', 'w', format=tarfile.USTAR_FORMAT) as t:
-                data = b'pwned'
-                info = tarfile.TarInfo('../../escaped'); info.size = len(data); t.addfile(info, io.BytesIO(data))
-            """])
+        let made = try run(
+            "/usr/bin/env",
+            [
+                "python3", "-c",
+                """
+                import io, tarfile
+                with tarfile.open('\(evil)', 'w', format=tarfile.USTAR_FORMAT) as t:
+                    data = b'pwned'
+                    info = tarfile.TarInfo('../../escaped'); info.size = len(data); t.addfile(info, io.BytesIO(data))
+                """
+            ])
         try #require(made.status == 0, "\(made.stderr)")
         let climb = try run(haulBinary, ["import", evil], environment: env)
         #expect(climb.status == 1 && climb.stderr.contains("would leave the layout"), "\(climb.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: models.path + "/escaped") && !FileManager.default.fileExists(atPath: models.sub("../escaped")))
+        #expect(
+            !FileManager.default.fileExists(atPath: models.path + "/escaped")
+                && !FileManager.default.fileExists(atPath: models.sub("../escaped")))
         // A size near Int64.max (base-256) must be refused, not overflow.
         let huge = out.sub("huge.tar")
-        try Data(TarArchive.header(name: "oci-layout", size: .max - 100, directory: false) + [UInt8](repeating: 0, count: 1024))
-            .write(to: URL(fileURLWithPath: huge))
+        try Data(
+            TarArchive.header(name: "oci-layout", size: .max - 100, directory: false)
+                + [UInt8](repeating: 0, count: 1024)
+        )
+        .write(to: URL(fileURLWithPath: huge))
         let overflow = try run(haulBinary, ["import", huge], environment: env)
-        #expect(overflow.status == 1 && overflow.stderr.contains("would leave the layout or the archive"), "\(overflow.stderr)")
+        #expect(
+            overflow.status == 1 && overflow.stderr.contains("would leave the layout or the archive"),
+            "\(overflow.stderr)")
     }
 
     /// `kill -9` during an import leaves its staging directory (copies of
@@ -186,7 +222,8 @@ import HaulTestSupport
         defer { registry.stop() }
         let models = TempDir("haul-models")
         let name = "\(registry.host)/library/big:latest"
-        let pulled = try run(haulBinary, ["pull", name, "--insecure", "-q"], environment: ["OLLAMA_MODELS": models.path])
+        let pulled = try run(
+            haulBinary, ["pull", name, "--insecure", "-q"], environment: ["OLLAMA_MODELS": models.path])
         try #require(pulled.status == 0, "\(pulled.stderr)")
         let out = TempDir("haul-oci-out")
         let tar = out.sub("big.tar")
@@ -211,8 +248,9 @@ import HaulTestSupport
         try #require(left.count == 1)
 
         let listed = try run(haulBinary, ["partials"], environment: ["OLLAMA_MODELS": fresh.path])
-        #expect(listed.status == 0 && listed.stdout.contains(left[0]) && listed.stdout.contains("interrupted import"),
-                "\(listed.stdout)")
+        #expect(
+            listed.status == 0 && listed.stdout.contains(left[0]) && listed.stdout.contains("interrupted import"),
+            "\(listed.stdout)")
 
         let again = try run(haulBinary, ["import", tar], environment: ["OLLAMA_MODELS": fresh.path])
         #expect(again.status == 0, "\(again.stderr)")
@@ -232,11 +270,15 @@ import HaulTestSupport
         let victimFile = victim.sub("authorized_keys")
         try Data("mine\n".utf8).write(to: URL(fileURLWithPath: victimFile))
         // The next pids are the ones the export's process is likely to get.
-        let last = Int((try? String(contentsOfFile: "/proc/sys/kernel/ns_last_pid", encoding: .utf8))?
-            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+        let last =
+            Int(
+                (try? String(contentsOfFile: "/proc/sys/kernel/ns_last_pid", encoding: .utf8))?
+                    .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
         for pid in (last + 1)...(last + 400) {
-            try? FileManager.default.createSymbolicLink(atPath: shared.sub(".out.tar.haul-tmp-\(pid)"), withDestinationPath: victimFile)
-            try? FileManager.default.createSymbolicLink(atPath: shared.sub(".out.haul-tmp-\(pid)"), withDestinationPath: victim.path)
+            try? FileManager.default.createSymbolicLink(
+                atPath: shared.sub(".out.tar.haul-tmp-\(pid)"), withDestinationPath: victimFile)
+            try? FileManager.default.createSymbolicLink(
+                atPath: shared.sub(".out.haul-tmp-\(pid)"), withDestinationPath: victim.path)
         }
         let tar = try run(haulBinary, ["export", names[0], "-o", shared.sub("out.tar")], environment: env)
         #expect(tar.status == 0, "\(tar.stderr)")
@@ -245,7 +287,8 @@ import HaulTestSupport
         #expect(try String(contentsOfFile: victimFile, encoding: .utf8) == "mine\n")
         #expect(try FileManager.default.contentsOfDirectory(atPath: victim.path) == ["authorized_keys"])
         // What was exported is a real layout, owned by the exporter.
-        let imported = try run(haulBinary, ["import", shared.sub("out.tar")], environment: ["OLLAMA_MODELS": TempDir("haul-models").path])
+        let imported = try run(
+            haulBinary, ["import", shared.sub("out.tar")], environment: ["OLLAMA_MODELS": TempDir("haul-models").path])
         #expect(imported.status == 0, "\(imported.stderr)")
         // A name that appears at the output meanwhile is not replaced.
         let taken = shared.sub("taken.tar")
@@ -261,20 +304,33 @@ import HaulTestSupport
     @Test(.timeLimit(.minutes(1))) func onlyRegularFilesAreReadFromALayoutDirectory() async throws {
         let (models, names) = try await Self.pulledStore()
         let big = Self.fixture.a.layers.first { $0.size == 5 << 20 }!
-        for (kind, make) in [("symbolic link", { (path: String) in
-                                 try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: "/dev/zero") }),
-                             ("regular file", { (path: String) in
-                                 _ = mkfifo(path, 0o600) })] as [(String, (String) throws -> Void)] {
+        for (kind, make) in [
+            (
+                "symbolic link",
+                { (path: String) in
+                    try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: "/dev/zero")
+                }
+            ),
+            (
+                "regular file",
+                { (path: String) in
+                    _ = mkfifo(path, 0o600)
+                }
+            )
+        ] as [(String, (String) throws -> Void)] {
             let out = TempDir("haul-oci-out")
             let layout = out.sub("layout")
-            let export = try run(haulBinary, ["export", names[0], "-o", layout], environment: ["OLLAMA_MODELS": models.path])
+            let export = try run(
+                haulBinary, ["export", names[0], "-o", layout], environment: ["OLLAMA_MODELS": models.path])
             try #require(export.status == 0, "\(export.stderr)")
             let blob = layout + "/blobs/sha256/" + big.digest.hex
             try FileManager.default.removeItem(atPath: blob)
             try make(blob)
             let fresh = TempDir("haul-models")
             let refused = try run(haulBinary, ["import", layout], environment: ["OLLAMA_MODELS": fresh.path])
-            #expect(refused.status == 1 && refused.stderr.contains(blob) && refused.stderr.contains(kind), "\(refused.stderr)")
+            #expect(
+                refused.status == 1 && refused.stderr.contains(blob) && refused.stderr.contains(kind),
+                "\(refused.stderr)")
             #expect(FileSystem.allocatedBytes(under: fresh.path) < 1 << 20, "nothing was copied")
             #expect(ModelStore(root: fresh.path).list().isEmpty)
         }
@@ -288,7 +344,8 @@ import HaulTestSupport
         try FileManager.default.createDirectory(atPath: out.sub("blobs/sha256"), withIntermediateDirectories: true)
         let config = Array(#"{"model_format":"gguf"}"#.utf8)
         try Data(config).write(to: URL(fileURLWithPath: out.sub("blobs/sha256/" + Digest(hashing: config).hex)))
-        let head = #"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":"#
+        let head =
+            #"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":"#
             + #"{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"\#(Digest(hashing: config))","size":\#(config.count)},"#
             + #""layers":[]}"#
         let manifest = Array(head.utf8) + [UInt8](repeating: UInt8(ascii: " "), count: (4 << 20) - head.utf8.count - 16)
@@ -303,7 +360,8 @@ import HaulTestSupport
         try Data(#"{"imageLayoutVersion":"1.0.0"}"#.utf8).write(to: URL(fileURLWithPath: out.sub("oci-layout")))
         let fresh = TempDir("haul-models")
         let refused = try run(haulBinary, ["import", out.path], environment: ["OLLAMA_MODELS": fresh.path])
-        #expect(refused.status == 1 && refused.stderr.contains("holds more than 64 MiB of manifests"), "\(refused.stderr)")
+        #expect(
+            refused.status == 1 && refused.stderr.contains("holds more than 64 MiB of manifests"), "\(refused.stderr)")
         #expect(ModelStore(root: fresh.path).list().isEmpty)
     }
 }

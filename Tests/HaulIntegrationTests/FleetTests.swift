@@ -1,10 +1,12 @@
 import Foundation
+import HaulTestSupport
+import Testing
+
+@testable import HaulKit
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import Testing
-@testable import HaulKit
-import HaulTestSupport
 
 /// `haul serve` as a registry for its neighbours: Haul CLIs with the node
 /// in their hosts.toml pull through it, and the upstream sends the model
@@ -12,18 +14,21 @@ import HaulTestSupport
 @Suite(.serialized) struct FleetTests {
     @Test func eightClientsPullThroughOneNodeAndTheUpstreamSendsTheModelOnce() async throws {
         let fixture = TempDir("haul-fleet-fixture")
-        let model = try TestModel.make(root: fixture.path, name: "library/tiny:latest", layers: ["40M", "200K"],
-                                       texts: ["template={{ .Prompt }}"])
+        let model = try TestModel.make(
+            root: fixture.path, name: "library/tiny:latest", layers: ["40M", "200K"],
+            texts: ["template={{ .Prompt }}"])
         let upstream = try TestRegistry(root: fixture.path, cdn: true)
         let logs = TempDir("haul-fleet-logs")
-        let node = try await Daemon(models: TempDir("haul-node").path, logs: logs,
-                                    environment: ["HAUL_PULL_THROUGH": "http://\(upstream.host)"])
+        let node = try await Daemon(
+            models: TempDir("haul-node").path, logs: logs,
+            environment: ["HAUL_PULL_THROUGH": "http://\(upstream.host)"])
         let hosts = try MirrorTests.hostsDirectory(for: upstream.host, mirrors: [node.url])
 
         let clients = try (0..<8).map { _ in
             let models = TempDir("haul-client")
-            let process = try BackgroundProcess(["pull", "\(upstream.host)/library/tiny", "--insecure", "--json", "--hosts-dir", hosts.path],
-                                                models: models.path, logs: logs)
+            let process = try BackgroundProcess(
+                ["pull", "\(upstream.host)/library/tiny", "--insecure", "--json", "--hosts-dir", hosts.path],
+                models: models.path, logs: logs)
             return (models, process)
         }
         for (models, process) in clients {
@@ -33,7 +38,9 @@ import HaulTestSupport
             #expect(store.list().map(\.name.displayShortest) == ["\(upstream.host)/library/tiny:latest"])
             for layer in model.layers {
                 #expect(sameContent(store.blobPath(layer.digest), fixture.sub("blobs/" + layer.digest.fileName)))
-                #expect(process.stdout.contains("\"digest\":\"\(layer.digest)\",\"host\":\"\(node.host)\""), "came from the node")
+                #expect(
+                    process.stdout.contains("\"digest\":\"\(layer.digest)\",\"host\":\"\(node.host)\""),
+                    "came from the node")
             }
         }
         // One pull upstream, however many asked: one manifest request, and
@@ -42,7 +49,9 @@ import HaulTestSupport
         #expect(try await upstream.counter("manifest_requests") == 1)
         for layer in model.layers {
             let sent = try await upstream.bytesServed(layer.digest)
-            #expect(sent >= layer.size && Int64(sent) < 2 * layer.size, "\(layer.digest.short): upstream sent \(sent) of \(layer.size)")
+            #expect(
+                sent >= layer.size && Int64(sent) < 2 * layer.size,
+                "\(layer.digest.short): upstream sent \(sent) of \(layer.size)")
         }
     }
 
@@ -54,9 +63,11 @@ import HaulTestSupport
     @Test func otherClientsReadTheNodeAsARegistry() async throws {
         let nodeModels = TempDir("haul-node")
         let weights = String(repeating: "weights ", count: 200_000)
-        try StoredModel.write("tiny", layers: [("application/vnd.ollama.image.model", weights)], into: ModelStore(root: nodeModels.path))
+        try StoredModel.write(
+            "tiny", layers: [("application/vnd.ollama.image.model", weights)], into: ModelStore(root: nodeModels.path))
         let node = try await Daemon(models: nodeModels.path, logs: TempDir("haul-fleet-logs"))
-        let inspect = try run("/usr/bin/skopeo", ["inspect", "--raw", "--tls-verify=false", "docker://\(node.host)/library/tiny:latest"])
+        let inspect = try run(
+            "/usr/bin/skopeo", ["inspect", "--raw", "--tls-verify=false", "docker://\(node.host)/library/tiny:latest"])
         #expect(inspect.status == 0, "\(inspect.stderr)")
         let manifest = try #require(try ModelStore(root: nodeModels.path).manifest(for: ModelName(parsing: "tiny")))
         #expect(Array(inspect.stdout.utf8) == manifest.raw)
@@ -65,7 +76,8 @@ import HaulTestSupport
             let file = outDir.sub(layer.digest.hex)
             let get = try run("/usr/bin/curl", ["-sf", "-o", file, "\(node.url)/v2/library/tiny/blobs/\(layer.digest)"])
             #expect(get.status == 0)
-            #expect(sameContent(file, ModelStore(root: nodeModels.path).blobPath(layer.digest)), "\(layer.digest.short)")
+            #expect(
+                sameContent(file, ModelStore(root: nodeModels.path).blobPath(layer.digest)), "\(layer.digest.short)")
         }
     }
 
@@ -75,24 +87,32 @@ import HaulTestSupport
         let upstream = try TestRegistry(root: fixture.path, cdn: true)
         // The node serves this (private) registry's models by the operator's
         // choice; it is not listed in HAUL_PULL_THROUGH.
-        let node = try await Daemon(models: TempDir("haul-node").path, logs: TempDir("haul-fleet-logs"),
-                                    environment: ["HAUL_SERVE_REGISTRIES": upstream.host])
+        let node = try await Daemon(
+            models: TempDir("haul-node").path, logs: TempDir("haul-fleet-logs"),
+            environment: ["HAUL_SERVE_REGISTRIES": upstream.host])
         // Not listed in HAUL_PULL_THROUGH: a miss is a miss, upstream untouched.
         let miss = try await node.request("GET", "/v2/library/tiny/manifests/latest?ns=\(upstream.host)")
         #expect(miss.status == 404 && miss.body.contains("MANIFEST_UNKNOWN"))
         #expect(try await upstream.counter("manifest_requests") == 0)
         // Pulled into the node, then another Haul pulls it from the node by
         // the node's own name (as `ollama pull --insecure node/…` would).
-        let pulled = try run(haulBinary, ["pull", "\(upstream.host)/library/tiny", "--insecure"],
-                             environment: ["OLLAMA_HOST": node.host, "OLLAMA_MODELS": TempDir("unused").path])
+        let pulled = try run(
+            haulBinary, ["pull", "\(upstream.host)/library/tiny", "--insecure"],
+            environment: ["OLLAMA_HOST": node.host, "OLLAMA_MODELS": TempDir("unused").path])
         #expect(pulled.status == 0, "\(pulled.stderr)")
         let viaNs = try await node.request("GET", "/v2/library/tiny/manifests/latest?ns=\(upstream.host)")
         #expect(viaNs.status == 200 && viaNs.contentType == "application/vnd.docker.distribution.manifest.v2+json")
         // A range of a blob, as a registry answers it.
         let layer = try Manifest(bytes: Array(viaNs.body.utf8)).layers[0]
-        let part = try run("/usr/bin/curl", ["-s", "-D", "-", "-o", "/dev/null", "-r", "10-19",
-                                             "\(node.url)/v2/library/tiny/blobs/\(layer.digest)?ns=\(upstream.host)"])
-        #expect(part.stdout.contains("206") && part.stdout.lowercased().contains("content-range: bytes 10-19/\(layer.size)"), "\(part.stdout)")
+        let part = try run(
+            "/usr/bin/curl",
+            [
+                "-s", "-D", "-", "-o", "/dev/null", "-r", "10-19",
+                "\(node.url)/v2/library/tiny/blobs/\(layer.digest)?ns=\(upstream.host)"
+            ])
+        #expect(
+            part.stdout.contains("206")
+                && part.stdout.lowercased().contains("content-range: bytes 10-19/\(layer.size)"), "\(part.stdout)")
         // By default `ns` means registry.ollama.ai, which the node does not hold.
         let other = try await node.request("GET", "/v2/library/tiny/manifests/latest")
         #expect(other.status == 404)
@@ -105,14 +125,20 @@ import HaulTestSupport
         let fixture = TempDir("haul-fleet-fixture")
         _ = try TestModel.make(root: fixture.path, name: "library/tiny:latest", layers: ["1M"])
         let upstream = try TestRegistry(root: fixture.path, cdn: false)
-        let models = TempDir("haul-node"), logs = TempDir("haul-fleet-logs")
-        let node = try await Daemon(models: models.path, logs: logs, environment: ["HAUL_PULL_THROUGH": "http://\(upstream.host)"])
+        let models = TempDir("haul-node")
+        let logs = TempDir("haul-fleet-logs")
+        let node = try await Daemon(
+            models: models.path, logs: logs, environment: ["HAUL_PULL_THROUGH": "http://\(upstream.host)"])
         let path = "/v2/library/tiny/manifests/latest?ns=\(upstream.host)"
-        for headers in [["Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"],
-                        ["Sec-Fetch-Site": "same-site", "Sec-Fetch-Mode": "cors"],
-                        ["Sec-Fetch-Mode": "no-cors"]] {
+        for headers in [
+            ["Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"],
+            ["Sec-Fetch-Site": "same-site", "Sec-Fetch-Mode": "cors"],
+            ["Sec-Fetch-Mode": "no-cors"]
+        ] {
             let refused = try await node.request("GET", path, headers: headers)
-            #expect(refused.status == 403 && refused.body.contains("DENIED"), "\(headers): \(refused.status) \(refused.body)")
+            #expect(
+                refused.status == 403 && refused.body.contains("DENIED"),
+                "\(headers): \(refused.status) \(refused.body)")
         }
         #expect(try await upstream.counter("manifest_requests") == 0)
         #expect(ModelStore(root: models.path).list().isEmpty)
@@ -128,11 +154,16 @@ import HaulTestSupport
         _ = try TestModel.make(root: fixture.path, name: "library/slow:latest", layers: ["24M"])
         // 256 KB/s a connection: 16 connections need about 6 s.
         let upstream = try TestRegistry(root: fixture.path, cdn: false, rate: "256K")
-        let models = TempDir("haul-node"), logs = TempDir("haul-fleet-logs")
-        let node = try await Daemon(models: models.path, logs: logs, environment: ["HAUL_PULL_THROUGH": "http://\(upstream.host)"])
-        let url = node.url, host = upstream.host
+        let models = TempDir("haul-node")
+        let logs = TempDir("haul-fleet-logs")
+        let node = try await Daemon(
+            models: models.path, logs: logs, environment: ["HAUL_PULL_THROUGH": "http://\(upstream.host)"])
+        let url = node.url
+        let host = upstream.host
         // A pull-through of library/slow that takes seconds.
-        let slow = Task { try? await URLSession.shared.data(from: URL(string: url + "/v2/library/slow/manifests/latest?ns=\(host)")!) }
+        let slow = Task {
+            try? await URLSession.shared.data(from: URL(string: url + "/v2/library/slow/manifests/latest?ns=\(host)")!)
+        }
         #expect(try await waitUntil(timeout: 30) { try await upstream.counter("manifest_requests") >= 1 })
         let missing = "sha256:" + String(repeating: "ab", count: 32)
         let start = Date()

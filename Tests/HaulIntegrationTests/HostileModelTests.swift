@@ -1,11 +1,13 @@
 import Foundation
+import HaulTestSupport
+import Synchronization
+import Testing
+
+@testable import HaulKit
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import Synchronization
-import Testing
-@testable import HaulKit
-import HaulTestSupport
 
 /// Models built to make `haul serve` work without end, pulled from the test
 /// registry into a real daemon: a 4 MiB template whose capability scan was
@@ -28,13 +30,26 @@ import HaulTestSupport
             try! text.write(toFile: files.sub(name), atomically: true, encoding: .utf8)
         }
         let makes: [(String, [String])] = [
-            ("hostile/thinking:latest", ["--file", files.sub("thinking.txt") + ":application/vnd.ollama.image.template", "--layer", "1K"]),
-            ("hostile/actions:latest", ["--file", files.sub("actions.txt") + ":application/vnd.ollama.image.template", "--layer", "1K"]),
-            ("hostile/license:latest", ["--file", files.sub("license.txt") + ":application/vnd.ollama.image.license",
-                                        "--repeat", "4000"]),
+            (
+                "hostile/thinking:latest",
+                ["--file", files.sub("thinking.txt") + ":application/vnd.ollama.image.template", "--layer", "1K"]
+            ),
+            (
+                "hostile/actions:latest",
+                ["--file", files.sub("actions.txt") + ":application/vnd.ollama.image.template", "--layer", "1K"]
+            ),
+            (
+                "hostile/license:latest",
+                [
+                    "--file", files.sub("license.txt") + ":application/vnd.ollama.image.license",
+                    "--repeat", "4000"
+                ]
+            )
         ]
         for (name, args) in makes {
-            let r = try! run("/usr/bin/env", ["python3", TestRegistry.script, "make-model", "--root", dir.path, "--name", name] + args)
+            let r = try! run(
+                "/usr/bin/env",
+                ["python3", TestRegistry.script, "make-model", "--root", dir.path, "--name", name] + args)
             precondition(r.status == 0, r.stderr)
         }
         return (dir, makes.map(\.0))
@@ -42,7 +57,9 @@ import HaulTestSupport
 
     /// The daemon's peak resident set so far, in MiB (`VmHWM`).
     static func peakMiB(_ daemon: Daemon) -> Double {
-        let status = (try? String(contentsOfFile: "/proc/\(daemon.process.process.processIdentifier)/status", encoding: .utf8)) ?? ""
+        let status =
+            (try? String(contentsOfFile: "/proc/\(daemon.process.process.processIdentifier)/status", encoding: .utf8))
+            ?? ""
         let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
         return Double(line.split(separator: " ").dropFirst().first ?? "0").map { $0 / 1024 } ?? 0
     }
@@ -53,35 +70,44 @@ import HaulTestSupport
         return (value, Date().timeIntervalSince(start))
     }
 
-    @Test(.timeLimit(.minutes(5))) func hostileModelsAmongThreeHundredStayBoundedAndTheDaemonStaysResponsive() async throws {
+    @Test(.timeLimit(.minutes(5))) func hostileModelsAmongThreeHundredStayBoundedAndTheDaemonStaysResponsive()
+        async throws
+    {
         let registry = try TestRegistry(root: Self.fixture.dir.path, cdn: true)
         defer { registry.stop() }
-        let models = TempDir("haul-models"), logs = TempDir("haul-logs")
+        let models = TempDir("haul-models")
+        let logs = TempDir("haul-logs")
         // 297 ordinary models written into the store beside them.
         let store = ModelStore(root: models.path)
         for i in 0..<297 {
-            _ = try StoredModel.write("example.com/filler/m\(i):latest", layers: [
-                ("application/vnd.ollama.image.template", "{{ .Prompt }} \(i)"),
-                ("application/vnd.ollama.image.license", "MIT \(i)"),
-            ], into: store)
+            _ = try StoredModel.write(
+                "example.com/filler/m\(i):latest",
+                layers: [
+                    ("application/vnd.ollama.image.template", "{{ .Prompt }} \(i)"),
+                    ("application/vnd.ollama.image.license", "MIT \(i)")
+                ], into: store)
         }
         let daemon = try await Daemon(models: models.path, logs: logs)
         for name in Self.fixture.names {
-            let pull = try await daemon.request("POST", "/api/pull",
-                                                body: #"{"model":"\#(registry.host)/\#(name)","insecure":true,"stream":false}"#)
+            let pull = try await daemon.request(
+                "POST", "/api/pull",
+                body: #"{"model":"\#(registry.host)/\#(name)","insecure":true,"stream":false}"#)
             #expect(pull.status == 200 && pull.json["status"] as? String == "success", "\(name): \(pull.body)")
         }
 
         // The first listing scans the templates (once per blob); later ones
         // read manifests and remembered facts.
         let (first, firstSeconds) = try await Self.timed { try await daemon.request("GET", "/api/tags") }
-        #expect(first.status == 200 && (first.json["models"] as? [[String: Any]])?.count == 300, "\(first.body.prefix(300))")
+        #expect(
+            first.status == 200 && (first.json["models"] as? [[String: Any]])?.count == 300, "\(first.body.prefix(300))"
+        )
         #expect(firstSeconds < 5, "first /api/tags took \(firstSeconds) s")
         let (_, againSeconds) = try await Self.timed { try await daemon.request("GET", "/api/tags") }
         #expect(againSeconds < 1, "/api/tags of 300 models took \(againSeconds) s")
-        let listed = Dictionary(uniqueKeysWithValues: ((first.json["models"] as? [[String: Any]]) ?? []).map {
-            ($0["name"] as? String ?? "", $0["capabilities"] as? [String] ?? [])
-        })
+        let listed = Dictionary(
+            uniqueKeysWithValues: ((first.json["models"] as? [[String: Any]]) ?? []).map {
+                ($0["name"] as? String ?? "", $0["capabilities"] as? [String] ?? [])
+            })
         #expect(listed["\(registry.host)/hostile/thinking:latest"]?.contains("thinking") == true, "\(listed)")
 
         // Shows of the hostile models, with /api/version asked meanwhile.
@@ -114,14 +140,20 @@ import HaulTestSupport
         #expect(replies.allSatisfy { $0.status == 200 }, "\(replies.map(\.status))")
         #expect(slowest < 0.5, "/api/version took up to \(slowest) s while models were shown")
         // One licence, not 4,000 copies of it.
-        let license = replies.compactMap { ((try? JSONSerialization.jsonObject(with: $0.body)) as? [String: Any])?["license"] as? String }
+        let license =
+            replies.compactMap {
+                ((try? JSONSerialization.jsonObject(with: $0.body)) as? [String: Any])?["license"] as? String
+            }
             .first ?? ""
-        #expect(license.utf8.count >= 4 << 20 - 64 && license.utf8.count < 5 << 20, "licence of \(license.utf8.count) bytes")
+        #expect(
+            license.utf8.count >= 4 << 20 - 64 && license.utf8.count < 5 << 20, "licence of \(license.utf8.count) bytes"
+        )
         let peak = Self.peakMiB(daemon)
         #expect(peak > 0 && peak < 200, "peak RSS \(peak) MiB")
 
-        print("hostile models: first /api/tags \(firstSeconds) s, again \(againSeconds) s; /api/version at most \(slowest) s "
-            + "during \(replies.count) shows; peak RSS \(peak) MiB")
+        print(
+            "hostile models: first /api/tags \(firstSeconds) s, again \(againSeconds) s; /api/version at most \(slowest) s "
+                + "during \(replies.count) shows; peak RSS \(peak) MiB")
         let (status, seconds) = daemon.stop()
         #expect(status == 0 && seconds < 10, "SIGTERM: exit \(status) after \(seconds) s")
     }

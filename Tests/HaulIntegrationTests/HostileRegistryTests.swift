@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import HaulKit
 import HaulTestSupport
+import Testing
+
+@testable import HaulKit
 
 /// A registry is a remote party: manifests, redirects and blob sizes it
 /// serves can be hostile. Each case must end in a clear error, with no file
@@ -14,19 +15,24 @@ import HaulTestSupport
     /// A registry directory holding `manifest` as library/evil:latest.
     static func registry(manifest: [UInt8], blobs: [String: [UInt8]] = [:]) throws -> (TempDir, TestRegistry) {
         let dir = TempDir("haul-hostile")
-        try FileManager.default.createDirectory(atPath: dir.sub("manifests/library/evil"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: dir.sub("manifests/library/evil"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: dir.sub("blobs"), withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: dir.sub("manifests/library/evil/latest"), contents: Data(manifest))
-        for (name, bytes) in blobs.merging([configDigest.fileName: config], uniquingKeysWith: { a, _ in a }) { FileManager.default.createFile(atPath: dir.sub("blobs/" + name), contents: Data(bytes)) }
+        for (name, bytes) in blobs.merging([configDigest.fileName: config], uniquingKeysWith: { a, _ in a }) {
+            FileManager.default.createFile(atPath: dir.sub("blobs/" + name), contents: Data(bytes))
+        }
         return (dir, try TestRegistry(root: dir.path, cdn: false))
     }
 
     static func manifest(layers: [[String: Any]]) -> [UInt8] {
         let m: [String: Any] = [
             "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": ["mediaType": "application/vnd.docker.container.image.v1+json", "digest": configDigest.description,
-                       "size": config.count],
-            "layers": layers,
+            "config": [
+                "mediaType": "application/vnd.docker.container.image.v1+json", "digest": configDigest.description,
+                "size": config.count
+            ],
+            "layers": layers
         ]
         return Array(try! JSONSerialization.data(withJSONObject: m))
     }
@@ -41,20 +47,26 @@ import HaulTestSupport
         // Blobs that verified may stay (as with Ollama); nothing else may.
         for name in FileSystem.listDirectory(sandbox.sub("models/blobs")) {
             let bytes = try FileSystem.readFile(sandbox.sub("models/blobs/" + name), limit: 64 << 20)
-            #expect(Digest(bytes: SHA256.hash(bytes)).fileName == name, "unverified \(name)", sourceLocation: sourceLocation)
+            #expect(
+                Digest(bytes: SHA256.hash(bytes)).fileName == name, "unverified \(name)", sourceLocation: sourceLocation
+            )
         }
-        #expect(!FileSystem.exists(sandbox.sub("models/manifests/\(registry.host)/library/evil/latest")),
-                sourceLocation: sourceLocation)
+        #expect(
+            !FileSystem.exists(sandbox.sub("models/manifests/\(registry.host)/library/evil/latest")),
+            sourceLocation: sourceLocation)
         return out.stderr
     }
 
     @Test func digestsThatWouldBecomePathsAreRefused() throws {
-        for digest in ["sha256:../../../../tmp/haul-escape", "sha256:" + String(repeating: "A", count: 64),
-                       "sha512:" + String(repeating: "a", count: 128), "sha256:" + String(repeating: "a", count: 63) + "/",
-                       "sha256:" + String(repeating: "a", count: 63) + "\u{0}"] {
-            let (dir, registry) = try Self.registry(manifest: Self.manifest(layers: [
-                ["mediaType": "application/vnd.ollama.image.model", "digest": digest, "size": 5],
-            ]))
+        for digest in [
+            "sha256:../../../../tmp/haul-escape", "sha256:" + String(repeating: "A", count: 64),
+            "sha512:" + String(repeating: "a", count: 128), "sha256:" + String(repeating: "a", count: 63) + "/",
+            "sha256:" + String(repeating: "a", count: 63) + "\u{0}"
+        ] {
+            let (dir, registry) = try Self.registry(
+                manifest: Self.manifest(layers: [
+                    ["mediaType": "application/vnd.ollama.image.model", "digest": digest, "size": 5]
+                ]))
             let err = try withExtendedLifetime(dir) { try pullFails(registry) }
             #expect(err.contains("invalid manifest") && err.contains("invalid digest"), "\(err)")
         }
@@ -62,9 +74,10 @@ import HaulTestSupport
     }
 
     @Test func impossibleSizesAndOversizeManifestsAreRefused() throws {
-        let (dir1, negative) = try Self.registry(manifest: Self.manifest(layers: [
-            ["mediaType": "application/vnd.ollama.image.model", "digest": Self.good, "size": -1],
-        ]))
+        let (dir1, negative) = try Self.registry(
+            manifest: Self.manifest(layers: [
+                ["mediaType": "application/vnd.ollama.image.model", "digest": Self.good, "size": -1]
+            ]))
         let err1 = try withExtendedLifetime(dir1) { try pullFails(negative) }
         #expect(err1.contains("size -1 out of range"), "\(err1)")
 
@@ -78,8 +91,12 @@ import HaulTestSupport
         let data = [UInt8](repeating: 1, count: 3 << 20)
         let digest = Digest(bytes: SHA256.hash(data))
         let (dir, registry) = try Self.registry(
-            manifest: Self.manifest(layers: [["mediaType": "application/vnd.ollama.image.model",
-                                               "digest": digest.description, "size": 1 << 20]]),
+            manifest: Self.manifest(layers: [
+                [
+                    "mediaType": "application/vnd.ollama.image.model",
+                    "digest": digest.description, "size": 1 << 20
+                ]
+            ]),
             blobs: [digest.fileName: data])
         let err = try withExtendedLifetime(dir) { try pullFails(registry) }
         #expect(err.contains("the server's blob is 3145728 bytes, the manifest says 1048576"), "\(err)")
@@ -89,17 +106,29 @@ import HaulTestSupport
         let data = [UInt8](repeating: 2, count: 1 << 20)
         let digest = Digest(bytes: SHA256.hash(data))
         let blobs = [digest.fileName: data]
-        let manifest = Self.manifest(layers: [["mediaType": "application/vnd.ollama.image.model",
-                                                "digest": digest.description, "size": data.count]])
+        let manifest = Self.manifest(layers: [
+            [
+                "mediaType": "application/vnd.ollama.image.model",
+                "digest": digest.description, "size": data.count
+            ]
+        ])
         let (dir, registry) = try Self.registry(manifest: manifest, blobs: blobs)
-        try await registry.arm([["kind": "status", "status": 307, "headers": ["Location": "file:///etc/passwd"],
-                                 "min_size": 1 << 20, "times": 100]])
+        try await registry.arm([
+            [
+                "kind": "status", "status": 307, "headers": ["Location": "file:///etc/passwd"],
+                "min_size": 1 << 20, "times": 100
+            ]
+        ])
         var err = try pullFails(registry)
         #expect(err.contains("refusing redirect to \"file:///etc/passwd\": only http and https are followed"), "\(err)")
 
         let loop = "http://\(registry.host)/v2/library/evil/blobs/\(digest)"
-        try await registry.arm([["kind": "status", "status": 307, "headers": ["Location": loop],
-                                 "min_size": 1 << 20, "times": 100]])
+        try await registry.arm([
+            [
+                "kind": "status", "status": 307, "headers": ["Location": loop],
+                "min_size": 1 << 20, "times": 100
+            ]
+        ])
         err = try withExtendedLifetime(dir) { try pullFails(registry) }
         #expect(err.contains("maximum redirects exceeded"), "\(err)")
     }
@@ -108,31 +137,40 @@ import HaulTestSupport
     /// running out: headers that go on forever, and a 200 that keeps
     /// sending past the blob's size.
     @Test func endlessHeadersAndOverlongBodiesAreCutOff() async throws {
-        let blob = (0..<(2 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 13) }
+        let blob = (0..<(2 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
         let digest = Digest(bytes: SHA256.hash(blob))
-        let (dir, registry) = try Self.registry(manifest: Self.manifest(layers: [
-            ["mediaType": "application/vnd.ollama.image.model", "digest": digest.description, "size": blob.count],
-        ]), blobs: [digest.fileName: blob])
+        let (dir, registry) = try Self.registry(
+            manifest: Self.manifest(layers: [
+                ["mediaType": "application/vnd.ollama.image.model", "digest": digest.description, "size": blob.count]
+            ]), blobs: [digest.fileName: blob])
         defer { withExtendedLifetime(dir) {} }
         do {
             try await registry.arm([["kind": "endless-header", "target": "manifest", "times": 10]])
             let sandbox = TempDir("haul-sandbox")
-            let (headers, headerRSS) = try haulMeasured(["pull", "--insecure", "\(registry.host)/library/evil"], models: sandbox.sub("models"))
-            #expect(headers.status == 1 && headers.stderr.contains("Error: pull model manifest: Get \"http://\(registry.host)/"), "\(headers.stderr)")
-            #expect(headers.stderr.lowercased().contains("header"), "the error should name the headers: \(headers.stderr)")
+            let (headers, headerRSS) = try haulMeasured(
+                ["pull", "--insecure", "\(registry.host)/library/evil"], models: sandbox.sub("models"))
+            #expect(
+                headers.status == 1
+                    && headers.stderr.contains("Error: pull model manifest: Get \"http://\(registry.host)/"),
+                "\(headers.stderr)")
+            #expect(
+                headers.stderr.lowercased().contains("header"), "the error should name the headers: \(headers.stderr)")
             #expect(headerRSS < 100, "peak RSS \(headerRSS) MiB")
             // The same from a blob request: said in words, not curl's
             // "Out of memory".
             try await registry.arm([["kind": "endless-header", "times": 100]])
-            let blobHeaders = try haul(["pull", "--insecure", "\(registry.host)/library/evil"], models: sandbox.sub("models3"))
-            #expect(blobHeaders.status == 1 && blobHeaders.stderr.contains("response headers are larger than Haul accepts"),
-                    "\(blobHeaders.stderr)")
+            let blobHeaders = try haul(
+                ["pull", "--insecure", "\(registry.host)/library/evil"], models: sandbox.sub("models3"))
+            #expect(
+                blobHeaders.status == 1 && blobHeaders.stderr.contains("response headers are larger than Haul accepts"),
+                "\(blobHeaders.stderr)")
 
             // A 200 with no length that runs 64 MiB past the blob: Haul stops
             // reading at the promised size and closes the connection; what
             // it kept is then judged by the digest like any other bytes.
             try await registry.arm([["kind": "overlong", "extra_mib": 64, "times": 100]])
-            let (body, bodyRSS) = try haulMeasured(["pull", "--insecure", "\(registry.host)/library/evil"], models: sandbox.sub("models2"))
+            let (body, bodyRSS) = try haulMeasured(
+                ["pull", "--insecure", "\(registry.host)/library/evil"], models: sandbox.sub("models2"))
             #expect(body.status == 0, "\(body.stderr)")
             #expect(bodyRSS < 100, "peak RSS \(bodyRSS) MiB")
             #expect(try await registry.counter("overlong_sent") < 24 << 20, "Haul kept reading past the blob's end")

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import HaulKit
 import HaulTestSupport
+import Testing
+
+@testable import HaulKit
 
 /// Haul's first promise: a file under `blobs/sha256-<hex>` hashes to
 /// `<hex>`. The bytes hashed must be exactly the bytes in the committed
@@ -37,12 +38,14 @@ import HaulTestSupport
             // From then on, every answer is that altered 200 (on e84476a the
             // restarted stream wrote it over hashed bytes: "success", and a
             // stored file whose SHA-256 was not its name).
-            ["kind": "ignore-range", "alter": 65536, "delay": 1.0, "times": 1000, "min_size": 1 << 20],
+            ["kind": "ignore-range", "alter": 65536, "delay": 1.0, "times": 1000, "min_size": 1 << 20]
         ])
         let models = TempDir("haul-models")
-        let out = try run(haulBinary, ["pull", "--insecure", "--connections", "4", "\(registry.host)/\(model.name)"]
-                          + (directIO ? ["--direct-io"] : []),
-                          environment: ["OLLAMA_MODELS": models.path, "HAUL_DEBUG": "1"])
+        let out = try run(
+            haulBinary,
+            ["pull", "--insecure", "--connections", "4", "\(registry.host)/\(model.name)"]
+                + (directIO ? ["--direct-io"] : []),
+            environment: ["OLLAMA_MODELS": models.path, "HAUL_DEBUG": "1"])
         #expect(Self.dishonestBlobs(models.path).isEmpty, "\(out.stderr.suffix(2000))")
         // The altered bytes lie below what was sealed for hashing when the
         // 200 came: the new stream drops them, so the pull succeeds with
@@ -59,10 +62,13 @@ import HaulTestSupport
         let model = Self.fixture.small
         let registry = try TestRegistry(root: Self.fixture.dir.path, cdn: false)
         // Every range of the blob altered at its offset 512 KiB.
-        try await registry.arm([["kind": "none", "alter": 4096, "alter_from": 512 << 10, "times": 1000, "min_size": 1 << 20]])
+        try await registry.arm([
+            ["kind": "none", "alter": 4096, "alter_from": 512 << 10, "times": 1000, "min_size": 1 << 20]
+        ])
         let models = TempDir("haul-models")
-        let out = try run(haulBinary, ["pull", "--insecure", "\(registry.host)/\(model.name)"],
-                          environment: ["OLLAMA_MODELS": models.path, "HAUL_DEBUG": "1"])
+        let out = try run(
+            haulBinary, ["pull", "--insecure", "\(registry.host)/\(model.name)"],
+            environment: ["OLLAMA_MODELS": models.path, "HAUL_DEBUG": "1"])
         #expect(out.status == 1)
         #expect(out.stderr.contains("digest mismatch"), "\(out.stderr.suffix(1000))")
         #expect(out.stderr.contains("downloading it again from scratch"), "\(out.stderr.suffix(1000))")
@@ -104,7 +110,8 @@ import HaulTestSupport
                         let outcome: String
                         if let error {
                             let text = "\(error)"
-                            outcome = text.isEmpty || error is CancellationError ? "unclear: \(text)" : Self.kind(of: error)
+                            outcome =
+                                text.isEmpty || error is CancellationError ? "unclear: \(text)" : Self.kind(of: error)
                         } else {
                             outcome = events.last == .success ? "success" : "ended without success"
                         }

@@ -1,11 +1,13 @@
 import Foundation
+import HaulTestSupport
 import MetricsTestKit
+import Testing
+
+@testable import HaulKit
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import Testing
-@testable import HaulKit
-import HaulTestSupport
 
 /// `haul serve`'s `GET /metrics`, scraped by prometheus_client's own text
 /// parser (PyPI) during and after real pulls, and its pull log line.
@@ -25,15 +27,18 @@ import HaulTestSupport
     }
 
     static func scrape(_ url: String) throws -> Scrape {
-        let check = try run(try DaemonTests.python, [testsDirectory.appendingPathComponent("clients/prometheus_scrape.py").path, url])
+        let check = try run(
+            try DaemonTests.python, [testsDirectory.appendingPathComponent("clients/prometheus_scrape.py").path, url])
         guard check.status == 0,
-              let object = try JSONSerialization.jsonObject(with: Data(check.stdout.utf8)) as? [String: Any],
-              let raw = object["samples"] as? [[Any]] else {
+            let object = try JSONSerialization.jsonObject(with: Data(check.stdout.utf8)) as? [String: Any],
+            let raw = object["samples"] as? [[Any]]
+        else {
             throw TestFailure("the scrape of \(url) did not parse: \(check.stderr)")
         }
         let samples = raw.compactMap { s -> (String, [String: String], Double)? in
             guard s.count == 3, let name = s[0] as? String, let labels = s[1] as? [String: String],
-                  let value = (s[2] as? NSNumber)?.doubleValue else { return nil }
+                let value = (s[2] as? NSNumber)?.doubleValue
+            else { return nil }
             return (name, labels, value)
         }
         return Scrape(samples: samples, types: object["types"] as? [String: String] ?? [:])
@@ -46,24 +51,29 @@ import HaulTestSupport
         // 2 MB/s per connection: a pull of several seconds, to scrape in its middle.
         let registry = try TestRegistry(root: root.path, cdn: true, rate: "2M")
         let cdn = "127.0.0.1:\(try #require(registry.cdnPort))"
-        let models = TempDir("haul-models"), logs = TempDir("haul-logs")
-        let daemon = try await Daemon(models: models.path, logs: logs,
-                                      environment: ["HAUL_LOG_FORMAT": "json", "HAUL_SERVE_REGISTRIES": registry.host])
+        let models = TempDir("haul-models")
+        let logs = TempDir("haul-logs")
+        let daemon = try await Daemon(
+            models: models.path, logs: logs,
+            environment: ["HAUL_LOG_FORMAT": "json", "HAUL_SERVE_REGISTRIES": registry.host])
         let metrics = daemon.url + "/metrics"
         let name = "\(registry.host)/library/watched"
 
         let before = try Self.scrape(metrics)
         #expect(before.value("haul_pulls_started_total") == 0)
-        #expect(before.types["haul_pulls_started"] == "counter" || before.types["haul_pulls_started_total"] == "counter", "\(before.types)")
+        #expect(
+            before.types["haul_pulls_started"] == "counter" || before.types["haul_pulls_started_total"] == "counter",
+            "\(before.types)")
 
         let pull = try daemon.curlPull(name, logs: logs)
         var during: Scrape?
-        #expect(try await waitUntil(timeout: 60) {
-            let s = try Self.scrape(metrics)
-            during = s
-            // Past the config blob: the big layer is arriving.
-            return s.value("haul_downloaded_bytes_total", ["host": cdn]) > 1e6 || !pull.process.isRunning
-        })
+        #expect(
+            try await waitUntil(timeout: 60) {
+                let s = try Self.scrape(metrics)
+                during = s
+                // Past the config blob: the big layer is arriving.
+                return s.value("haul_downloaded_bytes_total", ["host": cdn]) > 1e6 || !pull.process.isRunning
+            })
         let mid = try #require(during)
         #expect(pull.process.isRunning, "the pull ended before a scrape saw it")
         #expect(mid.value("haul_pulls_started_total") == 1)
@@ -87,17 +97,23 @@ import HaulTestSupport
         #expect(after.value("haul_store_bytes") >= size)
         #expect(after.value("haul_http_requests_total", ["route": "/api/pull", "method": "POST", "status": "200"]) == 1)
         #expect(after.value("haul_http_request_duration_seconds_count", ["route": "/api/pull", "method": "POST"]) == 1)
-        #expect(after.value("haul_http_request_duration_seconds_sum", ["route": "/api/pull", "method": "POST"]) >= 1,
-                "the stream is timed to its last line")
+        #expect(
+            after.value("haul_http_request_duration_seconds_sum", ["route": "/api/pull", "method": "POST"]) >= 1,
+            "the stream is timed to its last line")
 
         // A model that is not there: a failure, by its class.
-        let missing = try await daemon.request("POST", "/api/pull", body: #"{"model":"\#(registry.host)/library/absent","insecure":true}"#)
+        let missing = try await daemon.request(
+            "POST", "/api/pull", body: #"{"model":"\#(registry.host)/library/absent","insecure":true}"#)
         #expect(missing.body.contains("error"))
         // The node's /v2/ serves the stored blob: its bytes are counted.
         let layer = try #require(model.layers.first)
         // (by curl: Foundation's URLSession takes a minute and a half over 64 MiB)
-        let served = try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}",
-                                               daemon.url + "/v2/library/watched/blobs/\(layer.digest)?ns=\(registry.host)"])
+        let served = try run(
+            "/usr/bin/curl",
+            [
+                "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                daemon.url + "/v2/library/watched/blobs/\(layer.digest)?ns=\(registry.host)"
+            ])
         let last = try Self.scrape(metrics)
         #expect(last.value("haul_pulls_total", ["outcome": "failure", "reason": "not_found"]) == 1)
         #expect(last.value("haul_pulls_started_total") == 2)
@@ -132,18 +148,23 @@ import HaulTestSupport
         try FileManager.default.createDirectory(atPath: root.sub("blobs"), withIntermediateDirectories: true)
         _ = try TestModel.make(root: root.path, name: "library/skipped:latest", layers: ["8M"])
         let registry = try TestRegistry(root: root.path, cdn: false)
-        try await registry.arm([["kind": "none", "alter": 4096, "alter_from": 1 << 20, "times": 1, "min_size": 1 << 20]])
+        try await registry.arm([["kind": "none", "alter": 4096, "alter_from": 1 << 20, "times": 1, "min_size": 1 << 20]]
+        )
         let dead = "127.0.0.1:\(freePort())"
         let hosts = try MirrorTests.hostsDirectory(for: registry.host, mirrors: ["http://\(dead)"])
         let metrics = TestMetrics()
-        let haul = Haul(store: ModelStore(root: TempDir("haul-models").path), hosts: HostsDirectory(directories: [hosts.path]),
-                        metrics: HaulMetrics(factory: metrics))
+        let haul = Haul(
+            store: ModelStore(root: TempDir("haul-models").path), hosts: HostsDirectory(directories: [hosts.path]),
+            metrics: HaulMetrics(factory: metrics))
         for try await _ in haul.pull("\(registry.host)/library/skipped", insecure: true) {}
         #expect(try metrics.expectCounter("haul_mirror_skips_total", [("host", dead)]).totalValue >= 1)
         #expect(try metrics.expectCounter("haul_digest_mismatches_total", [("host", registry.host)]).totalValue == 1)
-        #expect(try metrics.expectCounter("haul_pulls_total", [("outcome", "success"), ("reason", "none")]).totalValue == 1)
-        #expect(try metrics.expectCounter("haul_downloaded_bytes_total", [("host", registry.host)]).totalValue >= 2 * (8 << 20),
-                "the layer came twice")
+        #expect(
+            try metrics.expectCounter("haul_pulls_total", [("outcome", "success"), ("reason", "none")]).totalValue == 1)
+        #expect(
+            try metrics.expectCounter("haul_downloaded_bytes_total", [("host", registry.host)]).totalValue >= 2
+                * (8 << 20),
+            "the layer came twice")
         #expect(try metrics.expectMeter("haul_pulls_active").lastValue == 0)
     }
 
@@ -162,8 +183,9 @@ import HaulTestSupport
         #expect(daemon.stop().status == 0)
 
         let port = try freePort()
-        let separate = try await Daemon(models: TempDir("haul-models").path, logs: TempDir("haul-logs"),
-                                        environment: ["HAUL_METRICS_ADDR": "127.0.0.1:\(port)"])
+        let separate = try await Daemon(
+            models: TempDir("haul-models").path, logs: TempDir("haul-logs"),
+            environment: ["HAUL_METRICS_ADDR": "127.0.0.1:\(port)"])
         #expect(try await separate.request("GET", "/metrics").status == 404)
         #expect(try await waitUntil(timeout: 10) { (try? Self.scrape("http://127.0.0.1:\(port)/metrics")) != nil })
         let scraped = try Self.scrape("http://127.0.0.1:\(port)/metrics")

@@ -1,9 +1,10 @@
 import Foundation
+import HaulTestSupport
 import Logging
 import Synchronization
 import Testing
+
 @testable import HaulKit
-import HaulTestSupport
 
 /// Mirrors from containerd-style hosts.toml files, against real servers:
 /// Debian's docker-registry as the upstream and a second one in proxy mode
@@ -12,13 +13,16 @@ import HaulTestSupport
 @Suite(.serialized) struct MirrorTests {
     static let fixture: (dir: TempDir, model: TestModel) = {
         let dir = TempDir("haul-mirror-fixture")
-        let model = try! TestModel.make(root: dir.path, name: "library/tiny:latest", layers: ["64M", "300K"],
-                                        texts: ["template={{ .Prompt }}"])
+        let model = try! TestModel.make(
+            root: dir.path, name: "library/tiny:latest", layers: ["64M", "300K"],
+            texts: ["template={{ .Prompt }}"])
         return (dir, model)
     }()
 
     /// A hosts directory that sends pulls of `registry` to `mirrors` first.
-    static func hostsDirectory(for registry: String, mirrors: [String], capabilities: String = #"["pull", "resolve"]"#) throws -> TempDir {
+    static func hostsDirectory(for registry: String, mirrors: [String], capabilities: String = #"["pull", "resolve"]"#)
+        throws -> TempDir
+    {
         let dir = TempDir("haul-hosts")
         try FileManager.default.createDirectory(atPath: dir.sub(registry), withIntermediateDirectories: true)
         let text = mirrors.map { "[host.\"\($0)\"]\ncapabilities = \(capabilities)\n" }.joined(separator: "\n")
@@ -34,7 +38,8 @@ import HaulTestSupport
             var out: [String: String] = [:]
             for line in result.stdout.split(separator: "\n") {
                 guard let o = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
-                      o["status"] as? String == "source", let d = o["digest"] as? String, let h = o["host"] as? String else { continue }
+                    o["status"] as? String == "source", let d = o["digest"] as? String, let h = o["host"] as? String
+                else { continue }
                 out[String(d.dropFirst("sha256:".count))] = h
             }
             return out
@@ -54,8 +59,9 @@ import HaulTestSupport
         let store = ModelStore(root: pull.models.path)
         #expect(store.list().count == 1, sourceLocation: sourceLocation)
         for layer in fixture.model.layers {
-            #expect(sameContent(store.blobPath(layer.digest), fixture.dir.path + "/blobs/" + layer.digest.fileName),
-                    "\(layer.digest.short)", sourceLocation: sourceLocation)
+            #expect(
+                sameContent(store.blobPath(layer.digest), fixture.dir.path + "/blobs/" + layer.digest.fileName),
+                "\(layer.digest.short)", sourceLocation: sourceLocation)
         }
     }
 
@@ -84,16 +90,20 @@ import HaulTestSupport
         // ranges do not multiply upstream traffic.
         for layer in Self.fixture.model.layers where layer.size > 1 << 20 {
             let bytes = try await upstream.bytesServed(layer.digest)
-            #expect(Double(bytes) <= 1.2 * Double(layer.size), "upstream sent \(bytes) bytes of a \(layer.size)-byte blob")
-            print("cold pull-through cache: upstream sent \(bytes) bytes for a \(layer.size)-byte blob "
-                + "(\(String(format: "%.2f", Double(bytes) / Double(layer.size)))x)")
+            #expect(
+                Double(bytes) <= 1.2 * Double(layer.size), "upstream sent \(bytes) bytes of a \(layer.size)-byte blob")
+            print(
+                "cold pull-through cache: upstream sent \(bytes) bytes for a \(layer.size)-byte blob "
+                    + "(\(String(format: "%.2f", Double(bytes) / Double(layer.size)))x)")
         }
 
         // The cache gone: one notice, then the registry itself.
         cache.stop()
         let fallback = try Self.pull(name, hosts: hosts, environment: auth)
         Self.expectStored(fallback)
-        #expect(fallback.result.stderr.contains("haul: mirror \(cache.host) skipped for the manifest"), "\(fallback.result.stderr)")
+        #expect(
+            fallback.result.stderr.contains("haul: mirror \(cache.host) skipped for the manifest"),
+            "\(fallback.result.stderr)")
         for layer in Self.fixture.model.layers {
             #expect(fallback.sources[layer.digest.hex] == upstream.host)
         }
@@ -115,7 +125,9 @@ import HaulTestSupport
         let pull = try Self.pull("\(upstream.host)/library/tiny", hosts: hosts)
         Self.expectStored(pull)
         let big = Self.fixture.model.layers.first { $0.size > 1 << 20 }!
-        #expect(pull.result.stderr.contains("haul: mirror \(mirror.host) skipped for \(big.digest.short)"), "\(pull.result.stderr)")
+        #expect(
+            pull.result.stderr.contains("haul: mirror \(mirror.host) skipped for \(big.digest.short)"),
+            "\(pull.result.stderr)")
         #expect(pull.sources[big.digest.hex] == upstream.host)
         // The small layers were fine on the mirror, and came from it.
         for layer in Self.fixture.model.layers where layer.size < 1 << 20 {
@@ -123,7 +135,9 @@ import HaulTestSupport
         }
         #expect(try await mirror.counter("manifest_requests") == 1)
         #expect(try await upstream.counter("manifest_requests") == 0, "the manifest came from the mirror")
-        #expect(!FileManager.default.fileExists(atPath: ModelStore(root: pull.models.path).partialsDirectory + "/" + big.digest.fileName + "-partial"))
+        #expect(
+            !FileManager.default.fileExists(
+                atPath: ModelStore(root: pull.models.path).partialsDirectory + "/" + big.digest.fileName + "-partial"))
     }
 
     @Test func anUnreachableMirrorIsSkippedAndCredentialsStayWithTheirHost() async throws {
@@ -136,7 +150,9 @@ import HaulTestSupport
         let hosts = try Self.hostsDirectory(for: upstream.host, mirrors: [dead, "http://\(mirror.host)"])
         let pull = try Self.pull("\(upstream.host)/library/tiny", hosts: hosts, environment: auth)
         Self.expectStored(pull)
-        #expect(pull.result.stderr.contains("haul: mirror \(dead.dropFirst(7)) skipped for the manifest"), "\(pull.result.stderr)")
+        #expect(
+            pull.result.stderr.contains("haul: mirror \(dead.dropFirst(7)) skipped for the manifest"),
+            "\(pull.result.stderr)")
         #expect(Set(pull.sources.values) == [mirror.host])
         // The upstream's password and tokens never went to the mirror.
         #expect(try await mirror.list("authorizations_seen").isEmpty)
@@ -144,7 +160,8 @@ import HaulTestSupport
 
         // A mirror that may only pull: the manifest comes from the
         // upstream (with its credentials), the blobs from the mirror.
-        let pullOnly = try Self.hostsDirectory(for: upstream.host, mirrors: ["http://\(mirror.host)"], capabilities: #"["pull"]"#)
+        let pullOnly = try Self.hostsDirectory(
+            for: upstream.host, mirrors: ["http://\(mirror.host)"], capabilities: #"["pull"]"#)
         let second = try Self.pull("\(upstream.host)/library/tiny", hosts: pullOnly, environment: auth)
         Self.expectStored(second)
         #expect(try await upstream.counter("manifest_requests") >= 1)
@@ -159,8 +176,9 @@ import HaulTestSupport
         let refused = try Self.pull("\(upstream.host)/library/tiny", hosts: broken)
         #expect(refused.result.status == 1)
         let file = broken.sub(upstream.host + "/hosts.toml")
-        #expect(refused.result.stdout.contains("\(file):1: host ") && refused.result.stdout.contains("unknown capability"),
-                "\(refused.result.stdout)")
+        #expect(
+            refused.result.stdout.contains("\(file):1: host ") && refused.result.stdout.contains("unknown capability"),
+            "\(refused.result.stdout)")
     }
 
     /// An embedder's `Logger` hears a skipped mirror at `.notice` and each
@@ -175,14 +193,19 @@ import HaulTestSupport
         var logger = Logger(label: "embedder") { _ in RecordingHandler(records: records) }
         logger.logLevel = .debug
         let models = TempDir("haul-models")
-        let haul = Haul(store: ModelStore(root: models.path), hosts: HostsDirectory(directories: [hosts.path]), logger: logger)
+        let haul = Haul(
+            store: ModelStore(root: models.path), hosts: HostsDirectory(directories: [hosts.path]), logger: logger)
         let (_, error) = await collect(haul.pull("\(upstream.host)/library/tiny", insecure: true))
         await haul.shutdown()
         #expect(error == nil, "\(String(describing: error))")
         let lines = records.lines
-        #expect(lines.contains { $0.level == .notice && $0.message.contains("mirror \(empty.host) skipped for the manifest") },
-                "\(lines)")
-        #expect(lines.filter { $0.level == .debug && $0.message.hasSuffix("from \(upstream.host)") }.count
+        #expect(
+            lines.contains {
+                $0.level == .notice && $0.message.contains("mirror \(empty.host) skipped for the manifest")
+            },
+            "\(lines)")
+        #expect(
+            lines.filter { $0.level == .debug && $0.message.hasSuffix("from \(upstream.host)") }.count
                 == Set(Self.fixture.model.layers.map(\.digest)).count, "\(lines)")
     }
 }

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import HaulKit
 import HaulTestSupport
+import Testing
+
+@testable import HaulKit
 
 /// A pull from real nginx serving a registry-shaped directory, with blob
 /// requests answered by a 307 to a second server block acting as the CDN.
@@ -10,7 +11,8 @@ import HaulTestSupport
         let dir = TempDir("haul-nginx")
         chmod(dir.path, 0o755)
         let root = dir.sub("registry")
-        let model = try TestModel.make(root: root, name: "library/tiny:q4", layers: ["40M", "500:application/vnd.ollama.image.params"])
+        let model = try TestModel.make(
+            root: root, name: "library/tiny:q4", layers: ["40M", "500:application/vnd.ollama.image.params"])
         let nginx = try await NginxRegistry(dir: dir, root: root)
         let registryPort = nginx.registryPort
         let models = TempDir("haul-models")
@@ -25,7 +27,9 @@ import HaulTestSupport
         // Ranges went to the CDN server block, after one 307 per blob
         // (log lines: BODY_BYTES STATUS URI).
         let log = nginx.accessLog
-        let statuses = log.split(separator: "\n").map { $0.split(separator: " ").dropFirst().first.map(String.init) ?? "" }
+        let statuses = log.split(separator: "\n").map {
+            $0.split(separator: " ").dropFirst().first.map(String.init) ?? ""
+        }
         #expect(statuses.filter { $0 == "307" }.count == model.layers.count)
         #expect(statuses.contains("206"))
     }
@@ -49,10 +53,17 @@ import HaulTestSupport
         nginx.clearAccessLog()
         let models = TempDir("haul-models")
         // Sixteen connections for sure (`--fixed`): what is tested is that they all resume one session.
-        let r = try haul(["pull", "127.0.0.1:\(registryPort)/library/tls", "--ca-file", pki.caCert, "--connections", "16", "--fixed"],
-                         models: models.path)
+        let r = try haul(
+            [
+                "pull", "127.0.0.1:\(registryPort)/library/tls", "--ca-file", pki.caCert, "--connections", "16",
+                "--fixed"
+            ],
+            models: models.path)
         #expect(r.status == 0, "\(r.stderr)\n\(nginx.errorLog)")
-        #expect(filesEqual(ModelStore(root: models.path).blobPath(model.layers[0].digest), root + "/blobs/" + model.layers[0].digest.fileName))
+        #expect(
+            filesEqual(
+                ModelStore(root: models.path).blobPath(model.layers[0].digest),
+                root + "/blobs/" + model.layers[0].digest.fileName))
         // Log lines: SESSION_REUSED CONNECTION BODY_BYTES URI.
         usleep(200_000)
         let log = nginx.accessLog

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import HaulKit
 import HaulTestSupport
+import Testing
+
+@testable import HaulKit
 
 /// Pushes to a registry that takes uploads in Ollama's parts (the test
 /// registry plays Ollama's protocol, `server/upload.go` being its client):
@@ -21,7 +22,8 @@ import HaulTestSupport
 
     @Test(.timeLimit(.minutes(5))) func partsGoSideBySideToStorageWithoutCredentials() async throws {
         let models = TempDir("haul-models")
-        let model = try TestModel.make(root: models.path, name: "registry.ollama.ai/library/big:latest", layers: ["250M"])
+        let model = try TestModel.make(
+            root: models.path, name: "registry.ollama.ai/library/big:latest", layers: ["250M"])
         let (root, destination) = try Self.destination(tokenAuth: "anonymous")
         defer { withExtendedLifetime(root) {} }
         // Every part is held at the storage until the test lets go: all
@@ -29,7 +31,8 @@ import HaulTestSupport
         try await destination.arm([["kind": "part-hold", "from_part": 0]])
         let logs = TempDir("haul-push-logs")
         let target = "\(destination.host)/team/big:latest"
-        let push = try BackgroundProcess(["push", "big", target, "--insecure", "--json"], models: models.path, logs: logs)
+        let push = try BackgroundProcess(
+            ["push", "big", target, "--insecure", "--json"], models: models.path, logs: logs)
         let together = try await waitUntil(timeout: 60) { try await destination.counter("part_in_flight_max") >= 3 }
         try await destination.arm([])
         push.wait()
@@ -42,7 +45,9 @@ import HaulTestSupport
         #expect(try await destination.counter("cdn_authorization") == 0, "the registry's token went to the storage")
         let big = model.layers.max { $0.size < $1.size }!
         #expect(try await Self.partPuts(destination).keys.filter { $0.hasSuffix("-\(big.size - 1)") }.count == 1)
-        #expect(try await Self.partPuts(destination).count == 3 + model.layers.count - 1, "three parts for the big blob, one per small one")
+        #expect(
+            try await Self.partPuts(destination).count == 3 + model.layers.count - 1,
+            "three parts for the big blob, one per small one")
 
         let fresh = TempDir("haul-models")
         let back = try haul(["pull", target, "--insecure", "-q"], models: fresh.path)
@@ -55,7 +60,8 @@ import HaulTestSupport
     /// them, and not the two that were done.
     @Test(.timeLimit(.minutes(5))) func aKilledPushSendsOnlyThePartsNotDone() async throws {
         let models = TempDir("haul-models")
-        let model = try TestModel.make(root: models.path, name: "registry.ollama.ai/library/big:latest", layers: ["350M"])
+        let model = try TestModel.make(
+            root: models.path, name: "registry.ollama.ai/library/big:latest", layers: ["350M"])
         let (root, destination) = try Self.destination()
         defer { withExtendedLifetime(root) {} }
         try await destination.arm([["kind": "part-hold", "from_part": 2]])
@@ -63,7 +69,8 @@ import HaulTestSupport
         let target = "\(destination.host)/team/big:latest"
         let big = model.layers.max { $0.size < $1.size }!
         let doneRanges = ["0-99999999", "100000000-199999999"]
-        let first = try BackgroundProcess(["push", "big", target, "--insecure", "--json"], models: models.path, logs: logs)
+        let first = try BackgroundProcess(
+            ["push", "big", target, "--insecure", "--json"], models: models.path, logs: logs)
         // Haul reports a part done after it has journaled it.
         let twoDone = try await waitUntil(timeout: 120) {
             let inFlight = try await destination.counter("part_in_flight_max")
@@ -81,8 +88,10 @@ import HaulTestSupport
         let puts = try await Self.partPuts(destination)
         for range in doneRanges { #expect(puts[range] == 1, "part \(range) was sent again: \(puts)") }
         #expect(puts["300000000-\(big.size - 1)"] == 1 && puts["200000000-299999999"] == 1, "\(puts)")
-        let firstReport = second.stdout.split(separator: "\n").first { $0.contains(big.digest.description) }.map(String.init) ?? ""
-        #expect(firstReport.contains("\"completed\":200000000"), "the rerun starts where the parts were: \(firstReport)")
+        let firstReport =
+            second.stdout.split(separator: "\n").first { $0.contains(big.digest.description) }.map(String.init) ?? ""
+        #expect(
+            firstReport.contains("\"completed\":200000000"), "the rerun starts where the parts were: \(firstReport)")
         let total = model.layers.reduce(0) { $0 + $1.size }
         let received = try await destination.counter("part_bytes")
         #expect(Double(received) <= 1.1 * Double(total), "the storage received \(received) bytes for \(total)")
@@ -99,10 +108,13 @@ import HaulTestSupport
     /// is refused by a daemon before any connection, in one line.
     @Test func misbehavingStorageIsRetriedOrRefused() async throws {
         let models = TempDir("haul-models")
-        let model = try TestModel.make(root: models.path, name: "registry.ollama.ai/library/small:latest", layers: ["3M", "200K"])
+        let model = try TestModel.make(
+            root: models.path, name: "registry.ollama.ai/library/small:latest", layers: ["3M", "200K"])
         let total = model.layers.reduce(0) { $0 + $1.size }
-        for fault in [["kind": "status", "status": 503, "target": "part", "times": 2],
-                      ["kind": "status", "status": 403, "target": "part", "min_size": 1 << 20]] as [[String: Any]] {
+        for fault in [
+            ["kind": "status", "status": 503, "target": "part", "times": 2],
+            ["kind": "status", "status": 403, "target": "part", "min_size": 1 << 20]
+        ] as [[String: Any]] {
             let (root, destination) = try Self.destination()
             defer { withExtendedLifetime(root) {} }
             try await destination.arm([fault])
@@ -119,12 +131,15 @@ import HaulTestSupport
         try await destination.arm([["kind": "offsite-part", "target": "upload", "times": 100]])
         let daemon = try await Daemon(models: models.path, logs: TempDir("haul-logs"))
         let target = "\(destination.host)/team/small:latest"
-        let copied = try await daemon.request("POST", "/api/copy", body: #"{"source":"small","destination":"\#(target)"}"#)
+        let copied = try await daemon.request(
+            "POST", "/api/copy", body: #"{"source":"small","destination":"\#(target)"}"#)
         #expect(copied.status == 200, "\(copied.body)")
         let started = Date()
-        let refused = try await daemon.request("POST", "/api/push", body: #"{"model":"\#(target)","insecure":true,"stream":false}"#)
+        let refused = try await daemon.request(
+            "POST", "/api/push", body: #"{"model":"\#(target)","insecure":true,"stream":false}"#)
         let error = refused.json["error"] as? String ?? ""
-        #expect(refused.status == 500 && error.contains("169.254.169.254") && error.contains("refused"), "\(refused.body)")
+        #expect(
+            refused.status == 500 && error.contains("169.254.169.254") && error.contains("refused"), "\(refused.body)")
         #expect(Date().timeIntervalSince(started) < 10, "a refusal is not retried")
         #expect(try await destination.counter("part_bytes") == 0)
     }

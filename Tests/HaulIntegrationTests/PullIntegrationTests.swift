@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import HaulKit
 import HaulTestSupport
+import Testing
+
+@testable import HaulKit
 
 /// End-to-end pulls against the test registry on loopback. Serialized: each
 /// test moves hundreds of MiB and they would only fight for two cores.
@@ -9,10 +10,13 @@ import HaulTestSupport
     /// One registry directory with the models every test pulls, generated once.
     static let fixture: (dir: TempDir, big: TestModel, small: TestModel, sixteen: TestModel) = {
         let dir = TempDir("haul-registry")
-        let big = try! TestModel.make(root: dir.path, name: "library/big:latest", layers: [
-            "256M", "2K:application/vnd.ollama.image.template", "100:application/vnd.ollama.image.params",
-        ])
-        let small = try! TestModel.make(root: dir.path, name: "team/small:v1", layers: ["3M", "1K:application/vnd.ollama.image.license"])
+        let big = try! TestModel.make(
+            root: dir.path, name: "library/big:latest",
+            layers: [
+                "256M", "2K:application/vnd.ollama.image.template", "100:application/vnd.ollama.image.params"
+            ])
+        let small = try! TestModel.make(
+            root: dir.path, name: "team/small:v1", layers: ["3M", "1K:application/vnd.ollama.image.license"])
         let sixteen = try! TestModel.make(root: dir.path, name: "library/sixteen:latest", layers: ["16M"])
         return (dir, big, small, sixteen)
     }()
@@ -51,7 +55,10 @@ import HaulTestSupport
         #expect(Array(statuses.suffix(3)) == ["verifying sha256 digest", "writing manifest", "success"])
         for layer in Self.fixture.big.layers {
             let mine = objects.filter { $0["digest"] as? String == layer.digest.description }
-            #expect(mine.allSatisfy { $0["status"] as? String == "pulling \(layer.digest.short)" && $0["total"] as? Int == Int(layer.size) })
+            #expect(
+                mine.allSatisfy {
+                    $0["status"] as? String == "pulling \(layer.digest.short)" && $0["total"] as? Int == Int(layer.size)
+                })
             let completed = mine.map { $0["completed"] as? Int ?? 0 }
             #expect(completed == completed.sorted(), "progress went backwards")
             #expect(completed.last == Int(layer.size))
@@ -59,7 +66,9 @@ import HaulTestSupport
         // Every blob went through the CDN; none was fetched twice over.
         for layer in Self.fixture.big.layers {
             let served = try await registry.bytesServed(layer.digest)
-            #expect(served >= Int(layer.size) && served <= Int(Double(layer.size) * 1.25) + 65536, "\(served) bytes for \(layer.size)")
+            #expect(
+                served >= Int(layer.size) && served <= Int(Double(layer.size) * 1.25) + 65536,
+                "\(served) bytes for \(layer.size)")
         }
         #expect(try haul(["list"], models: models.path).stdout.contains("\(registry.host)/library/big:latest"))
     }
@@ -71,7 +80,8 @@ import HaulTestSupport
         let model = Self.fixture.sixteen
         let registry = try TestRegistry(root: Self.fixture.dir.path)
         let models = TempDir("haul-models")
-        let r = try haul(["pull", "\(registry.host)/\(model.name)", "--insecure", "--connections", "16"], models: models.path)
+        let r = try haul(
+            ["pull", "\(registry.host)/\(model.name)", "--insecure", "--connections", "16"], models: models.path)
         #expect(r.status == 0, "\(r.stderr)")
         try expectStored(model, name: "\(registry.host)/\(model.name)", in: models.path)
         let blob = model.layers[0]
@@ -88,7 +98,10 @@ import HaulTestSupport
         try expectStored(Self.fixture.small, name: "\(registry.host)/team/small:v1", in: models.path)
 
         #expect(events.first == .pullingManifest)
-        guard case .plan(let plan) = events.dropFirst().first else { Issue.record("no plan event"); return }
+        guard case .plan(let plan) = events.dropFirst().first else {
+            Issue.record("no plan event")
+            return
+        }
         #expect(plan.totalBytes == Self.fixture.small.layers.reduce(0) { $0 + $1.size })
         #expect(plan.cached.isEmpty)
         #expect(Array(events.suffix(3)) == [.verifying, .writingManifest, .success])
@@ -140,8 +153,10 @@ import HaulTestSupport
 
     @Test func wrongContentRangeAnd503AreRetried() async throws {
         let registry = try TestRegistry(root: Self.fixture.dir.path, cdn: true)
-        try await registry.arm([["kind": "wrong-content-range", "shift": 4096, "times": 2],
-                                ["kind": "status", "status": 503, "times": 2]])
+        try await registry.arm([
+            ["kind": "wrong-content-range", "shift": 4096, "times": 2],
+            ["kind": "status", "status": 503, "times": 2]
+        ])
         let models = TempDir("haul-models")
         let name = "\(registry.host)/team/small:v1"
         let r = try haul(["pull", name, "--insecure", "--quiet"], models: models.path)
@@ -155,7 +170,8 @@ import HaulTestSupport
         // one fresh retry both mismatch.
         try await registry.arm([["kind": "corrupt", "fraction": 0.3, "times": 1000, "min_size": 1 << 20]])
         let models = TempDir("haul-models")
-        let r = try haul(["pull", "\(registry.host)/team/small:v1", "--insecure", "--connections", "1"], models: models.path)
+        let r = try haul(
+            ["pull", "\(registry.host)/team/small:v1", "--insecure", "--connections", "1"], models: models.path)
         #expect(r.status != 0)
         #expect(r.stderr.contains("Error: digest mismatch, file must be downloaded again: want sha256:"))
         // Blobs that did verify are kept (no lost work); every file under a
@@ -172,7 +188,8 @@ import HaulTestSupport
         // Corrupted once (a glitch, or bytes that changed mid-blob): the
         // fresh retry gets the true bytes.
         try await registry.arm([["kind": "corrupt", "fraction": 0.3, "times": 1, "min_size": 1 << 20]])
-        let again = try haul(["pull", "\(registry.host)/team/small:v1", "--insecure", "--connections", "1"], models: models.path)
+        let again = try haul(
+            ["pull", "\(registry.host)/team/small:v1", "--insecure", "--connections", "1"], models: models.path)
         #expect(again.status == 0, "\(again.stderr)")
         try expectStored(Self.fixture.small, name: "\(registry.host)/team/small:v1", in: models.path)
     }
@@ -181,10 +198,12 @@ import HaulTestSupport
     /// pull must still finish close to the time it takes without it.
     @Test func aSlowConnectionDoesNotHoldUpTheTail() async throws {
         func timedPull(slow: Int?) throws -> Double {
-            let registry = try TestRegistry(root: Self.fixture.dir.path, cdn: true, rate: "8M", slowConnection: slow, slowFactor: 10)
+            let registry = try TestRegistry(
+                root: Self.fixture.dir.path, cdn: true, rate: "8M", slowConnection: slow, slowFactor: 10)
             let models = TempDir("haul-models")
-            let r = try haul(["pull", "\(registry.host)/library/big", "--insecure", "--quiet", "--connections", "8"],
-                             models: models.path)
+            let r = try haul(
+                ["pull", "\(registry.host)/library/big", "--insecure", "--quiet", "--connections", "8"],
+                models: models.path)
             #expect(r.status == 0, "\(r.stderr)")
             return r.seconds
         }
@@ -200,28 +219,39 @@ import HaulTestSupport
     @Test func aNewVersionOfATagPrunesTheBlobsOnlyTheOldOneUsed() async throws {
         for (noPrune, aged) in [(false, true), (true, true), (false, false)] {
             let dir = TempDir("haul-registry")
-            let old = try TestModel.make(root: dir.path, name: "library/evolving:latest", layers: ["2M"], texts: ["system=old"])
-            let keeper = try TestModel.make(root: dir.path, name: "library/keeper:latest", layers: ["1M"], texts: ["system=old"])
+            let old = try TestModel.make(
+                root: dir.path, name: "library/evolving:latest", layers: ["2M"], texts: ["system=old"])
+            let keeper = try TestModel.make(
+                root: dir.path, name: "library/keeper:latest", layers: ["1M"], texts: ["system=old"])
             let registry = try TestRegistry(root: dir.path, cdn: false)
             let models = TempDir("haul-models")
-            let env = ["OLLAMA_MODELS": models.path] .merging(noPrune ? ["OLLAMA_NOPRUNE": "1"] : [:]) { a, _ in a }
+            let env = ["OLLAMA_MODELS": models.path].merging(noPrune ? ["OLLAMA_NOPRUNE": "1"] : [:]) { a, _ in a }
             for model in ["evolving", "keeper"] {
-                #expect(try run(haulBinary, ["pull", "\(registry.host)/library/\(model)", "--insecure", "-q"], environment: env).status == 0)
+                #expect(
+                    try run(
+                        haulBinary, ["pull", "\(registry.host)/library/\(model)", "--insecure", "-q"], environment: env
+                    ).status == 0)
             }
             if aged {
                 let past = Date().addingTimeInterval(-2 * 3600)
                 for name in FileSystem.listDirectory(models.path + "/blobs") {
-                    try FileManager.default.setAttributes([.modificationDate: past], ofItemAtPath: models.path + "/blobs/" + name)
+                    try FileManager.default.setAttributes(
+                        [.modificationDate: past], ofItemAtPath: models.path + "/blobs/" + name)
                 }
             }
-            let new = try TestModel.make(root: dir.path, name: "library/evolving:latest", layers: ["3M"], texts: ["system=new"])
-            let r = try run(haulBinary, ["pull", "\(registry.host)/library/evolving", "--insecure", "--json"], environment: env)
+            let new = try TestModel.make(
+                root: dir.path, name: "library/evolving:latest", layers: ["3M"], texts: ["system=new"])
+            let r = try run(
+                haulBinary, ["pull", "\(registry.host)/library/evolving", "--insecure", "--json"], environment: env)
             #expect(r.status == 0, "\(r.stderr)")
             let store = ModelStore(root: models.path)
-            let onlyOld = Set(old.layers.map(\.digest)).subtracting(new.layers.map(\.digest)).subtracting(keeper.layers.map(\.digest))
+            let onlyOld = Set(old.layers.map(\.digest)).subtracting(new.layers.map(\.digest)).subtracting(
+                keeper.layers.map(\.digest))
             #expect(!onlyOld.isEmpty)
             for digest in onlyOld {
-                #expect(FileSystem.exists(store.blobPath(digest)) == (noPrune || !aged), "\(digest.short) noPrune=\(noPrune) aged=\(aged)")
+                #expect(
+                    FileSystem.exists(store.blobPath(digest)) == (noPrune || !aged),
+                    "\(digest.short) noPrune=\(noPrune) aged=\(aged)")
             }
             // The "system=old" layer is shared with keeper and stays either way.
             let shared = Set(old.layers.map(\.digest)).intersection(keeper.layers.map(\.digest))
@@ -230,7 +260,9 @@ import HaulTestSupport
             let statuses = r.stdout.split(separator: "\n").compactMap {
                 (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["status"] as? String
             }
-            let expected = noPrune ? ["verifying sha256 digest", "writing manifest", "success"]
+            let expected =
+                noPrune
+                ? ["verifying sha256 digest", "writing manifest", "success"]
                 : ["verifying sha256 digest", "writing manifest", "removing unused layers", "success"]
             #expect(Array(statuses.suffix(expected.count)) == expected)
         }

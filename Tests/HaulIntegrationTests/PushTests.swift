@@ -1,10 +1,12 @@
 import Foundation
+import HaulTestSupport
+import Testing
+
+@testable import HaulKit
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import Testing
-@testable import HaulKit
-import HaulTestSupport
 
 /// `haul push` and `haul copy` into Debian's `docker-registry` (the CNCF
 /// distribution registry): the manifest arrives byte for byte (its digest
@@ -14,8 +16,9 @@ import HaulTestSupport
 @Suite(.serialized) struct PushTests {
     static let fixture: (dir: TempDir, model: TestModel) = {
         let dir = TempDir("haul-push-fixture")
-        let model = try! TestModel.make(root: dir.path, name: "library/tiny:latest", layers: ["40M", "300K"],
-                                        texts: ["template={{ .Prompt }}"])
+        let model = try! TestModel.make(
+            root: dir.path, name: "library/tiny:latest", layers: ["40M", "300K"],
+            texts: ["template={{ .Prompt }}"])
         return (dir, model)
     }()
 
@@ -41,21 +44,28 @@ import HaulTestSupport
         let target = "\(destination.host)/team/tiny:v1"
         let pushed = try haul(["push", name, target, "--insecure"], models: models.path)
         #expect(pushed.status == 0, "\(pushed.stderr)")
-        #expect(pushed.stderr.contains("pushed \(Self.fixture.model.layers.first { $0.size == 40 << 20 }!.digest.short)"), "\(pushed.stderr)")
+        #expect(
+            pushed.stderr.contains("pushed \(Self.fixture.model.layers.first { $0.size == 40 << 20 }!.digest.short)"),
+            "\(pushed.stderr)")
         // The destination's manifest is the source's bytes, so its digest is too.
         #expect(try Self.skopeoRaw(target) == Self.fixture.model.manifestBytes)
         // A fresh pull from the destination gets the same model.
         let fresh = TempDir("haul-models")
         let back = try haul(["pull", target, "--insecure", "-q"], models: fresh.path)
         #expect(back.status == 0, "\(back.stderr)")
-        #expect(try ModelStore(root: fresh.path).manifest(for: ModelName(parsing: target))?.raw == Self.fixture.model.manifestBytes)
+        #expect(
+            try ModelStore(root: fresh.path).manifest(for: ModelName(parsing: target))?.raw
+                == Self.fixture.model.manifestBytes)
         #expect(StoreCheck.problems(ModelStore(root: fresh.path)).isEmpty)
 
         // Again, to another tag: every blob is there, nothing is sent.
-        let again = try haul(["push", name, "\(destination.host)/team/tiny:v2", "--insecure", "--json"], models: models.path)
+        let again = try haul(
+            ["push", name, "\(destination.host)/team/tiny:v2", "--insecure", "--json"], models: models.path)
         #expect(again.status == 0, "\(again.stderr)")
         let lines = again.stdout.split(separator: "\n").map(String.init)
-        #expect(lines.first == #"{"status":"retrieving manifest"}"# && lines.last == #"{"status":"success"}"#, "\(again.stdout)")
+        #expect(
+            lines.first == #"{"status":"retrieving manifest"}"# && lines.last == #"{"status":"success"}"#,
+            "\(again.stdout)")
         #expect(lines.contains(#"{"status":"pushing manifest"}"#))
         let quiet = try haul(["push", name, "\(destination.host)/team/tiny:v3", "--insecure"], models: models.path)
         #expect(quiet.stderr.contains("0 B sent"), "\(quiet.stderr)")
@@ -81,10 +91,13 @@ import HaulTestSupport
         let target = "\(destination.host)/team/tiny:v1"
         let refused = try haul(["push", name, target, "--ca-file", pki.caCert], models: models.path)
         #expect(refused.status == 1 && refused.stderr.contains("authentication required"), "\(refused.stderr)")
-        let pushed = try run(haulBinary, ["push", name, target, "--ca-file", pki.caCert],
-                             environment: ["OLLAMA_MODELS": models.path, "HAUL_REGISTRY_AUTH": "\(destination.host)=alice:s3cret"])
+        let pushed = try run(
+            haulBinary, ["push", name, target, "--ca-file", pki.caCert],
+            environment: ["OLLAMA_MODELS": models.path, "HAUL_REGISTRY_AUTH": "\(destination.host)=alice:s3cret"])
         #expect(pushed.status == 0, "\(pushed.stderr)")
-        #expect(try Self.skopeoRaw(target, ["--tls-verify=false", "--creds", "alice:s3cret"]) == Self.fixture.model.manifestBytes)
+        #expect(
+            try Self.skopeoRaw(target, ["--tls-verify=false", "--creds", "alice:s3cret"])
+                == Self.fixture.model.manifestBytes)
     }
 
     /// Registry to registry, through the store: every blob verified on the
@@ -100,17 +113,23 @@ import HaulTestSupport
         let realm = try TokenRealm(user: "pusher:s3cret", tls: pki)
         let destination = try await DockerRegistry(tls: pki, tokenRealm: realm)
         let environment = ["OLLAMA_MODELS": models.path, "HAUL_REGISTRY_AUTH": "\(destination.host)=pusher:s3cret"]
-        let refused = try haul(["push", name, "\(destination.host)/team/tiny:v1", "--ca-file", pki.caCert], models: models.path)
+        let refused = try haul(
+            ["push", name, "\(destination.host)/team/tiny:v1", "--ca-file", pki.caCert], models: models.path)
         #expect(refused.status == 1, "\(refused.stderr)")
         for repository in ["team/tiny", "other/tiny"] {
-            let r = try run(haulBinary, ["push", name, "\(destination.host)/\(repository):v1", "--ca-file", pki.caCert], environment: environment)
+            let r = try run(
+                haulBinary, ["push", name, "\(destination.host)/\(repository):v1", "--ca-file", pki.caCert],
+                environment: environment)
             #expect(r.status == 0, "\(repository): \(r.stderr)")
             if repository == "other/tiny" { #expect(r.stderr.contains("mounted from team/tiny"), "\(r.stderr)") }
         }
         let scopes = try realm.scopes()
         #expect(scopes.contains("repository:team/tiny:pull,push"), "\(scopes)")
-        let back = try run(haulBinary, ["pull", "\(destination.host)/other/tiny:v1", "-q", "--ca-file", pki.caCert],
-                           environment: ["OLLAMA_MODELS": TempDir("haul-models").path, "HAUL_REGISTRY_AUTH": "\(destination.host)=pusher:s3cret"])
+        let back = try run(
+            haulBinary, ["pull", "\(destination.host)/other/tiny:v1", "-q", "--ca-file", pki.caCert],
+            environment: [
+                "OLLAMA_MODELS": TempDir("haul-models").path, "HAUL_REGISTRY_AUTH": "\(destination.host)=pusher:s3cret"
+            ])
         #expect(back.status == 0, "\(back.stderr)")
     }
 
@@ -127,7 +146,9 @@ import HaulTestSupport
         let fresh = TempDir("haul-models")
         let back = try haul(["pull", target, "--insecure", "-q"], models: fresh.path)
         #expect(back.status == 0, "\(back.stderr)")
-        #expect(try ModelStore(root: fresh.path).manifest(for: ModelName(parsing: target))?.raw == Self.fixture.model.manifestBytes)
+        #expect(
+            try ModelStore(root: fresh.path).manifest(for: ModelName(parsing: target))?.raw
+                == Self.fixture.model.manifestBytes)
         let verified = try haul(["verify", "--all"], models: fresh.path)
         #expect(verified.status == 0, "\(verified.stdout) \(verified.stderr)")
     }
@@ -144,12 +165,16 @@ import HaulTestSupport
         try FileManager.default.createDirectory(atPath: home.sub(".ollama"), withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: ollamaTestKeyPath, toPath: home.sub(".ollama/id_ed25519"))
         let target = "\(destination.host)/team/tiny:v1"
-        let pushed = try run(haulBinary, ["push", name, target, "--insecure"], environment: ["OLLAMA_MODELS": models.path, "HOME": home.path])
+        let pushed = try run(
+            haulBinary, ["push", name, target, "--insecure"],
+            environment: ["OLLAMA_MODELS": models.path, "HOME": home.path])
         #expect(pushed.status == 0, "\(pushed.stderr)")
         #expect(try await destination.counter("token_requests") >= 1)
-        #expect(try await destination.list("manifest_types") == ["application/vnd.docker.distribution.manifest.v2+json"])
-        let anonymous = try run(haulBinary, ["push", name, "\(destination.host)/team/tiny:v2", "--insecure"],
-                                environment: ["OLLAMA_MODELS": models.path, "HOME": TempDir("haul-home").path])
+        #expect(
+            try await destination.list("manifest_types") == ["application/vnd.docker.distribution.manifest.v2+json"])
+        let anonymous = try run(
+            haulBinary, ["push", name, "\(destination.host)/team/tiny:v2", "--insecure"],
+            environment: ["OLLAMA_MODELS": models.path, "HOME": TempDir("haul-home").path])
         #expect(anonymous.status == 1 && anonymous.stderr.contains("refused"), "\(anonymous.stderr)")
     }
 
@@ -163,8 +188,9 @@ import HaulTestSupport
             try #require(r.status == 0, "\(r.stderr)")
         }
         let destination = try await DockerRegistry()
-        let copied = try haul(["copy", "\(source.host)/team/tiny", "\(destination.host)/mirror/tiny", "--all-tags", "--insecure"],
-                              models: TempDir("haul-models").path)
+        let copied = try haul(
+            ["copy", "\(source.host)/team/tiny", "\(destination.host)/mirror/tiny", "--all-tags", "--insecure"],
+            models: TempDir("haul-models").path)
         #expect(copied.status == 0, "\(copied.stderr)")
         for tag in ["v1", "v2"] {
             #expect(try Self.skopeoRaw("\(destination.host)/mirror/tiny:\(tag)") == Self.fixture.model.manifestBytes)
@@ -180,20 +206,25 @@ import HaulTestSupport
     /// plus what had arrived before the kill, never more.
     @Test(.timeLimit(.minutes(5))) func aKilledPushFinishesWhenRunAgain() async throws {
         let models = TempDir("haul-models")
-        let model = try TestModel.make(root: models.path, name: "registry.ollama.ai/library/big:latest", layers: ["512M"])
+        let model = try TestModel.make(
+            root: models.path, name: "registry.ollama.ai/library/big:latest", layers: ["512M"])
         let destination = try await DockerRegistry()
         let logs = TempDir("haul-push-logs")
         let countFile = logs.sub("count")
         let port = freePort()
-        let proxy = try BackgroundProcess([testsDirectory.appendingPathComponent("registry/countingproxy.py").path,
-                                           "--port", "\(port)", "--target", destination.host, "--count-file", countFile],
-                                          executable: "/usr/bin/python3", models: "", logs: logs)
+        let proxy = try BackgroundProcess(
+            [
+                testsDirectory.appendingPathComponent("registry/countingproxy.py").path,
+                "--port", "\(port)", "--target", destination.host, "--count-file", countFile
+            ],
+            executable: "/usr/bin/python3", models: "", logs: logs)
         defer { proxy.send(SIGKILL) }
         #expect(try await waitForListener(port: port))
         func received() -> Int64 { Int64((try? String(contentsOfFile: countFile, encoding: .utf8)) ?? "") ?? 0 }
         let target = "127.0.0.1:\(port)/team/big:latest"
         let total = model.layers.reduce(0) { $0 + $1.size }
-        let first = try BackgroundProcess(["push", "big", target, "--insecure", "--json"], models: models.path, logs: logs)
+        let first = try BackgroundProcess(
+            ["push", "big", target, "--insecure", "--json"], models: models.path, logs: logs)
         let midway = try await waitUntil(timeout: 120) { received() > total * 2 / 5 }
         first.send(SIGKILL)
         first.wait()
@@ -203,7 +234,9 @@ import HaulTestSupport
         let second = try haul(["push", "big", target, "--insecure", "--json"], models: models.path)
         #expect(second.status == 0, "\(second.stderr)")
         try await Task.sleep(for: .milliseconds(200))
-        #expect(received() <= beforeRerun + total + (1 << 20), "the rerun sent \(received() - beforeRerun) bytes for \(total)")
+        #expect(
+            received() <= beforeRerun + total + (1 << 20),
+            "the rerun sent \(received() - beforeRerun) bytes for \(total)")
         #expect(try Self.skopeoRaw("\(destination.host)/team/big:latest") == model.manifestBytes)
         let records = (try? FileManager.default.contentsOfDirectory(atPath: models.sub(".haul/uploads"))) ?? []
         #expect(records.filter { $0.hasPrefix("upload-") }.isEmpty, "\(records)")
@@ -215,15 +248,19 @@ import HaulTestSupport
     /// more than the model once.
     @Test(.timeLimit(.minutes(5))) func aKilledPushResumesWhereTheRegistryStopped() async throws {
         let models = TempDir("haul-models")
-        let model = try TestModel.make(root: models.path, name: "registry.ollama.ai/library/big:latest", layers: ["512M"])
+        let model = try TestModel.make(
+            root: models.path, name: "registry.ollama.ai/library/big:latest", layers: ["512M"])
         let root = TempDir("haul-push-destination")
         try FileManager.default.createDirectory(atPath: root.sub("blobs"), withIntermediateDirectories: true)
         let destination = try TestRegistry(root: root.path, cdn: false)
         let logs = TempDir("haul-push-logs")
         let target = "\(destination.host)/team/big:latest"
         let total = model.layers.reduce(0) { $0 + $1.size }
-        let first = try BackgroundProcess(["push", "big", target, "--insecure", "--json"], models: models.path, logs: logs)
-        let midway = try await waitUntil(timeout: 120) { (try await destination.counter("upload_bytes")) > Int(total * 2 / 5) }
+        let first = try BackgroundProcess(
+            ["push", "big", target, "--insecure", "--json"], models: models.path, logs: logs)
+        let midway = try await waitUntil(timeout: 120) {
+            (try await destination.counter("upload_bytes")) > Int(total * 2 / 5)
+        }
         first.send(SIGKILL)
         first.wait()
         try #require(midway, "the first push never got 40% through: \(first.stderr)")
@@ -233,10 +270,15 @@ import HaulTestSupport
         #expect(second.status == 0, "\(second.stderr)")
         // The big blob's first report is where the registry was, not 0.
         let big = model.layers.max { $0.size < $1.size }!
-        let firstReport = second.stdout.split(separator: "\n").first { $0.contains(big.digest.description) }.map(String.init) ?? ""
-        #expect(firstReport.contains("\"completed\":") && !firstReport.hasSuffix("\"completed\":\(big.size)}"), "\(firstReport)")
+        let firstReport =
+            second.stdout.split(separator: "\n").first { $0.contains(big.digest.description) }.map(String.init) ?? ""
+        #expect(
+            firstReport.contains("\"completed\":") && !firstReport.hasSuffix("\"completed\":\(big.size)}"),
+            "\(firstReport)")
         let received = try await destination.counter("upload_bytes")
-        #expect(Double(received) <= 1.1 * Double(total), "the registry received \(received) bytes for a \(total)-byte model")
+        #expect(
+            Double(received) <= 1.1 * Double(total), "the registry received \(received) bytes for a \(total)-byte model"
+        )
         let fresh = TempDir("haul-models")
         let back = try haul(["pull", target, "--insecure", "-q"], models: fresh.path)
         #expect(back.status == 0, "\(back.stderr)")
@@ -248,7 +290,8 @@ import HaulTestSupport
     /// holds (the journal is the store's, not the process's).
     @Test(.timeLimit(.minutes(5))) func aDaemonKilledMidPushGoesOnWhenAskedAgain() async throws {
         let models = TempDir("haul-models")
-        let model = try TestModel.make(root: models.path, name: "registry.ollama.ai/library/big:latest", layers: ["512M"])
+        let model = try TestModel.make(
+            root: models.path, name: "registry.ollama.ai/library/big:latest", layers: ["512M"])
         let root = TempDir("haul-push-destination")
         try FileManager.default.createDirectory(atPath: root.sub("blobs"), withIntermediateDirectories: true)
         let destination = try TestRegistry(root: root.path, cdn: false)
@@ -262,7 +305,9 @@ import HaulTestSupport
         request.httpMethod = "POST"
         request.httpBody = Data(body.utf8)
         let pushing = Task { [request] in _ = try? await URLSession.shared.data(for: request) }
-        let midway = try await waitUntil(timeout: 120) { (try await destination.counter("upload_bytes")) > Int(total * 2 / 5) }
+        let midway = try await waitUntil(timeout: 120) {
+            (try await destination.counter("upload_bytes")) > Int(total * 2 / 5)
+        }
         first.process.send(SIGKILL)
         first.process.wait()
         _ = await pushing.value
@@ -273,9 +318,13 @@ import HaulTestSupport
         #expect(reply.status == 200 && reply.lines.last?["status"] as? String == "success", "\(reply.body.suffix(500))")
         let big = model.layers.max { $0.size < $1.size }!
         let firstReport = reply.lines.first { $0["digest"] as? String == big.digest.description }
-        #expect((firstReport?["completed"] as? Int ?? 0) > 0, "the second daemon started the blob over: \(firstReport ?? [:])")
+        #expect(
+            (firstReport?["completed"] as? Int ?? 0) > 0,
+            "the second daemon started the blob over: \(firstReport ?? [:])")
         let received = try await destination.counter("upload_bytes")
-        #expect(Double(received) <= 1.1 * Double(total), "the registry received \(received) bytes for a \(total)-byte model")
+        #expect(
+            Double(received) <= 1.1 * Double(total), "the registry received \(received) bytes for a \(total)-byte model"
+        )
         let back = try haul(["pull", target, "--insecure", "-q"], models: TempDir("haul-models").path)
         #expect(back.status == 0, "\(back.stderr)")
     }
@@ -290,13 +339,19 @@ import HaulTestSupport
             (["kind": "status", "status": 503, "target": "upload", "min_size": 16 << 20, "times": 2], true, ""),
             // The first POST of the push, twice.
             (["kind": "status", "status": 503, "target": "upload", "times": 2], true, ""),
-            (["kind": "range-lie", "target": "upload", "min_size": 16 << 20], false, "push \(big.digest.short): the registry says it holds"),
+            (
+                ["kind": "range-lie", "target": "upload", "min_size": 16 << 20], false,
+                "push \(big.digest.short): the registry says it holds"
+            ),
             (["kind": "forget", "target": "upload", "min_size": 16 << 20, "times": 1000], false, "keeps none of them"),
             (["kind": "status", "status": 413, "target": "upload"], false, "too large (413)"),
             (["kind": "status", "status": 403, "target": "upload"], false, "may not allow pushing"),
             (["kind": "offsite", "target": "upload"], false, "not on its own host"),
-            (["kind": "rewrite", "target": "manifest-put"], false, "push manifest: the registry stored the manifest as sha256:"),
-            (["kind": "digest-lie", "target": "blob-put"], false, ": the registry stored it as sha256:"),
+            (
+                ["kind": "rewrite", "target": "manifest-put"], false,
+                "push manifest: the registry stored the manifest as sha256:"
+            ),
+            (["kind": "digest-lie", "target": "blob-put"], false, ": the registry stored it as sha256:")
         ]
         for c in cases {
             let root = TempDir("haul-push-destination")
@@ -321,7 +376,9 @@ import HaulTestSupport
         }
         // The store is as it was: a push changes nothing local.
         #expect(StoreCheck.problems(ModelStore(root: models.path)).isEmpty)
-        #expect(try ModelStore(root: models.path).manifest(for: ModelName(parsing: name))?.raw == Self.fixture.model.manifestBytes)
+        #expect(
+            try ModelStore(root: models.path).manifest(for: ModelName(parsing: name))?.raw
+                == Self.fixture.model.manifestBytes)
     }
 
     /// `/api/push` through the daemon, driven by Ollama's own Python
@@ -336,19 +393,23 @@ import HaulTestSupport
         let destination = try TestRegistry(root: root.path, cdn: false)
         let daemon = try await Daemon(models: models.path, logs: TempDir("haul-logs"))
         let target = "\(destination.host)/team/tiny:v1"
-        let copied = try await daemon.request("POST", "/api/copy", body: #"{"source":"\#(name)","destination":"\#(target)"}"#)
+        let copied = try await daemon.request(
+            "POST", "/api/copy", body: #"{"source":"\#(name)","destination":"\#(target)"}"#)
         #expect(copied.status == 200, "\(copied.body)")
-        let check = try run(python, [testsDirectory.appendingPathComponent("clients/ollama_push_check.py").path, daemon.url, target])
+        let check = try run(
+            python, [testsDirectory.appendingPathComponent("clients/ollama_push_check.py").path, daemon.url, target])
         #expect(check.status == 0, "\(check.stderr)")
         let seen = (try? JSONSerialization.jsonObject(with: Data(check.stdout.utf8))) as? [String: Any] ?? [:]
         let sent = Set(Self.fixture.model.layers.map(\.digest.description))
         #expect(Set(seen["digests"] as? [String] ?? []).isSuperset(of: sent), "\(check.stdout)")
         #expect((seen["missing"] as? String ?? "").contains("not found"), "\(check.stdout)")
-        #expect(try await destination.list("manifest_types") == ["application/vnd.docker.distribution.manifest.v2+json"])
+        #expect(
+            try await destination.list("manifest_types") == ["application/vnd.docker.distribution.manifest.v2+json"])
         let back = try haul(["pull", target, "--insecure", "-q"], models: TempDir("haul-models").path)
         #expect(back.status == 0, "\(back.stderr)")
         // Not streamed: only the last line.
-        let quiet = try await daemon.request("POST", "/api/push", body: #"{"model":"\#(target)","insecure":true,"stream":false}"#)
+        let quiet = try await daemon.request(
+            "POST", "/api/push", body: #"{"model":"\#(target)","insecure":true,"stream":false}"#)
         #expect(quiet.status == 200 && quiet.body == #"{"status":"success"}"#, "\(quiet.body)")
         let nameless = try await daemon.request("POST", "/api/push", body: "{}")
         #expect(nameless.status == 400 && nameless.json["error"] as? String == "model is required")
@@ -356,9 +417,12 @@ import HaulTestSupport
         // A daemon whose operator listed no private registry pushes to none,
         // whatever its client says: the registry sees no request.
         let before = try await destination.counter("upload_bytes")
-        let strict = try await Daemon(models: models.path, logs: TempDir("haul-logs"), environment: ["HAUL_ALLOW_PRIVATE": ""])
-        let refused = try await strict.request("POST", "/api/push", body: #"{"model":"\#(target)","insecure":true,"stream":false}"#)
-        #expect(refused.status == 500 && (refused.json["error"] as? String ?? "").contains("refused"), "\(refused.body)")
+        let strict = try await Daemon(
+            models: models.path, logs: TempDir("haul-logs"), environment: ["HAUL_ALLOW_PRIVATE": ""])
+        let refused = try await strict.request(
+            "POST", "/api/push", body: #"{"model":"\#(target)","insecure":true,"stream":false}"#)
+        #expect(
+            refused.status == 500 && (refused.json["error"] as? String ?? "").contains("refused"), "\(refused.body)")
         #expect(try await destination.counter("upload_bytes") == before)
     }
 
@@ -383,7 +447,9 @@ import HaulTestSupport
         #expect(pushed.status == 0, "\(pushed.stderr)")
         #expect(try await destination.list("manifest_types") == [ManifestListPullTests.listType])
         for child in [f.llamacpp, f.ggml] {
-            #expect(FileManager.default.fileExists(atPath: root.sub("blobs/" + Digest(hashing: child.manifestBytes).fileName)))
+            #expect(
+                FileManager.default.fileExists(
+                    atPath: root.sub("blobs/" + Digest(hashing: child.manifestBytes).fileName)))
         }
         let fresh = TempDir("haul-models")
         let back = try OllamaStore(fresh.path)
@@ -395,4 +461,3 @@ import HaulTestSupport
         #expect(Set(back.store.list().map(\.runner)) == ["llamacpp", "ggml"])
     }
 }
-

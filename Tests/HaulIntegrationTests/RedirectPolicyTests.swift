@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import HaulKit
 import HaulTestSupport
+import Testing
+
+@testable import HaulKit
 
 /// A registry that redirects a blob to loopback or to the link-local cloud
 /// metadata address, and a daemon asked to pull from loopback. Each runs in
@@ -53,20 +54,30 @@ import HaulTestSupport
         try conf.write(toFile: work.sub("nginx.conf"), atomically: true, encoding: .utf8)
         let nginx = ns.command("/usr/sbin/nginx", ["-p", work.path, "-c", work.sub("nginx.conf")])
         let server = try BackgroundProcess(nginx.arguments, executable: nginx.executable, models: "", logs: work)
-        defer { server.send(SIGTERM); server.wait() }
-        #expect(try await waitUntil(timeout: 20) {
-            try ns.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "--cacert", pki.caCert, "https://\(Self.publicAddress):8443/"]).status == 0
-        }, "nginx started: \(server.stderr)")
+        defer {
+            server.send(SIGTERM)
+            server.wait()
+        }
+        #expect(
+            try await waitUntil(timeout: 20) {
+                try ns.run(
+                    "/usr/bin/curl",
+                    ["-s", "-o", "/dev/null", "--cacert", pki.caCert, "https://\(Self.publicAddress):8443/"]
+                ).status == 0
+            }, "nginx started: \(server.stderr)")
 
         // A blob redirect (followed by Haul's resolver), a blob redirect
         // to the cloud metadata address, a manifest redirect (followed by
         // curl itself).
-        for (port, expected) in [(8443, "127.0.0.1, a loopback address: refused"),
-                                 (8444, "169.254.169.254, a link-local address: refused"),
-                                 (8445, "127.0.0.1, a loopback address: refused")] {
+        for (port, expected) in [
+            (8443, "127.0.0.1, a loopback address: refused"),
+            (8444, "169.254.169.254, a link-local address: refused"),
+            (8445, "127.0.0.1, a loopback address: refused")
+        ] {
             let models = TempDir("haul-models")
-            let r = try ns.run(haulBinary, ["pull", "\(Self.publicAddress):\(port)/library/tiny", "--ca-file", pki.caCert],
-                               environment: ["OLLAMA_MODELS": models.path])
+            let r = try ns.run(
+                haulBinary, ["pull", "\(Self.publicAddress):\(port)/library/tiny", "--ca-file", pki.caCert],
+                environment: ["OLLAMA_MODELS": models.path])
             #expect(r.status != 0 && r.stderr.contains(expected), "port \(port): \(r.stderr.suffix(500))")
             #expect(ModelStore(root: models.path).list().isEmpty)
         }
@@ -84,9 +95,13 @@ import HaulTestSupport
         let models = TempDir("haul-models")
         let logs = TempDir("haul-logs")
         let port = 11434 + Int.random(in: 1...2000)
-        let daemon = try BackgroundProcess(["netns", "exec", ns.name, haulBinary, "serve"], executable: "/usr/sbin/ip",
-                                           models: models.path, environment: ["OLLAMA_HOST": "127.0.0.1:\(port)"], logs: logs)
-        defer { daemon.send(SIGTERM); daemon.wait() }
+        let daemon = try BackgroundProcess(
+            ["netns", "exec", ns.name, haulBinary, "serve"], executable: "/usr/sbin/ip",
+            models: models.path, environment: ["OLLAMA_HOST": "127.0.0.1:\(port)"], logs: logs)
+        defer {
+            daemon.send(SIGTERM)
+            daemon.wait()
+        }
         #expect(try await waitUntil(timeout: 20) { daemon.stdout.contains("listening on") })
         let body = #"{"model":"\#(registry.host)/library/tiny","insecure":true,"stream":false}"#
         let r = try ns.run("/usr/bin/curl", ["-s", "-X", "POST", "http://127.0.0.1:\(port)/api/pull", "-d", body])
@@ -105,14 +120,16 @@ import HaulTestSupport
         let logs = TempDir("haul-logs")
         let refused = TempDir("haul-models")
         let strict = try await Daemon(models: refused.path, logs: logs, environment: ["HAUL_ALLOW_PRIVATE": ""])
-        let reply = try await strict.request("POST", "/api/pull",
-                                             body: #"{"model":"\#(registry.host)/library/tiny","insecure":true,"stream":false}"#)
+        let reply = try await strict.request(
+            "POST", "/api/pull",
+            body: #"{"model":"\#(registry.host)/library/tiny","insecure":true,"stream":false}"#)
         #expect(reply.status == 500 && reply.body.contains("a loopback address: refused"), "\(reply.body)")
         #expect(try await registry.counter("manifest_requests") == 0, "the registry was never reached")
 
         let allowed = TempDir("haul-models")
         let open = try await Daemon(models: allowed.path, logs: logs, environment: ["HAUL_ALLOW_PRIVATE": "127.0.0.1"])
-        let pulled = try await open.request("POST", "/api/pull", body: #"{"model":"\#(registry.host)/library/tiny","insecure":true,"stream":false}"#)
+        let pulled = try await open.request(
+            "POST", "/api/pull", body: #"{"model":"\#(registry.host)/library/tiny","insecure":true,"stream":false}"#)
         #expect(pulled.status == 200, "\(pulled.body)")
     }
 }

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import HaulKit
 import HaulTestSupport
+import Testing
+
+@testable import HaulKit
 
 /// Pulls that get interrupted, killed, starved of disk, and served badly by
 /// the test registry's fault injection: each must end in a verified blob or
@@ -24,32 +25,41 @@ import HaulTestSupport
     static func journal(_ store: ModelStore, _ digest: Digest) -> (ranges: Int64, hashed: Int64)? {
         for suffix in [".journal.live", ".journal"] {
             if let bytes = try? FileSystem.readFile(store.partialPath(digest) + suffix, limit: 1 << 20),
-               let j = try? ResumeJournal.decode(bytes) {
+                let j = try? ResumeJournal.decode(bytes)
+            {
                 return (j.point.ranges.count, j.point.hashed)
             }
         }
         return nil
     }
 
-    func pull(_ registry: TestRegistry, _ model: TestModel, _ extra: [String] = [], models: String,
-              env: [String: String] = [:]) throws -> RunResult {
-        try run(haulBinary, ["pull", "--insecure"] + extra + ["\(registry.host)/\(model.name)"],
-                environment: ["OLLAMA_MODELS": models].merging(env) { $1 })
+    func pull(
+        _ registry: TestRegistry, _ model: TestModel, _ extra: [String] = [], models: String,
+        env: [String: String] = [:]
+    ) throws -> RunResult {
+        try run(
+            haulBinary, ["pull", "--insecure"] + extra + ["\(registry.host)/\(model.name)"],
+            environment: ["OLLAMA_MODELS": models].merging(env) { $1 })
     }
 
     /// Starts `haul pull` in the background and sends it `signal` once its
     /// live journal records `fraction` of `blob` on disk (read from the file,
     /// not asked of the registry, whose answers lag on a loaded machine);
     /// returns the stopped process and the seconds it took to exit.
-    func interruptedPull(_ registry: TestRegistry, _ model: TestModel, _ blob: Layer, at fraction: Double,
-                         with signal: Int32, models: TempDir, logs: TempDir, extra: [String] = [],
-                         sourceLocation: SourceLocation = #_sourceLocation) async throws -> (BackgroundProcess, Double) {
-        let p = try BackgroundProcess(["pull", "--insecure"] + extra + ["\(registry.host)/\(model.name)"], models: models.path, logs: logs)
+    func interruptedPull(
+        _ registry: TestRegistry, _ model: TestModel, _ blob: Layer, at fraction: Double,
+        with signal: Int32, models: TempDir, logs: TempDir, extra: [String] = [],
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws -> (BackgroundProcess, Double) {
+        let p = try BackgroundProcess(
+            ["pull", "--insecure"] + extra + ["\(registry.host)/\(model.name)"], models: models.path, logs: logs)
         let target = Int64(Double(blob.size) * fraction)
         let store = ModelStore(root: models.path)
         let reached = try await waitUntil {
-            guard let bytes = try? FileSystem.readFile(store.partialPath(blob.digest) + ".journal.live", limit: 1 << 20),
-                  let j = try? ResumeJournal.decode(bytes) else { return false }
+            guard
+                let bytes = try? FileSystem.readFile(store.partialPath(blob.digest) + ".journal.live", limit: 1 << 20),
+                let j = try? ResumeJournal.decode(bytes)
+            else { return false }
             return j.point.ranges.count >= target
         }
         #expect(reached, "the pull never reached \(fraction)", sourceLocation: sourceLocation)
@@ -60,8 +70,9 @@ import HaulTestSupport
     func expectVerified(_ model: TestModel, in models: String, sourceLocation: SourceLocation = #_sourceLocation) {
         let store = ModelStore(root: models)
         for layer in model.layers {
-            #expect(sameContent(store.blobPath(layer.digest), Self.blobSource(layer)),
-                    "\(layer.digest.short) differs", sourceLocation: sourceLocation)
+            #expect(
+                sameContent(store.blobPath(layer.digest), Self.blobSource(layer)),
+                "\(layer.digest.short) differs", sourceLocation: sourceLocation)
         }
         #expect(FileSystem.listDirectory(store.partialsDirectory).isEmpty, sourceLocation: sourceLocation)
     }
@@ -78,15 +89,17 @@ import HaulTestSupport
         let store = ModelStore(root: models.path)
         var lastJournal: (ranges: Int64, hashed: Int64)?
         for fraction in [0.25, 0.6] {
-            let (p, _) = try await interruptedPull(registry, model, big, at: fraction, with: SIGKILL, models: models, logs: logs,
-                                                   extra: extra)
+            let (p, _) = try await interruptedPull(
+                registry, model, big, at: fraction, with: SIGKILL, models: models, logs: logs,
+                extra: extra)
             #expect(p.process.terminationReason == .uncaughtSignal)
             let j = try #require(Self.journal(store, big.digest), "a checkpoint exists after the kill at \(fraction)")
             // The kill came once the live journal held `fraction`: a kill
             // never takes back what was checkpointed, and the blob is not
             // done (the last 10% would make the second round moot).
-            #expect(j.ranges >= Int64(Double(big.size) * fraction) && j.ranges < Int64(Double(big.size) * 0.9),
-                    "the checkpoint after the kill at \(fraction): \(j.ranges) of \(big.size)")
+            #expect(
+                j.ranges >= Int64(Double(big.size) * fraction) && j.ranges < Int64(Double(big.size) * 0.9),
+                "the checkpoint after the kill at \(fraction): \(j.ranges) of \(big.size)")
             #expect(j.hashed > 0)
             if let last = lastJournal { #expect(j.ranges > last.ranges) }
             lastJournal = j
@@ -97,8 +110,10 @@ import HaulTestSupport
         #expect(resumed.stderr.contains("resuming \(big.digest.short):"))
         // The hash state was picked up exactly where the last checkpoint had it.
         let j = try #require(lastJournal)
-        #expect(resumed.stderr.contains("\(big.digest.short) done: hashed \(big.size - j.hashed) bytes this run, resumed at \(j.hashed)"),
-                "\(resumed.stderr.split(separator: "\n").filter { $0.contains("done:") })")
+        #expect(
+            resumed.stderr.contains(
+                "\(big.digest.short) done: hashed \(big.size - j.hashed) bytes this run, resumed at \(j.hashed)"),
+            "\(resumed.stderr.split(separator: "\n").filter { $0.contains("done:") })")
         expectVerified(model, in: models.path)
         let served = try await registry.bytesServed(big.digest)
         #expect(Double(served) <= Double(big.size) * 1.05, "served \(served) for \(big.size)")
@@ -112,8 +127,9 @@ import HaulTestSupport
         let registry = try TestRegistry(root: Self.fixture.dir.path, rate: "2M")
         let models = TempDir("haul-models")
         let logs = TempDir("haul-logs")
-        let (p, seconds) = try await interruptedPull(registry, model, blob, at: 1.0 / 3, with: SIGINT,
-                                                     models: models, logs: logs)
+        let (p, seconds) = try await interruptedPull(
+            registry, model, blob, at: 1.0 / 3, with: SIGINT,
+            models: models, logs: logs)
         #expect(seconds < 1.0, "took \(seconds) s to stop")
         #expect(p.process.terminationStatus == 130)
         #expect(p.stderr.contains("Interrupted:") && p.stderr.contains("again to resume"), "\(p.stderr.suffix(500))")
@@ -125,7 +141,8 @@ import HaulTestSupport
         #expect(Double(j.ranges) >= Double(servedBefore) - 4 * 1024 * 1024, "kept \(j.ranges) of \(servedBefore)")
 
         let listed = try haul(["partials"], models: models.path)
-        #expect(listed.stdout.contains(blob.digest.short) && listed.stdout.contains("library/medium"), "\(listed.stdout)")
+        #expect(
+            listed.stdout.contains(blob.digest.short) && listed.stdout.contains("library/medium"), "\(listed.stdout)")
 
         let resumed = try pull(registry, model, models: models.path)
         #expect(resumed.status == 0, "\(resumed.stderr.suffix(1000))")
@@ -137,9 +154,11 @@ import HaulTestSupport
     @Test func resetsTruncationsAndServerErrorsAreRetried() async throws {
         let model = Self.fixture.medium
         let registry = try TestRegistry(root: Self.fixture.dir.path)
-        try await registry.arm([["kind": "reset", "fraction": 0.4, "times": 3],
-                                ["kind": "truncate", "fraction": 0.7, "times": 2],
-                                ["kind": "status", "status": 502, "times": 2]])
+        try await registry.arm([
+            ["kind": "reset", "fraction": 0.4, "times": 3],
+            ["kind": "truncate", "fraction": 0.7, "times": 2],
+            ["kind": "status", "status": 502, "times": 2]
+        ])
         let models = TempDir("haul-models")
         let out = try pull(registry, model, models: models.path)
         #expect(out.status == 0, "\(out.stderr.suffix(1000))")
@@ -176,7 +195,9 @@ import HaulTestSupport
     @Test func retryAfterIsHonouredOn429() async throws {
         let model = Self.fixture.medium
         let registry = try TestRegistry(root: Self.fixture.dir.path)
-        try await registry.arm([["kind": "status", "status": 429, "headers": ["Retry-After": "2"], "times": 1, "min_size": 1 << 20]])
+        try await registry.arm([
+            ["kind": "status", "status": 429, "headers": ["Retry-After": "2"], "times": 1, "min_size": 1 << 20]
+        ])
         let models = TempDir("haul-models")
         let out = try pull(registry, model, ["--connections", "1"], models: models.path)
         #expect(out.status == 0, "\(out.stderr.suffix(1000))")
@@ -188,7 +209,9 @@ import HaulTestSupport
     @Test func aClientErrorFailsFastWithTheServersMessage() async throws {
         let model = Self.fixture.medium
         let registry = try TestRegistry(root: Self.fixture.dir.path, cdn: false)
-        try await registry.arm([["kind": "status", "status": 451, "body": "unavailable for legal reasons", "times": 100]])
+        try await registry.arm([
+            ["kind": "status", "status": 451, "body": "unavailable for legal reasons", "times": 100]
+        ])
         let models = TempDir("haul-models")
         let out = try pull(registry, model, models: models.path)
         #expect(out.status == 1)
@@ -232,11 +255,13 @@ import HaulTestSupport
         let shim = try Self.enospcShim()
         let registry = try TestRegistry(root: Self.fixture.dir.path)
         let models = TempDir("haul-models")
-        let failed = try pull(registry, model, extra, models: models.path,
-                              env: ["LD_PRELOAD": shim, "HAUL_TEST_ENOSPC_AFTER": "\(blob.size / 2)"])
+        let failed = try pull(
+            registry, model, extra, models: models.path,
+            env: ["LD_PRELOAD": shim, "HAUL_TEST_ENOSPC_AFTER": "\(blob.size / 2)"])
         #expect(failed.status == 1)
-        #expect(failed.stderr.contains("Error: write ") && failed.stderr.contains("no space left on device"),
-                "\(failed.stderr.suffix(500))")
+        #expect(
+            failed.stderr.contains("Error: write ") && failed.stderr.contains("no space left on device"),
+            "\(failed.stderr.suffix(500))")
         let store = ModelStore(root: models.path)
         let j = try #require(Self.journal(store, blob.digest), "the partial is kept for later")
         #expect(j.ranges > 0)
@@ -248,7 +273,9 @@ import HaulTestSupport
         // The rerun fetches only what the journal did not have. (Bytes that
         // were on the wire when the disk filled are lost either way.)
         let refetched = try await registry.bytesServed(blob.digest) - servedBefore
-        #expect(Int64(refetched) <= blob.size - j.ranges + (1 << 20), "refetched \(refetched), missing \(blob.size - j.ranges)")
+        #expect(
+            Int64(refetched) <= blob.size - j.ranges + (1 << 20),
+            "refetched \(refetched), missing \(blob.size - j.ranges)")
     }
 
     @Test(.enabled(if: SmallFilesystem.available, "needs permission to mount a tmpfs"))
@@ -258,8 +285,9 @@ import HaulTestSupport
         let registry = try TestRegistry(root: Self.fixture.dir.path)
         let out = try pull(registry, model, models: fs.path + "/models")
         #expect(out.status == 1)
-        #expect(out.stderr.contains("not enough disk space in \(fs.path)/models: the pull needs 168 MB more"),
-                "\(out.stderr.suffix(500))")
+        #expect(
+            out.stderr.contains("not enough disk space in \(fs.path)/models: the pull needs 168 MB more"),
+            "\(out.stderr.suffix(500))")
         #expect(try await registry.requests(model.layers[0].digest) == 0)
     }
 
@@ -297,7 +325,9 @@ import HaulTestSupport
             .appendingPathComponent("faults/enospc.c").path
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("haul-enospc-\(getpid()).so").path
         if FileManager.default.fileExists(atPath: out) { return out }
-        let compiler = ["/usr/bin/cc", "/opt/swift/usr/bin/clang"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let compiler = ["/usr/bin/cc", "/opt/swift/usr/bin/clang"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
         let built = try run(try #require(compiler), ["-shared", "-fPIC", "-O2", "-o", out, source, "-ldl"])
         guard built.status == 0 else { throw TestFailure("building the ENOSPC shim failed: \(built.stderr)") }
         return out
@@ -311,7 +341,9 @@ final class SmallFilesystem {
 
     static let available: Bool = {
         let probe = TempDir("haul-mount-probe")
-        guard (try? run("/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", probe.path]).status) == 0 else { return false }
+        guard (try? run("/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", probe.path]).status) == 0 else {
+            return false
+        }
         _ = try? run("/bin/umount", [probe.path])
         return true
     }()

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import HaulTestSupport
+import Testing
 
 /// `scripts/deps`, which `make demo`, `make test` and CI start with: as a
 /// user who is not root it never runs the compiler into a missing header
@@ -28,10 +28,12 @@ struct SetupTests {
         let path = shims.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
         let r = try run("/bin/bash", [Self.deps, "test"], environment: ["PATH": path])
         #expect(r.status == 2, "\(r.stdout)\(r.stderr)")
-        let packages = try run("/bin/bash", [Self.deps, "--list", "test"]).stdout.split(separator: "\n").joined(separator: " ")
+        let packages = try run("/bin/bash", [Self.deps, "--list", "test"]).stdout.split(separator: "\n").joined(
+            separator: " ")
         #expect(packages.contains("libcurl4-openssl-dev") && packages.contains("nginx-light"))
-        #expect(r.stderr.contains("sudo sh -c 'apt-get update && apt-get install -y --no-install-recommends \(packages)'"),
-                "\(r.stderr)")
+        #expect(
+            r.stderr.contains("sudo sh -c 'apt-get update && apt-get install -y --no-install-recommends \(packages)'"),
+            "\(r.stderr)")
     }
 
     @Test func anOldSwiftIsNamedBeforeAnythingElse() throws {
@@ -45,14 +47,20 @@ struct SetupTests {
     /// `make install` installs completions that `haul` generates: bash's
     /// offers the subcommands; zsh's and fish's name them too.
     @Test func completionsOfferTheSubcommands() throws {
-        let bash = try run("/bin/bash", ["-c", """
-            source <('\(haulBinary)' --generate-completion-script bash)
-            COMP_WORDS=(haul ""); COMP_CWORD=1; COMP_LINE="haul "; COMP_POINT=5
-            _haul; echo "${COMPREPLY[@]}"
-            """])
+        let bash = try run(
+            "/bin/bash",
+            [
+                "-c",
+                """
+                source <('\(haulBinary)' --generate-completion-script bash)
+                COMP_WORDS=(haul ""); COMP_CWORD=1; COMP_LINE="haul "; COMP_POINT=5
+                _haul; echo "${COMPREPLY[@]}"
+                """
+            ])
         let offered = Set(bash.stdout.split(whereSeparator: \.isWhitespace).map(String.init))
-        #expect(bash.status == 0 && offered.isSuperset(of: ["pull", "serve", "list", "rm", "partials", "import", "export"]),
-                "\(bash.stdout)\(bash.stderr)")
+        #expect(
+            bash.status == 0 && offered.isSuperset(of: ["pull", "serve", "list", "rm", "partials", "import", "export"]),
+            "\(bash.stdout)\(bash.stderr)")
         for shell in ["zsh", "fish"] {
             let script = try run(haulBinary, ["--generate-completion-script", shell])
             #expect(script.status == 0 && script.stdout.contains("partials"), "\(shell)")

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import HaulKit
 import HaulTestSupport
+import Testing
+
+@testable import HaulKit
 
 /// Random stores of both layouts (shared layers, lists, hard links and
 /// copies, corrupt entries), and random sequences of pull, rm, copy, prune
@@ -27,7 +28,8 @@ import HaulTestSupport
     @Test func twoProcessesOnARandomSharedStoreNeverLoseANamedModel() async throws {
         let dir = TempDir("haul-registry")
         let base = try TestModel.make(root: dir.path, name: "library/m0:latest", layers: ["32K"], texts: ["system=m0"])
-        try FileManager.default.createDirectory(atPath: dir.sub("manifests/library/m1"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: dir.sub("manifests/library/m1"), withIntermediateDirectories: true)
         _ = try TestModel.copyTag(base, to: "library/m1:latest", root: dir.path)
         _ = try TestModel.make(root: dir.path, name: "library/m2:latest", layers: ["16K"], texts: ["system=shared"])
         let registry = try TestRegistry(root: dir.path, cdn: false)
@@ -44,20 +46,25 @@ import HaulTestSupport
             for i in 0..<8 {
                 let name = i < 2 ? remote[i] : "s\(i)"
                 let weights = pool.randomElement(using: &rng)!
-                let image = try ollama.image([(Self.modelType, weights), ("application/vnd.ollama.image.system", "\(seed)-\(i)")])
+                let image = try ollama.image([
+                    (Self.modelType, weights), ("application/vnd.ollama.image.system", "\(seed)-\(i)")
+                ])
                 switch Int.random(in: 0..<6, using: &rng) {
                 case 0: try ollama.legacy(name, image.bytes)
                 case 1: try ollama.linkV2(name, image.bytes, as: .hardLink)
                 case 2: try ollama.linkV2(name, image.bytes, as: .copy)
                 case 3:
                     let other = try ollama.image([(Self.modelType, pool.randomElement(using: &rng)!)])
-                    let list = try ollama.list([.reference(manifest: image.bytes, runner: "llamacpp", stored: true),
-                                                .reference(manifest: other.bytes, runner: "ggml", stored: Bool.random(using: &rng))])
+                    let list = try ollama.list([
+                        .reference(manifest: image.bytes, runner: "llamacpp", stored: true),
+                        .reference(manifest: other.bytes, runner: "ggml", stored: Bool.random(using: &rng))
+                    ])
                     try ollama.linkV2(name, list)
                 case 4:
                     // Corrupt: a link whose blob was changed under it.
                     let path = try ollama.linkV2(name, image.bytes)
-                    try Data(image.bytes + Array(" ".utf8)).write(to: URL(fileURLWithPath: ollama.store.blobPath(Digest(hashing: image.bytes))))
+                    try Data(image.bytes + Array(" ".utf8)).write(
+                        to: URL(fileURLWithPath: ollama.store.blobPath(Digest(hashing: image.bytes))))
                     corrupt.insert(path)
                 default: try ollama.linkV2(name, image.bytes)
                 }
@@ -67,7 +74,8 @@ import HaulTestSupport
             // Every blob old enough to prune.
             let past = Date().addingTimeInterval(-2 * 3600)
             for file in FileSystem.listDirectory(ollama.store.blobsDirectory) {
-                try FileManager.default.setAttributes([.modificationDate: past], ofItemAtPath: ollama.store.blobPath(Digest(ollamaSpelling: file)!))
+                try FileManager.default.setAttributes(
+                    [.modificationDate: past], ofItemAtPath: ollama.store.blobPath(Digest(ollamaSpelling: file)!))
             }
             let before = Set(ollama.store.list().filter { Self.intact($0, ollama) }.map(\.name))
             #expect(before.count >= 3, "seed \(seed): a store worth testing")
@@ -95,7 +103,8 @@ import HaulTestSupport
                     removed.insert(victim)
                     api.append(("DELETE", "/api/delete", #"{"model":"\#(victim)"}"#))
                 default:
-                    api.append(("POST", "/api/pull", #"{"model":"\#(remote.randomElement(using: &rng)!)","insecure":true}"#))
+                    api.append(
+                        ("POST", "/api/pull", #"{"model":"\#(remote.randomElement(using: &rng)!)","insecure":true}"#))
                 }
             }
             let daemon = try await Daemon(models: models.path, logs: logs)
@@ -107,11 +116,14 @@ import HaulTestSupport
             var made = Set<String>()
             for (method, route, body) in api {
                 let reply = try await daemon.request(method, route, body: body)
-                if route == "/api/copy", reply.status == 200, let destination = body.firstMatch(of: /"destination":"(\w+)"/) {
+                if route == "/api/copy", reply.status == 200,
+                    let destination = body.firstMatch(of: /"destination":"(\w+)"/)
+                {
                     made.insert(String(destination.1))
                 }
                 if route == "/api/pull", reply.status == 200, reply.lines.last?["status"] as? String == "success",
-                   let pulled = body.firstMatch(of: /"model":"([^"]+)"/) {
+                    let pulled = body.firstMatch(of: /"model":"([^"]+)"/)
+                {
                     made.insert(String(pulled.1))
                 }
             }
@@ -125,7 +137,9 @@ import HaulTestSupport
                     Issue.record("seed \(seed): \(name.displayShortest) no longer resolves; ops cli=\(cli) api=\(api)")
                     continue
                 }
-                #expect(Self.intact(model, ollama), "seed \(seed): \(name.displayShortest) lost a blob; ops cli=\(cli) api=\(api)")
+                #expect(
+                    Self.intact(model, ollama),
+                    "seed \(seed): \(name.displayShortest) lost a blob; ops cli=\(cli) api=\(api)")
             }
             let problems = StoreCheck.problems(ollama.store, allowUnreadable: corrupt)
             #expect(problems.isEmpty, "seed \(seed): \(problems)")

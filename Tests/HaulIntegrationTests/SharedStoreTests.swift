@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import HaulKit
 import HaulTestSupport
+import Testing
+
+@testable import HaulKit
 
 /// `haul` and `haul serve` on a models directory shared with Ollama ≥ 0.40
 /// (built as Ollama lays it out: `OllamaStore`): what each command sees,
@@ -73,22 +74,30 @@ import HaulTestSupport
         let r = try haul(["pull", name, "--insecure", "-q"], models: models.path)
         #expect(r.status == 0, "\(r.stderr)")
         let entry = try ollama.v2Path(name)
-        #expect(entry.contains("/manifests-v2/127.0.0.1%3A\(registry.host.split(separator: ":").last!)/library/b/latest"))
-        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: entry) == "../../../../blobs/" + Digest(hashing: model.manifestBytes).fileName)
+        #expect(
+            entry.contains("/manifests-v2/127.0.0.1%3A\(registry.host.split(separator: ":").last!)/library/b/latest"))
+        #expect(
+            try FileManager.default.destinationOfSymbolicLink(atPath: entry) == "../../../../blobs/"
+                + Digest(hashing: model.manifestBytes).fileName)
         #expect(fileBytes(entry).map(Array.init) == model.manifestBytes)
-        #expect(fileBytes(try ollama.legacyPath(name)).map(Array.init) == model.manifestBytes, "the legacy copy is the new version")
+        #expect(
+            fileBytes(try ollama.legacyPath(name)).map(Array.init) == model.manifestBytes,
+            "the legacy copy is the new version")
         #expect(StoreCheck.problems(ollama.store).isEmpty, "\(StoreCheck.problems(ollama.store))")
         // Young blobs of the old version are not pruned (the grace period).
         for layer in old.layers { #expect(ollama.intact(layer.digest)) }
 
         // Forced v1: the legacy file only, and the v2 entry gone so that
         // Ollama reads the legacy file rather than an older version.
-        let v1 = try run(haulBinary, ["pull", name, "--insecure", "-q", "--store-layout", "v1"],
-                         environment: ["OLLAMA_MODELS": models.path])
+        let v1 = try run(
+            haulBinary, ["pull", name, "--insecure", "-q", "--store-layout", "v1"],
+            environment: ["OLLAMA_MODELS": models.path])
         #expect(v1.status == 0, "\(v1.stderr)")
         #expect(!FileManager.default.fileExists(atPath: entry))
         #expect(fileBytes(try ollama.legacyPath(name)).map(Array.init) == model.manifestBytes)
-        let wrong = try run(haulBinary, ["pull", name, "--insecure"], environment: ["OLLAMA_MODELS": models.path, "HAUL_STORE_LAYOUT": "v3"])
+        let wrong = try run(
+            haulBinary, ["pull", name, "--insecure"],
+            environment: ["OLLAMA_MODELS": models.path, "HAUL_STORE_LAYOUT": "v3"])
         #expect(wrong.status != 0 && wrong.stderr.contains("HAUL_STORE_LAYOUT=v3"), "\(wrong.stderr)")
     }
 
@@ -104,7 +113,9 @@ import HaulTestSupport
         let c = try #require(rows["c:latest"])
         #expect(c["digest"] as? String == Digest(hashing: s.child.bytes).hex)
         #expect((c["details"] as? [String: Any])?["runner"] as? String == "llamacpp")
-        #expect((rows["a:latest"]?["details"] as? [String: Any])?["runner"] as? String == "ggml", "a GGUF model runs on ggml")
+        #expect(
+            (rows["a:latest"]?["details"] as? [String: Any])?["runner"] as? String == "ggml",
+            "a GGUF model runs on ggml")
 
         let show = try await daemon.request("POST", "/api/show", body: #"{"model":"c"}"#)
         #expect(show.status == 200, "\(show.body.prefix(300))")
@@ -112,11 +123,13 @@ import HaulTestSupport
 
         // The node's registry API: a list to a client that accepts lists,
         // the child to one that does not; the child as a blob.
-        let asList = try await daemon.request("GET", "/v2/library/c/manifests/latest", headers: ["Accept": Self.listType])
+        let asList = try await daemon.request(
+            "GET", "/v2/library/c/manifests/latest", headers: ["Accept": Self.listType])
         #expect(Array(asList.body.utf8) == s.list && asList.contentType == Self.listType)
         let plain = try await daemon.request("GET", "/v2/library/c/manifests/latest")
         #expect(Array(plain.body.utf8) == s.child.bytes)
-        let childBlob = try await daemon.request("GET", "/v2/library/c/blobs/" + Digest(hashing: s.child.bytes).description)
+        let childBlob = try await daemon.request(
+            "GET", "/v2/library/c/blobs/" + Digest(hashing: s.child.bytes).description)
         #expect(childBlob.status == 200 && Array(childBlob.body.utf8) == s.child.bytes)
 
         let copied = try await daemon.request("POST", "/api/copy", body: #"{"source":"c","destination":"c2"}"#)

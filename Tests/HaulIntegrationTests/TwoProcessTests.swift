@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import HaulKit
 import HaulTestSupport
+import Testing
+
+@testable import HaulKit
 
 /// Several Haul processes on one models directory: two CLIs, a CLI and a
 /// daemon, a pull and an `rm`. Each blob is downloaded about once, both
@@ -17,17 +18,22 @@ import HaulTestSupport
     static var modelBytes: Int64 { fixture.model.layers.reduce(0) { $0 + $1.size } }
 
     /// The model is stored right, and the registry served it about once.
-    static func expectStoredOnce(_ models: TempDir, from registry: TestRegistry,
-                                 sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    static func expectStoredOnce(
+        _ models: TempDir, from registry: TestRegistry,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
         let store = ModelStore(root: models.path)
         var served: Int64 = 0
         for layer in fixture.model.layers {
-            #expect(sameContent(store.blobPath(layer.digest), fixture.dir.path + "/blobs/" + layer.digest.fileName),
-                    "\(layer.digest.short)", sourceLocation: sourceLocation)
+            #expect(
+                sameContent(store.blobPath(layer.digest), fixture.dir.path + "/blobs/" + layer.digest.fileName),
+                "\(layer.digest.short)", sourceLocation: sourceLocation)
             served += Int64(try await registry.bytesServed(layer.digest))
         }
         #expect(IntegrityTests.dishonestBlobs(models.path).isEmpty, sourceLocation: sourceLocation)
-        #expect(Double(served) <= 1.2 * Double(modelBytes), "served \(served) of \(modelBytes)", sourceLocation: sourceLocation)
+        #expect(
+            Double(served) <= 1.2 * Double(modelBytes), "served \(served) of \(modelBytes)",
+            sourceLocation: sourceLocation)
     }
 
     @Test func twoCLIsPullingOneModelBothSucceedAndShareTheBytes() async throws {
@@ -44,8 +50,9 @@ import HaulTestSupport
         second.wait()
         #expect(first.process.terminationStatus == 0, "\(first.stderr.suffix(800))")
         #expect(second.process.terminationStatus == 0, "\(second.stderr.suffix(800))")
-        #expect((first.stderr + second.stderr).contains("waiting for another Haul process"),
-                "\(first.stderr.suffix(500)) \(second.stderr.suffix(500))")
+        #expect(
+            (first.stderr + second.stderr).contains("waiting for another Haul process"),
+            "\(first.stderr.suffix(500)) \(second.stderr.suffix(500))")
         #expect(!(first.stderr + second.stderr).contains("resource temporarily unavailable"))
         try await Self.expectStoredOnce(models, from: registry)
     }
@@ -57,7 +64,8 @@ import HaulTestSupport
         let name = "\(registry.host)/\(Self.fixture.model.name)"
         let daemon = try await Daemon(models: models.path, logs: logs)
         let viaDaemon = try daemon.curlPull(name, logs: logs)
-        let cli = try run(haulBinary, ["pull", "--insecure", "--local", name], environment: ["OLLAMA_MODELS": models.path])
+        let cli = try run(
+            haulBinary, ["pull", "--insecure", "--local", name], environment: ["OLLAMA_MODELS": models.path])
         viaDaemon.wait()
         #expect(cli.status == 0, "\(cli.stderr.suffix(800))")
         #expect(viaDaemon.stdout.contains("\"status\":\"success\""), "\(viaDaemon.stdout.suffix(800))")
@@ -82,7 +90,8 @@ import HaulTestSupport
         // layer, which the pull finds cached; its config blob arrives last.
         let tagged = try TestModel.copyTag(other, to: "library/other:second", root: Self.fixture.dir.path)
         try await registry.arm([["kind": "none", "delay": 3.0, "times": 1, "min_size": 0]])
-        let pull = try BackgroundProcess(["pull", "--insecure", "\(registry.host)/\(tagged)"], models: models.path, logs: logs)
+        let pull = try BackgroundProcess(
+            ["pull", "--insecure", "\(registry.host)/\(tagged)"], models: models.path, logs: logs)
         #expect(try await waitUntil(timeout: 30) { FileSystem.listDirectory(models.path + "/.haul/pins").count == 1 })
         // Meanwhile, another process removes the stored model.
         let rm = try haul(["rm", otherName], models: models.path)

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import HaulKit
 import HaulTestSupport
+import Testing
+
+@testable import HaulKit
 
 /// `haul list --outdated` and `haul pull --all` against the test registry:
 /// a moved tag is found by HEAD, an unreachable registry is said per model,
@@ -36,7 +37,9 @@ import HaulTestSupport
 
         let update = try run(haulBinary, ["pull", "--all", "--insecure", "-q"], environment: env)
         #expect(update.status == 1, "the gone registry's model fails, and says so")
-        #expect(update.stderr.contains("Error: 1 of 3 models failed:\n  \(gone.host)/library/b:latest: "), "\(update.stderr)")
+        #expect(
+            update.stderr.contains("Error: 1 of 3 models failed:\n  \(gone.host)/library/b:latest: "),
+            "\(update.stderr)")
         #expect(try await registry.bytesServed(a.layers[0].digest) == before, "the unchanged layer did not move")
         let after = try run(haulBinary, ["list", "--outdated", "--insecure"], environment: env)
         #expect(row("\(registry.host)/library/a:latest", in: after.stdout).hasSuffix("up to date"), "\(after.stdout)")

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import HaulKit
 import HaulTestSupport
+import Testing
+
+@testable import HaulKit
 
 /// Trust in blobs already on disk: `haul verify` re-hashes them, reports a
 /// bad one with the models it breaks, takes it out of use, and `--repair`
@@ -31,8 +32,9 @@ import HaulTestSupport
         close(fd)
         #expect(store.hasBlob(bad))
 
-        let found = try haul(["verify", model.name.replacingOccurrences(of: "library/", with: "\(registry.host)/library/")],
-                             models: models.path)
+        let found = try haul(
+            ["verify", model.name.replacingOccurrences(of: "library/", with: "\(registry.host)/library/")],
+            models: models.path)
         #expect(found.status == 1)
         #expect(found.stderr.contains("bad: \(bad.digest.fileName): its bytes hash to sha256:"), "\(found.stderr)")
         #expect(found.stderr.contains("used by \(registry.host)/library/checked:latest"), "\(found.stderr)")
@@ -56,7 +58,9 @@ import HaulTestSupport
 
         // Usage errors are said plainly.
         let neither = try haul(["verify"], models: models.path)
-        #expect(neither.status != 0 && neither.stderr.contains("name the models to verify, or use --all"), "\(neither.stderr)")
+        #expect(
+            neither.status != 0 && neither.stderr.contains("name the models to verify, or use --all"),
+            "\(neither.stderr)")
         let unknown = try haul(["verify", "nope"], models: models.path)
         #expect(unknown.status == 1 && unknown.stderr.contains("not found"), "\(unknown.stderr)")
     }

@@ -1,20 +1,30 @@
 import Foundation
+import HaulTestSupport
 import Synchronization
 import Testing
+
 @testable import HaulKit
-import HaulTestSupport
 
 /// The pieces of registry authentication that need no server.
 struct AuthTests {
     @Test func challengesParseByRFC7235() throws {
-        let docker = AuthChallenge.parse(#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/ubuntu:pull""#)
-        #expect(docker == [AuthChallenge(scheme: "bearer", parameters: [
-            "realm": "https://auth.docker.io/token", "service": "registry.docker.io", "scope": "repository:library/ubuntu:pull",
-        ], token68: nil)])
+        let docker = AuthChallenge.parse(
+            #"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/ubuntu:pull""#
+        )
+        #expect(
+            docker == [
+                AuthChallenge(
+                    scheme: "bearer",
+                    parameters: [
+                        "realm": "https://auth.docker.io/token", "service": "registry.docker.io",
+                        "scope": "repository:library/ubuntu:pull"
+                    ], token68: nil)
+            ])
 
         // Several challenges, case-insensitive names, unquoted values,
         // spaces around "=", commas and escaped quotes inside quotes.
-        let many = AuthChallenge.parse(#"Basic realm="a, \"b\"" , BEARER Realm = https://x/token, Service=reg,scope="repository:a/b:pull,push""#)
+        let many = AuthChallenge.parse(
+            #"Basic realm="a, \"b\"" , BEARER Realm = https://x/token, Service=reg,scope="repository:a/b:pull,push""#)
         try #require(many.count == 2)
         #expect(many[0].scheme == "basic" && many[0]["realm"] == #"a, "b""#)
         #expect(many[1].scheme == "bearer" && many[1]["realm"] == "https://x/token" && many[1]["service"] == "reg")
@@ -39,11 +49,13 @@ struct AuthTests {
         #expect(key.publicKeyBase64 == String(pub))
 
         // Go's url.Values.Encode order and escaping, the nonce as base64url.
-        let url = RegistryAuthorizer.ollamaTokenURL(realm: "https://registry.ollama.ai/v2/token", service: "ollama.com",
-                                                    scope: "repository:library/qwen:pull",
-                                                    now: Date(timeIntervalSince1970: 1_700_000_000), nonce: Array(0..<16))
-        #expect(url == "https://registry.ollama.ai/v2/token?nonce=AAECAwQFBgcICQoLDA0ODw"
-            + "&scope=repository%3Alibrary%2Fqwen%3Apull&service=ollama.com&ts=1700000000")
+        let url = RegistryAuthorizer.ollamaTokenURL(
+            realm: "https://registry.ollama.ai/v2/token", service: "ollama.com",
+            scope: "repository:library/qwen:pull",
+            now: Date(timeIntervalSince1970: 1_700_000_000), nonce: Array(0..<16))
+        #expect(
+            url == "https://registry.ollama.ai/v2/token?nonce=AAECAwQFBgcICQoLDA0ODw"
+                + "&scope=repository%3Alibrary%2Fqwen%3Apull&service=ollama.com&ts=1700000000")
         // Signature computed independently (Python `cryptography`) over
         // "GET,<url>,<base64 of the empty body's hex SHA-256>".
         let expected = "mfeuTcQoebmiNw5JoAHBhYD87Hki1PmoWPcVgO9afRJdh+Hxhgu3Gh8lRUMecPGQnlGScrpbHS40wYBrwi44DA=="
@@ -53,23 +65,32 @@ struct AuthTests {
     @Test func unusableKeysAreNamedErrors() throws {
         let dir = TempDir()
         try "not a key".write(toFile: dir.sub("k"), atomically: true, encoding: .utf8)
-        #expect(throws: HaulError.authentication("\(dir.sub("k")): not an OpenSSH private key")) { try OllamaKey.load(path: dir.sub("k")) }
+        #expect(throws: HaulError.authentication("\(dir.sub("k")): not an OpenSSH private key")) {
+            try OllamaKey.load(path: dir.sub("k"))
+        }
         #expect(try OllamaKey.load(path: dir.sub("missing")) == nil)
         let r = try run("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "secret", "-f", dir.sub("enc")])
         #expect(r.status == 0)
-        #expect(throws: HaulError.authentication("\(dir.sub("enc")): the key is encrypted; Ollama's key has no passphrase")) {
+        #expect(
+            throws: HaulError.authentication("\(dir.sub("enc")): the key is encrypted; Ollama's key has no passphrase")
+        ) {
             try OllamaKey.load(path: dir.sub("enc"))
         }
     }
 
     @Test func dockerConfigCredentialsMatchByHost() {
-        let config = Array("""
+        let config = Array(
+            """
             {"auths": {"https://index.docker.io/v1/": {"auth": "\(Data("hub:pw".utf8).base64EncodedString())"},
                        "127.0.0.1:5000": {"username": "me", "password": "p:w"},
                        "bad.example": {"auth": "!!!"}}}
             """.utf8)
-        #expect(CredentialSource.dockerCredentials(config: config, host: "index.docker.io") == RegistryCredentials(username: "hub", password: "pw"))
-        #expect(CredentialSource.dockerCredentials(config: config, host: "127.0.0.1:5000") == RegistryCredentials(username: "me", password: "p:w"))
+        #expect(
+            CredentialSource.dockerCredentials(config: config, host: "index.docker.io")
+                == RegistryCredentials(username: "hub", password: "pw"))
+        #expect(
+            CredentialSource.dockerCredentials(config: config, host: "127.0.0.1:5000")
+                == RegistryCredentials(username: "me", password: "p:w"))
         #expect(CredentialSource.dockerCredentials(config: config, host: "127.0.0.1:5001") == nil)
         #expect(CredentialSource.dockerCredentials(config: config, host: "bad.example") == nil)
         #expect(RegistryCredentials(pair: "u:a:b") == RegistryCredentials(username: "u", password: "a:b"))
@@ -79,8 +100,9 @@ struct AuthTests {
 
     @Test func tokensAreSharedRefreshedOnceAndExpire() async throws {
         let cache = TokenCache()
-        let key = TokenCache.Key(registry: "https://a:443", identity: "anonymous", realm: "https://r/token", service: "s",
-                                 scope: "repository:a/b:pull")
+        let key = TokenCache.Key(
+            registry: "https://a:443", identity: "anonymous", realm: "https://r/token", service: "s",
+            scope: "repository:a/b:pull")
         let fetches = Counter()
         let fetch: @Sendable () async throws -> TokenCache.Token = {
             let n = fetches.increment()
@@ -100,7 +122,10 @@ struct AuthTests {
     }
 
     @Test func proxiesFollowGoRules() {
-        let env = ["HTTP_PROXY": "http://upper:1", "http_proxy": "http://lower:2", "https_proxy": "http://s:3", "no_proxy": "localhost,.internal"]
+        let env = [
+            "HTTP_PROXY": "http://upper:1", "http_proxy": "http://lower:2", "https_proxy": "http://s:3",
+            "no_proxy": "localhost,.internal"
+        ]
         let p = ProxySettings.fromEnvironment(env)
         #expect(p.proxy(for: "http://registry/v2/") == "http://upper:1")
         #expect(p.proxy(for: "HTTPS://registry/v2/") == "http://s:3")
@@ -111,6 +136,11 @@ struct AuthTests {
 
 final class Counter: Sendable {
     private let count = Mutex<Int>(0)
-    func increment() -> Int { count.withLock { $0 += 1; return $0 } }
+    func increment() -> Int {
+        count.withLock {
+            $0 += 1
+            return $0
+        }
+    }
     var value: Int { count.withLock { $0 } }
 }

@@ -1,9 +1,13 @@
 import Testing
+
 @testable import HaulKit
 
 @Suite struct ByteRateTests {
-    @Test(arguments: [("500K", 500 * 1024), ("20M", 20 << 20), ("1G", 1 << 30), ("1.5m", 1_572_864), ("4096", 4096),
-                      (" 2k ", 2048)] as [(String, Int64)])
+    @Test(
+        arguments: [
+            ("500K", 500 * 1024), ("20M", 20 << 20), ("1G", 1 << 30), ("1.5m", 1_572_864), ("4096", 4096),
+            (" 2k ", 2048)
+        ] as [(String, Int64)])
     func ratesReadAsCurlWritesThem(text: String, bytes: Int64) throws {
         #expect(try ByteRate.parse(text) == bytes)
     }

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import HaulKit
 import HaulTestSupport
+import Testing
+
+@testable import HaulKit
 
 /// Names are matched against the store without regard to case, as
 /// Ollama's `getExistingName` does: never a second copy of a model.

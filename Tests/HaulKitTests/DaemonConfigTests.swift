@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import HaulKit
 import HaulTestSupport
+import Testing
+
+@testable import HaulKit
 
 /// OLLAMA_HOST, Ollama's boolean variables, and reading an /api/pull
 /// stream back: the pieces the daemon and `haul pull --remote` share.
@@ -19,18 +20,24 @@ struct DaemonConfigTests {
         ("[::]", "http", "::", 11434, "", "http://[::1]:11434"),
         ("[fe80::1]", "http", "fe80::1", 11434, "", "http://[fe80::1]:11434"),
         ("localhost:99999", "http", "localhost", 11434, "", "http://localhost:11434"),
-        ("localhost:http", "http", "localhost", 11434, "", "http://localhost:11434"),
+        ("localhost:http", "http", "localhost", 11434, "", "http://localhost:11434")
     ])
-    func ollamaHostFollowsOllamasRules(_ raw: String, _ scheme: String, _ host: String, _ port: Int, _ path: String, _ client: String) {
+    func ollamaHostFollowsOllamasRules(
+        _ raw: String, _ scheme: String, _ host: String, _ port: Int, _ path: String, _ client: String
+    ) {
         let parsed = OllamaHost(parsing: OllamaEnvironment.string("OLLAMA_HOST", ["OLLAMA_HOST": raw]))
-        #expect(parsed.scheme == scheme && parsed.host == host && parsed.port == port && parsed.path == path, "\(raw) -> \(parsed)")
+        #expect(
+            parsed.scheme == scheme && parsed.host == host && parsed.port == port && parsed.path == path,
+            "\(raw) -> \(parsed)")
         #expect(parsed.clientURL == client)
         #expect((parsed.warning != nil) == raw.hasPrefix("localhost:"))
     }
 
     @Test func booleansFollowGo() {
-        for (value, expected) in [("", false), ("1", true), ("true", true), ("0", false), ("false", false),
-                                  ("FALSE", false), ("yes", true), (" 'f' ", false)] {
+        for (value, expected) in [
+            ("", false), ("1", true), ("true", true), ("0", false), ("false", false),
+            ("FALSE", false), ("yes", true), (" 'f' ", false)
+        ] {
             #expect(OllamaEnvironment.bool("OLLAMA_NOPRUNE", ["OLLAMA_NOPRUNE": value]) == expected, "\(value)")
         }
         #expect(!OllamaEnvironment.bool("OLLAMA_NOPRUNE", [:]))
@@ -39,14 +46,17 @@ struct DaemonConfigTests {
     @Test func pullStreamLinesReadBackIntoEvents() throws {
         let digest = Digest(bytes: SHA256.hash(Array("x".utf8)))
         let progress = PullEvent.progress(BlobProgress(digest: digest, total: 10, completed: 4, hashed: 4))
-        let events: [PullEvent] = [.pullingManifest, progress, .verifying, .writingManifest, .removingUnusedLayers,
-                                   .status("couldn't remove unused layers: busy"), .success]
+        let events: [PullEvent] = [
+            .pullingManifest, progress, .verifying, .writingManifest, .removingUnusedLayers,
+            .status("couldn't remove unused layers: busy"), .success
+        ]
         for event in events {
             let line = try #require(ProgressJSON.line(for: event))
             #expect(try ProgressJSON.parse(Array(line.utf8)) == .event(event), "\(line)")
         }
         // `completed` omitted means 0.
-        let started = try ProgressJSON.parse(Array(#"{"status":"pulling 2d711642b726","digest":"\#(digest)","total":10}"#.utf8))
+        let started = try ProgressJSON.parse(
+            Array(#"{"status":"pulling 2d711642b726","digest":"\#(digest)","total":10}"#.utf8))
         #expect(started == .event(.progress(BlobProgress(digest: digest, total: 10, completed: 0, hashed: 0))))
         #expect(try ProgressJSON.parse(Array(#"{"error":"boom"}"#.utf8)) == .error("boom"))
         #expect(try ProgressJSON.parse(Array("  \r".utf8)) == nil)

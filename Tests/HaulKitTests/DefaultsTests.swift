@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import HaulKit
 
 /// An embedder's `Haul()` behaves the same whatever the process's
@@ -10,7 +11,7 @@ import Testing
     static let variables = [
         "OLLAMA_MODELS": "/srv/elsewhere", "OLLAMA_NOPRUNE": "1", "HAUL_DIRECT_IO": "1", "HAUL_DEBUG": "",
         "HAUL_HOSTS_DIR": "/etc/elsewhere", "HAUL_REGISTRY_AUTH": "registry.example=ci:secret",
-        "HF_TOKEN": "hf_test", "HF_ENDPOINT": "https://hf-mirror.example", "HOME": "/home/elsewhere",
+        "HF_TOKEN": "hf_test", "HF_ENDPOINT": "https://hf-mirror.example", "HOME": "/home/elsewhere"
     ]
 
     @Test func defaultsReadNoEnvironmentVariable() {
@@ -40,8 +41,11 @@ import Testing
         #expect(haul.auth.credentials.explicit["registry.example"]?.username == "ci")
         #expect(haul.auth.credentials.dockerConfigPath == "/home/elsewhere/.docker/config.json")
         #expect(haul.auth.ollamaKeyPath == "/home/elsewhere/.ollama/id_ed25519")
-        #expect(haul.auth.huggingFace.token == "hf_test" && haul.auth.huggingFace.endpoint == "https://hf-mirror.example")
-        let proxied = EngineConfiguration.fromEnvironment(["https_proxy": "http://proxy:3128", "SSL_CERT_FILE": "/ca.pem"])
+        #expect(
+            haul.auth.huggingFace.token == "hf_test" && haul.auth.huggingFace.endpoint == "https://hf-mirror.example")
+        let proxied = EngineConfiguration.fromEnvironment([
+            "https_proxy": "http://proxy:3128", "SSL_CERT_FILE": "/ca.pem"
+        ])
         #expect(proxied.proxies.https == "http://proxy:3128" && proxied.caFile == "/ca.pem")
     }
 }

@@ -1,8 +1,9 @@
 import Foundation
+import HaulTestSupport
 import Synchronization
 import Testing
+
 @testable import HaulKit
-import HaulTestSupport
 
 /// A descriptor closed twice closes whatever another thread opened under
 /// the same number in between. Both failure paths that used to do it run
@@ -37,7 +38,9 @@ import HaulTestSupport
         try FileManager.default.createDirectory(atPath: dir.sub("target/inside"), withIntermediateDirectories: true)
         let target = dir.sub("target")
         let stolen = Self.stolenDescriptors(iterations: 3000) {
-            #expect(throws: HaulError.self) { try FileSystem.writeAtomically([1, 2, 3], to: target, fsyncFile: false, syncDirectory: false) }
+            #expect(throws: HaulError.self) {
+                try FileSystem.writeAtomically([1, 2, 3], to: target, fsyncFile: false, syncDirectory: false)
+            }
         }
         #expect(stolen == 0)
     }

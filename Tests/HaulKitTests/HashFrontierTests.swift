@@ -1,8 +1,9 @@
 import CShims
 import Foundation
-import Testing
-@testable import HaulKit
 import HaulTestSupport
+import Testing
+
+@testable import HaulKit
 
 /// The C hash frontier: the digest of a file written out of order, hashed
 /// from the contiguous prefix, equals the digest of the whole file.
@@ -17,7 +18,9 @@ import HaulTestSupport
     /// `direct`: the hasher reads back with O_DIRECT (in threaded mode
     /// through its read-ahead ring), at unaligned offsets, while the writes
     /// go through the page cache.
-    static func hashOutOfOrder(_ data: [UInt8], threaded: Bool, direct: Bool = false, dir: TempDir) throws -> (Digest?, Int64) {
+    static func hashOutOfOrder(_ data: [UInt8], threaded: Bool, direct: Bool = false, dir: TempDir) throws -> (
+        Digest?, Int64
+    ) {
         let path = dir.sub("blob")
         let fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o644)
         #expect(fd >= 0)
@@ -109,21 +112,28 @@ import HaulTestSupport
         #expect(hl_hasher_new(-1, 10, 0, state, nil, -1) == nil)
     }
 
-    @Test(arguments: [
-        ("bytes 0-99/1000", 0, 99, 1000),
-        ("bytes 5-5/*", 5, 5, -1),
-        ("  BYTES 10-19/20\r\n", 10, 19, 20),
-    ] as [(String, Int64, Int64, Int64)])
+    @Test(
+        arguments: [
+            ("bytes 0-99/1000", 0, 99, 1000),
+            ("bytes 5-5/*", 5, 5, -1),
+            ("  BYTES 10-19/20\r\n", 10, 19, 20)
+        ] as [(String, Int64, Int64, Int64)])
     func contentRangeParses(_ text: String, _ first: Int64, _ last: Int64, _ total: Int64) {
-        var a: Int64 = 0, b: Int64 = 0, t: Int64 = 0
+        var a: Int64 = 0
+        var b: Int64 = 0
+        var t: Int64 = 0
         #expect(hl_parse_content_range(text, &a, &b, &t) == 0)
         #expect((a, b, t) == (first, last, total))
     }
 
-    @Test(arguments: ["", "bytes", "bytes 1-0/5", "bytes 0-5/5", "bytes -1-5/10", "bytes 0-5", "items 0-5/10",
-                      "bytes 0-5/10x", "bytes 99999999999999999999-1/2", "bytes */10", "bytes 0 - 5/10"])
+    @Test(arguments: [
+        "", "bytes", "bytes 1-0/5", "bytes 0-5/5", "bytes -1-5/10", "bytes 0-5", "items 0-5/10",
+        "bytes 0-5/10x", "bytes 99999999999999999999-1/2", "bytes */10", "bytes 0 - 5/10"
+    ])
     func contentRangeRejects(_ text: String) {
-        var a: Int64 = 0, b: Int64 = 0, t: Int64 = 0
+        var a: Int64 = 0
+        var b: Int64 = 0
+        var t: Int64 = 0
         #expect(hl_parse_content_range(text, &a, &b, &t) == -1)
     }
 

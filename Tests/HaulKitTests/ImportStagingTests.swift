@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import HaulKit
 import HaulTestSupport
+import Testing
+
+@testable import HaulKit
 
 /// Import staging is told dead from live by its lock alone: a sweep
 /// removes what dead imports left and never a running import's.
@@ -20,7 +21,9 @@ struct ImportStagingTests {
         // The older naming: dead once its process is; this process is alive.
         let legacyAlive = store.haulDirectory + "/import-\(getpid())-7"
         let legacyDead = store.haulDirectory + "/import-2147483646-7"
-        for path in [legacyAlive, legacyDead] { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+        for path in [legacyAlive, legacyDead] {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        }
 
         let listed = Dictionary(uniqueKeysWithValues: store.stagedImports().map { ($0.name, $0) })
         #expect(listed[liveName]?.inUse == true && listed["import-Ab12Cd"]?.inUse == false)
@@ -30,7 +33,8 @@ struct ImportStagingTests {
         store.removeDeadStagedImports()
         #expect(FileManager.default.fileExists(atPath: live.path + "/blob"))
         #expect(!FileManager.default.fileExists(atPath: dead))
-        #expect(FileManager.default.fileExists(atPath: legacyAlive) && !FileManager.default.fileExists(atPath: legacyDead))
+        #expect(
+            FileManager.default.fileExists(atPath: legacyAlive) && !FileManager.default.fileExists(atPath: legacyDead))
         live.remove()
         #expect(!FileManager.default.fileExists(atPath: live.path))
     }
@@ -41,7 +45,8 @@ struct ImportStagingTests {
         let victim = TempDir()
         FileManager.default.createFile(atPath: victim.sub("keep"), contents: Data("mine".utf8))
         try FileManager.default.createDirectory(atPath: store.haulDirectory, withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: store.haulDirectory + "/import-Zz9Yy8", withDestinationPath: victim.path)
+        try FileManager.default.createSymbolicLink(
+            atPath: store.haulDirectory + "/import-Zz9Yy8", withDestinationPath: victim.path)
         #expect(store.stagedImports().isEmpty)
         store.removeDeadStagedImports()
         #expect(FileManager.default.fileExists(atPath: victim.sub("keep")))

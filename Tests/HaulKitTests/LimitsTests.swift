@@ -1,8 +1,9 @@
 import Foundation
+import HaulTestSupport
 import Synchronization
 import Testing
+
 @testable import HaulKit
-import HaulTestSupport
 
 /// Bounds that keep a broken or hostile peer (a daemon, a manifest with
 /// thousands of layers) from crashing Haul or taking its memory, and the
@@ -12,7 +13,9 @@ import HaulTestSupport
 
     @Test func aDaemonsImpossibleNumbersAreRefusedOrClamped() throws {
         func line(total: Int64, completed: Int64) -> [UInt8] {
-            Array("{\"status\":\"pulling \(Self.digest.short)\",\"digest\":\"\(Self.digest)\",\"total\":\(total),\"completed\":\(completed)}".utf8)
+            Array(
+                "{\"status\":\"pulling \(Self.digest.short)\",\"digest\":\"\(Self.digest)\",\"total\":\(total),\"completed\":\(completed)}"
+                    .utf8)
         }
         #expect(throws: HaulError.self) { try ProgressJSON.parse(line(total: -5, completed: 0)) }
         #expect(throws: HaulError.self) { try ProgressJSON.parse(line(total: Int64.max, completed: 0)) }
@@ -39,7 +42,12 @@ import HaulTestSupport
     @Test func openBlobsAreBounded() async throws {
         final class Gauge: Sendable {
             let state = Mutex((open: 0, peak: 0))
-            func enter() { state.withLock { $0.open += 1; $0.peak = max($0.peak, $0.open) } }
+            func enter() {
+                state.withLock {
+                    $0.open += 1
+                    $0.peak = max($0.peak, $0.open)
+                }
+            }
             func leave() { state.withLock { $0.open -= 1 } }
         }
         let slots = BlobSlots(count: 3)
@@ -64,7 +72,7 @@ import HaulTestSupport
         let a = Task { try await slots.withSlot { try await Task.sleep(for: .seconds(60)) } }
         let b = Task { try await slots.withSlot { try await Task.sleep(for: .seconds(60)) } }
         try await Task.sleep(for: .milliseconds(50))
-        let waiting = Task { try await slots.withSlot { } }
+        let waiting = Task { try await slots.withSlot {} }
         try await Task.sleep(for: .milliseconds(50))
         waiting.cancel()
         await #expect(throws: CancellationError.self) { try await waiting.value }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import HaulKit
 
 @Suite struct ManifestTests {
@@ -7,18 +8,20 @@ import Testing
     static let c = String(repeating: "c", count: 64)
 
     static func json(config: String = c, layers: String) -> [UInt8] {
-        Array("""
-        {"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",
-         "config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"sha256:\(config)","size":10},
-         "layers":[\(layers)]}
-        """.utf8)
+        Array(
+            """
+            {"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",
+             "config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"sha256:\(config)","size":10},
+             "layers":[\(layers)]}
+            """.utf8)
     }
 
     @Test func keepsRawBytesAndOrdersBlobsLayersThenConfig() throws {
-        let bytes = Self.json(layers: """
-            {"mediaType":"application/vnd.ollama.image.model","digest":"sha256:\(Self.a)","size":1000},
-            {"mediaType":"application/vnd.ollama.image.license","digest":"sha256:\(Self.b)","size":20,"from":"x"}
-            """)
+        let bytes = Self.json(
+            layers: """
+                {"mediaType":"application/vnd.ollama.image.model","digest":"sha256:\(Self.a)","size":1000},
+                {"mediaType":"application/vnd.ollama.image.license","digest":"sha256:\(Self.b)","size":20,"from":"x"}
+                """)
         let m = try Manifest(bytes: bytes)
         #expect(m.raw == bytes)
         #expect(try m.blobs.map(\.digest.hex) == [Self.a, Self.b, Self.c])
@@ -27,18 +30,23 @@ import Testing
     }
 
     @Test func duplicateDigestsAreFetchedOnce() throws {
-        let m = try Manifest(bytes: Self.json(config: Self.a, layers: """
-            {"mediaType":"x","digest":"sha256:\(Self.a)","size":10},
-            {"mediaType":"y","digest":"sha256:\(Self.a)","size":10}
-            """))
+        let m = try Manifest(
+            bytes: Self.json(
+                config: Self.a,
+                layers: """
+                    {"mediaType":"x","digest":"sha256:\(Self.a)","size":10},
+                    {"mediaType":"y","digest":"sha256:\(Self.a)","size":10}
+                    """))
         #expect(try m.blobs.count == 1)
     }
 
     @Test func conflictingSizesForOneDigestAreRejected() throws {
-        let m = try Manifest(bytes: Self.json(layers: """
-            {"mediaType":"x","digest":"sha256:\(Self.a)","size":10},
-            {"mediaType":"y","digest":"sha256:\(Self.a)","size":11}
-            """))
+        let m = try Manifest(
+            bytes: Self.json(
+                layers: """
+                    {"mediaType":"x","digest":"sha256:\(Self.a)","size":10},
+                    {"mediaType":"y","digest":"sha256:\(Self.a)","size":11}
+                    """))
         #expect(throws: HaulError.self) { try m.blobs }
     }
 
@@ -49,9 +57,15 @@ import Testing
         ("{\"schemaVersion\":2,\"config\":{\"digest\":\"sha256:\(a)\",\"size\":-1},\"layers\":[]}", "out of range"),
         ("{\"schemaVersion\":2,\"config\":{\"digest\":\"sha256:../../x\",\"size\":1},\"layers\":[]}", "invalid digest"),
         ("{\"schemaVersion\":2,\"config\":{\"digest\":\"md5:\(a)\",\"size\":1},\"layers\":[]}", "invalid digest"),
-        ("{\"schemaVersion\":2,\"config\":{\"digest\":\"sha256:\(a.uppercased())\",\"size\":1},\"layers\":[]}", "invalid digest"),
+        (
+            "{\"schemaVersion\":2,\"config\":{\"digest\":\"sha256:\(a.uppercased())\",\"size\":1},\"layers\":[]}",
+            "invalid digest"
+        ),
         ("{\"schemaVersion\":2,\"config\":{\"digest\":\"sha256:\(a)\",\"size\":\"1\"},\"layers\":[]}", "wrong type"),
-        ("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"config\":{\"digest\":\"sha256:\(a)\",\"size\":1},\"layers\":[]}", "unsupported mediaType"),
+        (
+            "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"config\":{\"digest\":\"sha256:\(a)\",\"size\":1},\"layers\":[]}",
+            "unsupported mediaType"
+        )
     ])
     func rejectsBadManifestsWithAReason(_ text: String, _ reason: String) {
         do {
@@ -65,15 +79,19 @@ import Testing
 
     @Test func refusesOversizeManifests() {
         let big = [UInt8](repeating: 0x20, count: Manifest.maxBytes + 1)
-        #expect(throws: HaulError.manifestInvalid("larger than \(Manifest.maxBytes) bytes")) { try Manifest(bytes: big) }
+        #expect(throws: HaulError.manifestInvalid("larger than \(Manifest.maxBytes) bytes")) {
+            try Manifest(bytes: big)
+        }
     }
 
     @Test func digestParsing() throws {
         let d = try Digest(parsing: "sha256:" + Self.a)
         #expect(d.fileName == "sha256-" + Self.a)
         #expect(d.short == String(repeating: "a", count: 12))
-        for bad in ["sha256:" + Self.a.dropLast(), "sha256:" + Self.a + "0", "sha512:" + Self.a, "sha256-" + Self.a,
-                    "sha256:" + String(repeating: "g", count: 64), "sha256:/" + Self.a.dropFirst()] {
+        for bad in [
+            "sha256:" + Self.a.dropLast(), "sha256:" + Self.a + "0", "sha512:" + Self.a, "sha256-" + Self.a,
+            "sha256:" + String(repeating: "g", count: 64), "sha256:/" + Self.a.dropFirst()
+        ] {
             #expect(throws: HaulError.self) { try Digest(parsing: bad) }
         }
     }

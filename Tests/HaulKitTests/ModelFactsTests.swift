@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import HaulKit
 import HaulTestSupport
+import Testing
+
+@testable import HaulKit
 
 /// What `ModelFacts` remembers per blob: each question about a blob has its
 /// own answer, and nothing is remembered about a blob that is missing.

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import HaulKit
 
 @Suite struct ModelNameTests {
@@ -18,7 +19,7 @@ import Testing
             ("127.0.0.1:5000/library/sample:v1", "127.0.0.1:5000", "library", "sample", "v1"),
             ("hf.co/bartowski/Qwen-GGUF:Q4_K_M", "hf.co", "bartowski", "Qwen-GGUF", "Q4_K_M"),
             ("https://example.com/ns/m:t", "example.com", "ns", "m", "t"),
-            ("localhost:5000/ns/m", "localhost:5000", "ns", "m", "latest"),
+            ("localhost:5000/ns/m", "localhost:5000", "ns", "m", "latest")
         ]
         for (raw, host, ns, model, tag) in cases {
             let n = try ModelName(parsing: raw)
@@ -37,7 +38,7 @@ import Testing
         "ftp://host/ns/m", "host//m", String(repeating: "a", count: 81),
         "ns/" + String(repeating: "b", count: 81) + "/m",
         "[::1/ns/m", "[::1]x/ns/m", "[::1]:0/ns/m", "[::1]:70000/ns/m", "[1.2.3.4]/ns/m", "[fe80::1%eth0]/ns/m",
-        "[::g]/ns/m", "[::1]:80:80/ns/m",
+        "[::g]/ns/m", "[::1]:80:80/ns/m"
     ])
     func rejectsInvalidNames(_ raw: String) {
         #expect(throws: HaulError.invalidModelName) { try ModelName(parsing: raw) }
@@ -46,7 +47,9 @@ import Testing
     @Test func lengthLimitsAreInclusive() throws {
         _ = try ModelName(parsing: String(repeating: "m", count: 80) + ":" + String(repeating: "t", count: 80))
         _ = try ModelName(parsing: String(repeating: "h", count: 350) + "/ns/m")
-        #expect(throws: HaulError.invalidModelName) { try ModelName(parsing: String(repeating: "h", count: 351) + "/ns/m") }
+        #expect(throws: HaulError.invalidModelName) {
+            try ModelName(parsing: String(repeating: "h", count: 351) + "/ns/m")
+        }
     }
 
     @Test func manifestPathComponentsNeverEscape() throws {

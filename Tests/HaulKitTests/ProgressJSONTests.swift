@@ -1,4 +1,5 @@
 import Testing
+
 @testable import HaulKit
 
 @Suite struct ProgressJSONTests {
@@ -10,9 +11,10 @@ import Testing
         #expect(ProgressJSON.line(for: .writingManifest) == #"{"status":"writing manifest"}"#)
         #expect(ProgressJSON.line(for: .success) == #"{"status":"success"}"#)
         let p = BlobProgress(digest: digest, total: 2_000, completed: 500, hashed: 0)
-        #expect(ProgressJSON.line(for: .progress(p)) ==
-            #"{"status":"pulling ababababab","digest":"sha256:\#(String(repeating: "ab", count: 32))","total":2000,"completed":500}"#
-            .replacingOccurrences(of: "pulling ababababab", with: "pulling abababababab"))
+        #expect(
+            ProgressJSON.line(for: .progress(p))
+                == #"{"status":"pulling ababababab","digest":"sha256:\#(String(repeating: "ab", count: 32))","total":2000,"completed":500}"#
+                .replacingOccurrences(of: "pulling ababababab", with: "pulling abababababab"))
     }
 
     @Test func completedIsOmittedWhenZero() {
@@ -35,11 +37,14 @@ import Testing
     @Test func errorTextsAreOllamas() throws {
         let want = try Digest(parsing: "sha256:" + String(repeating: "a", count: 64))
         let got = try Digest(parsing: "sha256:" + String(repeating: "b", count: 64))
-        #expect(HaulError.digestMismatch(want: want, got: got).description
-            == "digest mismatch, file must be downloaded again: want \(want), got \(got)")
+        #expect(
+            HaulError.digestMismatch(want: want, got: got).description
+                == "digest mismatch, file must be downloaded again: want \(want), got \(got)")
         #expect(HaulError.manifestNotFound.description == "pull model manifest: file does not exist")
         #expect(HaulError.manifestStatus(412, body: "too old").description == "pull model manifest: 412: too old")
-        #expect(HaulError.io(operation: "write", path: "/m/x", errno: 28).description == "write /m/x: no space left on device")
+        #expect(
+            HaulError.io(operation: "write", path: "/m/x", errno: 28).description
+                == "write /m/x: no space left on device")
         #expect(HaulError.retriesExhausted(want, lastError: "EOF").description == "max retries exceeded: EOF")
     }
 }

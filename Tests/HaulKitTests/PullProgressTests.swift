@@ -1,4 +1,5 @@
 import Testing
+
 @testable import HaulKit
 
 /// Whole-model progress folded from a pull's events, on a clock the test
@@ -6,13 +7,17 @@ import Testing
 struct PullProgressTests {
     let big = Layer(mediaType: "application/vnd.ollama.image.model", digest: Digest(hashing: [1]), size: 1000)
     let cached = Layer(mediaType: "application/vnd.ollama.image.license", digest: Digest(hashing: [2]), size: 100)
-    let config = Layer(mediaType: "application/vnd.docker.container.image.v1+json", digest: Digest(hashing: [3]), size: 50)
+    let config = Layer(
+        mediaType: "application/vnd.docker.container.image.v1+json", digest: Digest(hashing: [3]), size: 50)
 
     func planned() throws -> PullProgress {
         var progress = PullProgress()
         progress.apply(.pullingManifest, now: 0)
-        progress.apply(.plan(PullPlan(name: try ModelName(parsing: "llama3.2"), manifestDigest: Digest(hashing: [9]),
-                                      blobs: [big, cached, config], cached: [cached.digest])), now: 0)
+        progress.apply(
+            .plan(
+                PullPlan(
+                    name: try ModelName(parsing: "llama3.2"), manifestDigest: Digest(hashing: [9]),
+                    blobs: [big, cached, config], cached: [cached.digest])), now: 0)
         return progress
     }
 
@@ -54,7 +59,8 @@ struct PullProgressTests {
         progress.apply(.progress(BlobProgress(digest: big.digest, total: 1000, completed: 300, hashed: 300)), now: 2)
         progress.apply(.progress(BlobProgress(digest: big.digest, total: 1000, completed: 5000, hashed: 5000)), now: 3)
         // A digest that is not in the plan is ignored.
-        progress.apply(.progress(BlobProgress(digest: Digest(hashing: [7]), total: 10, completed: 10, hashed: 10)), now: 3)
+        progress.apply(
+            .progress(BlobProgress(digest: Digest(hashing: [7]), total: 10, completed: 10, hashed: 10)), now: 3)
         #expect(progress.blob(big.digest)?.completed == 1000 && progress.totalBytes == 1150)
     }
 }

@@ -1,7 +1,7 @@
 import CShims
 import Foundation
-import Testing
 import HaulTestSupport
+import Testing
 
 /// The rule that guards the hash frontier, `hl_judge_response`: which
 /// responses to a ranged GET may be written into a blob. Pure C, so its
@@ -12,29 +12,32 @@ import HaulTestSupport
     static let fromZero = hl_range_request(start: 0, end: 2000, total: 10_000, accept_full: 1)
     static let acceptFull = hl_range_request(start: 1000, end: 2000, total: 10_000, accept_full: 1)
 
-    static func judge(_ status: Int, _ contentRange: String?, length: Int64 = -1,
-                      _ request: hl_range_request = request) -> hl_judgement {
+    static func judge(
+        _ status: Int, _ contentRange: String?, length: Int64 = -1,
+        _ request: hl_range_request = request
+    ) -> hl_judgement {
         if let contentRange { return contentRange.withCString { hl_judge_response(status, $0, length, request) } }
         return hl_judge_response(status, nil, length, request)
     }
 
-    @Test(arguments: [
-        ("bytes 1000-1999/10000", HL_JUDGED_RANGE),
-        ("bytes 1000-1999/*", HL_JUDGED_RANGE),
-        ("BYTES  1000-1999/10000\r\n", HL_JUDGED_RANGE),
-        // Another range, a shorter or longer one, another file size.
-        ("bytes 0-999/10000", HL_JUDGED_BAD_CONTENT_RANGE),
-        ("bytes 1000-1998/10000", HL_JUDGED_BAD_CONTENT_RANGE),
-        ("bytes 1000-2000/10000", HL_JUDGED_BAD_CONTENT_RANGE),
-        ("bytes 1001-1999/10000", HL_JUDGED_BAD_CONTENT_RANGE),
-        ("bytes 1000-1999/9999", HL_JUDGED_BAD_CONTENT_RANGE),
-        ("bytes 1000-1999/20000", HL_JUDGED_BAD_CONTENT_RANGE),
-        // Malformed: multipart, no total, garbage.
-        ("bytes 1000-1999", HL_JUDGED_BAD_CONTENT_RANGE),
-        ("bytes */10000", HL_JUDGED_BAD_CONTENT_RANGE),
-        ("bytes 1000-1999/10000, 3000-3999/10000", HL_JUDGED_BAD_CONTENT_RANGE),
-        ("", HL_JUDGED_BAD_CONTENT_RANGE),
-    ] as [(String, hl_judgement)])
+    @Test(
+        arguments: [
+            ("bytes 1000-1999/10000", HL_JUDGED_RANGE),
+            ("bytes 1000-1999/*", HL_JUDGED_RANGE),
+            ("BYTES  1000-1999/10000\r\n", HL_JUDGED_RANGE),
+            // Another range, a shorter or longer one, another file size.
+            ("bytes 0-999/10000", HL_JUDGED_BAD_CONTENT_RANGE),
+            ("bytes 1000-1998/10000", HL_JUDGED_BAD_CONTENT_RANGE),
+            ("bytes 1000-2000/10000", HL_JUDGED_BAD_CONTENT_RANGE),
+            ("bytes 1001-1999/10000", HL_JUDGED_BAD_CONTENT_RANGE),
+            ("bytes 1000-1999/9999", HL_JUDGED_BAD_CONTENT_RANGE),
+            ("bytes 1000-1999/20000", HL_JUDGED_BAD_CONTENT_RANGE),
+            // Malformed: multipart, no total, garbage.
+            ("bytes 1000-1999", HL_JUDGED_BAD_CONTENT_RANGE),
+            ("bytes */10000", HL_JUDGED_BAD_CONTENT_RANGE),
+            ("bytes 1000-1999/10000, 3000-3999/10000", HL_JUDGED_BAD_CONTENT_RANGE),
+            ("", HL_JUDGED_BAD_CONTENT_RANGE)
+        ] as [(String, hl_judgement)])
     func a206IsTakenOnlyWithTheRequestedRange(_ contentRange: String, _ expected: hl_judgement) {
         #expect(Self.judge(206, contentRange) == expected)
     }
@@ -77,7 +80,8 @@ import HaulTestSupport
         let fd = open(dir.sub("blob"), O_RDWR | O_CREAT | O_EXCL, 0o600)
         try #require(fd >= 0)
         defer { close(fd) }
-        let sink = try #require(hl_sink_new(fd, hl_range_request(start: 0, end: 1 << 20, total: 1 << 20, accept_full: 0), nil))
+        let sink = try #require(
+            hl_sink_new(fd, hl_range_request(start: 0, end: 1 << 20, total: 1 << 20, accept_full: 0), nil))
         defer { hl_sink_free(sink) }
         let bytes = [CChar](repeating: 7, count: 8292)
         #expect(hl_sink_feed(sink, bytes, bytes.count) == bytes.count)
@@ -100,7 +104,8 @@ import HaulTestSupport
             let fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0o600)
             try #require(fd >= 0)
             defer { close(fd) }
-            let sink = try #require(hl_sink_new(fd, hl_range_request(start: 0, end: 10_000, total: 10_000, accept_full: 0), nil))
+            let sink = try #require(
+                hl_sink_new(fd, hl_range_request(start: 0, end: 10_000, total: 10_000, accept_full: 0), nil))
             defer { hl_sink_free(sink) }
             if lowered { #expect(hl_sink_lower_stop(sink, 6000) == 6000) }
             let bytes = [CChar](repeating: 1, count: 12_000)

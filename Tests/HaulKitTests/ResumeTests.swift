@@ -1,8 +1,9 @@
-import Foundation
-import Testing
 import CShims
-@testable import HaulKit
+import Foundation
 import HaulTestSupport
+import Testing
+
+@testable import HaulKit
 
 /// The resume journal, the partial blob that reads it back, the checkpoint
 /// writer and the retry rules: the pieces crash-safe resume is built from.
@@ -30,9 +31,11 @@ import HaulTestSupport
 
     static func sample(size: Int64 = 10_000) -> ResumeJournal {
         let data = (0..<Int(size)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
-        return ResumeJournal(digest: digest, size: size, model: "registry.ollama.ai/library/x:latest", boot: nil,
-                             point: ResumePoint(ranges: RangeSet([0..<3000, 5000..<6000]),
-                                                hashState: state(of: data, prefix: 2000)))
+        return ResumeJournal(
+            digest: digest, size: size, model: "registry.ollama.ai/library/x:latest", boot: nil,
+            point: ResumePoint(
+                ranges: RangeSet([0..<3000, 5000..<6000]),
+                hashState: state(of: data, prefix: 2000)))
     }
 
     @Test func journalRoundTrips() throws {
@@ -73,9 +76,9 @@ import HaulTestSupport
             let body = Array(lines.map { $0 + "\n" }.joined().utf8)
             return body + Array("check \(Digest(bytes: SHA256.hash(body)).hex)\n".utf8)
         }
-        rejects(resigned { $0.append("range 2500 2600") }, "bad range")           // overlaps, out of order
-        rejects(resigned { $0.append("range 9000 10001") }, "bad range")          // past the end
-        rejects(resigned { $0[5] = "range 0 1000" }, "hash state beyond")         // hashed 2000 > prefix
+        rejects(resigned { $0.append("range 2500 2600") }, "bad range")  // overlaps, out of order
+        rejects(resigned { $0.append("range 9000 10001") }, "bad range")  // past the end
+        rejects(resigned { $0[5] = "range 0 1000" }, "hash state beyond")  // hashed 2000 > prefix
         rejects(resigned { $0[4] = "hashed 1999 " + $0[4].split(separator: " ")[2] }, "bad hash state")
         rejects(resigned { $0[1] = "digest sha256:../../etc" }, "bad digest")
         rejects(resigned { $0[2] = "size -5" }, "bad size")
@@ -120,7 +123,8 @@ import HaulTestSupport
         do {
             let partial = try PartialBlob(path: path, digest: Self.digest, size: size, model: "m")
             _ = data.withUnsafeBytes { pwrite(partial.fd, $0.baseAddress, $0.count, 0) }
-            partial.finish(ResumePoint(ranges: RangeSet([0..<300_000]), hashState: Self.state(of: data, prefix: 65_536)))
+            partial.finish(
+                ResumePoint(ranges: RangeSet([0..<300_000]), hashState: Self.state(of: data, prefix: 65_536)))
             await partial.settled()
         }
         let journal = try ResumeJournal.decode(FileSystem.readFile(path + ".journal", limit: 1 << 20))
@@ -148,8 +152,9 @@ import HaulTestSupport
         let live = ResumePoint(ranges: RangeSet([0..<1500]), hashState: nil)
         do {
             // Every checkpoint is live; one per 1000 new bytes is durable.
-            let partial = try PartialBlob(path: path, digest: Self.digest, size: size, model: "m",
-                                          durableEvery: (1000, 1e9))
+            let partial = try PartialBlob(
+                path: path, digest: Self.digest, size: size, model: "m",
+                durableEvery: (1000, 1e9))
             partial.checkpoint(durable)
             try await Task.sleep(for: .milliseconds(100))
             partial.checkpoint(live)
@@ -213,8 +218,9 @@ import HaulTestSupport
         let dir = TempDir()
         let store = ModelStore(root: dir.path)
         try store.prepareDirectories()
-        let partial = try PartialBlob(path: store.partialPath(Self.digest), digest: Self.digest, size: 8192,
-                                      model: "library/x:latest")
+        let partial = try PartialBlob(
+            path: store.partialPath(Self.digest), digest: Self.digest, size: 8192,
+            model: "library/x:latest")
         partial.checkpoint(ResumePoint(ranges: RangeSet([0..<4096]), hashState: nil))
         try await Task.sleep(for: .milliseconds(200))
         var listed = store.partials()
@@ -236,7 +242,8 @@ import HaulTestSupport
         let store = ModelStore(root: dir.path)
         try store.prepareDirectories()
         do {
-            let partial = try PartialBlob(path: store.partialPath(Self.digest), digest: Self.digest, size: 8192, model: "m")
+            let partial = try PartialBlob(
+                path: store.partialPath(Self.digest), digest: Self.digest, size: 8192, model: "m")
             partial.finish(ResumePoint(ranges: RangeSet([0..<10]), hashState: nil))
             await partial.settled()
         }

@@ -1,7 +1,8 @@
 import Foundation
-import Testing
-@testable import HaulKit
 import HaulTestSupport
+import Testing
+
+@testable import HaulKit
 
 /// A models directory shared with Ollama ≥ 0.40: `manifests-v2/` links to
 /// manifest blobs, manifest lists, `%3A` hosts, both spellings of the
@@ -30,8 +31,10 @@ import HaulTestSupport
             try ollama.linkV2("b", b.bytes)
             child = try ollama.image([(model, "c weights, converted")])
             absent = try ollama.image([(model, "c weights, ggml")]).bytes
-            list = try ollama.list([.reference(manifest: child.bytes, runner: "llamacpp", stored: true),
-                                    .reference(manifest: absent, runner: "ggml", stored: false)])
+            list = try ollama.list([
+                .reference(manifest: child.bytes, runner: "llamacpp", stored: true),
+                .reference(manifest: absent, runner: "ggml", stored: false)
+            ])
             // The ggml child's layers are stored, its manifest is not: a
             // child not pulled.
             try ollama.linkV2("c", list)
@@ -82,7 +85,9 @@ import HaulTestSupport
         try store.remove(ModelName(parsing: "d"))
         // Its weights go; the config (the last layer) is the same blob as
         // a's and b's, and stays.
-        for layer in s.child.layers.dropLast() { #expect(!FileManager.default.fileExists(atPath: store.blobPath(layer.digest))) }
+        for layer in s.child.layers.dropLast() {
+            #expect(!FileManager.default.fileExists(atPath: store.blobPath(layer.digest)))
+        }
         #expect(s.ollama.intact(s.child.layers.last!.digest))
         #expect(!FileManager.default.fileExists(atPath: store.blobPath(Digest(hashing: s.child.bytes))))
     }
@@ -95,8 +100,10 @@ import HaulTestSupport
         let ollama = try OllamaStore(dir.path)
         let inline = try ollama.image([(Self.model, "inline weights")])
         let referenced = try ollama.image([(Self.model, "referenced weights")])
-        let list = try ollama.list([.inline(manifest: inline.bytes, runner: "ggml"),
-                                    .reference(manifest: referenced.bytes, runner: "llamacpp", stored: true)])
+        let list = try ollama.list([
+            .inline(manifest: inline.bytes, runner: "ggml"),
+            .reference(manifest: referenced.bytes, runner: "llamacpp", stored: true)
+        ])
         try ollama.linkV2("both", list)
         let rows = ollama.store.list()
         #expect(Set(rows.map(\.runner)) == ["ggml", "llamacpp"], "a row per child, the inline one included")
@@ -108,8 +115,13 @@ import HaulTestSupport
         // after its garbage collection deleted the v2 entry's blobs' names.
         var anchor = try JSONSerialization.jsonObject(with: Data(referenced.bytes)) as! [String: Any]
         var layers = anchor["layers"] as! [[String: Any]]
-        layers.append(["mediaType": OllamaStore.dockerManifest, "digest": Digest(hashing: list).description, "size": list.count])
-        layers.append(["mediaType": OllamaStore.dockerManifest, "digest": Digest(hashing: referenced.bytes).description, "size": referenced.bytes.count])
+        layers.append([
+            "mediaType": OllamaStore.dockerManifest, "digest": Digest(hashing: list).description, "size": list.count
+        ])
+        layers.append([
+            "mediaType": OllamaStore.dockerManifest, "digest": Digest(hashing: referenced.bytes).description,
+            "size": referenced.bytes.count
+        ])
         anchor["layers"] = layers
         try ollama.legacy("both", Array(try JSONSerialization.data(withJSONObject: anchor)))
         try FileManager.default.removeItem(atPath: try ollama.v2Path("both"))
@@ -122,7 +134,10 @@ import HaulTestSupport
             #expect(ollama.intact(digest), "\(digest.short)")
         }
         // The name still resolves, through the legacy anchor.
-        #expect(try ollama.store.manifest(for: ModelName(parsing: "both"))?.layers.contains { $0.digest == referenced.layers[0].digest } == true)
+        #expect(
+            try ollama.store.manifest(for: ModelName(parsing: "both"))?.layers.contains {
+                $0.digest == referenced.layers[0].digest
+            } == true)
     }
 
     @Test func hostsAreSpelledAsOllamaSpellsThem() throws {
@@ -195,11 +210,13 @@ import HaulTestSupport
         // A legacy tree reached through a directory link to outside.
         try FileManager.default.createDirectory(atPath: outside.path + "/ns/model", withIntermediateDirectories: true)
         try Data(secret).write(to: URL(fileURLWithPath: outside.path + "/ns/model/latest"))
-        try FileManager.default.createSymbolicLink(atPath: dir.path + "/manifests/evil.example", withDestinationPath: outside.path)
+        try FileManager.default.createSymbolicLink(
+            atPath: dir.path + "/manifests/evil.example", withDestinationPath: outside.path)
         let escaped = dir.path + "/manifests/evil.example/ns/model/latest"
 
         #expect(ollama.store.list().isEmpty)
-        let problems = Dictionary(uniqueKeysWithValues: ollama.store.unreadableManifests().map { ($0.path, $0.problem) })
+        let problems = Dictionary(
+            uniqueKeysWithValues: ollama.store.unreadableManifests().map { ($0.path, $0.problem) })
         #expect(problems[away]?.contains("not to \(ollama.store.blobsDirectory)") == true, "\(problems)")
         #expect(problems[changed]?.contains("do not hash") == true, "\(problems)")
         #expect(problems[passwd]?.contains("not a blob") == true, "\(problems)")
@@ -216,7 +233,8 @@ import HaulTestSupport
         try ollama.legacy("mine", shared.bytes)
         let theirs = try ollama.image([(Self.model, "shared"), (Self.template, "t")])
         let path = try ollama.linkV2("theirs", theirs.bytes)
-        try Data(theirs.bytes + Array("\n".utf8)).write(to: URL(fileURLWithPath: ollama.store.blobPath(Digest(hashing: theirs.bytes))))
+        try Data(theirs.bytes + Array("\n".utf8)).write(
+            to: URL(fileURLWithPath: ollama.store.blobPath(Digest(hashing: theirs.bytes))))
         let odd = Array(#"{"schemaVersion":3,"weights":"sha256-\#(shared.layers[0].digest.hex)"}"#.utf8)
         try ollama.legacy("odd", odd)
         let removal = try ollama.store.remove(ModelName(parsing: "mine"))
@@ -231,7 +249,8 @@ import HaulTestSupport
     @Test func aHostileListBoundsWhatARemovalReads() throws {
         let dir = TempDir()
         let ollama = try OllamaStore(dir.path)
-        var children: [Digest] = [], layers: [Digest] = []
+        var children: [Digest] = []
+        var layers: [Digest] = []
         for i in 0..<300 {
             let layer = try ollama.blob(Array("layer \(i)".utf8)).digest
             let child = try ollama.blob(Array(#"{"layers":[{"digest":"\#(layer)"}]}"#.utf8)).digest
@@ -239,7 +258,9 @@ import HaulTestSupport
             layers.append(layer)
         }
         let entries = children.map { #"{"digest":"\#($0)","runner":"ggml"}"# }.joined(separator: ",")
-        let list = Array(#"{"schemaVersion":2,"mediaType":"application/vnd.ollama.manifest.list.v2+json","manifests":[\#(entries)]}"#.utf8)
+        let list = Array(
+            #"{"schemaVersion":2,"mediaType":"application/vnd.ollama.manifest.list.v2+json","manifests":[\#(entries)]}"#
+                .utf8)
         let path = try ollama.linkV2("many", list)
         let kept = ollama.store.retained(byEntryAt: path, root: .v2).digests
         #expect(Set(children).isSubset(of: kept), "every child it names is kept")
@@ -279,9 +300,13 @@ import HaulTestSupport
         try ollama.legacy("m", Array("stale".utf8), host: "ollama.com")
         try store.writeManifest(raw: first.bytes, for: ModelName(parsing: "m"))
         let entry = try ollama.v2Path("m")
-        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: entry) == "../../../../blobs/sha256-" + Digest(hashing: first.bytes).hex)
+        #expect(
+            try FileManager.default.destinationOfSymbolicLink(atPath: entry) == "../../../../blobs/sha256-"
+                + Digest(hashing: first.bytes).hex)
         #expect(ollama.intact(Digest(hashing: first.bytes)))
-        #expect(fileBytes(try ollama.legacyPath("m")).map(Array.init) == first.bytes, "the legacy anchor is the same manifest")
+        #expect(
+            fileBytes(try ollama.legacyPath("m")).map(Array.init) == first.bytes,
+            "the legacy anchor is the same manifest")
         #expect(!FileManager.default.fileExists(atPath: try ollama.legacyPath("m", host: "ollama.com")))
         #expect(try store.storedManifest(for: ModelName(parsing: "m"))?.root == .v2)
         // Nothing but entries in the trees: no temporary file anywhere.
@@ -296,7 +321,9 @@ import HaulTestSupport
         try store.writeManifest(raw: list, for: ModelName(parsing: "m"))
         #expect(try store.storedManifest(for: ModelName(parsing: "m"))?.raw == list)
         let anchor = try Manifest(bytes: Array(#require(fileBytes(try ollama.legacyPath("m")))))
-        #expect(Set(anchor.layers.map(\.digest)) == Set(child.layers.dropLast().map(\.digest) + [Digest(hashing: list), Digest(hashing: child.bytes)]))
+        #expect(
+            Set(anchor.layers.map(\.digest))
+                == Set(child.layers.dropLast().map(\.digest) + [Digest(hashing: list), Digest(hashing: child.bytes)]))
 
         // Forced v1: the legacy file, and no v2 entry left to shadow it.
         try store.with(layout: .v1).writeManifest(raw: first.bytes, for: ModelName(parsing: "m"))
@@ -311,8 +338,11 @@ import HaulTestSupport
         let ollama = try OllamaStore(dir.path)
         let tmp = dir.path + "/.haul/tmp"
         try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-        for name in ["entry-old", "entry-young"] { FileManager.default.createFile(atPath: tmp + "/" + name, contents: Data("x".utf8)) }
-        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-2 * 3600)], ofItemAtPath: tmp + "/entry-old")
+        for name in ["entry-old", "entry-young"] {
+            FileManager.default.createFile(atPath: tmp + "/" + name, contents: Data("x".utf8))
+        }
+        try FileManager.default.setAttributes(
+            [.modificationDate: Date().addingTimeInterval(-2 * 3600)], ofItemAtPath: tmp + "/entry-old")
         let one = try ollama.image([(Self.model, "one")])
         try ollama.store.writeManifest(raw: one.bytes, for: ModelName(parsing: "one"))
         #expect(FileSystem.listDirectory(tmp) == ["entry-young"])
@@ -343,38 +373,60 @@ import HaulTestSupport
     @Test func listsAreReadAsOllamaReadsThem() throws {
         let child = Digest(hashing: Array("x".utf8))
         func list(_ children: String) -> [UInt8] {
-            Array(#"{"schemaVersion":2,"mediaType":"application/vnd.ollama.manifest.list.v2+json","manifests":[\#(children)]}"#.utf8)
+            Array(
+                #"{"schemaVersion":2,"mediaType":"application/vnd.ollama.manifest.list.v2+json","manifests":[\#(children)]}"#
+                    .utf8)
         }
         // Digests in Ollama's spellings, runners in any case.
-        let parsed = try ManifestList(bytes: list(#"{"mediaType":"\#(OllamaStore.dockerManifest)","digest":"sha256-\#(child.hex.uppercased())","runner":" LlamaCpp "}"#))
+        let parsed = try ManifestList(
+            bytes: list(
+                #"{"mediaType":"\#(OllamaStore.dockerManifest)","digest":"sha256-\#(child.hex.uppercased())","runner":" LlamaCpp "}"#
+            ))
         #expect(parsed.children.map(\.digest) == [child] && parsed.children[0].runner == "llamacpp")
-        #expect(throws: HaulError.self) { try ManifestList(bytes: list(#"{"mediaType":"application/vnd.ollama.manifest.list.v2+json","digest":"\#(child)"}"#)) }
+        #expect(throws: HaulError.self) {
+            try ManifestList(
+                bytes: list(#"{"mediaType":"application/vnd.ollama.manifest.list.v2+json","digest":"\#(child)"}"#))
+        }
         #expect(throws: HaulError.self) { try ManifestList(bytes: list(#"{"digest":"sha256:1234"}"#)) }
         // The algorithm's name is lower case in Ollama's pattern.
         #expect(throws: HaulError.self) { try ManifestList(bytes: list(#"{"digest":"SHA256:\#(child.hex)"}"#)) }
         // Per runner in order, the first child of that runner; a runner
         // whose first child is absent gives way to the next runner.
-        let a = Digest(hashing: Array("a".utf8)), b = Digest(hashing: Array("b".utf8)), c = Digest(hashing: Array("c".utf8))
-        let three = try ManifestList(bytes: list([
-            #"{"digest":"\#(a)","runner":"mlx"}"#, #"{"digest":"\#(b)","runner":"ggml"}"#, #"{"digest":"\#(c)","runner":"llamacpp"}"#,
-        ].joined(separator: ",")))
+        let a = Digest(hashing: Array("a".utf8))
+        let b = Digest(hashing: Array("b".utf8))
+        let c = Digest(hashing: Array("c".utf8))
+        let three = try ManifestList(
+            bytes: list(
+                [
+                    #"{"digest":"\#(a)","runner":"mlx"}"#, #"{"digest":"\#(b)","runner":"ggml"}"#,
+                    #"{"digest":"\#(c)","runner":"llamacpp"}"#
+                ].joined(separator: ",")))
         #expect(three.select(preferences: ["llamacpp", "ggml", "mlx"]) { _ in true }?.digest == c)
         #expect(three.select(preferences: ["llamacpp", "ggml", "mlx"]) { $0.digest != c }?.digest == b)
         #expect(three.select(preferences: ["mlx"]) { $0.digest != a } == nil)
-        #expect(Runner.normalize("llama.cpp") == "llamacpp" && Runner.normalize("MLXRunner") == "mlx" && Runner.normalize("cuda") == nil)
+        #expect(
+            Runner.normalize("llama.cpp") == "llamacpp" && Runner.normalize("MLXRunner") == "mlx"
+                && Runner.normalize("cuda") == nil)
     }
 
     /// An inline child is named by the SHA-256 of Go's encoding of it
     /// (Ollama's `ChildManifestDigest`): field order, omitted empties, a
     /// nil slice as null and HTML-safe escapes, as Go 1.22+ writes them.
     @Test func anInlineChildIsNamedAsOllamaNamesIt() throws {
-        let config = "sha256:" + String(repeating: "a", count: 64), layer = "sha256:" + String(repeating: "b", count: 64)
-        let wire = #"{"schemaVersion":2,"mediaType":"application/vnd.ollama.manifest.list.v2+json","manifests":[{"runner":"ggml","layers":[{"size":5,"name":"a<b>&\u2028\b","digest":"\#(layer)","mediaType":"application/vnd.ollama.image.model"}],"config":{"digest":"\#(config)","size":2,"mediaType":"application/vnd.docker.container.image.v1+json"},"mediaType":"application/vnd.docker.distribution.manifest.v2+json","schemaVersion":2}]}"#
-        let expected = #"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"\#(config)","size":2},"layers":[{"mediaType":"application/vnd.ollama.image.model","digest":"\#(layer)","size":5,"name":"a\u003cb\u003e\u0026\u2028\b"}],"runner":"ggml"}"#
+        let config = "sha256:" + String(repeating: "a", count: 64)
+        let layer = "sha256:" + String(repeating: "b", count: 64)
+        let wire =
+            #"{"schemaVersion":2,"mediaType":"application/vnd.ollama.manifest.list.v2+json","manifests":[{"runner":"ggml","layers":[{"size":5,"name":"a<b>&\u2028\b","digest":"\#(layer)","mediaType":"application/vnd.ollama.image.model"}],"config":{"digest":"\#(config)","size":2,"mediaType":"application/vnd.docker.container.image.v1+json"},"mediaType":"application/vnd.docker.distribution.manifest.v2+json","schemaVersion":2}]}"#
+        let expected =
+            #"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"\#(config)","size":2},"layers":[{"mediaType":"application/vnd.ollama.image.model","digest":"\#(layer)","size":5,"name":"a\u003cb\u003e\u0026\u2028\b"}],"runner":"ggml"}"#
         let list = try ManifestList(bytes: Array(wire.utf8))
         #expect(list.children[0].digest == Digest(hashing: Array(expected.utf8)))
         #expect(list.children[0].inline?.layers.map(\.digest.description) == [layer])
-        #expect(GoManifestJSON.inlineChild(schemaVersion: 0, mediaType: "", config: nil, layers: nil, runner: "", format: "")
-            == Array(#"{"schemaVersion":0,"mediaType":"","config":{"mediaType":"","digest":"","size":0},"layers":null}"#.utf8))
+        #expect(
+            GoManifestJSON.inlineChild(
+                schemaVersion: 0, mediaType: "", config: nil, layers: nil, runner: "", format: "")
+                == Array(
+                    #"{"schemaVersion":0,"mediaType":"","config":{"mediaType":"","digest":"","size":0},"layers":null}"#
+                        .utf8))
     }
 }

@@ -1,13 +1,18 @@
 import Foundation
+import HaulTestSupport
 import Synchronization
 import Testing
+
 @testable import HaulKit
-import HaulTestSupport
 
 @Suite struct StoreTests {
     static func manifest(_ digests: [(String, Int64)], config: (String, Int64)) throws -> Manifest {
-        let layers = digests.map { #"{"mediaType":"m","digest":"sha256:\#($0.0)","size":\#($0.1)}"# }.joined(separator: ",")
-        return try Manifest(bytes: Array(#"{"schemaVersion":2,"config":{"digest":"sha256:\#(config.0)","size":\#(config.1)},"layers":[\#(layers)]}"#.utf8))
+        let layers = digests.map { #"{"mediaType":"m","digest":"sha256:\#($0.0)","size":\#($0.1)}"# }.joined(
+            separator: ",")
+        return try Manifest(
+            bytes: Array(
+                #"{"schemaVersion":2,"config":{"digest":"sha256:\#(config.0)","size":\#(config.1)},"layers":[\#(layers)]}"#
+                    .utf8))
     }
 
     static func hex(_ c: Character) -> String { String(repeating: c, count: 64) }
@@ -37,10 +42,12 @@ import HaulTestSupport
         let store = ModelStore(root: dir.path)
         try FileManager.default.createDirectory(atPath: store.blobsDirectory, withIntermediateDirectories: true)
         for (c, size) in [("a", 5), ("b", 7), ("c", 2)] {
-            FileManager.default.createFile(atPath: store.blobsDirectory + "/sha256-" + Self.hex(Character(c)),
-                                           contents: Data(repeating: 1, count: size))
+            FileManager.default.createFile(
+                atPath: store.blobsDirectory + "/sha256-" + Self.hex(Character(c)),
+                contents: Data(repeating: 1, count: size))
         }
-        let one = try ModelName(parsing: "one"), two = try ModelName(parsing: "ns/two:x")
+        let one = try ModelName(parsing: "one")
+        let two = try ModelName(parsing: "ns/two:x")
         try store.writeManifest(try Self.manifest([(Self.hex("a"), 5)], config: (Self.hex("c"), 2)), for: one)
         try store.writeManifest(try Self.manifest([(Self.hex("b"), 7)], config: (Self.hex("c"), 2)), for: two)
         let listed = store.list()
@@ -75,7 +82,9 @@ import HaulTestSupport
         #expect(FileSystem.size(path) == 4096)
         #expect(throws: HaulError.self) { try PartialBlob(path: path, digest: digest, size: 4096, model: "m") }
         let waited = Mutex(false)
-        let second = Task { try await PartialBlob.lockedDescriptor(path: path) { waited.withLock { $0 = true } }.isStillAtPath }
+        let second = Task {
+            try await PartialBlob.lockedDescriptor(path: path) { waited.withLock { $0 = true } }.isStillAtPath
+        }
         #expect(try await waitUntil(timeout: 120) { waited.withLock { $0 } })
         first = nil
         #expect(try await second.value)
@@ -103,7 +112,8 @@ import HaulTestSupport
         let b = Task {
             let fd = try await PartialBlob.lockedDescriptor(path: path) { waited.withLock { $0 = true } }
             let isAtPath = fd.isStillAtPath
-            let partial = try PartialBlob(locked: fd, files: PartialFiles(data: path), digest: digest, size: 4096, model: "m")
+            let partial = try PartialBlob(
+                locked: fd, files: PartialFiles(data: path), digest: digest, size: 4096, model: "m")
             return (isAtPath, partial)
         }
         #expect(try await waitUntil(timeout: 120) { waited.withLock { $0 } })

@@ -1,5 +1,6 @@
-import Testing
 import HaulKit
+import Testing
+
 @testable import HaulServer
 
 /// The daemon's Origin and Host rules, as Ollama derives them
@@ -7,7 +8,9 @@ import HaulKit
 /// `envconfig/config.go`: `AllowedOrigins`).
 @Suite struct AccessPolicyTests {
     @Test func theRulesMatchOllamasDerivation() {
-        let policy = AccessPolicy(.fromEnvironment(["OLLAMA_ORIGINS": "https://*.example"], listeningOn: OllamaHost(parsing: "127.0.0.1:11434")))
+        let policy = AccessPolicy(
+            .fromEnvironment(
+                ["OLLAMA_ORIGINS": "https://*.example"], listeningOn: OllamaHost(parsing: "127.0.0.1:11434")))
         #expect(policy.allows(origin: "https://a.example"))
         #expect(!policy.allows(origin: "https://a.example.evil"))
         #expect(!policy.allows(origin: "http://localhost.evil"))

@@ -1,15 +1,16 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import HaulKit
+import HaulServer
 import HaulTestSupport
 import Hummingbird
 import HummingbirdTesting
 import Logging
 import ServiceLifecycle
 import Testing
-import HaulServer
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 /// The daemon as a library, used only through its public API: its routes
 /// mounted in another application's router (with its own context and
@@ -51,7 +52,9 @@ import HaulServer
             #expect(address.port != 0)
             let url = URL(string: address.clientURL + "/api/version")!
             let (data, response) = try await URLSession.shared.data(from: url)
-            #expect((response as? HTTPURLResponse)?.statusCode == 200 && String(decoding: data, as: UTF8.self).contains("version"))
+            #expect(
+                (response as? HTTPURLResponse)?.statusCode == 200
+                    && String(decoding: data, as: UTF8.self).contains("version"))
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
         }

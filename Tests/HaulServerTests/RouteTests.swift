@@ -4,6 +4,7 @@ import HaulTestSupport
 import Hummingbird
 import HummingbirdTesting
 import Testing
+
 @testable import HaulServer
 
 /// Every route of `haul serve` in process (HummingbirdTesting's router
@@ -21,8 +22,10 @@ import Testing
         (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) as? [String: Any] ?? [:]
     }
 
-    static func post(_ client: any TestClientProtocol, _ uri: String, _ body: String,
-                     method: HTTPRequest.Method = .post, headers: HTTPFields = [:]) async throws -> TestResponse {
+    static func post(
+        _ client: any TestClientProtocol, _ uri: String, _ body: String,
+        method: HTTPRequest.Method = .post, headers: HTTPFields = [:]
+    ) async throws -> TestResponse {
         try await client.execute(uri: uri, method: method, headers: headers, body: ByteBuffer(string: body))
     }
 
@@ -37,10 +40,12 @@ import Testing
     }
 
     @Test func tagsShowAndDeleteAStoredModel() async throws {
-        let digest = try StoredModel.write("example.com/team/tiny:v1", layers: [
-            ("application/vnd.ollama.image.model", "weights"),
-            ("application/vnd.ollama.image.template", "{{ .Prompt }}"),
-        ], into: store)
+        let digest = try StoredModel.write(
+            "example.com/team/tiny:v1",
+            layers: [
+                ("application/vnd.ollama.image.model", "weights"),
+                ("application/vnd.ollama.image.template", "{{ .Prompt }}")
+            ], into: store)
         try await withDaemon { client in
             let tags = try await client.execute(uri: "/api/tags", method: .get)
             // Slashes as Go writes them, not "example.com\/team".
@@ -53,7 +58,8 @@ import Testing
             #expect(show.status == .ok)
             #expect(Self.json(show.body)["template"] as? String == "{{ .Prompt }}")
 
-            let deleted = try await Self.post(client, "/api/delete", #"{"model":"example.com/team/tiny:v1"}"#, method: .delete)
+            let deleted = try await Self.post(
+                client, "/api/delete", #"{"model":"example.com/team/tiny:v1"}"#, method: .delete)
             #expect(deleted.status == .ok && deleted.body.readableBytes == 0)
             let after = try await client.execute(uri: "/api/tags", method: .get)
             #expect(String(buffer: after.body) == #"{"models":[]}"#)
@@ -70,7 +76,9 @@ import Testing
         try await withDaemon { client in
             let show = try await Self.post(client, "/api/show", #"{"model":"lying"}"#)
             #expect(show.status == .internalServerError)
-            #expect(Self.json(show.body)["error"] as? String == "invalid GGUF: key/value count 9187201950435737471 does not fit the file")
+            #expect(
+                Self.json(show.body)["error"] as? String
+                    == "invalid GGUF: key/value count 9187201950435737471 does not fit the file")
             let tags = try await client.execute(uri: "/api/tags", method: .get)
             let listed = try #require((Self.json(tags.body)["models"] as? [[String: Any]])?.first)
             #expect(listed["name"] as? String == "lying:latest" && listed["capabilities"] == nil)
@@ -89,10 +97,14 @@ import Testing
         ("/api/copy", #"{"source":"missing","destination":"x"}"#, 404, #"model "missing" not found"#),
         ("/api/copy", #"{"source":"a b","destination":"x"}"#, 400, #"source "a b" is invalid"#),
         ("/api/copy", #"{"source":"x","destination":"a b"}"#, 400, #"destination "a b" is invalid"#),
-        ("/api/pull", #"{"model":"gpt-oss:20b-cloud"}"#, 400,
-         #""gpt-oss:20b-cloud" is an Ollama cloud model: it runs on ollama.com and has no weights to pull (pull a local tag, without -cloud)"#),
-        ("/api/pull", #"{"model":"gpt-oss:20b:cloud"}"#, 400,
-         #""gpt-oss:20b:cloud" is an Ollama cloud model: it runs on ollama.com and has no weights to pull (pull a local tag, without -cloud)"#),
+        (
+            "/api/pull", #"{"model":"gpt-oss:20b-cloud"}"#, 400,
+            #""gpt-oss:20b-cloud" is an Ollama cloud model: it runs on ollama.com and has no weights to pull (pull a local tag, without -cloud)"#
+        ),
+        (
+            "/api/pull", #"{"model":"gpt-oss:20b:cloud"}"#, 400,
+            #""gpt-oss:20b:cloud" is an Ollama cloud model: it runs on ollama.com and has no weights to pull (pull a local tag, without -cloud)"#
+        ),
         ("/api/delete", #"{"model":"missing"}"#, 404, "model 'missing' not found"),
         ("/api/show", "", 400, "missing request body"),
         ("/api/show", "{", 400, "invalid request body: malformed JSON"),
@@ -100,15 +112,19 @@ import Testing
         ("/api/show", #"{"model":"a b"}"#, 400, #"name "a b" is invalid"#),
         ("/api/pull", #"{"model":"bad name!"}"#, 400, "invalid model name"),
         ("/api/pull", #"{"model":"x","stream":"yes"}"#, 400, #"invalid request body: "stream" must be a boolean"#),
-        ("/api/show", "{\"model\":\"" + String(repeating: "a", count: 70_000) + "\"}", 413,
-         "request body too large (limit 65536 bytes)"),
+        (
+            "/api/show", "{\"model\":\"" + String(repeating: "a", count: 70_000) + "\"}", 413,
+            "request body too large (limit 65536 bytes)"
+        )
     ]
 
     @Test(arguments: refusals)
     func refusalsAreOllamasStatusAndText(route: String, body: String, status: Int, message: String) async throws {
         try await withDaemon { client in
             let method: HTTPRequest.Method = route == "/api/delete" ? .delete : .post
-            if route == "/api/copy" { _ = try StoredModel.write("x", layers: [("application/vnd.ollama.image.model", "w")], into: store) }
+            if route == "/api/copy" {
+                _ = try StoredModel.write("x", layers: [("application/vnd.ollama.image.model", "w")], into: store)
+            }
             let r = try await Self.post(client, route, body, method: method)
             #expect(r.status.code == status)
             #expect(Self.json(r.body)["error"] as? String == message)
@@ -118,9 +134,11 @@ import Testing
 
     @Test func aPageOnAnotherSiteIsRefusedAndAnAllowedOneReadsEvenErrors() async throws {
         try await withDaemon { client in
-            let evil = try await client.execute(uri: "/api/tags", method: .get, headers: [.origin: "https://evil.example"])
+            let evil = try await client.execute(
+                uri: "/api/tags", method: .get, headers: [.origin: "https://evil.example"])
             #expect(evil.status == .forbidden)
-            let pull = try await Self.post(client, "/api/pull", #"{"model":"tiny"}"#, headers: [.origin: "https://evil.example"])
+            let pull = try await Self.post(
+                client, "/api/pull", #"{"model":"tiny"}"#, headers: [.origin: "https://evil.example"])
             #expect(pull.status == .forbidden)
 
             let local: HTTPFields = [.origin: "http://localhost:3000"]

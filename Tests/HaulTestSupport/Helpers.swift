@@ -6,7 +6,8 @@ package final class TempDir: Sendable {
     package let path: String
 
     package init(_ label: String = "haul") {
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString.prefix(8))")
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "\(label)-\(UUID().uuidString.prefix(8))")
         try! FileManager.default.createDirectory(at: base, withIntermediateDirectories: true)
         path = base.path
     }
@@ -31,7 +32,8 @@ package func run(_ executable: String, _ arguments: [String], environment: [Stri
     var env = ProcessInfo.processInfo.environment
     for (k, v) in environment { env[k] = v }
     p.environment = env
-    let out = Pipe(), err = Pipe()
+    let out = Pipe()
+    let err = Pipe()
     p.standardOutput = out
     p.standardError = err
     p.standardInput = FileHandle.nullDevice
@@ -48,8 +50,9 @@ package func run(_ executable: String, _ arguments: [String], environment: [Stri
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     group.wait()
     p.waitUntilExit()
-    return RunResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                     stderr: String(decoding: errData, as: UTF8.self), seconds: Date().timeIntervalSince(start))
+    return RunResult(
+        status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+        stderr: String(decoding: errData, as: UTF8.self), seconds: Date().timeIntervalSince(start))
 }
 
 /// The repository's `Tests` directory.
@@ -77,7 +80,8 @@ package func haul(_ arguments: [String], models: String) throws -> RunResult {
 
 /// `haul` under GNU time: its result, and its peak resident set in MiB.
 package func haulMeasured(_ arguments: [String], models: String) throws -> (RunResult, peakMiB: Double) {
-    let r = try run("/usr/bin/time", ["-f", "peak-rss-kib %M", haulBinary] + arguments, environment: ["OLLAMA_MODELS": models])
+    let r = try run(
+        "/usr/bin/time", ["-f", "peak-rss-kib %M", haulBinary] + arguments, environment: ["OLLAMA_MODELS": models])
     let kib = r.stderr.firstMatch(of: /peak-rss-kib (\d+)/).flatMap { Double($0.1) } ?? .infinity
     return (r, kib / 1024)
 }
@@ -85,7 +89,9 @@ package func haulMeasured(_ arguments: [String], models: String) throws -> (RunR
 package func fileBytes(_ path: String) -> Data? { try? Data(contentsOf: URL(fileURLWithPath: path)) }
 
 package func filesEqual(_ a: String, _ b: String) -> Bool {
-    guard let x = FileManager.default.contents(atPath: a), let y = FileManager.default.contents(atPath: b) else { return false }
+    guard let x = FileManager.default.contents(atPath: a), let y = FileManager.default.contents(atPath: b) else {
+        return false
+    }
     return x == y
 }
 
@@ -106,7 +112,9 @@ package func listFiles(_ root: String) -> [String] {
     var out: [String] = []
     while let p = e.nextObject() as? String {
         var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: root + "/" + p, isDirectory: &isDir), !isDir.boolValue { out.append(p) }
+        if FileManager.default.fileExists(atPath: root + "/" + p, isDirectory: &isDir), !isDir.boolValue {
+            out.append(p)
+        }
     }
     return out.sorted()
 }
@@ -123,8 +131,10 @@ package final class BackgroundProcess {
     private let outPath: String
     private let errPath: String
 
-    package init(_ arguments: [String], executable: String = haulBinary, models: String, environment: [String: String] = [:],
-         logs: TempDir) throws {
+    package init(
+        _ arguments: [String], executable: String = haulBinary, models: String, environment: [String: String] = [:],
+        logs: TempDir
+    ) throws {
         let tag = UUID().uuidString.prefix(6)
         outPath = logs.sub("out-\(tag)")
         errPath = logs.sub("err-\(tag)")

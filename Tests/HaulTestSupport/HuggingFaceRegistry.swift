@@ -5,7 +5,9 @@ import Foundation
 /// over TLS on port 443 inside a network namespace of the test's own. Haul
 /// runs inside it too, trusting the test CA.
 package final class HuggingFaceRegistry: Sendable {
-    package static let hostNames = ["hf.co", "huggingface.co", "cas-bridge.xethub.hf.co", "hf-mirror.test", "registry.evil.test"]
+    package static let hostNames = [
+        "hf.co", "huggingface.co", "cas-bridge.xethub.hf.co", "hf-mirror.test", "registry.evil.test"
+    ]
     package let namespace: NetworkNamespace
     package let pki: TestPKI
     private let server: ServerProcess
@@ -15,11 +17,15 @@ package final class HuggingFaceRegistry: Sendable {
 
     /// `privateRepos` (USER/REPO) need `hfToken` as a Bearer token, or a
     /// signature by the Ollama key whose `.pub` is `ollamaPublicKey`.
-    package init(root: String, privateRepos: [String] = [], hfToken: String? = nil, ollamaPublicKey: String? = nil) throws {
+    package init(root: String, privateRepos: [String] = [], hfToken: String? = nil, ollamaPublicKey: String? = nil)
+        throws
+    {
         namespace = try NetworkNamespace(hostNames: Self.hostNames)
         pki = try TestPKI(dnsNames: Self.hostNames)
-        var args = [testsDirectory.appendingPathComponent("registry/hfregistry.py").path, "serve", "--root", root,
-                    "--cert", pki.serverCert, "--key", pki.serverKey]
+        var args = [
+            testsDirectory.appendingPathComponent("registry/hfregistry.py").path, "serve", "--root", root,
+            "--cert", pki.serverCert, "--key", pki.serverKey
+        ]
         args += privateRepos.flatMap { ["--private", $0] }
         if let hfToken { args += ["--hf-token", hfToken] }
         if let ollamaPublicKey { args += ["--ollama-pub", ollamaPublicKey] }
@@ -30,14 +36,17 @@ package final class HuggingFaceRegistry: Sendable {
     /// `haul ARGS` inside the namespace. HF's variables are cleared unless
     /// `environment` sets them.
     package func haul(_ arguments: [String], models: String, environment: [String: String] = [:]) throws -> RunResult {
-        let base = ["OLLAMA_MODELS": models, "SSL_CERT_FILE": pki.caCert, "HOME": home.path,
-                    "HF_TOKEN": "", "HF_ENDPOINT": "", "HF_HOME": "", "HF_TOKEN_PATH": "", "XDG_CACHE_HOME": ""]
+        let base = [
+            "OLLAMA_MODELS": models, "SSL_CERT_FILE": pki.caCert, "HOME": home.path,
+            "HF_TOKEN": "", "HF_ENDPOINT": "", "HF_HOME": "", "HF_TOKEN_PATH": "", "XDG_CACHE_HOME": ""
+        ]
         return try namespace.run(haulBinary, arguments, environment: base.merging(environment) { _, new in new })
     }
 
     package func stats() throws -> [String: Any] {
         let r = try namespace.run("/usr/bin/curl", ["-sS", "--cacert", pki.caCert, "https://hf.co/_stats"])
-        guard r.status == 0, let stats = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] else {
+        guard r.status == 0, let stats = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        else {
             throw TestFailure("hfregistry stats: \(r.stderr)")
         }
         return stats

@@ -13,7 +13,9 @@ package final class NetworkNamespace: Sendable {
     package init(hostNames: [String]) throws {
         name = "haul-\(getpid())-\(UUID().uuidString.prefix(6).lowercased())"
         let added = try HaulTestSupport.run(Self.ip, ["netns", "add", name])
-        guard added.status == 0 else { throw TestFailure("ip netns add \(name) (this test needs root): \(added.stderr)") }
+        guard added.status == 0 else {
+            throw TestFailure("ip netns add \(name) (this test needs root): \(added.stderr)")
+        }
         do {
             let up = try HaulTestSupport.run(Self.ip, ["-n", name, "link", "set", "lo", "up"])
             guard up.status == 0 else { throw TestFailure("ip link set lo up in \(name): \(up.stderr)") }
@@ -51,7 +53,9 @@ package final class NetworkNamespace: Sendable {
     }
 
     /// Runs a program to completion inside the namespace.
-    package func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> RunResult {
+    package func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws
+        -> RunResult
+    {
         let inside = command(executable, arguments)
         return try HaulTestSupport.run(inside.executable, inside.arguments, environment: environment)
     }

@@ -57,10 +57,13 @@ package struct OllamaStore {
 
     /// A runnable manifest over `layers` (each stored as a blob) and a GGUF
     /// config, with an optional `runner` field as Ollama ≥ 0.40 writes.
-    package func image(_ layers: [(String, String)], config: String = gguf, runner: String? = nil) throws -> (bytes: [UInt8], layers: [Layer0]) {
+    package func image(_ layers: [(String, String)], config: String = gguf, runner: String? = nil) throws -> (
+        bytes: [UInt8], layers: [Layer0]
+    ) {
         let configLayer = try blob(Array(config.utf8), mediaType: "application/vnd.docker.container.image.v1+json")
         let stored = try layers.map { try blob(Array($0.1.utf8), mediaType: $0.0) }
-        var text = #"{"schemaVersion":2,"mediaType":"\#(Self.dockerManifest)","config":\#(configLayer.json),"layers":[\#(stored.map(\.json).joined(separator: ","))]"#
+        var text =
+            #"{"schemaVersion":2,"mediaType":"\#(Self.dockerManifest)","config":\#(configLayer.json),"layers":[\#(stored.map(\.json).joined(separator: ","))]"#
         if let runner { text += #","runner":"\#(runner)""# }
         return (Array((text + "}").utf8), stored + [configLayer])
     }
@@ -73,14 +76,18 @@ package struct OllamaStore {
             switch child {
             case .reference(let manifest, let runner, let stored):
                 if stored { try blob(manifest) }
-                entries.append(#"{"mediaType":"\#(Self.dockerManifest)","digest":"\#(Digest(hashing: manifest))","runner":"\#(runner)","format":"gguf"}"#)
+                entries.append(
+                    #"{"mediaType":"\#(Self.dockerManifest)","digest":"\#(Digest(hashing: manifest))","runner":"\#(runner)","format":"gguf"}"#
+                )
             case .inline(let manifest, let runner):
                 var object = String(decoding: manifest, as: UTF8.self)
                 object.removeLast()
                 entries.append(object + #","runner":"\#(runner)"}"#)
             }
         }
-        return Array(#"{"schemaVersion":2,"mediaType":"application/vnd.ollama.manifest.list.v2+json","manifests":[\#(entries.joined(separator: ","))]}"#.utf8)
+        return Array(
+            #"{"schemaVersion":2,"mediaType":"application/vnd.ollama.manifest.list.v2+json","manifests":[\#(entries.joined(separator: ","))]}"#
+                .utf8)
     }
 
     /// `manifests-v2/…` for `name`, as Ollama's `V2PathForName` spells it.
@@ -104,10 +111,13 @@ package struct OllamaStore {
     package func linkV2(_ name: String, _ bytes: [UInt8], as entry: Entry = .symlink) throws -> String {
         let digest = try blob(bytes).digest
         let path = try v2Path(name)
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try? FileManager.default.removeItem(atPath: path)
         switch entry {
-        case .symlink: try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: "../../../../blobs/sha256-" + digest.hex)
+        case .symlink:
+            try FileManager.default.createSymbolicLink(
+                atPath: path, withDestinationPath: "../../../../blobs/sha256-" + digest.hex)
         case .hardLink: try FileManager.default.linkItem(atPath: store.blobPath(digest), toPath: path)
         case .copy: try Data(bytes).write(to: URL(fileURLWithPath: path))
         }
@@ -118,7 +128,8 @@ package struct OllamaStore {
     @discardableResult
     package func legacy(_ name: String, _ bytes: [UInt8], host: String? = nil) throws -> String {
         let path = try legacyPath(name, host: host)
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         return path
     }
@@ -127,7 +138,8 @@ package struct OllamaStore {
     @discardableResult
     package func rawLink(_ name: String, to target: String) throws -> String {
         let path = try v2Path(name)
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try? FileManager.default.removeItem(atPath: path)
         try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: target)
         return path

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -14,7 +15,9 @@ package func freePort() -> Int {
     addr.sin_port = 0
     var len = socklen_t(MemoryLayout<sockaddr_in>.size)
     _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    _ = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+    }
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
@@ -28,7 +31,9 @@ package func waitForListener(port: Int, timeout: Double = 20) async throws -> Bo
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         return withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         } == 0
     }
 }
@@ -43,21 +48,30 @@ package struct TestPKI {
 
     /// `dnsNames`: the host names the server certificate is valid for
     /// (besides 127.0.0.1).
-    package init(in dir: TempDir = TempDir("haul-pki"), dnsNames: [String] = ["localhost"], ipAddresses: [String] = []) throws {
+    package init(in dir: TempDir = TempDir("haul-pki"), dnsNames: [String] = ["localhost"], ipAddresses: [String] = [])
+        throws
+    {
         self.dir = dir
         caCert = dir.sub("ca.pem")
         serverCert = dir.sub("server.pem")
         serverKey = dir.sub("server.key")
         let ext = dir.sub("ext.cnf")
-        let names = (["IP:127.0.0.1"] + ipAddresses.map { "IP:" + $0 } + dnsNames.map { "DNS:" + $0 }).joined(separator: ",")
+        let names = (["IP:127.0.0.1"] + ipAddresses.map { "IP:" + $0 } + dnsNames.map { "DNS:" + $0 }).joined(
+            separator: ",")
         try "subjectAltName=\(names)\nbasicConstraints=CA:FALSE\n".write(toFile: ext, atomically: true, encoding: .utf8)
         let steps: [[String]] = [
-            ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", dir.sub("ca.key"), "-out", caCert, "-days", "2", "-subj", "/CN=Haul Test CA"],
-            ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", serverKey, "-out", dir.sub("server.csr"), "-subj", "/CN=127.0.0.1"],
-            ["x509", "-req", "-in", dir.sub("server.csr"), "-CA", caCert, "-CAkey", dir.sub("ca.key"),
-             "-CAcreateserial", "-out", serverCert, "-days", "2", "-extfile", ext],
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", dir.sub("ca.key"), "-out", caCert, "-days", "2", "-subj", "/CN=Haul Test CA"
+            ],
+            [
+                "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", serverKey, "-out", dir.sub("server.csr"), "-subj", "/CN=127.0.0.1"
+            ],
+            [
+                "x509", "-req", "-in", dir.sub("server.csr"), "-CA", caCert, "-CAkey", dir.sub("ca.key"),
+                "-CAcreateserial", "-out", serverCert, "-days", "2", "-extfile", ext
+            ]
         ]
         for step in steps {
             let r = try run("/usr/bin/openssl", step)
@@ -83,9 +97,11 @@ package final class DockerRegistry {
     /// `proxy`: a pull-through cache of that registry (distribution's proxy
     /// mode), with the upstream's credentials. `tokenRealm`: bearer tokens
     /// from that realm (distribution's `auth: token`).
-    package init(user: (name: String, password: String)? = nil, tls: TestPKI? = nil, redirectBlobsTo: String? = nil,
-                 proxy: (url: String, user: String?, password: String?)? = nil, accessLog: Bool = false,
-                 tokenRealm: TokenRealm? = nil) async throws {
+    package init(
+        user: (name: String, password: String)? = nil, tls: TestPKI? = nil, redirectBlobsTo: String? = nil,
+        proxy: (url: String, user: String?, password: String?)? = nil, accessLog: Bool = false,
+        tokenRealm: TokenRealm? = nil
+    ) async throws {
         dir = TempDir("haul-docker-registry")
         port = freePort()
         scheme = tls == nil ? "http" : "https"
@@ -107,7 +123,8 @@ package final class DockerRegistry {
             config += "  tls:\n    certificate: \(tls.serverCert)\n    key: \(tls.serverKey)\n"
         }
         if let redirectBlobsTo {
-            config += "middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: \(redirectBlobsTo)\n"
+            config +=
+                "middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: \(redirectBlobsTo)\n"
         }
         if let proxy {
             config += "proxy:\n  remoteurl: \(proxy.url)\n"
@@ -121,7 +138,8 @@ package final class DockerRegistry {
             config += "auth:\n  htpasswd:\n    realm: haul-test\n    path: \(dir.sub("htpasswd"))\n"
         }
         if let tokenRealm {
-            config += "auth:\n  token:\n    realm: \(tokenRealm.url)\n    service: haul-test\n"
+            config +=
+                "auth:\n  token:\n    realm: \(tokenRealm.url)\n    service: haul-test\n"
                 + "    issuer: \(tokenRealm.issuer)\n    rootcertbundle: \(tokenRealm.certificate)\n"
         }
         try config.write(toFile: dir.sub("config.yml"), atomically: true, encoding: .utf8)
@@ -129,8 +147,9 @@ package final class DockerRegistry {
     }
 
     private static func start(_ dir: TempDir, port: Int) async throws -> BackgroundProcess {
-        let process = try BackgroundProcess(["serve", dir.sub("config.yml")], executable: "/usr/bin/docker-registry",
-                                            models: "", logs: dir)
+        let process = try BackgroundProcess(
+            ["serve", dir.sub("config.yml")], executable: "/usr/bin/docker-registry",
+            models: "", logs: dir)
         guard try await waitForListener(port: port) else {
             throw TestFailure("docker-registry did not start: \(process.stderr)")
         }
@@ -145,7 +164,9 @@ package final class DockerRegistry {
     package func blobBytesSent() -> [String: Int] {
         var out: [String: Int] = [:]
         for line in (process.stdout + process.stderr).split(separator: "\n") {
-            guard let m = line.firstMatch(of: /"GET [^" ]*\/blobs\/sha256:([0-9a-f]{64})[^"]*" \d{3} (\d+)/) else { continue }
+            guard let m = line.firstMatch(of: /"GET [^" ]*\/blobs\/sha256:([0-9a-f]{64})[^"]*" \d{3} (\d+)/) else {
+                continue
+            }
             out[String(m.1), default: 0] += Int(m.2) ?? 0
         }
         return out
@@ -194,9 +215,12 @@ package final class Tinyproxy {
 
             """
         try config.write(toFile: dir.sub("tinyproxy.conf"), atomically: true, encoding: .utf8)
-        process = try BackgroundProcess(["-d", "-c", dir.sub("tinyproxy.conf")], executable: "/usr/bin/tinyproxy",
-                                        models: "", logs: dir)
-        guard try await waitForListener(port: port) else { throw TestFailure("tinyproxy did not start: \(process.stderr)") }
+        process = try BackgroundProcess(
+            ["-d", "-c", dir.sub("tinyproxy.conf")], executable: "/usr/bin/tinyproxy",
+            models: "", logs: dir)
+        guard try await waitForListener(port: port) else {
+            throw TestFailure("tinyproxy did not start: \(process.stderr)")
+        }
     }
 
     deinit {
@@ -217,7 +241,9 @@ package final class NginxRegistry {
 
     /// Lines of the access log: `BODY_BYTES STATUS URI` (http), or
     /// `SESSION_REUSED CONNECTION BODY_BYTES URI` (https).
-    package var accessLog: String { (try? String(contentsOfFile: dir.sub(tlsMode ? "tls-access.log" : "access.log"), encoding: .utf8)) ?? "" }
+    package var accessLog: String {
+        (try? String(contentsOfFile: dir.sub(tlsMode ? "tls-access.log" : "access.log"), encoding: .utf8)) ?? ""
+    }
     package var errorLog: String { (try? String(contentsOfFile: dir.sub("nginx-error.log"), encoding: .utf8)) ?? "" }
     private let tlsMode: Bool
 
@@ -232,11 +258,16 @@ package final class NginxRegistry {
         tlsMode = tls != nil
         (registryPort, cdnPort) = (freePort(), freePort())
         let spec = "\(registryPort):\(cdnPort)" + (tls.map { ":::\($0.serverCert):\($0.serverKey)" } ?? "")
-        let conf = try run("/usr/bin/env", ["python3", testsDirectory.appendingPathComponent("registry/nginxconf.py").path,
-                                            dir.path, root, spec])
+        let conf = try run(
+            "/usr/bin/env",
+            [
+                "python3", testsDirectory.appendingPathComponent("registry/nginxconf.py").path,
+                dir.path, root, spec
+            ])
         guard conf.status == 0 else { throw TestFailure("nginxconf.py: \(conf.stderr)") }
-        process = try BackgroundProcess(["-p", dir.path, "-c", dir.sub("nginx.conf"), "-e", dir.sub("nginx-error.log")],
-                                        executable: nginx, models: "", logs: dir)
+        process = try BackgroundProcess(
+            ["-p", dir.path, "-c", dir.sub("nginx.conf"), "-e", dir.sub("nginx-error.log")],
+            executable: nginx, models: "", logs: dir)
         guard try await waitForListener(port: registryPort), try await waitForListener(port: cdnPort) else {
             throw TestFailure("nginx did not start: \(errorLog)")
         }
@@ -275,8 +306,11 @@ package final class TokenRealm: Sendable {
         dir = TempDir("haul-token-realm")
         scheme = tls == nil ? "http" : "https"
         let script = testsDirectory.appendingPathComponent("registry/tokenrealm.py").path
-        let options = (user.map { ["--user", $0] } ?? []) + (tls.map { ["--tls-cert", $0.serverCert, "--tls-key", $0.serverKey] } ?? [])
-        server = try ServerProcess(executable: "/usr/bin/env", arguments: ["python3", script, "--dir", dir.path] + options)
+        let options =
+            (user.map { ["--user", $0] } ?? [])
+            + (tls.map { ["--tls-cert", $0.serverCert, "--tls-key", $0.serverKey] } ?? [])
+        server = try ServerProcess(
+            executable: "/usr/bin/env", arguments: ["python3", script, "--dir", dir.path] + options)
         port = server.firstLine["port"] as! Int
         certificate = server.firstLine["cert"] as! String
         issuer = server.firstLine["issuer"] as! String

@@ -6,8 +6,10 @@ import HaulKit
 package enum StoredModel {
     /// `layers` as (media type, content); returns the manifest's digest.
     @discardableResult
-    package static func write(_ name: String, layers: [(String, String)], into store: ModelStore,
-                              config configText: String = #"{"model_format":"gguf","model_family":"llama"}"#) throws -> Digest {
+    package static func write(
+        _ name: String, layers: [(String, String)], into store: ModelStore,
+        config configText: String = #"{"model_format":"gguf","model_family":"llama"}"#
+    ) throws -> Digest {
         let parsed = try ModelName(parsing: name)
         func blob(_ mediaType: String, _ text: String) throws -> String {
             let bytes = Array(text.utf8)
@@ -18,7 +20,8 @@ package enum StoredModel {
         }
         let config = try blob("application/vnd.docker.container.image.v1+json", configText)
         let entries = try layers.map { try blob($0.0, $0.1) }
-        let manifest = #"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":\#(config),"layers":[\#(entries.joined(separator: ","))]}"#
+        let manifest =
+            #"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":\#(config),"layers":[\#(entries.joined(separator: ","))]}"#
         try store.writeManifest(Manifest(bytes: Array(manifest.utf8)), for: parsed)
         return Digest(hashing: Array(manifest.utf8))
     }

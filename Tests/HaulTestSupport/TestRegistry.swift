@@ -1,8 +1,9 @@
 import Foundation
+import HaulKit
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import HaulKit
 
 /// The Python test registry (Tests/registry/testregistry.py), started on
 /// 127.0.0.1 with ephemeral ports and stopped when the test is done.
@@ -23,11 +24,14 @@ package final class TestRegistry: Sendable {
     /// GETs beyond that many at once are answered 503 (`busy_refusals`).
     /// `collapseAbove`: with more blob GETs than that at once, all of them
     /// share `collapseRate` (`collapsed_bytes`, `active_max`).
-    package init(root: String, cdn: Bool = true, rate: String? = nil, slowConnection: Int? = nil, slowFactor: Double = 10,
-         tokenAuth: String? = nil, tokenTTL: Double = 300, realm: String? = nil, selfRedirect: Bool = false, redirectUploads: Bool = false, maxConcurrent: Int? = nil,
-         collapseAbove: Int? = nil, collapseRate: String = "8M",
-         ipv6: Bool = false, minClient: String? = nil, headWithoutLength: [Digest] = [],
-         namespace: NetworkNamespace? = nil, bind: String? = nil, environment: [String: String] = [:]) throws {
+    package init(
+        root: String, cdn: Bool = true, rate: String? = nil, slowConnection: Int? = nil, slowFactor: Double = 10,
+        tokenAuth: String? = nil, tokenTTL: Double = 300, realm: String? = nil, selfRedirect: Bool = false,
+        redirectUploads: Bool = false, maxConcurrent: Int? = nil,
+        collapseAbove: Int? = nil, collapseRate: String = "8M",
+        ipv6: Bool = false, minClient: String? = nil, headWithoutLength: [Digest] = [],
+        namespace: NetworkNamespace? = nil, bind: String? = nil, environment: [String: String] = [:]
+    ) throws {
         var args = [Self.script, "serve", "--root", root, "--exit-on-eof"]
         if let bind { args += ["--bind", bind] }
         self.bind = bind
@@ -44,8 +48,12 @@ package final class TestRegistry: Sendable {
         if cdn { args.append("--cdn") }
         if let rate { args += ["--rate", rate] }
         if let slowConnection { args += ["--slow-connection", "\(slowConnection)", "--slow-factor", "\(slowFactor)"] }
-        let command = namespace?.command("/usr/bin/env", ["python3"] + args) ?? (executable: "/usr/bin/env", arguments: ["python3"] + args)
-        server = try ServerProcess(executable: command.executable, arguments: command.arguments, environment: environment)
+        let command =
+            namespace?.command("/usr/bin/env", ["python3"] + args) ?? (
+                executable: "/usr/bin/env", arguments: ["python3"] + args
+            )
+        server = try ServerProcess(
+            executable: command.executable, arguments: command.arguments, environment: environment)
         let ports = server.firstLine
         registryPort = ports["registry"] as! Int
         cdnPort = ports["cdn"] as? Int
@@ -55,7 +63,9 @@ package final class TestRegistry: Sendable {
 
     package let ipv6: Bool
     private let bind: String?
-    package var host: String { bind.map { "\($0):\(registryPort)" } ?? (ipv6 ? "[::1]:\(registryPort)" : "127.0.0.1:\(registryPort)") }
+    package var host: String {
+        bind.map { "\($0):\(registryPort)" } ?? (ipv6 ? "[::1]:\(registryPort)" : "127.0.0.1:\(registryPort)")
+    }
 
     package func stats() async throws -> [String: Any] {
         let (data, _) = try await URLSession.shared.data(from: URL(string: "http://\(host)/_stats")!)
@@ -96,8 +106,10 @@ package struct TestModel: Sendable {
     /// `root` with the test registry's generator.
     /// `texts` are text layers as `KIND=TEXT` (template, system, params, license).
     package static func make(root: String, name: String, layers: [String], texts: [String] = []) throws -> TestModel {
-        let out = try run("/usr/bin/env", ["python3", TestRegistry.script, "make-model", "--root", root, "--name", name]
-            + layers.flatMap { ["--layer", $0] } + texts.flatMap { ["--text", $0] })
+        let out = try run(
+            "/usr/bin/env",
+            ["python3", TestRegistry.script, "make-model", "--root", root, "--name", name]
+                + layers.flatMap { ["--layer", $0] } + texts.flatMap { ["--text", $0] })
         guard out.status == 0 else { throw TestFailure("make-model failed: \(out.stderr)") }
         let parts = name.split(separator: ":")
         let repo = parts[0].contains("/") ? String(parts[0]) : "library/" + parts[0]
@@ -116,7 +128,9 @@ package struct TestModel: Sendable {
         let digest = Digest(hashing: extra)
         FileManager.default.createFile(atPath: root + "/blobs/" + digest.fileName, contents: Data(extra))
         var layers = manifest["layers"] as! [[String: Any]]
-        layers.append(["mediaType": "application/vnd.ollama.image.license", "digest": digest.description, "size": extra.count])
+        layers.append([
+            "mediaType": "application/vnd.ollama.image.license", "digest": digest.description, "size": extra.count
+        ])
         manifest["layers"] = layers
         let parts = name.split(separator: ":")
         let path = root + "/manifests/" + parts[0] + "/" + parts[1]
@@ -131,19 +145,26 @@ package struct TestModel: Sendable {
     /// list children), then the list. `children` are (model, runner);
     /// returns the list's bytes.
     @discardableResult
-    package static func makeList(root: String, name: String, children: [(TestModel, String)], extra: [String] = []) throws -> [UInt8] {
+    package static func makeList(root: String, name: String, children: [(TestModel, String)], extra: [String] = [])
+        throws -> [UInt8]
+    {
         var entries: [String] = []
         for (model, runner) in children {
             let bytes = model.manifestBytes
             let digest = Digest(hashing: bytes)
             FileManager.default.createFile(atPath: root + "/blobs/" + digest.fileName, contents: Data(bytes))
-            entries.append(#"{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"\#(digest)","runner":"\#(runner)","format":"gguf"}"#)
+            entries.append(
+                #"{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"\#(digest)","runner":"\#(runner)","format":"gguf"}"#
+            )
         }
-        let list = Array(#"{"schemaVersion":2,"mediaType":"application/vnd.ollama.manifest.list.v2+json","manifests":[\#((entries + extra).joined(separator: ","))]}"#.utf8)
+        let list = Array(
+            #"{"schemaVersion":2,"mediaType":"application/vnd.ollama.manifest.list.v2+json","manifests":[\#((entries + extra).joined(separator: ","))]}"#
+                .utf8)
         let parts = name.split(separator: ":")
         let directory = root + "/manifests/" + parts[0]
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try Data(list).write(to: URL(fileURLWithPath: directory + "/" + (parts.count > 1 ? String(parts[1]) : "latest")))
+        try Data(list).write(
+            to: URL(fileURLWithPath: directory + "/" + (parts.count > 1 ? String(parts[1]) : "latest")))
         return list
     }
 }

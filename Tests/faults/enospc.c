@@ -27,8 +27,8 @@ static int spend(size_t n) {
   return 0;
 }
 
-static ssize_t limited(ssize_t (*real)(int, const void *, size_t, off_t), int fd,
-                       const void *buf, size_t n, off_t off) {
+static ssize_t limited(ssize_t (*real)(int, const void *, size_t, off_t), int fd, const void *buf,
+                       size_t n, off_t off) {
   return spend(n) ? -1 : real(fd, buf, n, off);
 }
 

@@ -12,7 +12,7 @@ import CShims
 enum FuzzTargets {
     static let all: [String: @Sendable ([UInt8]) -> Void] = [
         "name": name, "manifest": manifest, "content-range": contentRange, "journal": journal,
-        "www-authenticate": wwwAuthenticate, "gguf": gguf, "template": template, "response": response,
+        "www-authenticate": wwwAuthenticate, "gguf": gguf, "template": template, "response": response
     ]
 
     /// Go templates (any model's template layer): the scan ends, every
@@ -22,8 +22,10 @@ enum FuzzTargets {
         let text = String(decoding: data, as: UTF8.self)
         let scan = TemplateScan(text)
         for field in scan.fields {
-            check(!field.isEmpty && field == field.lowercased() && !field.contains(where: { $0 == "." || $0 == " " || $0 == "}" }),
-                  "bad field \(field.debugDescription)")
+            check(
+                !field.isEmpty && field == field.lowercased()
+                    && !field.contains(where: { $0 == "." || $0 == " " || $0 == "}" }),
+                "bad field \(field.debugDescription)")
         }
         if scan.printsThinkingBetweenTags {
             check(text.contains(".Thinking"), "thinking from nowhere")
@@ -35,8 +37,9 @@ enum FuzzTargets {
     static func name(_ data: [UInt8]) {
         guard let text = String(validating: data, as: UTF8.self), let n = try? ModelName(parsing: text) else { return }
         for part in n.manifestPathComponents {
-            check(!part.isEmpty && part != "." && part != ".." && !part.contains("/") && !part.contains("\0"),
-                  "unsafe path part \(part.debugDescription) from \(text.debugDescription)")
+            check(
+                !part.isEmpty && part != "." && part != ".." && !part.contains("/") && !part.contains("\0"),
+                "unsafe path part \(part.debugDescription) from \(text.debugDescription)")
         }
         check((try? ModelName(parsing: n.description)) == n, "\(n) does not re-parse")
     }
@@ -56,7 +59,9 @@ enum FuzzTargets {
 
     /// Content-Range: an accepted value describes a real, ordered range.
     static func contentRange(_ data: [UInt8]) {
-        var first: Int64 = 0, last: Int64 = 0, total: Int64 = 0
+        var first: Int64 = 0
+        var last: Int64 = 0
+        var total: Int64 = 0
         let ok = (data.filter { $0 != 0 } + [0]).withUnsafeBufferPointer { p in
             p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) {
                 hl_parse_content_range($0, &first, &last, &total)
@@ -75,12 +80,16 @@ enum FuzzTargets {
         guard data.count >= 24 else { return }
         func i64(_ at: Int) -> Int64 { data[at..<at + 8].reduce(0) { $0 << 8 | Int64($1) } & 0xFFFF_FFFF_FFFF }
         let status = [200, 206, 301, 416, 503, Int(data[0]) << 2][Int(data[1]) % 6]
-        let start = i64(2) % 1_000_000, length = i64(10) % 1_000_000 + 1
+        let start = i64(2) % 1_000_000
+        let length = i64(10) % 1_000_000 + 1
         let total = start + length + Int64(data[18] & 3) - 1
-        let request = hl_range_request(start: start, end: start + length, total: total, accept_full: Int32(data[19] & 1))
+        let request = hl_range_request(
+            start: start, end: start + length, total: total, accept_full: Int32(data[19] & 1))
         let contentLength: Int64 = data[20] & 1 == 0 ? -1 : (data[21] & 1 == 0 ? total : i64(10))
         let header = Array(data[24...]).filter { $0 != 0 }
-        let verdict = header.isEmpty ? hl_judge_response(status, nil, contentLength, request)
+        let verdict =
+            header.isEmpty
+            ? hl_judge_response(status, nil, contentLength, request)
             : (header + [0]).withUnsafeBufferPointer { p in
                 p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) {
                     hl_judge_response(status, $0, contentLength, request)
@@ -88,19 +97,26 @@ enum FuzzTargets {
             }
         switch verdict {
         case HL_JUDGED_RANGE:
-            var first: Int64 = 0, last: Int64 = 0, announced: Int64 = 0
+            var first: Int64 = 0
+            var last: Int64 = 0
+            var announced: Int64 = 0
             let parsed = (header + [0]).withUnsafeBufferPointer { p in
                 p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) {
                     hl_parse_content_range($0, &first, &last, &announced)
                 }
             }
-            check(status == 206 && parsed == 0 && first == start && last == start + length - 1
-                  && (announced == -1 || announced == total), "took \(status) \(first)-\(last)/\(announced) for \(start)-\(start + length - 1)/\(total)")
+            check(
+                status == 206 && parsed == 0 && first == start && last == start + length - 1
+                    && (announced == -1 || announced == total),
+                "took \(status) \(first)-\(last)/\(announced) for \(start)-\(start + length - 1)/\(total)")
         case HL_JUDGED_WHOLE:
-            check(status == 200 && request.accept_full == 1 && (contentLength == -1 || contentLength == total),
-                  "took a 200 of \(contentLength) for a \(total)-byte blob")
+            check(
+                status == 200 && request.accept_full == 1 && (contentLength == -1 || contentLength == total),
+                "took a 200 of \(contentLength) for a \(total)-byte blob")
         default:
-            check(!(status == 206 && header.isEmpty) || verdict == HL_JUDGED_BAD_CONTENT_RANGE, "206 without Content-Range")
+            check(
+                !(status == 206 && header.isEmpty) || verdict == HL_JUDGED_BAD_CONTENT_RANGE,
+                "206 without Content-Range")
         }
     }
 
@@ -109,7 +125,9 @@ enum FuzzTargets {
     static func journal(_ data: [UInt8]) {
         guard let j = try? ResumeJournal.decode(data) else { return }
         check(j.point.hashed <= j.point.ranges.contiguousPrefix, "hash state beyond the data")
-        check(j.point.ranges.ranges.allSatisfy { $0.lowerBound >= 0 && $0.upperBound <= j.size }, "range outside the blob")
+        check(
+            j.point.ranges.ranges.allSatisfy { $0.lowerBound >= 0 && $0.upperBound <= j.size }, "range outside the blob"
+        )
         check((try? ResumeJournal.decode(j.encode())) == j, "journal does not round-trip")
     }
 
@@ -120,8 +138,10 @@ enum FuzzTargets {
         let challenges = AuthChallenge.parse(String(decoding: data, as: UTF8.self))
         check(challenges.count <= 32, "\(challenges.count) challenges")
         for c in challenges {
-            check(!c.scheme.isEmpty && c.scheme == c.scheme.lowercased() && !c.scheme.contains(" ") && !c.scheme.contains(","),
-                  "bad scheme \(c.scheme.debugDescription)")
+            check(
+                !c.scheme.isEmpty && c.scheme == c.scheme.lowercased() && !c.scheme.contains(" ")
+                    && !c.scheme.contains(","),
+                "bad scheme \(c.scheme.debugDescription)")
             check(c.parameters.keys.allSatisfy { !$0.isEmpty && $0 == $0.lowercased() }, "bad parameter names")
         }
         // Serialising what was parsed (all values quoted) parses back the
@@ -142,8 +162,10 @@ enum FuzzTargets {
         }.joined(separator: ", ")
         if challenges.allSatisfy({ $0.token68 == nil && !$0.parameters.isEmpty }) {
             let again = AuthChallenge.parse(text)
-            check(again.map(\.scheme) == challenges.map(\.scheme) && again.map(\.parameters) == challenges.map(\.parameters),
-                  "\(text.debugDescription) does not re-parse to what it came from")
+            check(
+                again.map(\.scheme) == challenges.map(\.scheme)
+                    && again.map(\.parameters) == challenges.map(\.parameters),
+                "\(text.debugDescription) does not re-parse to what it came from")
         }
     }
 
@@ -154,13 +176,17 @@ enum FuzzTargets {
         guard let all = try? GGUFMetadata.parse(data, keepArraysUpTo: nil) else { return }
         let counted = try? GGUFMetadata.parse(data, keepArraysUpTo: 0)
         check(counted != nil, "readable with arrays kept, not with arrays counted")
-        check(all.keyValues.count == counted?.keyValues.count && all.tensors == counted?.tensors, "the two reads differ")
+        check(
+            all.keyValues.count == counted?.keyValues.count && all.tensors == counted?.tensors, "the two reads differ")
         check(all.tensors.allSatisfy { $0.shape.count <= 8 }, "a tensor with too many dimensions")
         for (_, value) in all.keyValues {
-            if case .array(let count, let values) = value { check(values == nil || values?.count == count, "array count") }
+            if case .array(let count, let values) = value {
+                check(values == nil || values?.count == count, "array count")
+            }
             if case .string(let s) = value { check(s.utf8.count <= 16 << 20, "string over the cap") }
         }
-        let capabilities = ModelCapabilities.derive(config: [], gguf: all, hasProjector: false, template: "", family: "")
+        let capabilities = ModelCapabilities.derive(
+            config: [], gguf: all, hasProjector: false, template: "", family: "")
         check(Set(capabilities).count == capabilities.count, "repeated capabilities")
     }
 

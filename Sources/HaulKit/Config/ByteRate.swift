@@ -10,12 +10,15 @@ public enum ByteRate {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         var number = Substring(trimmed)
         var unit: Double = 1
-        if let last = number.last, let scale = ["k": 1024.0, "m": 1024.0 * 1024, "g": 1024.0 * 1024 * 1024][last.lowercased()] {
+        if let last = number.last,
+            let scale = ["k": 1024.0, "m": 1024.0 * 1024, "g": 1024.0 * 1024 * 1024][last.lowercased()]
+        {
             unit = scale
             number = number.dropLast()
         }
         guard !number.isEmpty, number.allSatisfy({ $0.isNumber || $0 == "." }),
-              let value = Double(number), value.isFinite, value >= 0, value * unit < 1e15 else {
+            let value = Double(number), value.isFinite, value >= 0, value * unit < 1e15
+        else {
             throw .invalidRate(text)
         }
         let bytes = Int64((value * unit).rounded())

@@ -35,15 +35,22 @@ public struct HuggingFace: Sendable, Equatable {
     }
 
     /// `HF_TOKEN`, else the token file; `HF_ENDPOINT`.
-    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> HuggingFace {
-        func value(_ key: String) -> String? { environment[key]?.trimmingCharacters(in: .whitespacesAndNewlines).nilIfEmpty }
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
+        -> HuggingFace
+    {
+        func value(_ key: String) -> String? {
+            environment[key]?.trimmingCharacters(in: .whitespacesAndNewlines).nilIfEmpty
+        }
         var token = value("HF_TOKEN")
         if token == nil {
-            let home = value("HF_HOME") ?? ((value("XDG_CACHE_HOME") ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.cache"))
-                + "/huggingface")
+            let home =
+                value("HF_HOME")
+                ?? ((value("XDG_CACHE_HOME") ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.cache"))
+                    + "/huggingface")
             let path = value("HF_TOKEN_PATH") ?? home + "/token"
             if FileSystem.exists(path), let bytes = try? FileSystem.readFile(path, limit: 64 << 10) {
-                token = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).nilIfEmpty
+                token =
+                    String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).nilIfEmpty
             }
         }
         return HuggingFace(token: token, endpoint: value("HF_ENDPOINT"))
@@ -73,8 +80,9 @@ public struct HuggingFace: Sendable, Equatable {
     func mirror(for name: ModelName) throws(HaulError) -> RegistryHost? {
         guard Self.hosts.contains(name.host.lowercased()), var endpoint else { return nil }
         guard let parts = URLParts(endpoint), !endpoint.contains("?"), !endpoint.contains("#") else {
-            throw .hostsConfig(path: "HF_ENDPOINT", line: nil,
-                               message: "\"\(HaulError.quoted(endpoint))\" is not an http(s) URL (e.g. https://hf-mirror.example)")
+            throw .hostsConfig(
+                path: "HF_ENDPOINT", line: nil,
+                message: "\"\(HaulError.quoted(endpoint))\" is not an http(s) URL (e.g. https://hf-mirror.example)")
         }
         if parts.scheme == "https" && parts.port == 443 && Self.hosts.contains(parts.host) { return nil }
         while endpoint.hasSuffix("/") { endpoint.removeLast() }

@@ -4,13 +4,17 @@ import Foundation
 /// (`envconfig.Var`/`Bool`), so one environment configures both.
 public enum OllamaEnvironment {
     /// The value of `key`, trimmed of spaces and of surrounding quotes.
-    public static func string(_ key: String, _ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    public static func string(_ key: String, _ environment: [String: String] = ProcessInfo.processInfo.environment)
+        -> String
+    {
         (environment[key] ?? "").trimmingWhitespaceAndQuotes
     }
 
     /// Unset or empty is false; a value Go's `ParseBool` cannot read is
     /// true (setting the variable at all means "on").
-    public static func bool(_ key: String, _ environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+    public static func bool(_ key: String, _ environment: [String: String] = ProcessInfo.processInfo.environment)
+        -> Bool
+    {
         let value = string(key, environment)
         switch value {
         case "": return false

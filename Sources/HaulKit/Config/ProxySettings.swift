@@ -25,12 +25,15 @@ public struct ProxySettings: Sendable, Equatable {
     }
 
     /// `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY`, upper case first, then lower case.
-    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> ProxySettings {
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
+        -> ProxySettings
+    {
         func first(_ keys: String...) -> String? {
             keys.lazy.compactMap { environment[$0]?.trimmingWhitespaceAndQuotes.nilIfEmpty }.first
         }
-        return ProxySettings(http: first("HTTP_PROXY", "http_proxy"), https: first("HTTPS_PROXY", "https_proxy"),
-                             noProxy: first("NO_PROXY", "no_proxy"))
+        return ProxySettings(
+            http: first("HTTP_PROXY", "http_proxy"), https: first("HTTPS_PROXY", "https_proxy"),
+            noProxy: first("NO_PROXY", "no_proxy"))
     }
 
     /// The proxy for `url`, by its scheme; nil to connect directly.

@@ -23,7 +23,8 @@ public enum Versions {
     public static func isVersion(_ text: String) -> Bool {
         let core = text.split(separator: "-", maxSplits: 1).first.map(String.init) ?? ""
         let parts = core.split(separator: ".", omittingEmptySubsequences: false)
-        return text.utf8.count <= 40 && parts.count == 3 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }
+        return text.utf8.count <= 40 && parts.count == 3
+            && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }
             && text.unicodeScalars.allSatisfy { $0.isASCII && $0.value > 0x20 && $0.value < 0x7F }
     }
 

@@ -28,15 +28,18 @@ final class BlobDownload {
     /// its transfers borrow it, and all of them end before this does.
     private let directWrite: DirectFile?
 
-    init(id: UInt64, job: BlobJob, events: AsyncStream<BlobEvent>.Continuation, hasher: Hasher,
-         config: EngineConfiguration, now: Double) {
+    init(
+        id: UInt64, job: BlobJob, events: AsyncStream<BlobEvent>.Continuation, hasher: Hasher,
+        config: EngineConfiguration, now: Double
+    ) {
         self.directWrite = config.directIO ? DirectFile(reopening: job.fd, path: job.path, flags: O_WRONLY) : nil
         self.id = id
         self.job = job
         self.events = events
         self.hasher = hasher
-        self.policy = BlobPolicy(digest: job.digest, size: job.size, url: job.url, path: job.path,
-                                 written: job.resume.ranges, config: config, mirror: job.fromMirror)
+        self.policy = BlobPolicy(
+            digest: job.digest, size: job.size, url: job.url, path: job.path,
+            written: job.resume.ranges, config: config, mirror: job.fromMirror)
         self.resumedHashed = hasher.hashed
         self.checkpointed = (job.resume.ranges.count, now)
         hasher.advance(to: job.resume.ranges.contiguousPrefix)
@@ -84,7 +87,8 @@ final class BlobDownload {
         for t in transfers { policy.wrote(t.piece, upTo: t.state.offset) }
         var settled = false
         if let id = policy.resolvingTransfer, let t = transfers.first(where: { $0.piece == id }),
-           t.state.checked, t.state.verdict == .accepted {
+            t.state.checked, t.state.verdict == .accepted
+        {
             policy.accepted(id, url: t.url, status: t.status)
             settled = true
         }
@@ -106,7 +110,9 @@ final class BlobDownload {
         let stop = t.lowerStop(to: cut)
         guard stop < end else { return }
         t.lastSplitAt = now
-        DebugTrace.log("\(job.digest.short) split at \(stop): kept \(t.state.offset)..<\(stop), queued ..<\(end), rate \(Int(t.rate ?? 0) >> 20) MiB/s")
+        DebugTrace.log(
+            "\(job.digest.short) split at \(stop): kept \(t.state.offset)..<\(stop), queued ..<\(end), rate \(Int(t.rate ?? 0) >> 20) MiB/s"
+        )
         policy.splitOff(t.piece, stop..<end)
     }
 
@@ -169,7 +175,9 @@ final class BlobDownload {
         let count = written.count
         if policy.isWritten && hashed == job.size {
             guard let digest = hasher.digest else { return [] }
-            DebugTrace.log("\(job.digest.short) done: hashed \(hashed - resumedHashed) bytes this run, resumed at \(resumedHashed)")
+            DebugTrace.log(
+                "\(job.digest.short) done: hashed \(hashed - resumedHashed) bytes this run, resumed at \(resumedHashed)"
+            )
             policy.finish()
             isDone = true
             job.checkpoints.finish(nil)

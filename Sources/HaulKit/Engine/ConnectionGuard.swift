@@ -1,4 +1,5 @@
 internal import CShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -54,14 +55,17 @@ final class ConnectionGuard {
     private func currentHost() -> String {
         var p: UnsafePointer<CChar>?
         guard let easy, hl_easy_getinfo_str(easy, CURLINFO_EFFECTIVE_URL, &p) == CURLE_OK, let p,
-              let host = URLParts(String(cString: p))?.host else { return "" }
+            let host = URLParts(String(cString: p))?.host
+        else { return "" }
         return host
     }
 
     /// The C function curl calls; `data` is the guard, unretained.
-    static let callback: @convention(c) (UnsafeMutableRawPointer?, curlsocktype, UnsafeMutablePointer<curl_sockaddr>?) -> curl_socket_t = {
-        data, purpose, address in
-        guard let data, let address else { return -1 }
-        return Unmanaged<ConnectionGuard>.fromOpaque(data).takeUnretainedValue().open(purpose, address)
-    }
+    static let callback:
+        @convention(c) (UnsafeMutableRawPointer?, curlsocktype, UnsafeMutablePointer<curl_sockaddr>?) -> curl_socket_t =
+            {
+                data, purpose, address in
+                guard let data, let address else { return -1 }
+                return Unmanaged<ConnectionGuard>.fromOpaque(data).takeUnretainedValue().open(purpose, address)
+            }
 }

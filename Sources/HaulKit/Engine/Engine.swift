@@ -1,5 +1,5 @@
-import Foundation
 internal import CShims
+import Foundation
 
 /// The download engine: a loop thread driving curl, and a thread-safe front
 /// that async callers use. One engine serves any number of concurrent pulls

@@ -105,7 +105,8 @@ public struct EngineConfiguration: Sendable {
     /// version the User-Agent claims). `HAUL_LIMIT_RATE` is parsed by the
     /// CLI, which can report a malformed value.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
-        -> EngineConfiguration {
+        -> EngineConfiguration
+    {
         var configuration = EngineConfiguration()
         configuration.directIO = OllamaEnvironment.string("HAUL_DIRECT_IO", environment) == "1"
         configuration.caFile = OllamaEnvironment.string("SSL_CERT_FILE", environment).nilIfEmpty

@@ -1,4 +1,5 @@
 internal import CShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -76,7 +77,9 @@ final class EventLoop {
             for id in blobOrder {
                 if blobs[id]?.sync() == true { dispatchDue = true }
                 blobs[id]?.checkpointIfDue(now: now, config: config)
-                if let due = blobs[id]?.policy.queue.earliestRetry, due > lastDispatch, due <= now { dispatchDue = true }
+                if let due = blobs[id]?.policy.queue.earliestRetry, due > lastDispatch, due <= now {
+                    dispatchDue = true
+                }
             }
             stepInlineHashers()
             if now - lastTick >= 0.1 { tick(now: now) } else { finishHashed(now: now) }
@@ -110,8 +113,10 @@ final class EventLoop {
             add(t)
             fetches[id] = (t, continuation)
         case .download(let id, let job, let events):
-            guard let hasher = Hasher(fd: job.fd, size: job.size, mode: config.hashMode, state: job.resume.hashState, wake: multi,
-                                      direct: config.directIO, path: job.path)
+            guard
+                let hasher = Hasher(
+                    fd: job.fd, size: job.size, mode: config.hashMode, state: job.resume.hashState, wake: multi,
+                    direct: config.directIO, path: job.path)
             else {
                 job.checkpoints.finish(job.resume)
                 events.yield(.failed(.io(operation: "hash", path: job.path, errno: ENOMEM)))
@@ -142,7 +147,8 @@ final class EventLoop {
             switch action {
             case .start(let request):
                 do {
-                    let t = try Transfer.piece(request, of: blob, share: share, config: config, stages: stages, now: now)
+                    let t = try Transfer.piece(
+                        request, of: blob, share: share, config: config, stages: stages, now: now)
                     if let limiter { t.limit(by: limiter.bucket) }
                     blob.attach(t)
                     add(t)
@@ -214,7 +220,9 @@ final class EventLoop {
                 // had not written (at most a page).
                 t.flush()
                 let now = MonotonicClock.now()
-                if code == CURLE_OK { rebalancer.completed(bytes: t.state.offset - t.state.start, seconds: now - t.startedAt) }
+                if code == CURLE_OK {
+                    rebalancer.completed(bytes: t.state.offset - t.state.start, seconds: now - t.startedAt)
+                }
                 count(t)
                 let outcome = t.outcome(code: code, blobSize: blob.job.size)
                 judge(outcome, of: t, code: code, now: now)
@@ -229,16 +237,24 @@ final class EventLoop {
     private func judge(_ o: PieceOutcome, of t: Transfer, code: CURLcode, now: Double) {
         if o.status == 429 || o.status == 503 {
             let receiving = blobOrder.reduce(0) { sum, id in
-                sum + (blobs[id]?.transfers.filter { $0.origin == t.origin && now - $0.lastByteAt < 1 && $0.state.received > $0.state.start }.count ?? 0)
+                sum
+                    + (blobs[id]?.transfers.filter {
+                        $0.origin == t.origin && now - $0.lastByteAt < 1 && $0.state.received > $0.state.start
+                    }.count ?? 0)
             }
-            budgets.throttled(t.origin, now: now, receiving: receiving, retryAfter: o.retryAfter.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) })
+            budgets.throttled(
+                t.origin, now: now, receiving: receiving,
+                retryAfter: o.retryAfter.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) })
         } else if code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR || code == CURLE_PARTIAL_FILE {
             budgets.reset(t.origin, now: now)
         }
     }
 
     private func forget(_ blob: BlobDownload) {
-        for t in blob.transfers { _ = blob.detach(t.piece); remove(t) }
+        for t in blob.transfers {
+            _ = blob.detach(t.piece)
+            remove(t)
+        }
         blobs.removeValue(forKey: blob.id)
         blobOrder.removeAll { $0 == blob.id }
         // The tick stops with the last blob: its ranges read 0 now.
@@ -282,7 +298,8 @@ final class EventLoop {
             if !started { break }
         }
         while free > 0, case .split(let id, let piece, let cut)? = rebalancer.steal(flights { allowed($0) }),
-              let blob = blobs[id], let t = blob.transfers.first(where: { $0.piece == piece }) {
+            let blob = blobs[id], let t = blob.transfers.first(where: { $0.piece == piece })
+        {
             let origin = blob.nextOrigin
             blob.split(t, at: cut, now: now)
             guard let start = blob.next(now: now) else { break }
@@ -300,9 +317,11 @@ final class EventLoop {
             guard let blob = blobs[id], blob.policy.resolver.isSplittable, !blob.isDone, include(blob) else { continue }
             let resolving = blob.policy.resolvingTransfer
             for t in blob.transfers where t.piece != resolving {
-                out.append(Rebalancer.Flight(blob: id, transfer: t.piece, offset: t.state.received, stopAt: t.state.stopAt,
-                                             rate: t.rate, startedAt: t.startedAt, lastByteAt: t.lastByteAt,
-                                             lastSplitAt: t.lastSplitAt))
+                out.append(
+                    Rebalancer.Flight(
+                        blob: id, transfer: t.piece, offset: t.state.received, stopAt: t.state.stopAt,
+                        rate: t.rate, startedAt: t.startedAt, lastByteAt: t.lastByteAt,
+                        lastSplitAt: t.lastSplitAt))
             }
         }
         return out
@@ -394,7 +413,9 @@ final class EventLoop {
                 timeout = 0
             }
             if let t = blob.policy.queue.earliestRetry { timeout = min(timeout, max(0, t - now)) }
-            if let limiter, blob.transfers.contains(where: \.state.isPaused) { timeout = min(timeout, max(0.005, limiter.wait)) }
+            if let limiter, blob.transfers.contains(where: \.state.isPaused) {
+                timeout = min(timeout, max(0.005, limiter.wait))
+            }
         }
         return Int32((timeout * 1000).rounded(.up))
     }

@@ -46,6 +46,8 @@ struct HTTPResponse: Sendable {
     /// The MD5 of a file body sent whole, when the request asked for it.
     var bodyMD5: [UInt8]? = nil
 
-    static let capturedHeaders = ["content-type", "content-length", "www-authenticate", "retry-after", "docker-content-digest", "location",
-                                  "range", "oci-chunk-min-length", "link", "docker-upload-location"]
+    static let capturedHeaders = [
+        "content-type", "content-length", "www-authenticate", "retry-after", "docker-content-digest", "location",
+        "range", "oci-chunk-min-length", "link", "docker-upload-location"
+    ]
 }

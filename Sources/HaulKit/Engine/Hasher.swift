@@ -1,4 +1,5 @@
 internal import CShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,12 +20,17 @@ final class Hasher {
     /// `wake` is the loop's multi handle, woken when the digest is final.
     /// With `direct`, reads back bypass the page cache (`path` names the
     /// file in the trace if they cannot).
-    init?(fd: Int32, size: Int64, mode: EngineConfiguration.HashMode, state: [UInt8]? = nil, wake: OpaquePointer? = nil,
-          direct: Bool = false, path: String = "") {
+    init?(
+        fd: Int32, size: Int64, mode: EngineConfiguration.HashMode, state: [UInt8]? = nil, wake: OpaquePointer? = nil,
+        direct: Bool = false, path: String = ""
+    ) {
         let threaded: Int32 = mode == .threaded ? 1 : 0
         let directRead = direct ? DirectFile(reopening: fd, path: path, flags: O_RDONLY) : nil
         let direct = directRead?.rawValue ?? -1
-        let made = state.map { s in s.withUnsafeBufferPointer { hl_hasher_new(fd, size, threaded, $0.baseAddress, wake, direct) } }
+        let made =
+            state.map { s in
+                s.withUnsafeBufferPointer { hl_hasher_new(fd, size, threaded, $0.baseAddress, wake, direct) }
+            }
             ?? hl_hasher_new(fd, size, threaded, nil, wake, direct)
         guard let h = made else { return nil }
         self.raw = h

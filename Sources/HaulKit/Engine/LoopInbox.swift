@@ -1,5 +1,6 @@
-import Synchronization
 internal import CShims
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif

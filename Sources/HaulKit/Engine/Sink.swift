@@ -70,8 +70,9 @@ struct Sink: ~Copyable {
     /// is taken too (the caller allows it only while nothing from
     /// `range.lowerBound` on is held).
     init?(fd: Int32, range: Range<Int64>, total: Int64, acceptFull: Bool, hasher: Hasher?) {
-        let request = hl_range_request(start: range.lowerBound, end: range.upperBound, total: total,
-                                       accept_full: acceptFull ? 1 : 0)
+        let request = hl_range_request(
+            start: range.lowerBound, end: range.upperBound, total: total,
+            accept_full: acceptFull ? 1 : 0)
         guard let raw = hl_sink_new(fd, request, hasher?.raw) else { return nil }
         self.raw = raw
     }
@@ -84,8 +85,9 @@ struct Sink: ~Copyable {
     var state: State {
         var s = hl_sink_state()
         hl_sink_snapshot(raw, &s)
-        return State(start: s.start, offset: s.offset, received: s.received, end: s.end, stopAt: s.stop_at,
-                     checked: s.checked != 0, verdict: Verdict(s.verdict), errno: s.err_no, isPaused: s.paused != 0)
+        return State(
+            start: s.start, offset: s.offset, received: s.received, end: s.end, stopAt: s.stop_at,
+            checked: s.checked != 0, verdict: Verdict(s.verdict), errno: s.err_no, isPaused: s.paused != 0)
     }
 
     var offset: Int64 { state.offset }

@@ -1,4 +1,5 @@
 internal import CShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -68,14 +69,18 @@ final class Transfer {
     private func verified() throws(HaulError) -> Transfer {
         guard refused.isEmpty else {
             close()
-            throw .network(url: url, message: "\(String(cString: curl_version())) "
-                + "refused \(refused.joined(separator: ", ")); Haul needs libcurl 7.85 or later")
+            throw .network(
+                url: url,
+                message: "\(String(cString: curl_version())) "
+                    + "refused \(refused.joined(separator: ", ")); Haul needs libcurl 7.85 or later")
         }
         return self
     }
 
-    private init(easy: OpaquePointer, output: consuming Output, hasher: Hasher?, purpose: Purpose, url: String,
-                 now: Double) {
+    private init(
+        easy: OpaquePointer, output: consuming Output, hasher: Hasher?, purpose: Purpose, url: String,
+        now: Double
+    ) {
         self.easy = easy
         self.hasher = hasher
         self.purpose = purpose
@@ -95,15 +100,18 @@ final class Transfer {
         self.lastWriteAt = now
         self.lastWritten = start
         errorBuffer.initialize(to: 0)
-        check(hl_easy_setopt_ptr(easy, CURLOPT_ERRORBUFFER, UnsafeMutableRawPointer(errorBuffer)), "CURLOPT_ERRORBUFFER")
+        check(
+            hl_easy_setopt_ptr(easy, CURLOPT_ERRORBUFFER, UnsafeMutableRawPointer(errorBuffer)), "CURLOPT_ERRORBUFFER")
     }
 
     /// The file sink's state (all zero for a fetch).
     var state: Sink.State {
         switch output {
         case .file(let sink): return sink.state
-        case .memory: return Sink.State(start: 0, offset: 0, received: 0, end: 0, stopAt: 0, checked: false,
-                                        verdict: .accepted, errno: 0, isPaused: false)
+        case .memory:
+            return Sink.State(
+                start: 0, offset: 0, received: 0, end: 0, stopAt: 0, checked: false,
+                verdict: .accepted, errno: 0, isPaused: false)
         }
     }
 
@@ -161,12 +169,19 @@ final class Transfer {
     /// A ranged GET of `request.range` of `blob`, written into the blob's
     /// file at its offsets: through the page cache, or with O_DIRECT from a
     /// stage of `stages` when the blob has a direct descriptor.
-    static func piece(_ request: PieceRequest, of blob: BlobDownload, share: OpaquePointer,
-                      config: EngineConfiguration, stages: StagePool?, now: Double) throws(HaulError) -> Transfer {
-        let url = request.url, range = request.range, job = blob.job
+    static func piece(
+        _ request: PieceRequest, of blob: BlobDownload, share: OpaquePointer,
+        config: EngineConfiguration, stages: StagePool?, now: Double
+    ) throws(HaulError) -> Transfer {
+        let url = request.url
+        let range = request.range
+        let job = blob.job
         guard let easy = curl_easy_init() else { throw .network(url: url, message: "could not create a curl handle") }
-        guard let sink = Sink(fd: job.fd, range: range, total: job.size, acceptFull: request.acceptFull,
-                              hasher: blob.hasher) else {
+        guard
+            let sink = Sink(
+                fd: job.fd, range: range, total: job.size, acceptFull: request.acceptFull,
+                hasher: blob.hasher)
+        else {
             curl_easy_cleanup(easy)
             throw .network(url: url, message: "could not create a curl handle")
         }
@@ -176,12 +191,14 @@ final class Transfer {
             sink.useDirect(fd: fd, stage: buffer, capacity: stages.size)
             stage = (buffer, stages)
         }
-        let t = Transfer(easy: easy, output: .file(sink), hasher: blob.hasher,
-                         purpose: .piece(blob: blob.id, transfer: request.transfer), url: url, now: now)
+        let t = Transfer(
+            easy: easy, output: .file(sink), hasher: blob.hasher,
+            purpose: .piece(blob: blob.id, transfer: request.transfer), url: url, now: now)
         t.stage = stage
-        t.configure(url: url, headers: request.sendCredentials ? job.registryHeaders : [],
-                    followRedirects: request.followRedirects, tls: job.tls, share: share, config: config,
-                    addressPolicy: job.addressPolicy)
+        t.configure(
+            url: url, headers: request.sendCredentials ? job.registryHeaders : [],
+            followRedirects: request.followRedirects, tls: job.tls, share: share, config: config,
+            addressPolicy: job.addressPolicy)
         t.check(hl_easy_setopt_str(easy, CURLOPT_RANGE, "\(range.lowerBound)-\(range.upperBound - 1)"), "CURLOPT_RANGE")
         return try t.verified()
     }
@@ -193,18 +210,24 @@ final class Transfer {
     }
 
     /// A GET whose body is kept in memory, up to `request.limit` bytes.
-    static func fetch(id: UInt64, request: HTTPRequest, share: OpaquePointer,
-                      config: EngineConfiguration, now: Double) throws(HaulError) -> Transfer {
-        guard let easy = curl_easy_init() else { throw .network(url: request.url, message: "could not create a curl handle") }
+    static func fetch(
+        id: UInt64, request: HTTPRequest, share: OpaquePointer,
+        config: EngineConfiguration, now: Double
+    ) throws(HaulError) -> Transfer {
+        guard let easy = curl_easy_init() else {
+            throw .network(url: request.url, message: "could not create a curl handle")
+        }
         guard let body = ResponseBody(easy: easy, limit: request.limit) else {
             curl_easy_cleanup(easy)
             throw .network(url: request.url, message: "could not create a curl handle")
         }
-        let t = Transfer(easy: easy, output: .memory(body), hasher: nil, purpose: .fetch(id: id), url: request.url,
-                         now: now)
-        t.configure(url: request.url, headers: request.headers, followRedirects: request.followRedirects,
-                    tls: request.tls, share: share, config: config,
-                    addressPolicy: request.addressPolicy)
+        let t = Transfer(
+            easy: easy, output: .memory(body), hasher: nil, purpose: .fetch(id: id), url: request.url,
+            now: now)
+        t.configure(
+            url: request.url, headers: request.headers, followRedirects: request.followRedirects,
+            tls: request.tls, share: share, config: config,
+            addressPolicy: request.addressPolicy)
         if request.head { t.check(hl_easy_setopt_long(easy, CURLOPT_NOBODY, 1), "CURLOPT_NOBODY") }
         switch request.body {
         case nil:
@@ -219,7 +242,9 @@ final class Transfer {
             // curl copies the bytes (COPYPOSTFIELDS, after the size), so the
             // pointer need not outlive this call.
             t.check(hl_easy_setopt_long(easy, CURLOPT_POST, 1), "CURLOPT_POST")
-            t.check(hl_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(bytes.count)), "CURLOPT_POSTFIELDSIZE_LARGE")
+            t.check(
+                hl_easy_setopt_off(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(bytes.count)),
+                "CURLOPT_POSTFIELDSIZE_LARGE")
             var copy = bytes
             copy.withUnsafeMutableBytes { raw in
                 t.check(hl_easy_setopt_ptr(easy, CURLOPT_COPYPOSTFIELDS, raw.baseAddress), "CURLOPT_COPYPOSTFIELDS")
@@ -231,21 +256,30 @@ final class Transfer {
             }
             t.upload = upload
         }
-        if let method = request.method { t.check(hl_easy_setopt_str(easy, CURLOPT_CUSTOMREQUEST, method), "CURLOPT_CUSTOMREQUEST") }
+        if let method = request.method {
+            t.check(hl_easy_setopt_str(easy, CURLOPT_CUSTOMREQUEST, method), "CURLOPT_CUSTOMREQUEST")
+        }
         return try t.verified()
     }
 
-    private func configure(url: String, headers: [String], followRedirects: Bool, tls: HostTLS?,
-                           share: OpaquePointer, config: EngineConfiguration, addressPolicy: AddressPolicy) {
+    private func configure(
+        url: String, headers: [String], followRedirects: Bool, tls: HostTLS?,
+        share: OpaquePointer, config: EngineConfiguration, addressPolicy: AddressPolicy
+    ) {
         if !addressPolicy.allowPrivate {
             let guarded = ConnectionGuard(policy: addressPolicy, proxied: config.proxies.proxy(for: url) != nil)
             guarded.easy = easy
             connectionGuard = guarded
             // A C function pointer passed through curl_easy_setopt's
             // variadic argument, as curl documents it.
-            check(hl_easy_setopt_ptr(easy, CURLOPT_OPENSOCKETFUNCTION, unsafeBitCast(ConnectionGuard.callback, to: UnsafeMutableRawPointer.self)),
-                  "CURLOPT_OPENSOCKETFUNCTION")
-            check(hl_easy_setopt_ptr(easy, CURLOPT_OPENSOCKETDATA, Unmanaged.passUnretained(guarded).toOpaque()), "CURLOPT_OPENSOCKETDATA")
+            check(
+                hl_easy_setopt_ptr(
+                    easy, CURLOPT_OPENSOCKETFUNCTION,
+                    unsafeBitCast(ConnectionGuard.callback, to: UnsafeMutableRawPointer.self)),
+                "CURLOPT_OPENSOCKETFUNCTION")
+            check(
+                hl_easy_setopt_ptr(easy, CURLOPT_OPENSOCKETDATA, Unmanaged.passUnretained(guarded).toOpaque()),
+                "CURLOPT_OPENSOCKETDATA")
         }
         // curl copies string options, so temporaries are fine here; only the
         // header list must outlive the request.
@@ -260,7 +294,9 @@ final class Transfer {
         // Redirects curl follows may not leave http(s), nor downgrade an
         // https request to http, even with --insecure (Ollama #18512).
         let downgradeAllowed = !url.lowercased().hasPrefix("https:")
-        check(hl_easy_setopt_str(easy, CURLOPT_REDIR_PROTOCOLS_STR, downgradeAllowed ? "http,https" : "https"), "CURLOPT_REDIR_PROTOCOLS_STR")
+        check(
+            hl_easy_setopt_str(easy, CURLOPT_REDIR_PROTOCOLS_STR, downgradeAllowed ? "http,https" : "https"),
+            "CURLOPT_REDIR_PROTOCOLS_STR")
         check(hl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, followRedirects ? 1 : 0), "CURLOPT_FOLLOWLOCATION")
         check(hl_easy_setopt_long(easy, CURLOPT_MAXREDIRS, 10), "CURLOPT_MAXREDIRS")
         check(hl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT, config.connectTimeout), "CURLOPT_CONNECTTIMEOUT")
@@ -270,7 +306,9 @@ final class Transfer {
         check(hl_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1), "CURLOPT_TCP_KEEPALIVE")
         check(hl_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, config.receiveBufferSize), "CURLOPT_BUFFERSIZE")
         check(hl_easy_setopt_str(easy, CURLOPT_USERAGENT, config.userAgent), "CURLOPT_USERAGENT")
-        if let ca = tls?.caFile ?? config.caFile { check(hl_easy_setopt_str(easy, CURLOPT_CAINFO, ca), "CURLOPT_CAINFO") }
+        if let ca = tls?.caFile ?? config.caFile {
+            check(hl_easy_setopt_str(easy, CURLOPT_CAINFO, ca), "CURLOPT_CAINFO")
+        }
         if let dir = config.caDirectory { check(hl_easy_setopt_str(easy, CURLOPT_CAPATH, dir), "CURLOPT_CAPATH") }
         if config.skipTLSVerification || tls?.skipVerify == true {
             check(hl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 0), "CURLOPT_SSL_VERIFYPEER")
@@ -279,9 +317,14 @@ final class Transfer {
         // The proxy is chosen here, by Go's rules; an empty string stops
         // curl from applying its own (different) reading of the environment.
         check(hl_easy_setopt_str(easy, CURLOPT_PROXY, config.proxies.proxy(for: url) ?? ""), "CURLOPT_PROXY")
-        if let noProxy = config.proxies.noProxy { check(hl_easy_setopt_str(easy, CURLOPT_NOPROXY, noProxy), "CURLOPT_NOPROXY") }
+        if let noProxy = config.proxies.noProxy {
+            check(hl_easy_setopt_str(easy, CURLOPT_NOPROXY, noProxy), "CURLOPT_NOPROXY")
+        }
         for h in headers { headerList = curl_slist_append(headerList, h) }
-        if let headerList { check(hl_easy_setopt_ptr(easy, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList)), "CURLOPT_HTTPHEADER") }
+        if let headerList {
+            check(
+                hl_easy_setopt_ptr(easy, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList)), "CURLOPT_HTTPHEADER")
+        }
     }
 
     /// Releases curl and C memory. The handle must already be out of the
@@ -341,7 +384,8 @@ final class Transfer {
         let buffer = curlError
         let curl = buffer.isEmpty ? String(cString: curl_easy_strerror(code)) : buffer
         if headersTooLarge(code) {
-            return "the server's response headers are larger than Haul accepts (a broken or hostile server; curl: \(curl))"
+            return
+                "the server's response headers are larger than Haul accepts (a broken or hostile server; curl: \(curl))"
         }
         return curl
     }

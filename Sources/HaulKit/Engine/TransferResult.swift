@@ -1,5 +1,5 @@
-import Foundation
 internal import CShims
+import Foundation
 
 /// What a finished transfer amounts to, read off curl and its sink: a
 /// range request's outcome for the policy, a fetch's response for its
@@ -38,7 +38,9 @@ extension Transfer {
             return .failure(HaulError.network(url: url, message: SourceResolver.refusal(redirectTo: target)))
         }
         if uploadError != 0 {
-            return .failure(HaulError.network(url: url, message: "reading the blob to send failed: \(String(cString: strerror(uploadError)))"))
+            return .failure(
+                HaulError.network(
+                    url: url, message: "reading the blob to send failed: \(String(cString: strerror(uploadError)))"))
         }
         if code != CURLE_OK {
             return .failure(HaulError.network(url: url, message: connectionGuard?.refusal ?? errorText(code)))
@@ -47,8 +49,10 @@ extension Transfer {
         for name in HTTPResponse.capturedHeaders {
             if let v = header(name) { headers[name] = v }
         }
-        return .success(HTTPResponse(status: status, body: body.bytes, redirectURL: redirectURL,
-                                     effectiveURL: effectiveURL, headers: headers, bodyMD5: uploadMD5))
+        return .success(
+            HTTPResponse(
+                status: status, body: body.bytes, redirectURL: redirectURL,
+                effectiveURL: effectiveURL, headers: headers, bodyMD5: uploadMD5))
     }
 
     private func failureText(code: CURLcode, status: Int, blobSize: Int64) -> String {
@@ -64,7 +68,8 @@ extension Transfer {
             return "\(host) sent more than the requested bytes \(s.start)-\(s.end - 1)"
         case .badStatus:
             let body = errorBody.trimmingCharacters(in: .whitespacesAndNewlines)
-            return body.isEmpty ? "\(host) answered \(status)" : "\(host) answered \(status): \(HaulError.quoted(body, limit: 200))"
+            return body.isEmpty
+                ? "\(host) answered \(status)" : "\(host) answered \(status): \(HaulError.quoted(body, limit: 200))"
         default:
             break
         }
@@ -77,9 +82,12 @@ extension Transfer {
     private func servedSize() -> Int64? {
         switch state.verdict {
         case .badContentRange:
-            var first: Int64 = 0, last: Int64 = 0, total: Int64 = 0
+            var first: Int64 = 0
+            var last: Int64 = 0
+            var total: Int64 = 0
             guard let value = header("Content-Range"), hl_parse_content_range(value, &first, &last, &total) == 0,
-                  total >= 0 else { return nil }
+                total >= 0
+            else { return nil }
             return total
         case .badLength:
             var length: curl_off_t = -1

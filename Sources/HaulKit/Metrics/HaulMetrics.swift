@@ -38,8 +38,11 @@ public struct HaulMetrics: Sendable {
     /// classes (`metricReason`), `none` on success.
     func pullEnded(_ error: (any Error)?) {
         let reason = error.map(Self.reason) ?? "none"
-        Counter(label: "haul_pulls_total", dimensions: [("outcome", error == nil ? "success" : "failure"), ("reason", reason)],
-                factory: factory).increment()
+        Counter(
+            label: "haul_pulls_total",
+            dimensions: [("outcome", error == nil ? "success" : "failure"), ("reason", reason)],
+            factory: factory
+        ).increment()
         if case .digestMismatch? = error as? HaulError { verificationFailures.increment() }
     }
 
@@ -47,13 +50,15 @@ public struct HaulMetrics: Sendable {
     /// (`haul_digest_mismatches_total{host}`), whether or not another
     /// attempt or source then delivered the right ones.
     func digestMismatch(from host: String) {
-        Counter(label: "haul_digest_mismatches_total", dimensions: [("host", hosts.label(for: host))], factory: factory).increment()
+        Counter(label: "haul_digest_mismatches_total", dimensions: [("host", hosts.label(for: host))], factory: factory)
+            .increment()
     }
 
     /// A mirror failed and the next source was tried
     /// (`haul_mirror_skips_total{host}`).
     func mirrorSkipped(_ host: String) {
-        Counter(label: "haul_mirror_skips_total", dimensions: [("host", hosts.label(for: host))], factory: factory).increment()
+        Counter(label: "haul_mirror_skips_total", dimensions: [("host", hosts.label(for: host))], factory: factory)
+            .increment()
     }
 
     /// A bounded label for why a pull failed: a handful of classes, never

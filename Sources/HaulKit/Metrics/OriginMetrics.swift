@@ -52,9 +52,10 @@ final class OriginMetrics {
     private func series(label host: String) -> Series {
         if let s = series[host] { return s }
         let dimensions = [("host", host)]
-        let s = Series(bytes: Counter(label: "haul_downloaded_bytes_total", dimensions: dimensions, factory: metrics.factory),
-                       open: Gauge(label: "haul_origin_connections", dimensions: dimensions, factory: metrics.factory),
-                       limit: Gauge(label: "haul_origin_connection_limit", dimensions: dimensions, factory: metrics.factory))
+        let s = Series(
+            bytes: Counter(label: "haul_downloaded_bytes_total", dimensions: dimensions, factory: metrics.factory),
+            open: Gauge(label: "haul_origin_connections", dimensions: dimensions, factory: metrics.factory),
+            limit: Gauge(label: "haul_origin_connection_limit", dimensions: dimensions, factory: metrics.factory))
         series[host] = s
         return s
     }

@@ -64,7 +64,8 @@ public struct ModelName: Sendable, Hashable, CustomStringConvertible {
         var scheme: String?
 
         if let colon = rest.lastIndex(of: ":"),
-           rest.lastIndex(of: "/").map({ colon > $0 }) ?? true {
+            rest.lastIndex(of: "/").map({ colon > $0 }) ?? true
+        {
             let after = rest[rest.index(after: colon)...]
             tag = after.isEmpty ? missing : String(after)
             rest = rest[..<colon]
@@ -135,7 +136,8 @@ public struct ModelName: Sendable, Hashable, CustomStringConvertible {
         let rest = host[host.index(after: close)...]
         if !rest.isEmpty {
             guard rest.hasPrefix(":"), let port = Int(rest.dropFirst()), (1...65535).contains(port),
-                  rest.dropFirst().allSatisfy(\.isNumber) else { return false }
+                rest.dropFirst().allSatisfy(\.isNumber)
+            else { return false }
         }
         var buffer = in6_addr()
         return address.contains(":") && inet_pton(AF_INET6, address, &buffer) == 1

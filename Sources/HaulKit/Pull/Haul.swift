@@ -43,9 +43,11 @@ public final class Haul: Sendable {
     /// A `Haul` over `store`, with nothing read from the environment: by default
     /// Ollama's default directory, Haul's engine defaults, pruning on, anonymous
     /// registries, no mirrors and no logger.
-    public init(store: ModelStore = .ollamaDefault, configuration: EngineConfiguration = EngineConfiguration(),
-                prune: Bool = true, auth: RegistryAuth = RegistryAuth(), hosts: HostsDirectory = .none,
-                logger: Logger? = nil, metrics: HaulMetrics = HaulMetrics()) {
+    public init(
+        store: ModelStore = .ollamaDefault, configuration: EngineConfiguration = EngineConfiguration(),
+        prune: Bool = true, auth: RegistryAuth = RegistryAuth(), hosts: HostsDirectory = .none,
+        logger: Logger? = nil, metrics: HaulMetrics = HaulMetrics()
+    ) {
         self.store = store
         self.prune = prune
         self.auth = auth
@@ -59,12 +61,15 @@ public final class Haul: Sendable {
     /// A `Haul` set up as the `haul` CLI sets itself up: `OLLAMA_MODELS`,
     /// `OLLAMA_NOPRUNE`, `EngineConfiguration.fromEnvironment()`,
     /// `RegistryAuth.fromEnvironment()` and `HostsDirectory.fromEnvironment()`.
-    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment,
-                                       configuration: EngineConfiguration? = nil, logger: Logger? = nil,
-                                       metrics: HaulMetrics = HaulMetrics()) -> Haul {
-        Haul(store: .fromEnvironment(environment), configuration: configuration ?? .fromEnvironment(environment),
-             prune: !OllamaEnvironment.bool("OLLAMA_NOPRUNE", environment), auth: .fromEnvironment(environment),
-             hosts: .fromEnvironment(environment), logger: logger, metrics: metrics)
+    public static func fromEnvironment(
+        _ environment: [String: String] = ProcessInfo.processInfo.environment,
+        configuration: EngineConfiguration? = nil, logger: Logger? = nil,
+        metrics: HaulMetrics = HaulMetrics()
+    ) -> Haul {
+        Haul(
+            store: .fromEnvironment(environment), configuration: configuration ?? .fromEnvironment(environment),
+            prune: !OllamaEnvironment.bool("OLLAMA_NOPRUNE", environment), auth: .fromEnvironment(environment),
+            hosts: .fromEnvironment(environment), logger: logger, metrics: metrics)
     }
 
     /// The engine's settings.
@@ -78,7 +83,9 @@ public final class Haul: Sendable {
     /// `mlx`, or an alias Ollama accepts, such as `llama.cpp`); nil takes
     /// Ollama's order for this platform. An unknown runner fails the pull
     /// with `HaulError.unknownRunner`.
-    public func pull(_ name: String, insecure: Bool = false, runner: String? = nil) -> AsyncThrowingStream<PullEvent, any Error> {
+    public func pull(_ name: String, insecure: Bool = false, runner: String? = nil) -> AsyncThrowingStream<
+        PullEvent, any Error
+    > {
         run(name) { puller, emit in
             if ModelName.isCloudReference(name) { throw HaulError.cloudModel(name) }
             try await puller.pull(ModelName(parsing: name), insecure: insecure, runner: Self.runner(runner), emit: emit)
@@ -99,7 +106,9 @@ public final class Haul: Sendable {
     /// under the new name.
     public func copy(_ source: ModelName, to destination: ModelName) async throws(HaulError) {
         try await BlockingIO.run { [store] () throws(HaulError) in
-            guard let stored = try store.storedManifest(for: source) else { throw .modelNotFound(source.displayShortest) }
+            guard let stored = try store.storedManifest(for: source) else {
+                throw .modelNotFound(source.displayShortest)
+            }
             let pin = try StorePins(store: store).pin(Array(store.retainedDigests(of: stored.name)))
             defer { pin.release() }
             try store.writeManifest(raw: stored.raw, for: destination)
@@ -107,8 +116,9 @@ public final class Haul: Sendable {
     }
 
     private var puller: Puller {
-        Puller(engine: engine, store: store, downloads: downloads, slots: slots, prune: prune, auth: auth, hosts: hosts,
-               metrics: metrics)
+        Puller(
+            engine: engine, store: store, downloads: downloads, slots: slots, prune: prune, auth: auth, hosts: hosts,
+            metrics: metrics)
     }
 
     /// The manifest digest `name`'s tag has at its registry now, to compare
@@ -119,15 +129,23 @@ public final class Haul: Sendable {
 
     /// Pulls a name the caller parsed already (the daemon validates it
     /// before answering).
-    public func pull(_ name: ModelName, insecure: Bool = false, runner: String? = nil) -> AsyncThrowingStream<PullEvent, any Error> {
-        run(name.displayShortest) { puller, emit in try await puller.pull(name, insecure: insecure, runner: Self.runner(runner), emit: emit) }
+    public func pull(_ name: ModelName, insecure: Bool = false, runner: String? = nil) -> AsyncThrowingStream<
+        PullEvent, any Error
+    > {
+        run(name.displayShortest) { puller, emit in
+            try await puller.pull(name, insecure: insecure, runner: Self.runner(runner), emit: emit)
+        }
     }
 
     /// Runs one pull (or repair) of `asked` as a task that `shutdown` can
     /// stop, its events on the stream returned; counts it and logs its line
     /// when it ends.
-    private func run(_ asked: String, _ body: @escaping @Sendable (Puller, @escaping @Sendable (PullEvent) -> Void) async throws -> Void)
-        -> AsyncThrowingStream<PullEvent, any Error> {
+    private func run(
+        _ asked: String,
+        _ body: @escaping @Sendable (Puller, @escaping @Sendable (PullEvent) -> Void) async throws -> Void
+    )
+        -> AsyncThrowingStream<PullEvent, any Error>
+    {
         let puller = self.puller
         let logger = self.logger
         let metrics = self.metrics
@@ -154,8 +172,11 @@ public final class Haul: Sendable {
 
     /// Runs `body` as a task that `shutdown` can stop, its events on the
     /// stream returned; stopping the iteration cancels it.
-    private func task<Event: Sendable>(_ body: @escaping @Sendable (@escaping @Sendable (Event) -> Void) async throws -> Void)
-        -> AsyncThrowingStream<Event, any Error> {
+    private func task<Event: Sendable>(
+        _ body: @escaping @Sendable (@escaping @Sendable (Event) -> Void) async throws -> Void
+    )
+        -> AsyncThrowingStream<Event, any Error>
+    {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: Event.self)
         let id = nextPull.add(1, ordering: .relaxed).newValue
         let task = Task { [weak self] in
@@ -191,9 +212,12 @@ public final class Haul: Sendable {
     /// same as for pulls (`auth`). `insecure` allows an `http://` registry.
     /// `chunkSize` is the largest request body, at least 1 MiB (nil: 64 MiB;
     /// a proxy in front of the registry may limit bodies, Cloudflare's to 100 MB).
-    public func push(_ source: ModelName, to destination: ModelName, insecure: Bool = false,
-                     chunkSize: Int64? = nil) -> AsyncThrowingStream<PushEvent, any Error> {
-        let pusher = Pusher(engine: engine, store: store, auth: auth, chunk: max(1 << 20, chunkSize ?? UploadPlan.defaultChunk))
+    public func push(
+        _ source: ModelName, to destination: ModelName, insecure: Bool = false,
+        chunkSize: Int64? = nil
+    ) -> AsyncThrowingStream<PushEvent, any Error> {
+        let pusher = Pusher(
+            engine: engine, store: store, auth: auth, chunk: max(1 << 20, chunkSize ?? UploadPlan.defaultChunk))
         return task { emit in try await pusher.push(source, to: destination, insecure: insecure, emit: emit) }
     }
 

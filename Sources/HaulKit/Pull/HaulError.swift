@@ -105,20 +105,23 @@ public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
         case .io(let operation, let path, let code):
             return "\(operation) \(path): \(String(cString: strerror(code)).lowercased())"
         case .invalidRate(let text):
-            return "invalid rate \"\(Self.quoted(text, limit: 40))\": give bytes per second, with an optional K, M or G suffix (500K, 20M, 1G)"
+            return
+                "invalid rate \"\(Self.quoted(text, limit: 40))\": give bytes per second, with an optional K, M or G suffix (500K, 20M, 1G)"
         case .archive(let path, let message):
             return "\(path): \(message)"
         case .hostsConfig(let path, let line, let message):
             return "\(path)\(line.map { ":\($0)" } ?? ""): \(message)"
         case .cloudModel(let name):
-            return "\"\(Self.quoted(name))\" is an Ollama cloud model: it runs on ollama.com and has no weights to pull "
+            return
+                "\"\(Self.quoted(name))\" is an Ollama cloud model: it runs on ollama.com and has no weights to pull "
                 + "(pull a local tag, without -cloud)"
         case .unknownRunner(let runner):
             return "unknown runner \"\(Self.quoted(runner, limit: 40))\""
         case .noCompatibleManifest(let runners):
             return "no compatible manifest found for runners: " + runners.joined(separator: ", ")
         case .clientVersionRefused(let claimed, let message):
-            return "pull model manifest: 412: \(message.isEmpty ? "this model requires a newer version of Ollama" : message) "
+            return
+                "pull model manifest: 412: \(message.isEmpty ? "this model requires a newer version of Ollama" : message) "
                 + "(Haul speaks as Ollama \(claimed); if a newer Ollama pulls this model, set HAUL_OLLAMA_VERSION to that "
                 + "version, e.g. HAUL_OLLAMA_VERSION=0.41.0)"
         case .storedManifest(let path, let problem):

@@ -79,8 +79,10 @@ public enum ProgressJSON {
     public static func parse(_ line: some Collection<UInt8>) throws(HaulError) -> Line? {
         guard line.contains(where: { $0 != 0x20 && $0 != 0x0D && $0 != 0x09 }) else { return nil }
         guard let wire = try? JSONDecoder().decode(Wire.self, from: Data(line)) else {
-            throw .network(url: "/api/pull", message: "unreadable line in the server's stream: "
-                + HaulError.quoted(String(decoding: line, as: UTF8.self)))
+            throw .network(
+                url: "/api/pull",
+                message: "unreadable line in the server's stream: "
+                    + HaulError.quoted(String(decoding: line, as: UTF8.self)))
         }
         if let error = wire.error { return .error(error) }
         guard let status = wire.status else { return nil }
@@ -93,10 +95,12 @@ public enum ProgressJSON {
             // registry's, so a broken one cannot crash the progress bars.
             let total = wire.total ?? 0
             guard (0...Manifest.maxBlobSize).contains(total) else {
-                throw .network(url: "/api/pull", message: "the server sent an impossible size \(total) for \(digest.short)")
+                throw .network(
+                    url: "/api/pull", message: "the server sent an impossible size \(total) for \(digest.short)")
             }
             let completed = min(max(wire.completed ?? 0, 0), total)
-            return .event(.progress(BlobProgress(digest: digest, total: total, completed: completed, hashed: completed)))
+            return .event(
+                .progress(BlobProgress(digest: digest, total: total, completed: completed, hashed: completed)))
         }
         let known: [PullEvent] = [.pullingManifest, .verifying, .writingManifest, .removingUnusedLayers, .success]
         return .event(known.first { statusText($0) == status } ?? .status(status))

@@ -104,8 +104,9 @@ public struct PullProgress: Sendable, Equatable {
             phase = .downloading
             blobs = plan.blobs.map { layer in
                 let stored = plan.cached.contains(layer.digest)
-                return Blob(digest: layer.digest, total: layer.size, completed: stored ? layer.size : 0,
-                            hashed: stored ? layer.size : 0, state: stored ? .stored : .waiting)
+                return Blob(
+                    digest: layer.digest, total: layer.size, completed: stored ? layer.size : 0,
+                    hashed: stored ? layer.size : 0, state: stored ? .stored : .waiting)
             }
             index = Dictionary(blobs.enumerated().map { ($1.digest, $0) }, uniquingKeysWith: { first, _ in first })
             meter = RateMeter()

@@ -49,7 +49,7 @@ struct PullRecord: Sendable {
             "bytes": .stringConvertible(downloadedBytes),
             "seconds": .string(String(format: "%.3f", seconds)),
             "sources": .array(hosts.sorted().map { .string($0) }),
-            "outcome": .string(error == nil ? "success" : "failure"),
+            "outcome": .string(error == nil ? "success" : "failure")
         ]
         if let digest { m["digest"] = .string(digest) }
         if let error {

@@ -17,7 +17,9 @@ struct Puller: Sendable {
 
     /// Pulls `asked`. `runner` (already normalized) picks a manifest
     /// list's child; nil takes Ollama's order for this platform.
-    func pull(_ asked: ModelName, insecure: Bool, runner: String? = nil, emit: @escaping @Sendable (PullEvent) -> Void) async throws {
+    func pull(_ asked: ModelName, insecure: Bool, runner: String? = nil, emit: @escaping @Sendable (PullEvent) -> Void)
+        async throws
+    {
         if asked.isCloud { throw HaulError.cloudModel(asked.displayShortest) }
         // A model stored under another spelling is updated, not duplicated
         // (Ollama's PullHandler resolves getExistingName first).
@@ -45,21 +47,26 @@ struct Puller: Sendable {
             // The list and its child stay pinned until the name names them:
             // a deletion in any process keeps them meanwhile.
             let digests = [list.digest, child.digest]
-            let pin = try await BlockingIO.run { [store] () throws(HaulError) in try StorePins(store: store).pin(digests) }
+            let pin = try await BlockingIO.run { [store] () throws(HaulError) in
+                try StorePins(store: store).pin(digests)
+            }
             defer { pin.release() }
             let manifest = try await fetchChild(child.digest, name: name, sources: sources, emit: emit)
             // A v2 store keeps the list as received (its digest is the
             // tag's); a legacy one the child, which every Ollama can run.
-            try await finish(name, manifest: manifest, stored: store.effectiveLayout == .v2 ? list.raw : manifest.raw,
-                             sources: sources, emit: emit)
+            try await finish(
+                name, manifest: manifest, stored: store.effectiveLayout == .v2 ? list.raw : manifest.raw,
+                sources: sources, emit: emit)
         }
     }
 
     /// Fetches `manifest`'s blobs, then stores `stored` under the name (the
     /// list as received in a v2 store; the runnable manifest otherwise,
     /// which every Ollama can read) and prunes what the old version used.
-    private func finish(_ name: ModelName, manifest: Manifest, stored: [UInt8], sources: [RegistryClient],
-                        emit: @escaping @Sendable (PullEvent) -> Void) async throws {
+    private func finish(
+        _ name: ModelName, manifest: Manifest, stored: [UInt8], sources: [RegistryClient],
+        emit: @escaping @Sendable (PullEvent) -> Void
+    ) async throws {
         let store = self.store
         try await fetchBlobs(of: manifest, name: name, sources: sources, emit: emit) {
             // Every blob was verified as it completed; the step is kept
@@ -80,8 +87,10 @@ struct Puller: Sendable {
     /// `Content-Length` is required), then the blob through the engine like
     /// any other (verified as it arrives, resumable, through mirrors),
     /// reported as `pulling model`. A child that is itself a list is refused.
-    private func fetchChild(_ digest: Digest, name: ModelName, sources: [RegistryClient],
-                            emit: @escaping @Sendable (PullEvent) -> Void) async throws -> Manifest {
+    private func fetchChild(
+        _ digest: Digest, name: ModelName, sources: [RegistryClient],
+        emit: @escaping @Sendable (PullEvent) -> Void
+    ) async throws -> Manifest {
         let pullers = sources.filter { $0.host.capabilities.contains(.pull) }
         var size: Int64?
         for (index, source) in pullers.enumerated() {
@@ -90,7 +99,10 @@ struct Puller: Sendable {
                 if size != nil { break }
             } catch let error where index < pullers.count - 1 && !(error is CancellationError) {
                 metrics.mirrorSkipped(source.host.authority)
-                emit(.notice("\(source.host) skipped for manifest \(digest.short): \(error); trying \(pullers[index + 1].host)"))
+                emit(
+                    .notice(
+                        "\(source.host) skipped for manifest \(digest.short): \(error); trying \(pullers[index + 1].host)"
+                    ))
             }
         }
         guard let size else { throw HaulError.blobNotFound(digest) }
@@ -122,8 +134,12 @@ struct Puller: Sendable {
             }
         }
         let bytes = try FileSystem.readFile(store.blobPath(digest), limit: Manifest.maxBytes)
-        guard Digest(hashing: bytes) == digest else { throw HaulError.digestMismatch(want: digest, got: Digest(hashing: bytes)) }
-        guard !ManifestList.isList(bytes) else { throw HaulError.manifestInvalid("nested manifest lists are not supported") }
+        guard Digest(hashing: bytes) == digest else {
+            throw HaulError.digestMismatch(want: digest, got: Digest(hashing: bytes))
+        }
+        guard !ManifestList.isList(bytes) else {
+            throw HaulError.manifestInvalid("nested manifest lists are not supported")
+        }
         return try Manifest(bytes: bytes)
     }
 
@@ -165,12 +181,15 @@ struct Puller: Sendable {
     /// The manifest or list, from the first host that may resolve tags and
     /// answers. A mirror that fails is skipped with a notice; the last
     /// host's error is the pull's.
-    private func resolve(_ name: ModelName, from sources: [RegistryClient],
-                         emit: @escaping @Sendable (PullEvent) -> Void) async throws -> FetchedManifest {
+    private func resolve(
+        _ name: ModelName, from sources: [RegistryClient],
+        emit: @escaping @Sendable (PullEvent) -> Void
+    ) async throws -> FetchedManifest {
         let resolvers = sources.filter { $0.host.capabilities.contains(.resolve) }
         guard !resolvers.isEmpty else {
-            throw HaulError.hostsConfig(path: hosts.file(for: name.host) ?? "hosts.toml", line: nil,
-                                        message: "no host may resolve \(name.displayShortest) (give one the \"resolve\" capability)")
+            throw HaulError.hostsConfig(
+                path: hosts.file(for: name.host) ?? "hosts.toml", line: nil,
+                message: "no host may resolve \(name.displayShortest) (give one the \"resolve\" capability)")
         }
         for (index, source) in resolvers.enumerated() {
             do {
@@ -185,8 +204,10 @@ struct Puller: Sendable {
 
     /// Pins the manifest's blobs, announces the plan, fetches the missing
     /// ones, then runs `finish` while they are still pinned.
-    private func fetchBlobs(of manifest: Manifest, name: ModelName, sources: [RegistryClient],
-                            emit: @escaping @Sendable (PullEvent) -> Void, finish: () async throws -> Void) async throws {
+    private func fetchBlobs(
+        of manifest: Manifest, name: ModelName, sources: [RegistryClient],
+        emit: @escaping @Sendable (PullEvent) -> Void, finish: () async throws -> Void
+    ) async throws {
         let blobs = try manifest.blobs
         // Pinned before looking for cached blobs: a deletion in any process
         // either ran before (and the blob is fetched again) or keeps it.
@@ -199,25 +220,34 @@ struct Puller: Sendable {
         emit(.plan(plan))
         let pullers = sources.filter { $0.host.capabilities.contains(.pull) }
         guard !pullers.isEmpty else {
-            throw HaulError.hostsConfig(path: hosts.file(for: name.host) ?? "hosts.toml", line: nil,
-                                        message: "no host may pull blobs of \(name.displayShortest) (give one the \"pull\" capability)")
+            throw HaulError.hostsConfig(
+                path: hosts.file(for: name.host) ?? "hosts.toml", line: nil,
+                message: "no host may pull blobs of \(name.displayShortest) (give one the \"pull\" capability)")
         }
         try await fetchMissing(blobs, cached: cached, plan: plan, name: name, sources: pullers, emit: emit)
         try await finish()
     }
 
     /// Downloads every blob not in `cached`, each verified as it completes.
-    private func fetchMissing(_ blobs: [Layer], cached: Set<Digest>, plan: PullPlan, name: ModelName,
-                              sources: [RegistryClient], emit: @escaping @Sendable (PullEvent) -> Void) async throws {
+    private func fetchMissing(
+        _ blobs: [Layer], cached: Set<Digest>, plan: PullPlan, name: ModelName,
+        sources: [RegistryClient], emit: @escaping @Sendable (PullEvent) -> Void
+    ) async throws {
         try store.prepareDirectories()
         // Partials already allocated need no new space.
-        let reserved = blobs.filter { !cached.contains($0.digest) }.reduce(Int64(0)) { $0 + store.partialAllocation($1) }
-        if let available = FileSystem.availableSpace(store.partialsDirectory), plan.missingBytes - reserved > available {
-            throw HaulError.insufficientSpace(path: store.root, needed: plan.missingBytes - reserved, available: available)
+        let reserved = blobs.filter { !cached.contains($0.digest) }.reduce(Int64(0)) {
+            $0 + store.partialAllocation($1)
+        }
+        if let available = FileSystem.availableSpace(store.partialsDirectory), plan.missingBytes - reserved > available
+        {
+            throw HaulError.insufficientSpace(
+                path: store.root, needed: plan.missingBytes - reserved, available: available)
         }
         for layer in blobs where cached.contains(layer.digest) {
             store.removeStalePartial(layer.digest)
-            emit(.progress(BlobProgress(digest: layer.digest, total: layer.size, completed: layer.size, hashed: layer.size)))
+            emit(
+                .progress(
+                    BlobProgress(digest: layer.digest, total: layer.size, completed: layer.size, hashed: layer.size)))
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for layer in blobs where !cached.contains(layer.digest) {
@@ -269,8 +299,10 @@ struct Puller: Sendable {
     /// and what is right stays for the next source to resume, and a wrong
     /// result is discarded before the next one starts. Nothing is stored
     /// unverified, whichever host sent it.
-    private func download(_ layer: Layer, model: String, from sources: [RegistryClient],
-                          emit: @escaping @Sendable (PullEvent) -> Void) async throws {
+    private func download(
+        _ layer: Layer, model: String, from sources: [RegistryClient],
+        emit: @escaping @Sendable (PullEvent) -> Void
+    ) async throws {
         for (index, source) in sources.enumerated() {
             let last = index == sources.count - 1
             do {
@@ -281,7 +313,10 @@ struct Puller: Sendable {
             } catch let error where !last && !(error is CancellationError) && !Task.isCancelled {
                 DebugTrace.log("\(layer.digest.short) \(source.host) failed: \(error)")
                 metrics.mirrorSkipped(source.host.authority)
-                emit(.notice("\(source.host) skipped for \(layer.digest.short): \(error); trying \(sources[index + 1].host)"))
+                emit(
+                    .notice(
+                        "\(source.host) skipped for \(layer.digest.short): \(error); trying \(sources[index + 1].host)")
+                )
             }
         }
     }
@@ -292,8 +327,10 @@ struct Puller: Sendable {
     /// may be what is wrong (a disk that lost writes), or the server's bytes
     /// changed mid-blob (a mirror being updated). A second mismatch is
     /// reported.
-    private func download(_ layer: Layer, model: String, registry: RegistryClient, freshRetry: Bool,
-                          emit: @escaping @Sendable (PullEvent) -> Void) async throws {
+    private func download(
+        _ layer: Layer, model: String, registry: RegistryClient, freshRetry: Bool,
+        emit: @escaping @Sendable (PullEvent) -> Void
+    ) async throws {
         let config = engine.configuration
         var freshAttemptLeft = freshRetry
         // Renewals of an expired token in a row without new bytes on disk.
@@ -309,12 +346,17 @@ struct Puller: Sendable {
             // The holder this one waited for may have stored the blob.
             if store.hasBlob(layer) {
                 PartialBlob.removeLocked(fd, files: files)
-                emit(.progress(BlobProgress(digest: layer.digest, total: layer.size, completed: layer.size, hashed: layer.size)))
+                emit(
+                    .progress(
+                        BlobProgress(digest: layer.digest, total: layer.size, completed: layer.size, hashed: layer.size)
+                    ))
                 return
             }
             let durable = (config.durableCheckpointBytes, config.durableCheckpointInterval)
             let partial = try await BlockingIO.run(with: fd) { fd throws(HaulError) in
-                try PartialBlob(locked: fd, files: files, digest: layer.digest, size: layer.size, model: model, durableEvery: durable)
+                try PartialBlob(
+                    locked: fd, files: files, digest: layer.digest, size: layer.size, model: model,
+                    durableEvery: durable)
             }
             let resumed = partial.resume.ranges.count > 0
             if partial.resume.ranges.count > lastResumed { reauthorizations = 0 }
@@ -323,14 +365,18 @@ struct Puller: Sendable {
                 DebugTrace.log("\(layer.digest.short) not resuming: \(why)")
             }
             if resumed {
-                emit(.resuming(BlobProgress(digest: layer.digest, total: layer.size,
-                                            completed: partial.resume.ranges.count, hashed: partial.resume.hashed)))
+                emit(
+                    .resuming(
+                        BlobProgress(
+                            digest: layer.digest, total: layer.size,
+                            completed: partial.resume.ranges.count, hashed: partial.resume.hashed)))
             }
             let got: Digest
             do {
-                got = try await fetch(layer, into: partial, url: registry.blobURL(layer.digest),
-                                      headers: registry.registryHeaders, tls: registry.tls,
-                                      fromMirror: registry.host.isMirror, addressPolicy: registry.addressPolicy, emit: emit)
+                got = try await fetch(
+                    layer, into: partial, url: registry.blobURL(layer.digest),
+                    headers: registry.registryHeaders, tls: registry.tls,
+                    fromMirror: registry.host.isMirror, addressPolicy: registry.addressPolicy, emit: emit)
             } catch HaulError.blobUnauthorized(let challenge) where reauthorizations < 3 {
                 // A token that expired mid-pull: get a new one and resume
                 // from what is on disk (short-lived tokens may need this
@@ -349,7 +395,9 @@ struct Puller: Sendable {
             guard freshAttemptLeft else {
                 throw HaulError.digestMismatch(want: layer.digest, got: got)
             }
-            DebugTrace.log("\(layer.digest.short) \(resumed ? "resumed data" : "download") gave \(got); downloading it again from scratch")
+            DebugTrace.log(
+                "\(layer.digest.short) \(resumed ? "resumed data" : "download") gave \(got); downloading it again from scratch"
+            )
             freshAttemptLeft = false
         }
     }
@@ -357,18 +405,23 @@ struct Puller: Sendable {
     /// Runs the engine on one partial. Whatever happens, it returns only
     /// after the engine let go of the file and its last checkpoint is
     /// written, so a cancelled pull leaves a resumable partial behind.
-    private func fetch(_ layer: Layer, into partial: PartialBlob, url: String, headers: [String],
-                       tls: HostTLS?, fromMirror: Bool, addressPolicy: AddressPolicy,
-                       emit: @escaping @Sendable (PullEvent) -> Void) async throws -> Digest {
-        let job = BlobJob(digest: layer.digest, size: layer.size, url: url, registryHeaders: headers,
-                          fd: partial.fd, path: partial.path,
-                          resume: partial.resume, checkpoints: partial, tls: tls, fromMirror: fromMirror,
-                          addressPolicy: addressPolicy)
+    private func fetch(
+        _ layer: Layer, into partial: PartialBlob, url: String, headers: [String],
+        tls: HostTLS?, fromMirror: Bool, addressPolicy: AddressPolicy,
+        emit: @escaping @Sendable (PullEvent) -> Void
+    ) async throws -> Digest {
+        let job = BlobJob(
+            digest: layer.digest, size: layer.size, url: url, registryHeaders: headers,
+            fd: partial.fd, path: partial.path,
+            resume: partial.resume, checkpoints: partial, tls: tls, fromMirror: fromMirror,
+            addressPolicy: addressPolicy)
         var result: Result<Digest, HaulError> = .failure(.cancelled)
         for await event in engine.download(job) {
             switch event {
             case .progress(let written, let hashed):
-                emit(.progress(BlobProgress(digest: layer.digest, total: layer.size, completed: written, hashed: hashed)))
+                emit(
+                    .progress(BlobProgress(digest: layer.digest, total: layer.size, completed: written, hashed: hashed))
+                )
             case .finished(let digest):
                 result = .success(digest)
             case .failed(let error):

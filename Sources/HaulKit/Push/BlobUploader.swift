@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,8 +32,11 @@ struct BlobUploader: Sendable {
 
     /// Uploads `digest` (`size` bytes at `path`), reporting the bytes the
     /// registry holds as they grow.
-    func upload(_ digest: Digest, size: Int64, path: String, progress: @Sendable (Int64) -> Void) async throws -> Outcome {
-        let origin = registry.host.origin, repository = registry.name.repository
+    func upload(_ digest: Digest, size: Int64, path: String, progress: @Sendable (Int64) -> Void) async throws
+        -> Outcome
+    {
+        let origin = registry.host.origin
+        let repository = registry.name.repository
         if try await exists(digest) {
             journal.remove(origin: origin, repository: repository, digest: digest)
             journal.remember(origin: origin, repository: repository, digest: digest)
@@ -41,7 +45,8 @@ struct BlobUploader: Sendable {
         // Pushed to another repository of this registry before: ask the
         // registry to mount it from there (201), else upload as usual.
         if let from = journal.knownRepository(origin: origin, digest: digest), from != repository,
-           try await mount(digest, from: from) {
+            try await mount(digest, from: from)
+        {
             journal.remember(origin: origin, repository: repository, digest: digest)
             return .mounted(from: from)
         }
@@ -64,13 +69,20 @@ struct BlobUploader: Sendable {
             do {
                 switch step {
                 case .patch(let range):
-                    response = try await registry.send(registry.request(session.url, method: "PATCH", body: .file(fd: file.rawValue, range: range),
-                        headers: ["Content-Type: application/octet-stream", "Content-Range: \(range.lowerBound)-\(range.upperBound - 1)"]))
+                    response = try await registry.send(
+                        registry.request(
+                            session.url, method: "PATCH", body: .file(fd: file.rawValue, range: range),
+                            headers: [
+                                "Content-Type: application/octet-stream",
+                                "Content-Range: \(range.lowerBound)-\(range.upperBound - 1)"
+                            ]))
                 case .finish(let range):
                     let separator = session.url.contains("?") ? "&" : "?"
-                    response = try await registry.send(registry.request(session.url + separator + "digest=" + digest.description, method: "PUT",
-                        body: range.isEmpty ? nil : .file(fd: file.rawValue, range: range),
-                        headers: ["Content-Type: application/octet-stream"]))
+                    response = try await registry.send(
+                        registry.request(
+                            session.url + separator + "digest=" + digest.description, method: "PUT",
+                            body: range.isEmpty ? nil : .file(fd: file.rawValue, range: range),
+                            headers: ["Content-Type: application/octet-stream"]))
                 }
             } catch let error as HaulError where Self.isNetwork(error) {
                 // The connection broke mid-request: what the registry kept
@@ -83,19 +95,24 @@ struct BlobUploader: Sendable {
             }
             switch (step, response.status) {
             case (.patch(let range), 202):
-                guard let next = registry.sessionURL(response.headers["location"]) ?? Optional(session.url) else { continue }
+                guard let next = registry.sessionURL(response.headers["location"]) ?? Optional(session.url) else {
+                    continue
+                }
                 // The registry's word is what it holds; a registry claiming
                 // more than it was sent is not believed.
                 let held = UploadPlan.held(fromRange: response.headers["range"]) ?? range.upperBound
                 guard held <= range.upperBound else {
-                    throw HaulError.push(blob: digest, "the registry says it holds \(held) bytes after \(range.upperBound) were sent")
+                    throw HaulError.push(
+                        blob: digest, "the registry says it holds \(held) bytes after \(range.upperBound) were sent")
                 }
                 // A registry that keeps nothing of what it accepts would be
                 // sent the same chunk forever: no progress counts as a failure.
                 if held <= session.held {
                     failures += 1
                     guard failures <= retryLimit else {
-                        throw HaulError.push(blob: digest, "the registry accepts chunks but keeps none of them (it still holds \(held) bytes)")
+                        throw HaulError.push(
+                            blob: digest,
+                            "the registry accepts chunks but keeps none of them (it still holds \(held) bytes)")
                     }
                 } else {
                     failures = 0
@@ -108,7 +125,9 @@ struct BlobUploader: Sendable {
                 journal.remove(origin: origin, repository: repository, digest: digest)
                 // A registry that files the blob under another digest is
                 // not remembered as holding it (no mount will come from it).
-                if let said = response.headers["docker-content-digest"], let got = try? Digest(parsing: said), got != digest {
+                if let said = response.headers["docker-content-digest"], let got = try? Digest(parsing: said),
+                    got != digest
+                {
                     throw HaulError.push(blob: digest, "the registry stored it as \(got)")
                 }
                 journal.remember(origin: origin, repository: repository, digest: digest)
@@ -119,23 +138,31 @@ struct BlobUploader: Sendable {
                 // this blob starts over, nothing else does.
                 journal.remove(origin: origin, repository: repository, digest: digest)
                 failures += 1
-                guard failures <= retryLimit else { throw HaulError.push(blob: digest, "the registry keeps losing the upload session") }
+                guard failures <= retryLimit else {
+                    throw HaulError.push(blob: digest, "the registry keeps losing the upload session")
+                }
                 session = try await open(digest, size: size)
                 if session.parts != nil {
-                    return try await uploadInParts(digest, size: size, fd: file.rawValue, session: session, progress: progress)
+                    return try await uploadInParts(
+                        digest, size: size, fd: file.rawValue, session: session, progress: progress)
                 }
             case (_, 416):
                 // Out of order by the registry's count: ask it where it is.
                 failures += 1
-                guard failures <= retryLimit else { throw HaulError.push(blob: digest, "the registry refuses the upload's ranges (416)") }
+                guard failures <= retryLimit else {
+                    throw HaulError.push(blob: digest, "the registry refuses the upload's ranges (416)")
+                }
                 session = try await refresh(session, digest: digest, size: size)
             case (.finish, 400):
-                throw HaulError.push(blob: digest, "the registry refused it: \(RegistryClient.errorText(response.body)) "
-                    + "(if the bytes do not match the digest, run 'haul verify --repair')")
+                throw HaulError.push(
+                    blob: digest,
+                    "the registry refused it: \(RegistryClient.errorText(response.body)) "
+                        + "(if the bytes do not match the digest, run 'haul verify --repair')")
             case (_, let status) where status == 429 || status >= 500:
                 failures += 1
                 guard failures <= retryLimit else {
-                    throw HaulError.push(blob: digest, "the registry answered \(status): \(RegistryClient.errorText(response.body))")
+                    throw HaulError.push(
+                        blob: digest, "the registry answered \(status): \(RegistryClient.errorText(response.body))")
                 }
                 try await Task.sleep(for: .milliseconds(250 << min(failures, 5)))
                 session = try await refresh(session, digest: digest, size: size)
@@ -174,7 +201,8 @@ struct BlobUploader: Sendable {
     /// session instead (202), which is cancelled here: the journal's own
     /// session, resumable, is the one used.
     private func mount(_ digest: Digest, from: String) async throws -> Bool {
-        let response = try await sendRetrying(registry.request(registry.uploadsURL + "?mount=\(digest)&from=\(from)", method: "POST"))
+        let response = try await sendRetrying(
+            registry.request(registry.uploadsURL + "?mount=\(digest)&from=\(from)", method: "POST"))
         if response.status == 201 { return true }
         if response.status == 202, let url = registry.sessionURL(response.headers["location"]) {
             _ = try? await registry.send(registry.request(url, method: "DELETE"))
@@ -193,7 +221,9 @@ struct BlobUploader: Sendable {
             do {
                 let response = try await registry.send(request)
                 guard response.status == 429 || response.status >= 500, failures < retryLimit else { return response }
-            } catch let error as HaulError where Self.isNetwork(error) && !AddressPolicy.isRefusal(error) && failures < retryLimit {
+            } catch let error as HaulError
+                where Self.isNetwork(error) && !AddressPolicy.isRefusal(error) && failures < retryLimit
+            {
             }
             failures += 1
             try await Task.sleep(for: .milliseconds(250 << min(failures, 5)))
@@ -202,14 +232,19 @@ struct BlobUploader: Sendable {
 
     /// The journaled session, if the registry still has it, else a new one.
     private func resumeOrOpen(_ digest: Digest, size: Int64) async throws -> Session {
-        let origin = registry.host.origin, repository = registry.name.repository
-        if let recorded = journal.session(origin: origin, repository: repository, digest: digest), recorded.size == size,
-           let url = registry.sessionURL(recorded.location) {
+        let origin = registry.host.origin
+        let repository = registry.name.repository
+        if let recorded = journal.session(origin: origin, repository: repository, digest: digest),
+            recorded.size == size,
+            let url = registry.sessionURL(recorded.location)
+        {
             // Ollama's registry says nothing of a parts session's progress
             // (what its GET answers is not known): the journal knows which
             // parts were sent, and the rest go to the URLs it recorded.
             if let saved = recorded.parts {
-                if let plan = PartPlan(size: size, saved: saved) { return Session(url: url, held: plan.held, parts: plan) }
+                if let plan = PartPlan(size: size, saved: saved) {
+                    return Session(url: url, held: plan.held, parts: plan)
+                }
             } else if let status = try? await status(of: url) {
                 return status
             }
@@ -229,10 +264,13 @@ struct BlobUploader: Sendable {
         let ollama = response.headers["docker-upload-location"]
         let location = ollama ?? response.headers["location"]
         guard let url = registry.sessionURL(location) else {
-            throw HaulError.push(blob: digest, "the registry put the upload session at \(HaulError.quoted(location ?? "(nowhere)")), "
-                + "not on its own host; Haul sends the blob and credentials only to the registry itself")
+            throw HaulError.push(
+                blob: digest,
+                "the registry put the upload session at \(HaulError.quoted(location ?? "(nowhere)")), "
+                    + "not on its own host; Haul sends the blob and credentials only to the registry itself")
         }
-        var session = Session(url: url, held: 0, minimum: response.headers["oci-chunk-min-length"].flatMap { Int64($0) })
+        var session = Session(
+            url: url, held: 0, minimum: response.headers["oci-chunk-min-length"].flatMap { Int64($0) })
         if ollama != nil || ModelName.publicHosts.contains(AddressPolicy.bare(registry.host.authority)) {
             // The public registry gets the requests Ollama sends it, the
             // only ones known to work there.
@@ -247,9 +285,10 @@ struct BlobUploader: Sendable {
     private func status(of url: String) async throws -> Session? {
         let response = try await registry.send(registry.request(url))
         guard response.status == 204 || response.status == 202 || response.status == 200 else { return nil }
-        return Session(url: registry.sessionURL(response.headers["location"]) ?? url,
-                       held: UploadPlan.held(fromRange: response.headers["range"]) ?? 0,
-                       minimum: response.headers["oci-chunk-min-length"].flatMap { Int64($0) })
+        return Session(
+            url: registry.sessionURL(response.headers["location"]) ?? url,
+            held: UploadPlan.held(fromRange: response.headers["range"]) ?? 0,
+            minimum: response.headers["oci-chunk-min-length"].flatMap { Int64($0) })
     }
 
     /// The session as the registry sees it now, or a new one when it is gone.
@@ -264,8 +303,10 @@ struct BlobUploader: Sendable {
     }
 
     func record(_ session: Session, digest: Digest, size: Int64) throws(HaulError) {
-        try journal.record(.init(origin: registry.host.origin, repository: registry.name.repository, digest: digest.description,
-                                 size: size, location: session.parts?.next ?? session.url, parts: session.parts?.saved), digest: digest)
+        try journal.record(
+            .init(
+                origin: registry.host.origin, repository: registry.name.repository, digest: digest.description,
+                size: size, location: session.parts?.next ?? session.url, parts: session.parts?.saved), digest: digest)
     }
 
     static func isNetwork(_ error: HaulError) -> Bool {

@@ -77,7 +77,11 @@ struct PartPlan: Sendable, Equatable {
         if parts.allSatisfy({ if case .done = $0 { return true } else { return false } }) {
             return [.finish(url: next, etag: etag)]
         }
-        var busy = parts.filter { if case .patching = $0 { return true }; if case .sending = $0 { return true }; return false }.count
+        var busy = parts.filter {
+            if case .patching = $0 { return true }
+            if case .sending = $0 { return true }
+            return false
+        }.count
         for i in parts.indices where busy < limit {
             if case .redirected(let url) = parts[i] {
                 parts[i] = .sending(url)
@@ -169,17 +173,18 @@ struct PartPlan: Sendable, Equatable {
     /// The plan as a journal keeps it: parts in flight go back to where a
     /// rerun starts them again.
     var saved: Saved {
-        Saved(next: next,
-              urls: parts.map { part in
-                  switch part {
-                  case .redirected(let url), .sending(let url): return url
-                  default: return nil
-                  }
-              },
-              md5s: parts.map { part in
-                  if case .done(let md5) = part { return Hex.encode(md5) }
-                  return nil
-              })
+        Saved(
+            next: next,
+            urls: parts.map { part in
+                switch part {
+                case .redirected(let url), .sending(let url): return url
+                default: return nil
+                }
+            },
+            md5s: parts.map { part in
+                if case .done(let md5) = part { return Hex.encode(md5) }
+                return nil
+            })
     }
 
     /// A plan restored from its journal, or nil when the record does not

@@ -16,14 +16,17 @@ extension BlobUploader {
         case put(Int, Result<HTTPResponse, any Error>)
     }
 
-    func uploadInParts(_ digest: Digest, size: Int64, fd: Int32, session: Session,
-                       progress: @Sendable (Int64) -> Void) async throws -> Outcome {
+    func uploadInParts(
+        _ digest: Digest, size: Int64, fd: Int32, session: Session,
+        progress: @Sendable (Int64) -> Void
+    ) async throws -> Outcome {
         var session = session
         let resumedAt = session.parts?.held ?? 0
         var failures = 0
         while true {
             do {
-                try await sendParts(digest, size: size, fd: fd, session: &session, failures: &failures, progress: progress)
+                try await sendParts(
+                    digest, size: size, fd: fd, session: &session, failures: &failures, progress: progress)
                 journal.remove(origin: registry.host.origin, repository: registry.name.repository, digest: digest)
                 journal.remember(origin: registry.host.origin, repository: registry.name.repository, digest: digest)
                 progress(size)
@@ -43,13 +46,16 @@ extension BlobUploader {
         }
     }
 
-    private func sendParts(_ digest: Digest, size: Int64, fd: Int32, session: inout Session,
-                           failures: inout Int, progress: @Sendable (Int64) -> Void) async throws {
+    private func sendParts(
+        _ digest: Digest, size: Int64, fd: Int32, session: inout Session,
+        failures: inout Int, progress: @Sendable (Int64) -> Void
+    ) async throws {
         guard var plan = session.parts else { return }
         // Parts of an earlier run: the registry may hold a different story.
         let restored = plan.parts.contains { $0 != .waiting }
         if plan.held < size { progress(plan.held) }
-        let registry = self.registry, origin = registry.host.origin
+        let registry = self.registry
+        let origin = registry.host.origin
         try await withThrowingTaskGroup(of: PartResult.self) { group in
             while true {
                 try Task.checkCancellation()
@@ -63,22 +69,31 @@ extension BlobUploader {
                         let range = plan.ranges[part]
                         // `Expect: 100-continue` for every part: a registry
                         // that redirects answers before the bytes are sent.
-                        let request = registry.request(url, method: "PATCH", body: .file(fd: fd, range: range, md5: true), headers: [
-                            "Content-Type: application/octet-stream", "X-Redirect-Uploads: 1",
-                            "Content-Range: \(range.lowerBound)-\(range.upperBound - 1)", "Expect: 100-continue"])
+                        let request = registry.request(
+                            url, method: "PATCH", body: .file(fd: fd, range: range, md5: true),
+                            headers: [
+                                "Content-Type: application/octet-stream", "X-Redirect-Uploads: 1",
+                                "Content-Range: \(range.lowerBound)-\(range.upperBound - 1)", "Expect: 100-continue"
+                            ])
                         group.addTask {
-                            do { return .patch(part, .success(try await registry.send(request))) } catch { return .patch(part, .failure(error)) }
+                            do { return .patch(part, .success(try await registry.send(request))) } catch {
+                                return .patch(part, .failure(error))
+                            }
                         }
                     case .put(let part, let url):
                         // Storage, not the registry: none of the registry's
                         // credentials or headers, and its address policy.
-                        let sameOrigin = URLParts(url).flatMap { to in URLParts(origin).map { to.sameOrigin($0) } } ?? false
-                        let request = HTTPRequest(url: url, method: "PUT", body: .file(fd: fd, range: plan.ranges[part], md5: true),
-                                                  headers: ["Content-Type: application/octet-stream"], limit: 1 << 20,
-                                                  tls: sameOrigin ? registry.tls : nil, addressPolicy: registry.addressPolicy)
+                        let sameOrigin =
+                            URLParts(url).flatMap { to in URLParts(origin).map { to.sameOrigin($0) } } ?? false
+                        let request = HTTPRequest(
+                            url: url, method: "PUT", body: .file(fd: fd, range: plan.ranges[part], md5: true),
+                            headers: ["Content-Type: application/octet-stream"], limit: 1 << 20,
+                            tls: sameOrigin ? registry.tls : nil, addressPolicy: registry.addressPolicy)
                         let engine = registry.engine
                         group.addTask {
-                            do { return .put(part, .success(try await engine.fetch(request))) } catch { return .put(part, .failure(error)) }
+                            do { return .put(part, .success(try await engine.fetch(request))) } catch {
+                                return .put(part, .failure(error))
+                            }
                         }
                     }
                 }
@@ -90,7 +105,9 @@ extension BlobUploader {
                     try await putDone(part, response, plan: &plan, digest: digest, failures: &failures)
                 case .patch(let part, .failure(let error)), .put(let part, .failure(let error)):
                     guard let haul = error as? HaulError, Self.isNetwork(haul), !AddressPolicy.isRefusal(haul) else {
-                        if AddressPolicy.isRefusal(error) { throw HaulError.push(blob: digest, "part \(part + 1): \(error)") }
+                        if AddressPolicy.isRefusal(error) {
+                            throw HaulError.push(blob: digest, "part \(part + 1): \(error)")
+                        }
                         throw error
                     }
                     try await retry(part, plan: &plan, digest: digest, failures: &failures, why: "\(haul)")
@@ -105,23 +122,31 @@ extension BlobUploader {
     }
 
     /// The registry's answer to a part's PATCH.
-    private func patched(_ part: Int, _ response: HTTPResponse, plan: inout PartPlan, digest: Digest, failures: inout Int) async throws {
+    private func patched(
+        _ part: Int, _ response: HTTPResponse, plan: inout PartPlan, digest: Digest, failures: inout Int
+    ) async throws {
         let next = registry.sessionURL(response.headers["docker-upload-location"] ?? response.headers["location"])
         switch response.status {
         case 307:
             guard let session = registry.sessionURL(response.headers["docker-upload-location"]) else {
-                throw HaulError.push(blob: digest, "the registry redirected part \(part + 1) without the session's next "
-                    + "Docker-Upload-Location on its own host")
+                throw HaulError.push(
+                    blob: digest,
+                    "the registry redirected part \(part + 1) without the session's next "
+                        + "Docker-Upload-Location on its own host")
             }
             let target = response.redirectURL ?? response.headers["location"]
             guard let url = PartPlan.partURL(target, registry: registry.host.origin) else {
-                throw HaulError.push(blob: digest, "the registry sent part \(part + 1) to \(HaulError.quoted(target ?? "(nowhere)")): "
-                    + "refused (only http(s), and never plain http behind an https registry)")
+                throw HaulError.push(
+                    blob: digest,
+                    "the registry sent part \(part + 1) to \(HaulError.quoted(target ?? "(nowhere)")): "
+                        + "refused (only http(s), and never plain http behind an https registry)")
             }
             plan.redirected(part, to: url, next: session)
         case 202, 201, 204:
             // The registry took the bytes itself (it does not redirect).
-            guard let md5 = response.bodyMD5 else { throw Restart(reason: "the registry accepted part \(part + 1) before it was sent") }
+            guard let md5 = response.bodyMD5 else {
+                throw Restart(reason: "the registry accepted part \(part + 1) before it was sent")
+            }
             plan.accepted(part, next: next ?? plan.next, md5: md5)
             failures = 0
         case 404, 416:
@@ -134,23 +159,32 @@ extension BlobUploader {
     }
 
     /// The storage's answer to a part's bytes.
-    private func putDone(_ part: Int, _ response: HTTPResponse, plan: inout PartPlan, digest: Digest, failures: inout Int) async throws {
+    private func putDone(
+        _ part: Int, _ response: HTTPResponse, plan: inout PartPlan, digest: Digest, failures: inout Int
+    ) async throws {
         switch response.status {
         case 200, 201, 204:
-            guard let md5 = response.bodyMD5 else { throw Restart(reason: "part \(part + 1) was answered before it was sent") }
+            guard let md5 = response.bodyMD5 else {
+                throw Restart(reason: "part \(part + 1) was answered before it was sent")
+            }
             plan.sent(part, md5: md5)
             failures = 0
         case let status where status == 429 || status >= 500:
-            try await retry(part, plan: &plan, digest: digest, failures: &failures,
-                            why: "the storage answered \(status): \(RegistryClient.errorText(response.body))")
+            try await retry(
+                part, plan: &plan, digest: digest, failures: &failures,
+                why: "the storage answered \(status): \(RegistryClient.errorText(response.body))")
         default:
             // An expired or refused part URL: only the registry can name a
             // new one, in a new session.
-            throw Restart(reason: "part \(part + 1): the storage answered \(response.status): \(RegistryClient.errorText(response.body))")
+            throw Restart(
+                reason:
+                    "part \(part + 1): the storage answered \(response.status): \(RegistryClient.errorText(response.body))"
+            )
         }
     }
 
-    private func retry(_ part: Int, plan: inout PartPlan, digest: Digest, failures: inout Int, why: String) async throws {
+    private func retry(_ part: Int, plan: inout PartPlan, digest: Digest, failures: inout Int, why: String) async throws
+    {
         plan.failed(part)
         failures += 1
         guard failures <= retryLimit else { throw HaulError.push(blob: digest, "part \(part + 1): \(why)") }
@@ -164,8 +198,10 @@ extension BlobUploader {
         while true {
             let response: HTTPResponse
             do {
-                response = try await registry.send(registry.request(url + separator + "digest=\(digest)&etag=\(etag)", method: "PUT",
-                                                                   headers: ["Content-Type: application/octet-stream"]))
+                response = try await registry.send(
+                    registry.request(
+                        url + separator + "digest=\(digest)&etag=\(etag)", method: "PUT",
+                        headers: ["Content-Type: application/octet-stream"]))
             } catch let error as HaulError where Self.isNetwork(error) {
                 failures += 1
                 guard failures <= retryLimit else { throw HaulError.push(blob: digest, "\(error)") }
@@ -174,7 +210,9 @@ extension BlobUploader {
             }
             switch response.status {
             case 200, 201, 204:
-                if let said = response.headers["docker-content-digest"], let got = try? Digest(parsing: said), got != digest {
+                if let said = response.headers["docker-content-digest"], let got = try? Digest(parsing: said),
+                    got != digest
+                {
                     throw HaulError.push(blob: digest, "the registry stored it as \(got)")
                 }
                 return
@@ -185,8 +223,10 @@ extension BlobUploader {
                 // as the journal says: one fresh session settles it.
                 throw Restart(reason: "the registry refused the parts: \(RegistryClient.errorText(response.body))")
             case 400:
-                throw HaulError.push(blob: digest, "the registry refused it: \(RegistryClient.errorText(response.body)) "
-                    + "(if the bytes do not match the digest, run 'haul verify --repair')")
+                throw HaulError.push(
+                    blob: digest,
+                    "the registry refused it: \(RegistryClient.errorText(response.body)) "
+                        + "(if the bytes do not match the digest, run 'haul verify --repair')")
             case let status where status == 429 || status >= 500:
                 failures += 1
                 guard failures <= retryLimit else { throw HaulError.push(blob: digest, Self.describe(response)) }

@@ -16,8 +16,10 @@ struct Pusher: Sendable {
     /// Blobs uploaded at once (each an ordered stream of chunks).
     var parallel = 4
 
-    func push(_ source: ModelName, to destination: ModelName, insecure: Bool,
-              emit: @escaping @Sendable (PushEvent) -> Void) async throws {
+    func push(
+        _ source: ModelName, to destination: ModelName, insecure: Bool,
+        emit: @escaping @Sendable (PushEvent) -> Void
+    ) async throws {
         do {
             try await send(source, to: destination, insecure: insecure, emit: emit)
         } catch HaulError.unauthorized(let detail) {
@@ -26,8 +28,10 @@ struct Pusher: Sendable {
         }
     }
 
-    private func send(_ source: ModelName, to asked: ModelName, insecure: Bool,
-                      emit: @escaping @Sendable (PushEvent) -> Void) async throws {
+    private func send(
+        _ source: ModelName, to asked: ModelName, insecure: Bool,
+        emit: @escaping @Sendable (PushEvent) -> Void
+    ) async throws {
         // A model pushed to its own name goes under the stored spelling, as
         // Ollama's `PushHandler` resolves `getExistingName` first.
         let destination = asked == source ? (store.existingName(source)?.with(scheme: source.scheme) ?? source) : asked
@@ -39,7 +43,8 @@ struct Pusher: Sendable {
         }
         let blobs = try Self.blobs(of: stored, in: store)
         for blob in blobs where !store.hasBlob(blob) {
-            throw HaulError.push(blob: blob.digest, "missing from the store or the wrong size; run 'haul verify --repair'")
+            throw HaulError.push(
+                blob: blob.digest, "missing from the store or the wrong size; run 'haul verify --repair'")
         }
         if destination.scheme == "http" && !insecure {
             throw HaulError.manifestUnreachable(url: "http://\(destination.host)", message: "insecure protocol http")
@@ -56,7 +61,9 @@ struct Pusher: Sendable {
             func start() -> Bool {
                 guard let blob = next.next() else { return false }
                 group.addTask {
-                    let outcome = try await uploader.upload(blob.digest, size: blob.size, path: store.blobPath(blob.digest)) { held in
+                    let outcome = try await uploader.upload(
+                        blob.digest, size: blob.size, path: store.blobPath(blob.digest)
+                    ) { held in
                         emit(.pushing(digest: blob.digest, total: blob.size, completed: held))
                     }
                     switch outcome {
@@ -71,14 +78,20 @@ struct Pusher: Sendable {
             while try await group.next() != nil { _ = start() }
         }
         emit(.pushingManifest)
-        let response = try await registry.send(registry.request(registry.manifestURL, method: "PUT", body: .bytes(stored.raw),
-                                                                headers: ["Content-Type: \(stored.mediaType)"]))
+        let response = try await registry.send(
+            registry.request(
+                registry.manifestURL, method: "PUT", body: .bytes(stored.raw),
+                headers: ["Content-Type: \(stored.mediaType)"]))
         guard response.status == 201 || response.status == 200 || response.status == 202 else {
-            throw HaulError.pushManifest("the registry refused the \(stored.mediaType) manifest (\(response.status)): "
-                + RegistryClient.errorText(response.body))
+            throw HaulError.pushManifest(
+                "the registry refused the \(stored.mediaType) manifest (\(response.status)): "
+                    + RegistryClient.errorText(response.body))
         }
-        if let said = response.headers["docker-content-digest"], let got = try? Digest(parsing: said), got != stored.digest {
-            throw HaulError.pushManifest("the registry stored the manifest as \(got), not \(stored.digest): it rewrote the bytes")
+        if let said = response.headers["docker-content-digest"], let got = try? Digest(parsing: said),
+            got != stored.digest
+        {
+            throw HaulError.pushManifest(
+                "the registry stored the manifest as \(got), not \(stored.digest): it rewrote the bytes")
         }
         emit(.success(digest: stored.digest))
     }

@@ -12,7 +12,8 @@ extension RegistryClient {
         request.tls = tls
         var response = try await engine.fetch(request)
         if response.status == 401 {
-            let value = try await authorizer.authorize(challengeHeader: response.headers["www-authenticate"], sent: sent)
+            let value = try await authorizer.authorize(
+                challengeHeader: response.headers["www-authenticate"], sent: sent)
             request.headers = host.headers + ["Authorization: \(value)"] + extra
             response = try await engine.fetch(request)
             if response.status == 401 { throw HaulError.unauthorized(authorizer.refusal) }
@@ -21,9 +22,13 @@ extension RegistryClient {
     }
 
     /// A request to the registry, bounded like every in-memory answer.
-    func request(_ url: String, method: String? = nil, body: HTTPRequest.Body? = nil, headers: [String] = [],
-                 head: Bool = false) -> HTTPRequest {
-        HTTPRequest(url: url, method: method, body: body, headers: headers, limit: 1 << 20, head: head, addressPolicy: addressPolicy)
+    func request(
+        _ url: String, method: String? = nil, body: HTTPRequest.Body? = nil, headers: [String] = [],
+        head: Bool = false
+    ) -> HTTPRequest {
+        HTTPRequest(
+            url: url, method: method, body: body, headers: headers, limit: 1 << 20, head: head,
+            addressPolicy: addressPolicy)
     }
 
     /// Where a new upload session is opened.

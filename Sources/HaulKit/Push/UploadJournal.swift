@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -30,9 +31,10 @@ struct UploadJournal: Sendable {
     func session(origin: String, repository: String, digest: Digest) -> Session? {
         let path = file(origin: origin, repository: repository, digest: digest)
         guard let fd = try? FileDescriptor.open(path, O_RDONLY | O_NOFOLLOW),
-              let bytes = try? fd.readAll(limit: 64 << 10),
-              let session = try? JSONDecoder().decode(Session.self, from: Data(bytes)),
-              session.origin == origin, session.repository == repository, session.digest == digest.description else { return nil }
+            let bytes = try? fd.readAll(limit: 64 << 10),
+            let session = try? JSONDecoder().decode(Session.self, from: Data(bytes)),
+            session.origin == origin, session.repository == repository, session.digest == digest.description
+        else { return nil }
         return session
     }
 
@@ -43,8 +45,9 @@ struct UploadJournal: Sendable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard let bytes = try? encoder.encode(session) else { return }
         // Not synced: a record lost in a power cut only costs a fresh session.
-        try FileSystem.writeAtomically(Array(bytes), to: file(origin: session.origin, repository: session.repository, digest: digest),
-                                       fsyncFile: false, syncDirectory: false, permissions: 0o600)
+        try FileSystem.writeAtomically(
+            Array(bytes), to: file(origin: session.origin, repository: session.repository, digest: digest),
+            fsyncFile: false, syncDirectory: false, permissions: 0o600)
     }
 
     /// Forgets the session (the blob is complete, or the registry forgot it).
@@ -56,7 +59,8 @@ struct UploadJournal: Sendable {
     /// before: where a cross-repository mount can take it from.
     func knownRepository(origin: String, digest: Digest) -> String? {
         guard let fd = try? FileDescriptor.open(knownFile(origin: origin, digest: digest), O_RDONLY | O_NOFOLLOW),
-              let bytes = try? fd.readAll(limit: 4096) else { return nil }
+            let bytes = try? fd.readAll(limit: 4096)
+        else { return nil }
         let text = String(decoding: bytes, as: UTF8.self)
         // Only a repository name (the distribution grammar's characters) goes into a query.
         guard !text.isEmpty, text.utf8.allSatisfy({ Self.repositoryByte($0) }) else { return nil }
@@ -66,14 +70,16 @@ struct UploadJournal: Sendable {
     /// Notes that `repository` at `origin` holds `digest`.
     func remember(origin: String, repository: String, digest: Digest) {
         try? FileSystem.makeDirectories(directory)
-        try? FileSystem.writeAtomically(Array(repository.utf8), to: knownFile(origin: origin, digest: digest),
-                                        fsyncFile: false, syncDirectory: false, permissions: 0o600)
+        try? FileSystem.writeAtomically(
+            Array(repository.utf8), to: knownFile(origin: origin, digest: digest),
+            fsyncFile: false, syncDirectory: false, permissions: 0o600)
     }
 
     private static func repositoryByte(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: "/"): return true
+            UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: "/"):
+            return true
         default: return false
         }
     }
@@ -87,7 +93,8 @@ struct UploadJournal: Sendable {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return names.filter { $0.hasPrefix("upload-") }.compactMap { name in
             guard let fd = try? FileDescriptor.open(directory + "/" + name, O_RDONLY | O_NOFOLLOW),
-                  let bytes = try? fd.readAll(limit: 64 << 10) else { return nil }
+                let bytes = try? fd.readAll(limit: 64 << 10)
+            else { return nil }
             return try? JSONDecoder().decode(Session.self, from: Data(bytes))
         }
     }
@@ -118,7 +125,8 @@ extension ModelStore {
     public func pendingUploads() -> [PendingUpload] {
         UploadJournal(store: self).sessions().compactMap { session in
             guard let digest = try? Digest(parsing: session.digest) else { return nil }
-            return PendingUpload(digest: digest, registry: session.origin, repository: session.repository, size: session.size)
+            return PendingUpload(
+                digest: digest, registry: session.origin, repository: session.repository, size: session.size)
         }
     }
 }

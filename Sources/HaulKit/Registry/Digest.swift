@@ -11,7 +11,7 @@ public struct Digest: Sendable, Hashable, Comparable, CustomStringConvertible {
         guard text.hasPrefix(prefix) else { throw .invalidDigest(text) }
         let hex = text.dropFirst(prefix.count)
         guard hex.utf8.count == 64,
-              hex.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
+            hex.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
         else { throw .invalidDigest(text) }
         self.hex = String(hex)
     }

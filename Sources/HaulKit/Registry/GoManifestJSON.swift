@@ -29,8 +29,10 @@ enum GoManifestJSON {
     /// The encoding of an inline list child (a full manifest): schema
     /// version, media type, config, layers (`null` when absent, as Go
     /// writes a nil slice), then `runner` and `format` when not empty.
-    static func inlineChild(schemaVersion: Int, mediaType: String, config: Layer?, layers: [Layer]?,
-                            runner: String, format: String) -> [UInt8] {
+    static func inlineChild(
+        schemaVersion: Int, mediaType: String, config: Layer?, layers: [Layer]?,
+        runner: String, format: String
+    ) -> [UInt8] {
         var out = "{\"schemaVersion\":" + String(schemaVersion)
         out += ",\"mediaType\":" + quote(mediaType)
         out += ",\"config\":" + (config ?? Layer()).encoded

@@ -18,7 +18,7 @@ public struct Manifest: Sendable {
     /// The manifest types Haul accepts (and asks for in `Accept`).
     public static let mediaTypes = [
         "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.manifest.v1+json"
     ]
     /// Larger manifests are refused before decoding; real ones are a few KiB.
     public static let maxBytes = 4 << 20

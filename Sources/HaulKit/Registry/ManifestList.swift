@@ -128,14 +128,16 @@ public struct ManifestList: Sendable {
             }
             return Child(mediaType: mediaType, digest: digest, runner: runner, format: format, inline: nil)
         }
-        let canonical = GoManifestJSON.inlineChild(schemaVersion: w.schemaVersion ?? 0, mediaType: mediaType,
-                                                   config: w.config, layers: w.layers, runner: w.runner ?? "",
-                                                   format: w.format ?? "")
+        let canonical = GoManifestJSON.inlineChild(
+            schemaVersion: w.schemaVersion ?? 0, mediaType: mediaType,
+            config: w.config, layers: w.layers, runner: w.runner ?? "",
+            format: w.format ?? "")
         // An inline child Haul cannot use as a manifest (no config digest,
         // say) still has its identity; it is simply never selected.
         let manifest = try? Manifest(bytes: canonical)
-        return Child(mediaType: mediaType, digest: Digest(hashing: canonical), runner: manifest == nil ? "" : runner,
-                     format: format, inline: manifest)
+        return Child(
+            mediaType: mediaType, digest: Digest(hashing: canonical), runner: manifest == nil ? "" : runner,
+            format: format, inline: manifest)
     }
 }
 

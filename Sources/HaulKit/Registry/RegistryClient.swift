@@ -28,10 +28,11 @@ struct RegistryClient: Sendable {
         self.insecure = insecure
         let policy = Self.addressPolicy(for: host, userInsecure: insecure, rule: engine.configuration.privateAddresses)
         addressPolicy = policy
-        authorizer = RegistryAuthorizer(engine: engine, tokens: auth.tokens,
-                                        credentials: auth.credentials.credentials(for: host.authority),
-                                        ollamaKeyPath: auth.ollamaKeyPath, huggingFace: auth.huggingFace,
-                                        registry: host.origin, repository: name.repository, addressPolicy: policy)
+        authorizer = RegistryAuthorizer(
+            engine: engine, tokens: auth.tokens,
+            credentials: auth.credentials.credentials(for: host.authority),
+            ollamaKeyPath: auth.ollamaKeyPath, huggingFace: auth.huggingFace,
+            registry: host.origin, repository: name.repository, addressPolicy: policy)
     }
 
     /// Ollama's rule (`x/transfer/redirect.go` `checkedClient`): the
@@ -64,7 +65,9 @@ struct RegistryClient: Sendable {
         self.init(engine: engine, name: name, host: .upstream(name, insecure: insecure), insecure: insecure, auth: auth)
     }
 
-    var tls: HostTLS? { host.caFile != nil || host.skipVerify ? HostTLS(caFile: host.caFile, skipVerify: host.skipVerify) : nil }
+    var tls: HostTLS? {
+        host.caFile != nil || host.skipVerify ? HostTLS(caFile: host.caFile, skipVerify: host.skipVerify) : nil
+    }
 
     var manifestURL: String { host.manifestURL(name) }
 
@@ -121,7 +124,9 @@ struct RegistryClient: Sendable {
             try await authorizer.authorize(challengeHeader: response.headers["www-authenticate"])
             response = try await getManifest(head: true)
         }
-        if response.status == 200, let text = response.headers["docker-content-digest"], let digest = try? Digest(parsing: text) {
+        if response.status == 200, let text = response.headers["docker-content-digest"],
+            let digest = try? Digest(parsing: text)
+        {
             return digest
         }
         return try await fetchManifest().digest
@@ -133,9 +138,11 @@ struct RegistryClient: Sendable {
     func blobSize(_ digest: Digest) async throws -> Int64? {
         func head() async throws -> HTTPResponse {
             do {
-                return try await engine.fetch(HTTPRequest(url: blobURL(digest), headers: registryHeaders, followRedirects: true,
-                                                          limit: 0, tls: tls, head: true,
-                                                          addressPolicy: addressPolicy))
+                return try await engine.fetch(
+                    HTTPRequest(
+                        url: blobURL(digest), headers: registryHeaders, followRedirects: true,
+                        limit: 0, tls: tls, head: true,
+                        addressPolicy: addressPolicy))
             } catch let HaulError.network(url, message) {
                 throw HaulError.manifestUnreachable(url: url, message: message)
             }
@@ -147,8 +154,10 @@ struct RegistryClient: Sendable {
         }
         switch response.status {
         case 200:
-            guard let text = response.headers["content-length"], let size = Int64(text.trimmingCharacters(in: .whitespaces)),
-                  size >= 0 else {
+            guard let text = response.headers["content-length"],
+                let size = Int64(text.trimmingCharacters(in: .whitespaces)),
+                size >= 0
+            else {
                 throw HaulError.manifestInvalid("the registry's HEAD of manifest \(digest) has no Content-Length")
             }
             return size
@@ -160,9 +169,11 @@ struct RegistryClient: Sendable {
 
     private func getManifest(head: Bool = false) async throws -> HTTPResponse {
         do {
-            return try await engine.fetch(HTTPRequest(url: manifestURL, headers: registryHeaders + [Self.manifestAccept],
-                                                      followRedirects: true, limit: Manifest.maxBytes,
-                                                      tls: tls, head: head, addressPolicy: addressPolicy))
+            return try await engine.fetch(
+                HTTPRequest(
+                    url: manifestURL, headers: registryHeaders + [Self.manifestAccept],
+                    followRedirects: true, limit: Manifest.maxBytes,
+                    tls: tls, head: head, addressPolicy: addressPolicy))
         } catch let HaulError.network(url, message) {
             throw HaulError.manifestUnreachable(url: url, message: message)
         }

@@ -23,7 +23,8 @@ extension RegistryClient {
             guard let page = try? JSONDecoder().decode(Page.self, from: Data(response.body)) else {
                 throw HaulError.manifestInvalid("the registry's tag list is not JSON")
             }
-            for tag in page.tags ?? [] where (try? ModelName(parsing: "\(name.host)/\(name.repository):\(tag)")) != nil {
+            for tag in page.tags ?? [] where (try? ModelName(parsing: "\(name.host)/\(name.repository):\(tag)")) != nil
+            {
                 if !out.contains(tag) { out.append(tag) }
                 if out.count >= Self.maxTags { return out }
             }
@@ -36,7 +37,8 @@ extension RegistryClient {
     /// The target of `rel="next"` in a `Link` header.
     static func nextPage(_ link: String?) -> String? {
         guard let link, link.contains("rel=\"next\"") || link.contains("rel=next"),
-              let open = link.firstIndex(of: "<"), let close = link[open...].firstIndex(of: ">") else { return nil }
+            let open = link.firstIndex(of: "<"), let close = link[open...].firstIndex(of: ">")
+        else { return nil }
         return String(link[link.index(after: open)..<close])
     }
 }

@@ -20,7 +20,8 @@ enum BlockingIO {
     /// Runs `body` there; cancelling the calling task sets the flag `body`
     /// checks between units of work (a request whose client left stops).
     static func runCancellable<T: Sendable>(_ body: @escaping @Sendable (CancellationFlag) throws(HaulError) -> T)
-        async throws(HaulError) -> T {
+        async throws(HaulError) -> T
+    {
         let flag = CancellationFlag()
         let result = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, HaulError>, Never>) in

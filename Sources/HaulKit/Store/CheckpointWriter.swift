@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -37,15 +38,19 @@ final class CheckpointWriter: Sendable {
     private let durableBytes: Int64
     private let durableInterval: Double
 
-    init(fd: Int32, files: PartialFiles, digest: Digest, size: Int64, model: String,
-         durableBytes: Int64, durableInterval: Double) {
+    init(
+        fd: Int32, files: PartialFiles, digest: Digest, size: Int64, model: String,
+        durableBytes: Int64, durableInterval: Double
+    ) {
         self.durableBytes = durableBytes
         self.durableInterval = durableInterval
         live = Lane(label: "haul.checkpoint.live") { point, _ in
-            let journal = ResumeJournal(digest: digest, size: size, model: model, boot: BootID.current, point: point,
-                                        anchor: PartialBlob.anchor(of: fd, hashed: point.hashed))
+            let journal = ResumeJournal(
+                digest: digest, size: size, model: model, boot: BootID.current, point: point,
+                anchor: PartialBlob.anchor(of: fd, hashed: point.hashed))
             do {
-                try FileSystem.writeAtomically(journal.encode(), to: files.liveJournal, fsyncFile: false, syncDirectory: false)
+                try FileSystem.writeAtomically(
+                    journal.encode(), to: files.liveJournal, fsyncFile: false, syncDirectory: false)
             } catch {
                 DebugTrace.log("\(digest.short) live checkpoint skipped: \(error)")
             }
@@ -56,13 +61,16 @@ final class CheckpointWriter: Sendable {
                 DebugTrace.log("\(digest.short) checkpoint skipped: fdatasync: \(String(cString: strerror(errno)))")
                 return
             }
-            let journal = ResumeJournal(digest: digest, size: size, model: model, boot: nil, point: point,
-                                        anchor: PartialBlob.anchor(of: fd, hashed: point.hashed))
+            let journal = ResumeJournal(
+                digest: digest, size: size, model: model, boot: nil, point: point,
+                anchor: PartialBlob.anchor(of: fd, hashed: point.hashed))
             do {
                 // The directory sync is needed only for the last one: a lost
                 // rename leaves the previous journal, which is still true.
                 try FileSystem.writeAtomically(journal.encode(), to: files.journal, syncDirectory: final)
-                DebugTrace.log("\(digest.short) durable checkpoint \(point.ranges.count) bytes in \(Int((MonotonicClock.now() - started) * 1000)) ms")
+                DebugTrace.log(
+                    "\(digest.short) durable checkpoint \(point.ranges.count) bytes in \(Int((MonotonicClock.now() - started) * 1000)) ms"
+                )
             } catch {
                 // A missed checkpoint costs re-downloading a little after a
                 // crash; it is no reason to stop a download that can finish.
@@ -75,7 +83,8 @@ final class CheckpointWriter: Sendable {
         let now = MonotonicClock.now()
         let makeDurable = state.withLock { s -> Bool? in
             guard !s.finished else { return nil }
-            let due = point.ranges.count - s.durableAt.bytes >= durableBytes || now - s.durableAt.time >= durableInterval
+            let due =
+                point.ranges.count - s.durableAt.bytes >= durableBytes || now - s.durableAt.time >= durableInterval
             if due { s.durableAt = (point.ranges.count, now) }
             return due
         }

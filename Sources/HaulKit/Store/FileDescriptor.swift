@@ -1,4 +1,5 @@
 internal import CShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -65,7 +66,8 @@ struct FileDescriptor: ~Copyable, Sendable {
     /// Whether this is the file `path` names now (and it still has a name):
     /// a lock won on a file renamed or removed meanwhile protects nothing.
     var isStillAtPath: Bool {
-        var held = stat(), named = stat()
+        var held = stat()
+        var named = stat()
         guard fstat(rawValue, &held) == 0, stat(path, &named) == 0 else { return false }
         return held.st_dev == named.st_dev && held.st_ino == named.st_ino && held.st_nlink > 0
     }

@@ -1,9 +1,10 @@
-import Foundation
 internal import CShims
+import Foundation
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
 
 /// Thin, typed wrappers over the system calls the store uses. Each throws a
 /// `HaulError.io` that names the operation and path, as Ollama's messages do
@@ -99,8 +100,10 @@ enum FileSystem {
     /// `syncDirectory` the rename itself may be lost in a power cut, leaving
     /// the old file: fine for a journal, whose old version is still valid.
     /// Without `fsyncFile` only a process crash is covered.
-    static func writeAtomically(_ bytes: [UInt8], to path: String, fsyncFile: Bool = true,
-                                syncDirectory sync: Bool = true, permissions: mode_t = 0o644) throws(HaulError) {
+    static func writeAtomically(
+        _ bytes: [UInt8], to path: String, fsyncFile: Bool = true,
+        syncDirectory sync: Bool = true, permissions: mode_t = 0o644
+    ) throws(HaulError) {
         let directory = parent(of: path)
         let file = try createTemporary(for: path, permissions: permissions)
         let temp = file.path
@@ -128,7 +131,9 @@ enum FileSystem {
 
     /// A new file under the first name `name()` gives that is free, made
     /// with O_CREAT|O_EXCL|O_NOFOLLOW and opened with `flags`.
-    static func createUnique(_ flags: Int32, permissions: mode_t = 0o644, name: () -> String) throws(HaulError) -> TemporaryFile {
+    static func createUnique(_ flags: Int32, permissions: mode_t = 0o644, name: () -> String) throws(HaulError)
+        -> TemporaryFile
+    {
         var last = ""
         for _ in 0..<16 {
             last = name()

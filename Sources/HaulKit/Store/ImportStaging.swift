@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -67,9 +68,10 @@ extension ModelStore {
             let path = haulDirectory + "/" + name
             var st = stat()
             guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { return nil }
-            return StagedImport(name: name, allocated: FileSystem.allocatedBytes(under: path),
-                                modified: Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec)),
-                                inUse: !stagingIsDead(path))
+            return StagedImport(
+                name: name, allocated: FileSystem.allocatedBytes(under: path),
+                modified: Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec)),
+                inUse: !stagingIsDead(path))
         }.sorted { $0.modified > $1.modified }
     }
 
@@ -112,10 +114,12 @@ extension ModelStore {
     /// these locks (`import-<pid>-<n>`) is dead once its process is.
     private func lockedIfDead(_ path: String) -> FileDescriptor? {
         guard let fd = try? FileDescriptor.open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW),
-              (try? fd.tryLock(.exclusive)) == true, fd.isStillAtPath else { return nil }
+            (try? fd.tryLock(.exclusive)) == true, fd.isStillAtPath
+        else { return nil }
         let parts = FileSystem.basename(of: path).dropFirst(Self.importPrefix.count).split(separator: "-")
         if parts.count == 2, let pid = Int32(parts[0]), UInt32(parts[1]) != nil, pid > 0,
-           kill(pid, 0) == 0 || errno == EPERM {
+            kill(pid, 0) == 0 || errno == EPERM
+        {
             return nil
         }
         return fd

@@ -1,7 +1,8 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 
 /// A file at depth four of a manifest tree: a named manifest.
 struct ManifestRef: Sendable, Equatable {
@@ -117,7 +118,9 @@ extension ModelStore {
 
     /// The manifest a stored entry runs as: itself, or for a list the child
     /// Ollama would pick among those present (`runner` alone, when given).
-    public func runnable(_ stored: StoredManifest, runner: String? = nil) throws(HaulError) -> (manifest: Manifest, child: ManifestList.Child?) {
+    public func runnable(_ stored: StoredManifest, runner: String? = nil) throws(HaulError) -> (
+        manifest: Manifest, child: ManifestList.Child?
+    ) {
         switch stored.content {
         case .image(let manifest):
             return (manifest, nil)
@@ -125,7 +128,10 @@ extension ModelStore {
             var failure: HaulError?
             let preferences = runner.map { [$0] } ?? Runner.preferences
             let chosen = list.select(preferences: preferences) { child in
-                do throws(HaulError) { return try childManifest(child) != nil } catch { failure = failure ?? error; return false }
+                do throws(HaulError) { return try childManifest(child) != nil } catch {
+                    failure = failure ?? error
+                    return false
+                }
             }
             guard let chosen, let manifest = try childManifest(chosen) else {
                 if let failure { throw failure }
@@ -167,7 +173,8 @@ extension ModelStore {
                         }
                     }
                     if rows == 0 && list.children.isEmpty {
-                        unreadable.append(UnreadableManifest(path: ref.path, problem: "is a manifest list with no children"))
+                        unreadable.append(
+                            UnreadableManifest(path: ref.path, problem: "is a manifest list with no children"))
                     }
                 }
             } catch .storedManifest(let path, let problem) {
@@ -192,9 +199,11 @@ extension LocalModel {
             manifestBlobs.append(Layer(mediaType: stored.mediaType, digest: linked, size: Int64(stored.raw.count)))
         }
         if let child, child.inline == nil {
-            manifestBlobs.append(Layer(mediaType: child.mediaType, digest: child.digest, size: Int64(manifest.raw.count)))
+            manifestBlobs.append(
+                Layer(mediaType: child.mediaType, digest: child.digest, size: Int64(manifest.raw.count)))
         }
-        self.init(name: stored.name, id: child?.digest ?? stored.digest, size: size, modified: stored.modified,
-                  manifest: manifest, runner: runner, tagDigest: stored.digest, manifestBlobs: manifestBlobs)
+        self.init(
+            name: stored.name, id: child?.digest ?? stored.digest, size: size, modified: stored.modified,
+            manifest: manifest, runner: runner, tagDigest: stored.digest, manifestBlobs: manifestBlobs)
     }
 }

@@ -60,7 +60,8 @@ extension ModelStore {
     public func legacyPaths(_ name: ModelName) -> [String] {
         var hosts = [name.host]
         if name.isPublicHost {
-            hosts.append(name.host.lowercased() == ModelName.defaultHost ? ModelName.v2PublicHost : ModelName.defaultHost)
+            hosts.append(
+                name.host.lowercased() == ModelName.defaultHost ? ModelName.v2PublicHost : ModelName.defaultHost)
         }
         return hosts.map { [manifestsDirectory, $0, name.namespace, name.model, name.tag].joined(separator: "/") }
     }

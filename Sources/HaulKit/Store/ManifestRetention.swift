@@ -92,8 +92,9 @@ extension ModelStore {
             digests.formUnion(children)
             for child in children {
                 guard let size = FileSystem.size(blobPath(child)), size <= Int64(Manifest.maxBytes),
-                      let fd = try? FileDescriptor.open(blobPath(child), O_RDONLY | O_NOFOLLOW),
-                      let childBytes = try? fd.readAll(limit: Manifest.maxBytes) else { continue }
+                    let fd = try? FileDescriptor.open(blobPath(child), O_RDONLY | O_NOFOLLOW),
+                    let childBytes = try? fd.readAll(limit: Manifest.maxBytes)
+                else { continue }
                 digests.formUnion(DigestScan.digests(in: childBytes))
             }
         }
@@ -105,10 +106,12 @@ extension ModelStore {
     /// they mention. Nil for a link that leads anywhere else.
     private func linkedBlobBytes(_ path: String) -> [UInt8]? {
         guard let target = StoredManifest.realPath(path),
-              let digest = Digest(ollamaSpelling: FileSystem.basename(of: target)) else { return nil }
+            let digest = Digest(ollamaSpelling: FileSystem.basename(of: target))
+        else { return nil }
         var linked = stat()
         guard stat(path, &linked) == 0, let fd = try? FileDescriptor.open(blobPath(digest), O_RDONLY | O_NOFOLLOW),
-              let status = try? fd.status(), status.st_dev == linked.st_dev, status.st_ino == linked.st_ino else { return nil }
+            let status = try? fd.status(), status.st_dev == linked.st_dev, status.st_ino == linked.st_ino
+        else { return nil }
         return try? fd.readAll(limit: Manifest.maxBytes)
     }
 
@@ -129,13 +132,16 @@ enum DigestScan {
         var i = 0
         while i <= bytes.count - length {
             guard bytes[i] == prefix[0], Array(bytes[i..<i + prefix.count]) == prefix,
-                  bytes[i + prefix.count] == UInt8(ascii: ":") || bytes[i + prefix.count] == UInt8(ascii: "-") else {
+                bytes[i + prefix.count] == UInt8(ascii: ":") || bytes[i + prefix.count] == UInt8(ascii: "-")
+            else {
                 i += 1
                 continue
             }
             let start = i + prefix.count + 1
             let hex = bytes[start..<start + 64]
-            if hex.allSatisfy(Self.isHex), let digest = try? Digest(parsing: "sha256:" + String(decoding: hex, as: UTF8.self).lowercased()) {
+            if hex.allSatisfy(Self.isHex),
+                let digest = try? Digest(parsing: "sha256:" + String(decoding: hex, as: UTF8.self).lowercased())
+            {
                 out.insert(digest)
                 i = start + 64
             } else {

@@ -1,7 +1,8 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 
 /// Writing a named manifest so that the Ollama that shares the store sees
 /// it, atomically: every entry is made under `.haul/tmp/` and renamed into
@@ -58,9 +59,10 @@ extension ModelStore {
     func legacyAnchor(for raw: [UInt8]) -> [UInt8]? {
         guard ManifestList.isList(raw) else { return raw }
         guard let list = try? ManifestList(bytes: raw),
-              let chosen = list.select(isLocal: { (try? childManifest($0)) != nil }),
-              let child = try? childManifest(chosen),
-              var object = try? JSONSerialization.jsonObject(with: Data(child.raw)) as? [String: Any] else { return nil }
+            let chosen = list.select(isLocal: { (try? childManifest($0)) != nil }),
+            let child = try? childManifest(chosen),
+            var object = try? JSONSerialization.jsonObject(with: Data(child.raw)) as? [String: Any]
+        else { return nil }
         var layers = object["layers"] as? [Any] ?? []
         let manifestType = Manifest.mediaTypes[0]
         layers.append(["mediaType": manifestType, "digest": list.digest.description, "size": raw.count])
@@ -68,7 +70,10 @@ extension ModelStore {
             layers.append(["mediaType": manifestType, "digest": chosen.digest.description, "size": child.raw.count])
         }
         object["layers"] = layers
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else {
+        guard
+            let data = try? JSONSerialization.data(
+                withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        else {
             return nil
         }
         return Array(data)
@@ -89,8 +94,9 @@ extension ModelStore {
         let digest = Digest(hashing: bytes)
         let path = blobPath(digest)
         if FileSystem.size(path) == Int64(bytes.count),
-           let fd = try? FileDescriptor.open(path, O_RDONLY | O_NOFOLLOW),
-           (try? FileDigest.of(fd, size: Int64(bytes.count))) == digest {
+            let fd = try? FileDescriptor.open(path, O_RDONLY | O_NOFOLLOW),
+            (try? FileDigest.of(fd, size: Int64(bytes.count))) == digest
+        {
             return digest
         }
         try FileSystem.makeDirectories(blobsDirectory)

@@ -67,8 +67,9 @@ public final class ModelFacts: Sendable {
                 break
             }
         }
-        let capabilities = ModelCapabilities.derive(config: details.capabilities, gguf: gguf, hasProjector: hasProjector,
-                                                    template: template, family: details.family)
+        let capabilities = ModelCapabilities.derive(
+            config: details.capabilities, gguf: gguf, hasProjector: hasProjector,
+            template: template, family: details.family)
         return Summary(details: details, capabilities: readable ? capabilities : nil)
     }
 
@@ -95,8 +96,11 @@ public final class ModelFacts: Sendable {
     /// Modelfile), which must not be encoded on the pool either.
     public func show<T: Sendable>(
         _ name: ModelName, in store: ModelStore, runner: String? = nil, keepArraysUpTo: Int?,
-        render: @escaping @Sendable (_ model: LocalModel, _ contents: ModelContents, _ metadata: GGUFMetadata?,
-                                     _ capabilities: [String]) throws -> T
+        render:
+            @escaping @Sendable (
+                _ model: LocalModel, _ contents: ModelContents, _ metadata: GGUFMetadata?,
+                _ capabilities: [String]
+            ) throws -> T
     ) async throws -> T {
         let outcome = try await BlockingIO.runCancellable { [self] (flag) throws(HaulError) -> Result<T, any Error> in
             let model = try store.model(name, runner: runner)
@@ -115,13 +119,19 @@ public final class ModelFacts: Sendable {
     /// What a model can do, for `/api/show`, which has read its weights'
     /// metadata already; the template's scan comes from here.
     public func capabilities(of contents: ModelContents, metadata: GGUFMetadata?) -> [String] {
-        let template = contents.templateLayer.map { templateFacts(of: $0, in: contents.store) } ?? ModelCapabilities.TemplateFacts()
-        return ModelCapabilities.derive(config: contents.details.capabilities, gguf: metadata.map(ModelCapabilities.GGUFFacts.init),
-                                        hasProjector: contents.hasProjector, template: template, family: contents.details.family)
+        let template =
+            contents.templateLayer.map { templateFacts(of: $0, in: contents.store) }
+            ?? ModelCapabilities.TemplateFacts()
+        return ModelCapabilities.derive(
+            config: contents.details.capabilities, gguf: metadata.map(ModelCapabilities.GGUFFacts.init),
+            hasProjector: contents.hasProjector, template: template, family: contents.details.family)
     }
 
     func details(of config: Layer, in store: ModelStore) -> ModelDetails {
-        guard case .details(let details) = fact(config.digest, .details, in: store, compute: { .details(store.details(ofConfig: config)) }) else {
+        guard
+            case .details(let details) = fact(
+                config.digest, .details, in: store, compute: { .details(store.details(ofConfig: config)) })
+        else {
             return ModelDetails()
         }
         return details

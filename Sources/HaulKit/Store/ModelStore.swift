@@ -58,7 +58,9 @@ public struct ModelStore: Sendable {
     /// `$OLLAMA_MODELS` (trimmed of spaces and quotes, as Ollama does), else
     /// `~/.ollama/models`.
     /// `HAUL_STORE_LAYOUT` (`auto`, `v1`, `v2`) sets the layout writes use.
-    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> ModelStore {
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
+        -> ModelStore
+    {
         let layout = StoreLayout.fromEnvironment(environment) ?? .auto
         let raw = OllamaEnvironment.string("OLLAMA_MODELS", environment)
         if !raw.isEmpty { return ModelStore(root: raw, layout: layout) }
@@ -151,7 +153,8 @@ public struct ModelStore: Sendable {
     /// read: the first, and how many more.
     public static func sweepNotice(_ first: UnreadableManifest, count: Int) -> String {
         let more = count > 1 ? " (and \(count - 1) more)" : ""
-        return "kept going without \(first.path)\(more): \(first.problem); only blobs no readable manifest names were removed"
+        return
+            "kept going without \(first.path)\(more): \(first.problem); only blobs no readable manifest names were removed"
     }
 
     /// Blobs younger than this are never deleted by pruning: another

@@ -1,5 +1,6 @@
-import Foundation
 internal import CShims
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -60,7 +61,8 @@ public struct OCILayout: Sendable {
             for image in exported.images {
                 for layer in try image.blobs where !blobs.contains(where: { $0.digest == layer.digest }) {
                     guard store.hasBlob(layer) else {
-                        throw .archive(store.blobPath(layer.digest), "missing or the wrong size; run 'haul verify --repair'")
+                        throw .archive(
+                            store.blobPath(layer.digest), "missing or the wrong size; run 'haul verify --repair'")
                     }
                     blobs.append(layer)
                 }
@@ -69,8 +71,10 @@ public struct OCILayout: Sendable {
                 let digest = Digest(hashing: raw)
                 if !manifestBlobs.contains(where: { $0.digest == digest }) { manifestBlobs.append((digest, raw)) }
             }
-            descriptors.append(.init(mediaType: exported.mediaType, digest: Digest(hashing: exported.raw).description,
-                                     size: Int64(exported.raw.count), annotations: [Self.refName: name.displayShortest]))
+            descriptors.append(
+                .init(
+                    mediaType: exported.mediaType, digest: Digest(hashing: exported.raw).description,
+                    size: Int64(exported.raw.count), annotations: [Self.refName: name.displayShortest]))
             report.models.append(name)
         }
         let encoder = JSONEncoder()
@@ -89,15 +93,20 @@ public struct OCILayout: Sendable {
                 temp = file.path
                 let out = file.descriptor
                 func add(_ name: String, _ bytes: [UInt8]) throws(HaulError) {
-                    try out.writeAll(TarArchive.header(name: name, size: Int64(bytes.count), directory: false) + bytes + padding(Int64(bytes.count)))
+                    try out.writeAll(
+                        TarArchive.header(name: name, size: Int64(bytes.count), directory: false) + bytes
+                            + padding(Int64(bytes.count)))
                 }
                 try add("oci-layout", layoutFile)
                 try add("index.json", index)
-                for name in ["blobs", "blobs/sha256"] { try out.writeAll(TarArchive.header(name: name + "/", size: 0, directory: true)) }
+                for name in ["blobs", "blobs/sha256"] {
+                    try out.writeAll(TarArchive.header(name: name + "/", size: 0, directory: true))
+                }
                 for manifest in manifestBlobs { try add("blobs/sha256/" + manifest.digest.hex, manifest.raw) }
                 for layer in blobs {
                     let source = try FileDescriptor.open(store.blobPath(layer.digest), O_RDONLY)
-                    try out.writeAll(TarArchive.header(name: "blobs/sha256/" + layer.digest.hex, size: layer.size, directory: false))
+                    try out.writeAll(
+                        TarArchive.header(name: "blobs/sha256/" + layer.digest.hex, size: layer.size, directory: false))
                     try TarArchive.copy(from: source, offset: 0, length: layer.size, to: out)
                     try out.writeAll(padding(layer.size))
                 }
@@ -111,10 +120,13 @@ public struct OCILayout: Sendable {
                 try FileSystem.writeAtomically(layoutFile, to: temp + "/oci-layout", syncDirectory: false)
                 try FileSystem.writeAtomically(index, to: temp + "/index.json", syncDirectory: false)
                 for manifest in manifestBlobs {
-                    try FileSystem.writeAtomically(manifest.raw, to: temp + "/blobs/sha256/" + manifest.digest.hex, syncDirectory: false)
+                    try FileSystem.writeAtomically(
+                        manifest.raw, to: temp + "/blobs/sha256/" + manifest.digest.hex, syncDirectory: false)
                 }
                 for layer in blobs {
-                    try Self.place(store.blobPath(layer.digest), at: temp + "/blobs/sha256/" + layer.digest.hex, size: layer.size, linking: true)
+                    try Self.place(
+                        store.blobPath(layer.digest), at: temp + "/blobs/sha256/" + layer.digest.hex, size: layer.size,
+                        linking: true)
                 }
             }
             try FileSystem.renameNoReplace(temp, path)
@@ -147,7 +159,8 @@ public struct OCILayout: Sendable {
             // podman) looks only at OCI-typed entries of an OCI layout, and a
             // Docker v2 schema 2 manifest (Ollama's) has the same structure.
             // The manifest bytes themselves are the registry's, unchanged.
-            return Exported(raw: stored.raw, mediaType: "application/vnd.oci.image.manifest.v1+json", images: [manifest])
+            return Exported(
+                raw: stored.raw, mediaType: "application/vnd.oci.image.manifest.v1+json", images: [manifest])
         case .list(let list):
             // The list as stored (its digest is the tag's), with the children
             // this store has; those it never pulled stay out, as they are out
@@ -160,15 +173,19 @@ public struct OCILayout: Sendable {
                 if child.inline == nil { exported.children.append(manifest.raw) }
             }
             guard !exported.images.isEmpty else {
-                throw .storedManifest(path: stored.path, problem: "is a manifest list none of whose children is in the store; "
-                    + "pull \(name.displayShortest) again")
+                throw .storedManifest(
+                    path: stored.path,
+                    problem: "is a manifest list none of whose children is in the store; "
+                        + "pull \(name.displayShortest) again")
             }
             return exported
         }
     }
 
     private func padding(_ size: Int64) -> [UInt8] {
-        [UInt8](repeating: 0, count: Int((Int64(TarArchive.block) - size % Int64(TarArchive.block)) % Int64(TarArchive.block)))
+        [UInt8](
+            repeating: 0,
+            count: Int((Int64(TarArchive.block) - size % Int64(TarArchive.block)) % Int64(TarArchive.block)))
     }
 
     /// `target` with `source`'s bytes: a reflink (copy-on-write) where the
@@ -189,7 +206,6 @@ public struct OCILayout: Sendable {
         try TarArchive.copy(from: from, offset: 0, length: size, to: to)
         try to.sync()
     }
-
 
     // MARK: import
 
@@ -212,7 +228,8 @@ public struct OCILayout: Sendable {
         if tar { try Self.extract(path, into: staging) }
         let directory = tar ? staging : path
         guard let layout = try? Self.readRegular(directory + "/oci-layout", limit: 4096),
-              String(decoding: layout, as: UTF8.self).contains("\"imageLayoutVersion\"") else {
+            String(decoding: layout, as: UTF8.self).contains("\"imageLayoutVersion\"")
+        else {
             throw .archive(path, "not an OCI image layout (no oci-layout file)")
         }
         let indexBytes: [UInt8]
@@ -236,8 +253,10 @@ public struct OCILayout: Sendable {
                 let source = try Self.openRegular(file)
                 let size = Int64(try source.status().st_size)
                 guard size == layer.size else {
-                    throw .archive(path, "blob \(layer.digest) of \(ref) is \(size) bytes, the manifest says \(layer.size); "
-                        + "nothing was imported")
+                    throw .archive(
+                        path,
+                        "blob \(layer.digest) of \(ref) is \(size) bytes, the manifest says \(layer.size); "
+                            + "nothing was imported")
                 }
                 try Self.copy(source, to: staged, size: layer.size)
             }
@@ -245,7 +264,8 @@ public struct OCILayout: Sendable {
             let size = Int64(try fd.status().st_size)
             let got = size == layer.size ? try FileDigest.of(fd, size: size) : nil
             guard got == layer.digest else {
-                let why = got.map { "its bytes hash to \($0)" } ?? "it is \(size) bytes, the manifest says \(layer.size)"
+                let why =
+                    got.map { "its bytes hash to \($0)" } ?? "it is \(size) bytes, the manifest says \(layer.size)"
                 throw .archive(path, "blob \(layer.digest) of \(ref) is corrupt: \(why); nothing was imported")
             }
         }
@@ -267,12 +287,14 @@ public struct OCILayout: Sendable {
             // hostile one cannot make an import read or hold more than this.
             func readManifest(_ digest: Digest, _ what: String) throws(HaulError) -> [UInt8] {
                 let blob = directory + "/blobs/sha256/" + digest.hex
-                guard let raw = try? Self.readRegular(blob, limit: Manifest.maxBytes), Digest(hashing: raw) == digest else {
+                guard let raw = try? Self.readRegular(blob, limit: Manifest.maxBytes), Digest(hashing: raw) == digest
+                else {
                     throw .archive(path, "\(what) of \(ref), \(digest), is missing or does not match its digest")
                 }
                 manifestBytes += raw.count
                 guard manifestBytes <= Self.maxManifestBytes else {
-                    throw .archive(path, "holds more than \(Self.maxManifestBytes >> 20) MiB of manifests; import it in parts")
+                    throw .archive(
+                        path, "holds more than \(Self.maxManifestBytes >> 20) MiB of manifests; import it in parts")
                 }
                 return raw
             }
@@ -286,18 +308,26 @@ public struct OCILayout: Sendable {
                 let list = try ManifestList(bytes: raw)
                 var present: [(child: ManifestList.Child, manifest: Manifest)] = []
                 for child in list.children {
-                    if let inline = child.inline { present.append((child, inline)); continue }
+                    if let inline = child.inline {
+                        present.append((child, inline))
+                        continue
+                    }
                     guard FileSystem.exists(directory + "/blobs/sha256/" + child.digest.hex) else { continue }
-                    let bytes = try readManifest(child.digest, "the \(child.runner.isEmpty ? "unnamed" : child.runner) child")
+                    let bytes = try readManifest(
+                        child.digest, "the \(child.runner.isEmpty ? "unnamed" : child.runner) child")
                     guard !ManifestList.isList(bytes) else {
-                        throw .archive(path, "the list of \(ref) has a list as a child (\(child.digest)); nothing was imported")
+                        throw .archive(
+                            path, "the list of \(ref) has a list as a child (\(child.digest)); nothing was imported")
                     }
                     present.append((child, try Manifest(bytes: bytes)))
                 }
                 guard let chosen = list.select(isLocal: { c in present.contains { $0.child == c } }),
-                      let runnable = present.first(where: { $0.child == chosen }) else {
-                    throw .archive(path, "the list of \(ref) has no child here that runs on this machine "
-                        + "(runners: \(Runner.preferences.joined(separator: ", "))); nothing was imported")
+                    let runnable = present.first(where: { $0.child == chosen })
+                else {
+                    throw .archive(
+                        path,
+                        "the list of \(ref) has no child here that runs on this machine "
+                            + "(runners: \(Runner.preferences.joined(separator: ", "))); nothing was imported")
                 }
                 switch storeLayout {
                 case .v2, .auto:

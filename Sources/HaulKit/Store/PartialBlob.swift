@@ -28,8 +28,10 @@ final class PartialBlob: CheckpointSink {
     /// then reserved on disk, so a full disk is reported now rather than
     /// mid-download. Owns the descriptor from here on; if this throws, it
     /// is closed with the rest of the half-made value.
-    init(locked descriptor: consuming FileDescriptor, files: PartialFiles, digest: Digest, size: Int64, model: String,
-         durableEvery: (bytes: Int64, seconds: Double) = (64 << 20, 2.0)) throws(HaulError) {
+    init(
+        locked descriptor: consuming FileDescriptor, files: PartialFiles, digest: Digest, size: Int64, model: String,
+        durableEvery: (bytes: Int64, seconds: Double) = (64 << 20, 2.0)
+    ) throws(HaulError) {
         let fd = descriptor.rawValue
         let onDisk: Int64 = (try? descriptor.status()).map { Int64($0.st_size) } ?? -1
         let recovered = Self.recover(files, digest: digest, size: size, onDisk: onDisk, data: fd)
@@ -44,8 +46,9 @@ final class PartialBlob: CheckpointSink {
         self.descriptor = descriptor
         self.size = size
         (resume, discarded) = (recovered.journal?.point ?? .empty, recovered.why)
-        writer = CheckpointWriter(fd: fd, files: files, digest: digest, size: size, model: model,
-                                  durableBytes: durableEvery.bytes, durableInterval: durableEvery.seconds)
+        writer = CheckpointWriter(
+            fd: fd, files: files, digest: digest, size: size, model: model,
+            durableBytes: durableEvery.bytes, durableInterval: durableEvery.seconds)
     }
 
     /// Opens `path` (creating it) and takes its exclusive lock, waiting as
@@ -90,8 +93,10 @@ final class PartialBlob: CheckpointSink {
     /// is none. Every claim is checked against what it describes (with
     /// `data`, the data file itself, by the journal's anchor); the live
     /// journal only counts if no reboot happened since it was written.
-    static func recover(_ files: PartialFiles, digest: Digest, size: Int64, onDisk: Int64,
-                        data: Int32? = nil) -> (journal: ResumeJournal?, why: String?) {
+    static func recover(
+        _ files: PartialFiles, digest: Digest, size: Int64, onDisk: Int64,
+        data: Int32? = nil
+    ) -> (journal: ResumeJournal?, why: String?) {
         func load(_ path: String) -> Result<ResumeJournal, ResumeJournal.Invalid>? {
             guard let bytes = try? FileSystem.readFile(path, limit: ResumeJournal.maxBytes) else { return nil }
             return Result { () throws(ResumeJournal.Invalid) in try ResumeJournal.decode(bytes) }
@@ -122,7 +127,8 @@ final class PartialBlob: CheckpointSink {
                     why = "data file is \(onDisk) bytes, expected \(size)"
                     continue
                 }
-                if let data, let anchor = journal.anchor, anchor != Self.anchor(of: data, hashed: journal.point.hashed) {
+                if let data, let anchor = journal.anchor, anchor != Self.anchor(of: data, hashed: journal.point.hashed)
+                {
                     why = "the data file changed since its journal was written"
                     continue
                 }

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,19 +29,24 @@ extension ModelStore {
         var out: [PartialDownload] = []
         for name in FileSystem.listDirectory(partialsDirectory) where name.hasSuffix("-partial") {
             guard name.hasPrefix("sha256-"),
-                  let digest = try? Digest(parsing: "sha256:" + name.dropFirst(7).dropLast(8)) else { continue }
+                let digest = try? Digest(parsing: "sha256:" + name.dropFirst(7).dropLast(8))
+            else { continue }
             let path = partialsDirectory + "/" + name
             var st = stat()
             guard stat(path, &st) == 0 else { continue }
             // The journal a resume would use, judged by the same rules.
             let files = PartialFiles(data: path)
-            let journal = PartialBlob.recover(files, digest: digest,
-                                              size: Int64(st.st_size), onDisk: Int64(st.st_size)).journal
+            let journal = PartialBlob.recover(
+                files, digest: digest,
+                size: Int64(st.st_size), onDisk: Int64(st.st_size)
+            ).journal
             let mtime = FileSystem.modificationTime(files.journal) ?? FileSystem.modificationTime(path) ?? 0
-            out.append(PartialDownload(digest: digest, size: journal?.size ?? Int64(st.st_size),
-                                       completed: journal?.point.ranges.count ?? 0, model: journal?.model,
-                                       modified: Date(timeIntervalSince1970: mtime),
-                                       allocated: Int64(st.st_blocks) * 512, inUse: isLocked(path)))
+            out.append(
+                PartialDownload(
+                    digest: digest, size: journal?.size ?? Int64(st.st_size),
+                    completed: journal?.point.ranges.count ?? 0, model: journal?.model,
+                    modified: Date(timeIntervalSince1970: mtime),
+                    allocated: Int64(st.st_blocks) * 512, inUse: isLocked(path)))
         }
         return out.sorted { $0.modified > $1.modified }
     }
@@ -76,13 +82,16 @@ extension ModelStore {
     /// while a pull holds it.
     private func lockedForRemoval(_ files: PartialFiles) -> FileDescriptor? {
         guard let fd = try? FileDescriptor.open(files.data, O_RDWR | O_CREAT | O_NOFOLLOW),
-              (try? fd.tryLock(.exclusive)) == true, fd.isStillAtPath else { return nil }
+            (try? fd.tryLock(.exclusive)) == true, fd.isStillAtPath
+        else { return nil }
         return fd
     }
 
     /// Whether another open file description holds the partial's lock.
     private func isLocked(_ path: String) -> Bool {
-        guard let fd = try? FileDescriptor.open(path, O_RDONLY), let free = try? fd.tryLock(.shared) else { return false }
+        guard let fd = try? FileDescriptor.open(path, O_RDONLY), let free = try? fd.tryLock(.shared) else {
+            return false
+        }
         if free { fd.unlock() }
         return !free
     }

@@ -42,7 +42,9 @@ struct ResumeJournal: Equatable, Sendable {
     enum Invalid: Error, Equatable, CustomStringConvertible {
         case malformed(String)
         var description: String {
-            switch self { case .malformed(let why): return why }
+            switch self {
+            case .malformed(let why): return why
+            }
         }
     }
 
@@ -85,7 +87,8 @@ struct ResumeJournal: Equatable, Sendable {
         var state: [UInt8]?
         if hashedParts[1] != "-" {
             guard let decoded = Hex.decode(hashedParts[1]), decoded.count == SHA256State.size,
-                  SHA256State.offset(decoded) == hashed else { throw .malformed("bad hash state") }
+                SHA256State.offset(decoded) == hashed
+            else { throw .malformed("bad hash state") }
             state = decoded
         } else if hashed != 0 {
             throw .malformed("hash offset without a state")
@@ -103,13 +106,15 @@ struct ResumeJournal: Equatable, Sendable {
         for line in lines[5...] {
             let parts = try field(line, "range").split(separator: " ", omittingEmptySubsequences: false)
             guard parts.count == 2, let lo = Int64(parts[0]), let hi = Int64(parts[1]),
-                  lo > previousEnd, lo < hi, hi <= size else { throw .malformed("bad range \(HaulError.quoted(line, limit: 60))") }
+                lo > previousEnd, lo < hi, hi <= size
+            else { throw .malformed("bad range \(HaulError.quoted(line, limit: 60))") }
             ranges.insert(lo..<hi)
             previousEnd = hi
         }
         guard hashed <= ranges.contiguousPrefix else { throw .malformed("hash state beyond the data on disk") }
-        return ResumeJournal(digest: digest, size: size, model: model, boot: boot,
-                             point: ResumePoint(ranges: ranges, hashState: state), anchor: anchor)
+        return ResumeJournal(
+            digest: digest, size: size, model: model, boot: boot,
+            point: ResumePoint(ranges: ranges, hashState: state), anchor: anchor)
     }
 
     private static func field(_ line: String, _ key: String) throws(Invalid) -> String {

@@ -1,7 +1,8 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
 
 /// Blobs that pulls in flight are about to reference, visible to every
 /// process on the store. A pull may find a blob cached, or finish one,

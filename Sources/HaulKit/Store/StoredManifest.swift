@@ -1,7 +1,8 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 
 /// A named manifest read from either tree, checked as Ollama checks it
 /// (`manifest/manifest.go` `OpenVerifiedManifest`):
@@ -49,7 +50,9 @@ public struct StoredManifest: Sendable {
     }
 
     /// Reads and checks the entry at `path` in `root` of `store`.
-    static func read(_ path: String, name: ModelName, root: ManifestRoot, store: ModelStore) throws(HaulError) -> StoredManifest {
+    static func read(_ path: String, name: ModelName, root: ManifestRoot, store: ModelStore) throws(HaulError)
+        -> StoredManifest
+    {
         let (raw, linked, mtime) = try verifiedBytes(path, root: root, store: store)
         let content: Content
         if ManifestList.isList(raw) {
@@ -62,14 +65,16 @@ public struct StoredManifest: Sendable {
                 throw .storedManifest(path: path, problem: "is not a manifest Haul can read (\(error))")
             }
         }
-        return StoredManifest(name: name.storeIdentity, path: path, root: root, raw: raw, digest: Digest(hashing: raw),
-                              linkedBlob: linked, modified: Date(timeIntervalSince1970: mtime), content: content)
+        return StoredManifest(
+            name: name.storeIdentity, path: path, root: root, raw: raw, digest: Digest(hashing: raw),
+            linkedBlob: linked, modified: Date(timeIntervalSince1970: mtime), content: content)
     }
 
     /// The entry's bytes once checked, the blob it links to (if a link),
     /// and its modification time.
     static func verifiedBytes(_ path: String, root: ManifestRoot, store: ModelStore)
-        throws(HaulError) -> (bytes: [UInt8], linked: Digest?, mtime: Double) {
+        throws(HaulError) -> (bytes: [UInt8], linked: Digest?, mtime: Double)
+    {
         var st = stat()
         guard lstat(path, &st) == 0 else {
             throw errno == ENOENT ? HaulError.modelNotFound(path) : .io(operation: "lstat", path: path, errno: errno)
@@ -93,7 +98,9 @@ public struct StoredManifest: Sendable {
 
     /// A link's bytes: only from this store's `blobs/sha256-<hex>`, only if
     /// the link leads to that very file, only if they hash to `<hex>`.
-    private static func linkedBytes(_ path: String, store: ModelStore) throws(HaulError) -> (bytes: [UInt8], linked: Digest?, mtime: Double) {
+    private static func linkedBytes(_ path: String, store: ModelStore) throws(HaulError) -> (
+        bytes: [UInt8], linked: Digest?, mtime: Double
+    ) {
         guard let target = realPath(path) else {
             throw .storedManifest(path: path, problem: "is a link to a missing blob (\(linkText(path)))")
         }
@@ -104,9 +111,10 @@ public struct StoredManifest: Sendable {
         let blob = store.blobPath(digest)
         var linked = stat()
         guard stat(path, &linked) == 0,
-              let fd = try? FileDescriptor.open(blob, O_RDONLY | O_NOFOLLOW),
-              let status = try? fd.status(),
-              status.st_dev == linked.st_dev, status.st_ino == linked.st_ino else {
+            let fd = try? FileDescriptor.open(blob, O_RDONLY | O_NOFOLLOW),
+            let status = try? fd.status(),
+            status.st_dev == linked.st_dev, status.st_ino == linked.st_ino
+        else {
             throw .storedManifest(path: path, problem: "links to \(HaulError.quoted(target)), not to \(blob)")
         }
         let bytes = try readBounded(fd, path: path)

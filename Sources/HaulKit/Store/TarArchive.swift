@@ -78,14 +78,17 @@ enum TarArchive {
             while name.hasSuffix("/") { name.removeLast() }
             // The size is checked against what is left before any sum that a
             // hostile size could overflow.
-            guard !name.hasPrefix("/"), !name.split(separator: "/").contains(".."), size >= 0, size <= total - at - Int64(block) else {
+            guard !name.hasPrefix("/"), !name.split(separator: "/").contains(".."), size >= 0,
+                size <= total - at - Int64(block)
+            else {
                 throw .archive(fd.path, "entry \"\(HaulError.quoted(name))\" would leave the layout or the archive")
             }
             guard type == UInt8(ascii: "0") || type == 0 || type == UInt8(ascii: "5") else {
                 throw .archive(fd.path, "entry \"\(HaulError.quoted(name))\" is not a file or directory (type \(type))")
             }
             if !name.isEmpty && name != "." {
-                entries.append(Entry(name: name, size: size, directory: type == UInt8(ascii: "5"), offset: at + Int64(block)))
+                entries.append(
+                    Entry(name: name, size: size, directory: type == UInt8(ascii: "5"), offset: at + Int64(block)))
             }
             at += Int64(block) + (size + Int64(block) - 1) / Int64(block) * Int64(block)
         }
@@ -93,7 +96,9 @@ enum TarArchive {
     }
 
     /// Copies `length` bytes at `offset` of `from` to the end of `to`.
-    static func copy(from: borrowing FileDescriptor, offset: Int64, length: Int64, to: borrowing FileDescriptor) throws(HaulError) {
+    static func copy(from: borrowing FileDescriptor, offset: Int64, length: Int64, to: borrowing FileDescriptor)
+        throws(HaulError)
+    {
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var done: Int64 = 0
         while done < length {
@@ -101,7 +106,9 @@ enum TarArchive {
             let n = buffer.withUnsafeMutableBytes { pread(from.rawValue, $0.baseAddress, want, off_t(offset + done)) }
             guard n > 0 else { throw .io(operation: "read", path: from.path, errno: n < 0 ? errno : EIO) }
             let failed: HaulError? = buffer.withUnsafeBytes { bytes in
-                do throws(HaulError) { try to.writeAll(UnsafeRawBufferPointer(rebasing: bytes[0..<n])) } catch { return error }
+                do throws(HaulError) { try to.writeAll(UnsafeRawBufferPointer(rebasing: bytes[0..<n])) } catch {
+                    return error
+                }
                 return nil
             }
             if let failed { throw failed }
@@ -110,6 +117,6 @@ enum TarArchive {
     }
 }
 
-private extension String {
-    func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+extension String {
+    fileprivate func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

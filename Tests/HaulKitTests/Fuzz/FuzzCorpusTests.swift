@@ -1,8 +1,9 @@
 import Foundation
+import HaulTestSupport
 import Testing
+
 @testable import HaulKit
 @testable import haul_fuzz
-import HaulTestSupport
 
 /// Replays the committed fuzz corpora (Tests/fuzz/corpus/<target>) through
 /// the same targets `make fuzz` runs, so every input that once mattered
@@ -27,9 +28,10 @@ import HaulTestSupport
     }
 
     @Test func seedsAreJudgedAsExpected() throws {
-        let seeds = Dictionary(uniqueKeysWithValues: ["name", "manifest", "journal"].flatMap { t in
-            Self.inputs(t).map { ("\(t)/\($0.0)", $0.1) }
-        })
+        let seeds = Dictionary(
+            uniqueKeysWithValues: ["name", "manifest", "journal"].flatMap { t in
+                Self.inputs(t).map { ("\(t)/\($0.0)", $0.1) }
+            })
         func text(_ key: String) -> String { String(decoding: seeds[key] ?? [], as: UTF8.self) }
         #expect((try? ModelName(parsing: text("name/full"))) != nil)
         #expect((try? ModelName(parsing: text("name/traversal"))) == nil)

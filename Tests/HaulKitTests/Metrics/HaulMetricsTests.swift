@@ -1,5 +1,6 @@
 import CoreMetrics
 import Testing
+
 @testable import HaulKit
 
 /// The bounds that keep `/metrics` small whatever clients and servers do.
@@ -19,9 +20,12 @@ import Testing
             HaulError.network(url: "https://x", message: "a 1 MiB message from a hostile server"),
             HaulError.digestMismatch(want: Digest(hashing: [1]), got: Digest(hashing: [2])),
             HaulError.manifestNotFound, HaulError.cancelled, CancellationError(),
-            HaulError.insufficientSpace(path: "/", needed: 2, available: 1), HaulError.unauthorized("no"),
+            HaulError.insufficientSpace(path: "/", needed: 2, available: 1), HaulError.unauthorized("no")
         ]
-        #expect(errors.map(HaulMetrics.reason) == ["network", "digest_mismatch", "not_found", "cancelled", "cancelled",
-                                                    "no_space", "unauthorized"])
+        #expect(
+            errors.map(HaulMetrics.reason) == [
+                "network", "digest_mismatch", "not_found", "cancelled", "cancelled",
+                "no_space", "unauthorized"
+            ])
     }
 }

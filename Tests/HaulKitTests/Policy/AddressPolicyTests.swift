@@ -1,4 +1,5 @@
 import Testing
+
 @testable import HaulKit
 
 /// Which addresses a pull's connections may reach (Ollama's
@@ -16,7 +17,7 @@ import Testing
         ("::", false), ("::1", false), ("fe80::1", false), ("fc00::1", false), ("fd12:3456::1", false),
         ("ff02::1", false), ("2001:db8::1", true), ("2606:4700::1111", true),
         // IPv4-mapped IPv6 is judged as the IPv4 address inside.
-        ("::ffff:127.0.0.1", false), ("::ffff:169.254.169.254", false), ("::ffff:8.8.8.8", true),
+        ("::ffff:127.0.0.1", false), ("::ffff:169.254.169.254", false), ("::ffff:8.8.8.8", true)
     ])
     func addressClasses(address: String, isPublic: Bool) {
         #expect(AddressPolicy.isPublic(Self.ip(address)) == isPublic, "\(address)")
@@ -31,29 +32,39 @@ import Testing
         #expect(policy.refusal(host: "localhost", address: Self.ip("127.0.0.1"))?.contains("loopback") == true)
         #expect(policy.refusal(host: "cdn.example", address: Self.ip("203.0.113.10")) == nil)
         #expect(AddressPolicy(allowPrivate: true).refusal(host: "cdn.internal", address: Self.ip("10.0.0.1")) == nil)
-        #expect(AddressPolicy.bare("[::1]:8080") == "::1" && AddressPolicy.bare("Host:1") == "host" && AddressPolicy.bare("fe80::1") == "fe80::1")
+        #expect(
+            AddressPolicy.bare("[::1]:8080") == "::1" && AddressPolicy.bare("Host:1") == "host"
+                && AddressPolicy.bare("fe80::1") == "fe80::1")
     }
 
     @Test func theCLIExemptsItsRegistryAndHuggingFacesChainAndInsecureTurnsTheCheckOff() {
-        let hf = RegistryClient.addressPolicy(for: .upstream(try! ModelName(parsing: "hf.co/u/r"), insecure: false),
-                                              userInsecure: false, rule: .registryHost)
-        for host in ["hf.co", "huggingface.co", "cas-bridge.xethub.hf.co", "us.aws.cdn.hf.co"] { #expect(hf.isExempt(host), "\(host)") }
+        let hf = RegistryClient.addressPolicy(
+            for: .upstream(try! ModelName(parsing: "hf.co/u/r"), insecure: false),
+            userInsecure: false, rule: .registryHost)
+        for host in ["hf.co", "huggingface.co", "cas-bridge.xethub.hf.co", "us.aws.cdn.hf.co"] {
+            #expect(hf.isExempt(host), "\(host)")
+        }
         #expect(!hf.isExempt("evil-hf.co") && !hf.isExempt("cdn.example"))
-        let plain = RegistryClient.addressPolicy(for: .upstream(try! ModelName(parsing: "10.1.1.1:5000/ns/m"), insecure: false),
-                                                 userInsecure: false, rule: .registryHost)
+        let plain = RegistryClient.addressPolicy(
+            for: .upstream(try! ModelName(parsing: "10.1.1.1:5000/ns/m"), insecure: false),
+            userInsecure: false, rule: .registryHost)
         #expect(plain.isExempt("10.1.1.1") && !plain.isExempt("10.1.1.2") && !plain.allowPrivate)
-        let insecure = RegistryClient.addressPolicy(for: .upstream(try! ModelName(parsing: "10.1.1.1:5000/ns/m"), insecure: true),
-                                                    userInsecure: true, rule: .registryHost)
+        let insecure = RegistryClient.addressPolicy(
+            for: .upstream(try! ModelName(parsing: "10.1.1.1:5000/ns/m"), insecure: true),
+            userInsecure: true, rule: .registryHost)
         #expect(insecure.allowPrivate)
     }
 
     /// A daemon exempts only what its operator listed: not the registry a
     /// client names, and a client's `insecure` changes nothing.
     @Test func aDaemonExemptsOnlyWhatItsOperatorListed() {
-        let rule = PrivateAddresses.daemon(["HAUL_ALLOW_PRIVATE": "registry.internal:5000, 10.0.0.9", "HAUL_PULL_THROUGH": "mirror.lan"])
+        let rule = PrivateAddresses.daemon([
+            "HAUL_ALLOW_PRIVATE": "registry.internal:5000, 10.0.0.9", "HAUL_PULL_THROUGH": "mirror.lan"
+        ])
         #expect(rule == .onlyListed(["registry.internal", "10.0.0.9", "mirror.lan"]))
-        let asked = RegistryClient.addressPolicy(for: .upstream(try! ModelName(parsing: "127.0.0.1:8080/admin/x"), insecure: true),
-                                                 userInsecure: true, rule: rule)
+        let asked = RegistryClient.addressPolicy(
+            for: .upstream(try! ModelName(parsing: "127.0.0.1:8080/admin/x"), insecure: true),
+            userInsecure: true, rule: rule)
         #expect(!asked.allowPrivate && !asked.isExempt("127.0.0.1"))
         #expect(asked.refusal(host: "127.0.0.1", address: Self.ip("127.0.0.1")) != nil)
         #expect(asked.isExempt("registry.internal"))

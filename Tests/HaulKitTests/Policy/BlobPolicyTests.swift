@@ -1,4 +1,5 @@
 import Testing
+
 @testable import HaulKit
 
 /// The decisions of one blob download, replayed against a scripted
@@ -56,8 +57,13 @@ import Testing
         var t = T(size: 8 * mib)
         let r = try #require(t.fill().first)
         t.end(r, .redirect(r, to: "http://cdn.test/blob"))
-        guard case .network(_, let message)? = t.failure else { Issue.record("no failure"); return }
-        #expect(message.contains("refusing redirect from https to http") && message.contains("--insecure does not change that"))
+        guard case .network(_, let message)? = t.failure else {
+            Issue.record("no failure")
+            return
+        }
+        #expect(
+            message.contains("refusing redirect from https to http")
+                && message.contains("--insecure does not change that"))
 
         var hop = T(size: 8 * mib)
         let first = try #require(hop.fill().first)
@@ -78,7 +84,10 @@ import Testing
             guard let r = t.fill().first else { break }
             t.end(r, .redirect(r, to: "https://registry.test/hop/\(i)"))
         }
-        guard case .network(_, let message)? = t.failure else { Issue.record("no failure"); return }
+        guard case .network(_, let message)? = t.failure else {
+            Issue.record("no failure")
+            return
+        }
         #expect(message.contains("maximum redirects exceeded"))
     }
 
@@ -102,8 +111,12 @@ import Testing
         t.receive(r, bytes: 40 * mib, status: 200)
         #expect(t.policy.resolver.isSingleStream)
         #expect(t.fill().isEmpty, "a single stream brings every byte")
-        t.end(r, .done(PieceRequest(transfer: r.transfer, range: r.range.lowerBound..<(40 * mib), url: r.url,
-                                    acceptFull: true, sendCredentials: true, followRedirects: false), status: 200))
+        t.end(
+            r,
+            .done(
+                PieceRequest(
+                    transfer: r.transfer, range: r.range.lowerBound..<(40 * mib), url: r.url,
+                    acceptFull: true, sendCredentials: true, followRedirects: false), status: 200))
         #expect(t.failure == nil && t.policy.isWritten)
     }
 
@@ -154,7 +167,10 @@ import Testing
             let ranged = try #require(t.fill(limit: 1).first)
             t.end(ranged, .refused(ranged, status: 403))
         }
-        guard case .retriesExhausted(_, let last)? = t.failure else { Issue.record("no failure"); return }
+        guard case .retriesExhausted(_, let last)? = t.failure else {
+            Issue.record("no failure")
+            return
+        }
         #expect(last.contains("fresh download URLs keep failing"))
     }
 
@@ -173,7 +189,10 @@ import Testing
             t.now = due
         }
         #expect(delays == [0.5, 1.0, 2.0])
-        guard case .retriesExhausted(_, let last)? = t.failure else { Issue.record("no failure"); return }
+        guard case .retriesExhausted(_, let last)? = t.failure else {
+            Issue.record("no failure")
+            return
+        }
         #expect(last == "server answered 503")
     }
 
@@ -182,7 +201,10 @@ import Testing
         // many times over (nginx's limit_conn: no Retry-After): far more
         // refusals than the retry limit and the failure budget allow, yet
         // the blob ends complete, each refusal waiting longer, to 10 s.
-        var t = T(size: 64 * mib, connections: 2) { $0.retryLimit = 2; $0.failureBudget = 3 }
+        var t = T(size: 64 * mib, connections: 2) {
+            $0.retryLimit = 2
+            $0.failureBudget = 3
+        }
         var requests = t.fill(limit: 2)
         let served = try #require(requests.first)
         t.receive(served, bytes: mib)
@@ -215,11 +237,17 @@ import Testing
             alone.end(r, .refused(r, status: 503))
             if let due = alone.policy.queue.earliestRetry { alone.now = due }
         }
-        guard case .retriesExhausted? = alone.failure else { Issue.record("no failure"); return }
+        guard case .retriesExhausted? = alone.failure else {
+            Issue.record("no failure")
+            return
+        }
     }
 
     @Test func progressResetsTheAttemptsButNotTheFailureBudget() throws {
-        var t = T(size: 64 * mib, connections: 1) { $0.retryLimit = 2; $0.failureBudget = 5 }
+        var t = T(size: 64 * mib, connections: 1) {
+            $0.retryLimit = 2
+            $0.failureBudget = 5
+        }
         var received: Int64 = 0
         while t.failure == nil {
             let r = try #require(t.fill(limit: 1).first)
@@ -230,7 +258,10 @@ import Testing
             if t.failure == nil { #expect(t.policy.queue.earliestRetry == t.now, "progress: no backoff") }
         }
         #expect(t.policy.failures == 6)
-        guard case .retriesExhausted? = t.failure else { Issue.record("no failure"); return }
+        guard case .retriesExhausted? = t.failure else {
+            Issue.record("no failure")
+            return
+        }
     }
 
     @Test func retryAfterIsHonouredAndAnAbsurdOneIsAnError() throws {
@@ -241,7 +272,10 @@ import Testing
         t.now = 7
         r = try #require(t.fill(limit: 1).first)
         t.end(r, .refused(r, status: 429, retryAfter: "3600"))
-        guard case .retriesExhausted(_, let last)? = t.failure else { Issue.record("no failure"); return }
+        guard case .retriesExhausted(_, let last)? = t.failure else {
+            Issue.record("no failure")
+            return
+        }
         #expect(last.contains("Retry-After: 3600 s"))
     }
 
@@ -262,7 +296,10 @@ import Testing
         wrongSize.verdict = .badContentRange
         wrongSize.servedSize = 5 * mib
         t.end(r, wrongSize)
-        guard case .network(_, let message)? = t.failure else { Issue.record("no failure"); return }
+        guard case .network(_, let message)? = t.failure else {
+            Issue.record("no failure")
+            return
+        }
         #expect(message.contains("the server's blob is \(5 * mib) bytes, the manifest says \(4 * mib)"))
     }
 
@@ -294,7 +331,8 @@ import Testing
         #expect(next.range == cut..<ranges[0].range.upperBound)
         t.drain(limit: 2)
         #expect(t.policy.isWritten && t.failure == nil)
-        let total = t.started.dropFirst().reduce(Int64(0)) { $0 + Int64($1.range.count) } - (ranges[0].range.upperBound - cut)
+        let total =
+            t.started.dropFirst().reduce(Int64(0)) { $0 + Int64($1.range.count) } - (ranges[0].range.upperBound - cut)
         #expect(total == 40 * mib, "no byte asked twice")
     }
 
@@ -304,10 +342,14 @@ import Testing
         t.end(r, .redirect(r, to: T.cdn))
         let ranges = t.fill()
         t.receive(ranges[1], bytes: 4096)
-        t.apply(t.policy.abandon(ranges[1].transfer, offset: ranges[1].range.lowerBound + 4096,
-                                 stopAt: ranges[1].range.upperBound, why: "silent"))
-        t.apply(t.policy.abandon(ranges[2].transfer, offset: ranges[2].range.lowerBound,
-                                 stopAt: ranges[2].range.upperBound, why: "silent"))
+        t.apply(
+            t.policy.abandon(
+                ranges[1].transfer, offset: ranges[1].range.lowerBound + 4096,
+                stopAt: ranges[1].range.upperBound, why: "silent"))
+        t.apply(
+            t.policy.abandon(
+                ranges[2].transfer, offset: ranges[2].range.lowerBound,
+                stopAt: ranges[2].range.upperBound, why: "silent"))
         #expect(t.cancelled == [ranges[1].transfer, ranges[2].transfer])
         #expect(t.policy.queue.pending.map(\.attempts) == [0, 1])
         #expect(t.policy.queue.pending.first?.range.lowerBound == ranges[1].range.lowerBound + 4096)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import HaulKit
 
 /// The per-origin connection count against servers played as rate curves
@@ -8,8 +9,10 @@ import Testing
     /// rate (bytes/s) with `n` connections is `rate(n)`, as the loop would:
     /// every 100 ms, the bytes of that tick, all allowed connections busy.
     /// Returns the limit after each simulated second.
-    static func run(_ controller: inout ConnectionController, from start: Double = 0, seconds: Double,
-                    rate: (Int) -> Double) -> [Int] {
+    static func run(
+        _ controller: inout ConnectionController, from start: Double = 0, seconds: Double,
+        rate: (Int) -> Double
+    ) -> [Int] {
         var limits: [Int] = []
         // Ticks counted, not summed, so that a run continued from `start`
         // never repeats an instant.
@@ -164,7 +167,8 @@ import Testing
         var budgets = OriginBudgets(settings: Self.settings())
         #expect(OriginBudgets.origin(of: "https://cdn.example/blobs/x?sig=1") == "https://cdn.example:443")
         #expect(OriginBudgets.origin(of: "http://127.0.0.1:8080/v2/a") == "http://127.0.0.1:8080")
-        let cdn = "https://cdn.example:443", mirror = "https://mirror.example:443"
+        let cdn = "https://cdn.example:443"
+        let mirror = "https://mirror.example:443"
         budgets.throttled(cdn, now: 1, receiving: 2, retryAfter: nil)
         #expect(budgets.limit(for: cdn) == 2)
         #expect(budgets.limit(for: mirror) == 4, "another origin has its own count")

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import HaulKit
 
 /// A freed connection goes to the blob running the fewest ranges.

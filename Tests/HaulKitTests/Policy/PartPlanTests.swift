@@ -1,4 +1,5 @@
 import Testing
+
 @testable import HaulKit
 
 /// Ollama's upload in parts: sizes, the order of PATCHes and PUTs, the
@@ -32,7 +33,10 @@ import Testing
         #expect(plan.start() == [], "all parts out or done: nothing to close yet")
         plan.sent(1, md5: Self.md5b)
         plan.sent(2, md5: Self.md5a)
-        guard case .finish(let url, let etag) = plan.start().first else { Issue.record("no finish"); return }
+        guard case .finish(let url, let etag) = plan.start().first else {
+            Issue.record("no finish")
+            return
+        }
         #expect(url == "s3")
         #expect(etag.hasSuffix("-3"))
         #expect(plan.held == 300_000_000)
@@ -80,9 +84,9 @@ import Testing
         var plan = PartPlan(size: 350_000_000, session: "s0")
         _ = plan.start()
         plan.redirected(0, to: "p0", next: "s1")
-        _ = plan.start()                    // PUT p0 (in flight), PATCH part 1
+        _ = plan.start()  // PUT p0 (in flight), PATCH part 1
         plan.redirected(1, to: "p1", next: "s2")
-        _ = plan.start()                    // PUT p1, PATCH part 2 (in flight)
+        _ = plan.start()  // PUT p1, PATCH part 2 (in flight)
         plan.sent(1, md5: Self.md5b)
         let saved = plan.saved
         #expect(saved.next == "s2")
@@ -101,7 +105,8 @@ import Testing
     }
 
     @Test func partsGoOnlyToHTTPSBehindHTTPS() {
-        let https = "https://registry.example", http = "http://127.0.0.1:5000"
+        let https = "https://registry.example"
+        let http = "http://127.0.0.1:5000"
         #expect(PartPlan.partURL("https://bucket.example/p?sig=1", registry: https) == "https://bucket.example/p?sig=1")
         #expect(PartPlan.partURL("http://bucket.example/p", registry: https) == nil)
         #expect(PartPlan.partURL("HTTP://bucket.example/p", registry: https) == nil)

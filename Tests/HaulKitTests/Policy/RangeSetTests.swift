@@ -1,4 +1,5 @@
 import Testing
+
 @testable import HaulKit
 
 @Suite struct RangeSetTests {
@@ -32,7 +33,8 @@ import Testing
             var s = RangeSet()
             var bits = [Bool](repeating: false, count: 300)
             for _ in 0..<20 {
-                let a = Int.random(in: 0..<300, using: &rng), b = Int.random(in: a...300, using: &rng)
+                let a = Int.random(in: 0..<300, using: &rng)
+                let b = Int.random(in: a...300, using: &rng)
                 s.insert(Int64(a)..<Int64(b))
                 for i in a..<b { bits[i] = true }
             }

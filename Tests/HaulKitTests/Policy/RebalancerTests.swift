@@ -1,4 +1,5 @@
 import Testing
+
 @testable import HaulKit
 
 /// Splits, steals and abandons across running ranges, from snapshots.
@@ -6,19 +7,25 @@ import Testing
     let mib: Int64 = 1 << 20
     let rebalancer = Rebalancer(config: EngineConfiguration())
 
-    func flight(_ n: UInt64, offset: Int64 = 0, end: Int64, rate: Double?, started: Double = 0,
-                lastByte: Double = 10, lastSplit: Double = 0) -> Rebalancer.Flight {
-        Rebalancer.Flight(blob: 1, transfer: n, offset: offset, stopAt: end, rate: rate, startedAt: started,
-                          lastByteAt: lastByte, lastSplitAt: lastSplit)
+    func flight(
+        _ n: UInt64, offset: Int64 = 0, end: Int64, rate: Double?, started: Double = 0,
+        lastByte: Double = 10, lastSplit: Double = 0
+    ) -> Rebalancer.Flight {
+        Rebalancer.Flight(
+            blob: 1, transfer: n, offset: offset, stopAt: end, rate: rate, startedAt: started,
+            lastByteAt: lastByte, lastSplitAt: lastSplit)
     }
 
     @Test func aSlowTailIsSplitSoBothHalvesFinishTogether() throws {
         let fast = 20.0 * Double(mib)
-        let flights = [flight(1, end: 64 * mib, rate: fast), flight(2, end: 64 * mib, rate: fast),
-                       flight(3, end: 64 * mib, rate: fast / 20)]
+        let flights = [
+            flight(1, end: 64 * mib, rate: fast), flight(2, end: 64 * mib, rate: fast),
+            flight(3, end: 64 * mib, rate: fast / 20)
+        ]
         let actions = rebalancer.rebalance(flights, now: 10)
         guard case .split(_, 3, let cut)? = actions.first, actions.count == 1 else {
-            Issue.record("expected one split of the slow range, got \(actions)"); return
+            Issue.record("expected one split of the slow range, got \(actions)")
+            return
         }
         // Kept part at 1/21 of the remainder, page aligned.
         #expect(cut > 0 && cut < 4 * mib && cut % SplitPolicy.alignment == 0)
@@ -34,18 +41,26 @@ import Testing
     }
 
     @Test func aSilentConnectionIsAbandonedWhileOthersReceive() {
-        let flights = [flight(1, end: 64 * mib, rate: 1e7, lastByte: 9.9),
-                       flight(2, end: 64 * mib, rate: 0, lastByte: 5)]
-        #expect(rebalancer.rebalance(flights, now: 10)
+        let flights = [
+            flight(1, end: 64 * mib, rate: 1e7, lastByte: 9.9),
+            flight(2, end: 64 * mib, rate: 0, lastByte: 5)
+        ]
+        #expect(
+            rebalancer.rebalance(flights, now: 10)
                 == [.abandon(blob: 1, transfer: 2, why: "no data for 5 s while other connections receive")])
         let allSilent = flights.map { flight($0.transfer, end: 64 * mib, rate: 0, lastByte: 5) }
         #expect(rebalancer.rebalance(allSilent, now: 10).isEmpty, "a dead network is curl's stall timeout's job")
     }
 
     @Test func anIdleConnectionStealsFromTheRangeExpectedToFinishLast() {
-        let flights = [flight(1, end: 8 * mib, rate: 4e6), flight(2, offset: 8 * mib, end: 72 * mib, rate: 4e6),
-                       flight(3, end: 2 * mib, rate: 4e6)]
-        guard case .split(_, 2, let cut)? = rebalancer.steal(flights) else { Issue.record("no steal"); return }
+        let flights = [
+            flight(1, end: 8 * mib, rate: 4e6), flight(2, offset: 8 * mib, end: 72 * mib, rate: 4e6),
+            flight(3, end: 2 * mib, rate: 4e6)
+        ]
+        guard case .split(_, 2, let cut)? = rebalancer.steal(flights) else {
+            Issue.record("no steal")
+            return
+        }
         #expect(cut == 40 * mib, "equal rates: halves")
     }
 

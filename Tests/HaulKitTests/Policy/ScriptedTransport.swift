@@ -17,15 +17,18 @@ struct ScriptedTransport {
     private(set) var cancelled: [UInt64] = []
     private(set) var failure: HaulError?
 
-    init(size: Int64, written: RangeSet = RangeSet(), connections: Int = 4, url: String = Self.registry,
-         mirror: Bool = false, configure: (inout EngineConfiguration) -> Void = { _ in }) {
+    init(
+        size: Int64, written: RangeSet = RangeSet(), connections: Int = 4, url: String = Self.registry,
+        mirror: Bool = false, configure: (inout EngineConfiguration) -> Void = { _ in }
+    ) {
         var config = EngineConfiguration()
         config.connections = connections
         config.maxPieceSize = 8 << 20
         config.minCutSize = 1 << 20
         configure(&config)
-        policy = BlobPolicy(digest: Self.digest, size: size, url: url, path: "/models/blob",
-                            written: written, config: config, mirror: mirror, jitter: { 1.0 })
+        policy = BlobPolicy(
+            digest: Self.digest, size: size, url: url, path: "/models/blob",
+            written: written, config: config, mirror: mirror, jitter: { 1.0 })
     }
 
     /// Answers the first contact with a new https origin at once (its
@@ -45,7 +48,8 @@ struct ScriptedTransport {
             }
             // A first contact goes without the registry's credentials.
             guard answersFirstContact, let id = policy.resolvingTransfer,
-                  let r = running.first(where: { $0.transfer == id && !$0.sendCredentials }) else { break }
+                let r = running.first(where: { $0.transfer == id && !$0.sendCredentials })
+            else { break }
             policy.accepted(id, url: r.url, status: 206)
         }
         return new
@@ -97,25 +101,31 @@ struct ScriptedTransport {
 
 extension PieceOutcome {
     static func done(_ r: PieceRequest, status: Int = 206) -> PieceOutcome {
-        PieceOutcome(url: r.url, start: r.range.lowerBound, offset: r.range.upperBound, stopAt: r.range.upperBound,
-                     status: status)
+        PieceOutcome(
+            url: r.url, start: r.range.lowerBound, offset: r.range.upperBound, stopAt: r.range.upperBound,
+            status: status)
     }
 
     /// The server refused the request with `status` (the sink saw it).
-    static func refused(_ r: PieceRequest, status: Int, retryAfter: String? = nil, challenge: String? = nil) -> PieceOutcome {
-        PieceOutcome(url: r.url, start: r.range.lowerBound, offset: r.range.lowerBound, stopAt: r.range.upperBound,
-                     status: status, verdict: .badStatus, why: "server answered \(status)",
-                     retryAfter: retryAfter, challenge: challenge)
+    static func refused(_ r: PieceRequest, status: Int, retryAfter: String? = nil, challenge: String? = nil)
+        -> PieceOutcome
+    {
+        PieceOutcome(
+            url: r.url, start: r.range.lowerBound, offset: r.range.lowerBound, stopAt: r.range.upperBound,
+            status: status, verdict: .badStatus, why: "server answered \(status)",
+            retryAfter: retryAfter, challenge: challenge)
     }
 
     /// The connection dropped after `received` bytes of a 206.
     static func reset(_ r: PieceRequest, received: Int64) -> PieceOutcome {
-        PieceOutcome(url: r.url, start: r.range.lowerBound, offset: r.range.lowerBound + received,
-                     stopAt: r.range.upperBound, status: 206, completed: false, why: "Connection reset by peer")
+        PieceOutcome(
+            url: r.url, start: r.range.lowerBound, offset: r.range.lowerBound + received,
+            stopAt: r.range.upperBound, status: 206, completed: false, why: "Connection reset by peer")
     }
 
     static func redirect(_ r: PieceRequest, to target: String, status: Int = 307) -> PieceOutcome {
-        PieceOutcome(url: r.url, start: r.range.lowerBound, offset: r.range.lowerBound, stopAt: r.range.upperBound,
-                     status: status, verdict: .badStatus, redirectURL: target)
+        PieceOutcome(
+            url: r.url, start: r.range.lowerBound, offset: r.range.lowerBound, stopAt: r.range.upperBound,
+            status: status, verdict: .badStatus, redirectURL: target)
     }
 }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import HaulKit
 
 @Suite struct SourceResolverTests {

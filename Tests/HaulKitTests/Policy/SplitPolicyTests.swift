@@ -1,4 +1,5 @@
 import Testing
+
 @testable import HaulKit
 
 @Suite struct SplitPolicyTests {
@@ -7,7 +8,8 @@ import Testing
         var at: Int64 = 0
         var sizes: [Int64] = []
         while at < size {
-            let n = SplitPolicy.nextPieceSize(remaining: size - at, connections: 16, maxPiece: 64 << 20, minPiece: 4 << 20)
+            let n = SplitPolicy.nextPieceSize(
+                remaining: size - at, connections: 16, maxPiece: 64 << 20, minPiece: 4 << 20)
             #expect(n > 0 && n <= 64 << 20 || n == size - at)
             sizes.append(n)
             at += n
@@ -25,14 +27,17 @@ import Testing
     }
 
     @Test func equalRatesSplitInHalf() throws {
-        let cut = try #require(SplitPolicy.splitPoint(offset: 0, end: 64 << 20, rate: 10, newRate: 10, minPiece: 1 << 20))
+        let cut = try #require(
+            SplitPolicy.splitPoint(offset: 0, end: 64 << 20, rate: 10, newRate: 10, minPiece: 1 << 20))
         #expect(cut == 32 << 20)
     }
 
     @Test func aSlowRangeKeepsOnlyWhatItCanFinishInTime() throws {
         // A connection at a tenth of the peers' rate keeps ~1/11 of its rest.
-        let cut = try #require(SplitPolicy.splitPoint(offset: 10 << 20, end: 120 << 20, rate: 1, newRate: 10, minPiece: 1 << 20))
-        let kept = Double(cut - (10 << 20)), total = Double(110 << 20)
+        let cut = try #require(
+            SplitPolicy.splitPoint(offset: 10 << 20, end: 120 << 20, rate: 1, newRate: 10, minPiece: 1 << 20))
+        let kept = Double(cut - (10 << 20))
+        let total = Double(110 << 20)
         #expect(abs(kept / total - 1.0 / 11.0) < 0.01)
         #expect(cut % SplitPolicy.alignment == 0)
     }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import HaulKit
 
 /// The order of an upload's requests, and what a registry's `Range` says.
@@ -35,20 +36,26 @@ import Testing
     /// every request to it, so another host, port or scheme is refused.
     @Test func aSessionStaysOnTheRegistry() {
         let origin = "https://registry.test:5000"
-        #expect(RegistryClient.sessionURL("/v2/a/b/blobs/uploads/u?_state=x", origin: origin)
+        #expect(
+            RegistryClient.sessionURL("/v2/a/b/blobs/uploads/u?_state=x", origin: origin)
                 == "https://registry.test:5000/v2/a/b/blobs/uploads/u?_state=x")
-        #expect(RegistryClient.sessionURL("https://registry.test:5000/v2/u", origin: origin) == "https://registry.test:5000/v2/u")
-        for elsewhere in ["https://169.254.169.254/latest/meta-data", "http://registry.test:5000/v2/u", "https://registry.test/v2/u",
-                          "//evil.test/v2/u", "file:///etc/passwd", "", nil] as [String?] {
+        #expect(
+            RegistryClient.sessionURL("https://registry.test:5000/v2/u", origin: origin)
+                == "https://registry.test:5000/v2/u")
+        for elsewhere in [
+            "https://169.254.169.254/latest/meta-data", "http://registry.test:5000/v2/u", "https://registry.test/v2/u",
+            "//evil.test/v2/u", "file:///etc/passwd", "", nil
+        ] as [String?] {
             #expect(RegistryClient.sessionURL(elsewhere, origin: origin) == nil, "\(elsewhere ?? "nil")")
         }
     }
 
     @Test func aTagListsNextPageIsItsLinkHeader() {
-        #expect(RegistryClient.nextPage(#"</v2/a/b/tags/list?n=1000&last=v9>; rel="next""#) == "/v2/a/b/tags/list?n=1000&last=v9")
+        #expect(
+            RegistryClient.nextPage(#"</v2/a/b/tags/list?n=1000&last=v9>; rel="next""#)
+                == "/v2/a/b/tags/list?n=1000&last=v9")
         #expect(RegistryClient.nextPage(#"</v2/x>; rel="prev""#) == nil)
         #expect(RegistryClient.nextPage(nil) == nil)
         #expect(RegistryClient.nextPage(#"rel="next""#) == nil)
     }
 }
-

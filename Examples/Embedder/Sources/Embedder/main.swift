@@ -20,7 +20,8 @@ do {
         let now = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
         guard progress.phase != .downloading || now - lastLine >= 0.25 else { continue }
         lastLine = now
-        var line = "\(progress.phase): \(progress.completedBytes)/\(progress.totalBytes) bytes"
+        var line =
+            "\(progress.phase): \(progress.completedBytes)/\(progress.totalBytes) bytes"
             + " (\(Int(progress.fraction * 100))%)"
         if let rate = progress.bytesPerSecond { line += ", \(Int(rate)) B/s" }
         if let eta = progress.eta { line += ", \(Int(eta.rounded())) s left" }

@@ -25,7 +25,9 @@ public struct HostsDirectory: Sendable, Equatable {
 
     /// `HAUL_HOSTS_DIR` (colon-separated), else
     /// `~/.config/haul/hosts.d:/etc/haul/hosts.d`.
-    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> HostsDirectory {
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
+        -> HostsDirectory
+    {
         if let list = environment["HAUL_HOSTS_DIR"], !list.isEmpty {
             return HostsDirectory(directories: list.split(separator: ":").map(String.init))
         }
@@ -77,7 +79,9 @@ public struct HostsDirectory: Sendable, Equatable {
         var hosts: [RegistryHost] = []
         if let mirrors = table["host"] {
             guard let mirrors = mirrors.table else {
-                throw .hostsConfig(path: path, line: line(of: "host", in: text), message: "\"host\" must be a table of [host.\"URL\"] tables")
+                throw .hostsConfig(
+                    path: path, line: line(of: "host", in: text),
+                    message: "\"host\" must be a table of [host.\"URL\"] tables")
             }
             // toml++ keeps a table's keys sorted; the order mirrors are
             // tried in is the order the file lists them, read from the text.
@@ -93,7 +97,8 @@ public struct HostsDirectory: Sendable, Equatable {
         }
         if let server = table["server"] {
             guard let url = server.string else {
-                throw .hostsConfig(path: path, line: line(of: "server", in: text), message: "\"server\" must be a URL string")
+                throw .hostsConfig(
+                    path: path, line: line(of: "server", in: text), message: "\"server\" must be a URL string")
             }
             hosts.append(try host(url, table, mirror: false, path: path, line: line(of: "server", in: text)))
         } else {
@@ -102,9 +107,12 @@ public struct HostsDirectory: Sendable, Equatable {
         return hosts
     }
 
-    private static func host(_ url: String, _ entry: TOMLTable, mirror: Bool, path: String, line: Int?) throws(HaulError) -> RegistryHost {
+    private static func host(_ url: String, _ entry: TOMLTable, mirror: Bool, path: String, line: Int?)
+        throws(HaulError) -> RegistryHost
+    {
         func fail(_ message: String) -> HaulError {
-            .hostsConfig(path: path, line: line, message: "\(mirror ? "host \"\(redacted(url))\"" : "server"): \(message)")
+            .hostsConfig(
+                path: path, line: line, message: "\(mirror ? "host \"\(redacted(url))\"" : "server"): \(message)")
         }
         guard let parts = URLParts(url), let sep = url.range(of: "://") else {
             throw fail("not an http or https URL")
@@ -135,7 +143,11 @@ public struct HostsDirectory: Sendable, Equatable {
         }
         var ca: String?
         if let value = entry["ca"] {
-            if let one = value.string { ca = one } else if let list = value.array, let first = list.first?.string { ca = first } else {
+            if let one = value.string {
+                ca = one
+            } else if let list = value.array, let first = list.first?.string {
+                ca = first
+            } else {
                 throw fail("\"ca\" must be a path or a list of paths")
             }
             // A relative path is relative to this hosts.toml's directory, as
@@ -183,8 +195,9 @@ public struct HostsDirectory: Sendable, Equatable {
         var apiPath = String(url[sep.upperBound...].drop { $0 != "/" }.prefix { $0 != "?" && $0 != "#" })
         while apiPath.hasSuffix("/") { apiPath.removeLast() }
         if !overridePath && !apiPath.hasSuffix("/v2") { apiPath += "/v2" }
-        return RegistryHost(root: origin + apiPath, capabilities: capabilities, caFile: ca, skipVerify: skipVerify,
-                            headers: headers, isMirror: mirror)
+        return RegistryHost(
+            root: origin + apiPath, capabilities: capabilities, caFile: ca, skipVerify: skipVerify,
+            headers: headers, isMirror: mirror)
     }
 
     /// `url` with any userinfo (`user:password@`) shown as `***@`.
@@ -197,15 +210,18 @@ public struct HostsDirectory: Sendable, Equatable {
 
     /// RFC 9110 `tchar`: what a header name is made of.
     static func isTokenScalar(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.isASCII && (("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
-            || "!#$%&'*+-.^_`|~".unicodeScalars.contains(scalar))
+        scalar.isASCII
+            && (("a"..."z").contains(scalar) || ("A"..."Z").contains(scalar) || ("0"..."9").contains(scalar)
+                || "!#$%&'*+-.^_`|~".unicodeScalars.contains(scalar))
     }
 
     /// `[host."URL"]` headers in file order, with their line numbers.
     static func headerOrder(in text: String) -> [String: (index: Int, line: Int)] {
         var out: [String: (index: Int, line: Int)] = [:]
         for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            guard let match = line.firstMatch(of: /^\s*\[\s*host\s*\.\s*(?:"([^"]*)"|'([^']*)')\s*[\].]/) else { continue }
+            guard let match = line.firstMatch(of: /^\s*\[\s*host\s*\.\s*(?:"([^"]*)"|'([^']*)')\s*[\].]/) else {
+                continue
+            }
             let url = String(match.1 ?? match.2 ?? "")
             if out[url] == nil { out[url] = (out.count, number + 1) }
         }

@@ -35,8 +35,10 @@ public struct RegistryHost: Sendable, Equatable, CustomStringConvertible {
     public let isMirror: Bool
 
     /// A host by its API root (trailing slashes dropped) and its settings.
-    public init(root: String, capabilities: Capabilities = .all, caFile: String? = nil, skipVerify: Bool = false,
-                headers: [String] = [], isMirror: Bool) {
+    public init(
+        root: String, capabilities: Capabilities = .all, caFile: String? = nil, skipVerify: Bool = false,
+        headers: [String] = [], isMirror: Bool
+    ) {
         var root = root
         while root.hasSuffix("/") { root.removeLast() }
         self.root = root
@@ -80,7 +82,8 @@ public struct RegistryHost: Sendable, Equatable, CustomStringConvertible {
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                UInt8(ascii: "~"):
                 out.unicodeScalars.append(Unicode.Scalar(byte))
             default:
                 out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
@@ -90,6 +93,6 @@ public struct RegistryHost: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-private extension String {
-    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

@@ -29,7 +29,8 @@ struct AddressPolicy: Sendable, Equatable {
     /// why not.
     func refusal(host: String, address: IPAddress) -> String? {
         if allowPrivate || isExempt(host) || Self.isPublic(address) { return nil }
-        return "\(HaulError.quoted(host, limit: 80)) resolves to \(address), \(Self.describe(address)): refused " + Self.refusalReason
+        return "\(HaulError.quoted(host, limit: 80)) resolves to \(address), \(Self.describe(address)): refused "
+            + Self.refusalReason
     }
 
     private static let refusalReason = "(only public addresses are reached for a registry's redirects)"
@@ -49,7 +50,9 @@ struct AddressPolicy: Sendable, Equatable {
     /// A host without brackets or port, lower-cased.
     static func bare(_ host: String) -> String {
         var h = host.lowercased()
-        if h.hasPrefix("["), let close = h.firstIndex(of: "]") { return String(h[h.index(after: h.startIndex)..<close]) }
+        if h.hasPrefix("["), let close = h.firstIndex(of: "]") {
+            return String(h[h.index(after: h.startIndex)..<close])
+        }
         if h.filter({ $0 == ":" }).count == 1, let colon = h.firstIndex(of: ":") { h = String(h[..<colon]) }
         return h
     }
@@ -61,29 +64,31 @@ struct AddressPolicy: Sendable, Equatable {
     static func isPublic(_ address: IPAddress) -> Bool {
         switch address.unmapped {
         case .v4(let a):
-            let b0 = a >> 24, b1 = (a >> 16) & 0xFF
-            if b0 == 0 || b0 == 127 || b0 == 10 { return false }               // this network, loopback, private
-            if b0 >= 224 { return false }                                      // multicast, reserved, broadcast
-            if b0 == 169 && b1 == 254 { return false }                         // link-local (cloud metadata)
-            if b0 == 172 && (16...31).contains(b1) { return false }            // private
-            if b0 == 192 && b1 == 168 { return false }                         // private
-            if b0 == 100 && (64...127).contains(b1) { return false }           // shared address space
-            if b0 == 198 && (b1 == 18 || b1 == 19) { return false }            // benchmarking
+            let b0 = a >> 24
+            let b1 = (a >> 16) & 0xFF
+            if b0 == 0 || b0 == 127 || b0 == 10 { return false }  // this network, loopback, private
+            if b0 >= 224 { return false }  // multicast, reserved, broadcast
+            if b0 == 169 && b1 == 254 { return false }  // link-local (cloud metadata)
+            if b0 == 172 && (16...31).contains(b1) { return false }  // private
+            if b0 == 192 && b1 == 168 { return false }  // private
+            if b0 == 100 && (64...127).contains(b1) { return false }  // shared address space
+            if b0 == 198 && (b1 == 18 || b1 == 19) { return false }  // benchmarking
             return true
         case .v6(let bytes):
-            if bytes.allSatisfy({ $0 == 0 }) { return false }                  // unspecified
+            if bytes.allSatisfy({ $0 == 0 }) { return false }  // unspecified
             if bytes[0..<15].allSatisfy({ $0 == 0 }) && bytes[15] == 1 { return false }  // loopback
-            if bytes[0] == 0xFF { return false }                               // multicast
+            if bytes[0] == 0xFF { return false }  // multicast
             if bytes[0] == 0xFE && (bytes[1] & 0xC0) == 0x80 { return false }  // link-local
-            if (bytes[0] & 0xFE) == 0xFC { return false }                      // unique local
-            return (bytes[0] & 0xE0) == 0x20                                   // global unicast 2000::/3
+            if (bytes[0] & 0xFE) == 0xFC { return false }  // unique local
+            return (bytes[0] & 0xE0) == 0x20  // global unicast 2000::/3
         }
     }
 
     static func describe(_ address: IPAddress) -> String {
         switch address.unmapped {
         case .v4(let a):
-            let b0 = a >> 24, b1 = (a >> 16) & 0xFF
+            let b0 = a >> 24
+            let b1 = (a >> 16) & 0xFF
             if b0 == 127 { return "a loopback address" }
             if b0 == 169 && b1 == 254 { return "a link-local address" }
             if b0 == 100 && (64...127).contains(b1) { return "a shared (carrier-grade NAT) address" }
@@ -141,7 +146,8 @@ enum IPAddress: Sendable, Equatable, CustomStringConvertible {
         case .v6(var bytes):
             var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
             return bytes.withUnsafeMutableBytes { raw in
-                inet_ntop(AF_INET6, raw.baseAddress, &buffer, socklen_t(buffer.count)) != nil ? String(cString: buffer) : "?"
+                inet_ntop(AF_INET6, raw.baseAddress, &buffer, socklen_t(buffer.count)) != nil
+                    ? String(cString: buffer) : "?"
             }
         }
     }

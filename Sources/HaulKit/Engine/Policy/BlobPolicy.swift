@@ -53,14 +53,17 @@ struct BlobPolicy {
     /// The backoff's random factor (fixed in tests).
     private let jitter: @Sendable () -> Double
 
-    init(digest: Digest, size: Int64, url: String, path: String, written: RangeSet,
-         config: EngineConfiguration, mirror: Bool = false,
-         jitter: @escaping @Sendable () -> Double = { Double.random(in: 0.5...1.5) }) {
+    init(
+        digest: Digest, size: Int64, url: String, path: String, written: RangeSet,
+        config: EngineConfiguration, mirror: Bool = false,
+        jitter: @escaping @Sendable () -> Double = { Double.random(in: 0.5...1.5) }
+    ) {
         self.mirror = mirror
         self.digest = digest
         self.path = path
-        self.queue = PieceQueue(size: size, written: written, connections: config.connections,
-                                maxPiece: config.maxPieceSize, minPiece: config.minCutSize)
+        self.queue = PieceQueue(
+            size: size, written: written, connections: config.connections,
+            maxPiece: config.maxPieceSize, minPiece: config.minCutSize)
         self.resolver = SourceResolver(blobURL: url)
         self.retryLimit = config.retryLimit
         self.failureBudget = config.failureBudget
@@ -88,22 +91,30 @@ struct BlobPolicy {
 
     /// The next range request, if the source and the queue allow one now.
     mutating func next(now: Double) -> Action? {
-        guard hasReadyWork, now >= coldUntil, let target = resolver.target, let piece = queue.take(now: now) else { return nil }
+        guard hasReadyWork, now >= coldUntil, let target = resolver.target, let piece = queue.take(now: now) else {
+            return nil
+        }
         let start = piece.range.lowerBound
         // A 200 carries the whole blob; the sink drops what precedes the
         // piece and writes the rest. That is only safe when the rest is all
         // hole: nothing held from the piece's start on, no other transfer.
-        let acceptFull = (target.settles || target.singleStream) && flights.isEmpty
+        let acceptFull =
+            (target.settles || target.singleStream) && flights.isEmpty
             && queue.written.count == start && queue.written.contiguousPrefix == start
             && !(target.resolving && waitsForWarmCache(now: now))
         let id = nextID
         nextID += 1
-        flights.append(Flight(id: id, range: piece.range, attempts: piece.attempts, resolving: target.settles, synced: start))
+        flights.append(
+            Flight(id: id, range: piece.range, attempts: piece.attempts, resolving: target.settles, synced: start))
         if target.settles { resolver.startedResolving() }
-        DebugTrace.log("\(digest.short) start \(piece.range) \(target.resolving ? "resolving" : target.settles ? "opening" : "to") \(URLParts(target.url)?.host ?? "")")
-        return .start(PieceRequest(transfer: id, range: piece.range, url: target.url, acceptFull: acceptFull,
-                                   sendCredentials: target.resolving || resolver.sendsCredentials(to: target.url),
-                                   followRedirects: !target.resolving))
+        DebugTrace.log(
+            "\(digest.short) start \(piece.range) \(target.resolving ? "resolving" : target.settles ? "opening" : "to") \(URLParts(target.url)?.host ?? "")"
+        )
+        return .start(
+            PieceRequest(
+                transfer: id, range: piece.range, url: target.url, acceptFull: acceptFull,
+                sendCredentials: target.resolving || resolver.sendsCredentials(to: target.url),
+                followRedirects: !target.resolving))
     }
 
     /// The loop could not open the request it was asked to.
@@ -144,8 +155,10 @@ struct BlobPolicy {
         guard let flight = removeFlight(id) else { return [] }
         failures += 1
         DebugTrace.log("\(digest.short) abandon \(offset)..<\(stopAt): \(why)")
-        requeue(PieceQueue.Piece(range: offset..<max(offset, stopAt),
-                                 attempts: flight.attempts + (offset > flight.range.lowerBound ? 0 : 1)))
+        requeue(
+            PieceQueue.Piece(
+                range: offset..<max(offset, stopAt),
+                attempts: flight.attempts + (offset > flight.range.lowerBound ? 0 : 1)))
         return [.cancel(id)]
     }
 
@@ -167,11 +180,15 @@ struct BlobPolicy {
         guard let flight = removeFlight(id), !isDone else { return [] }
         if flight.resolving { resolver.resolvingFailed() }
         if o.madeProgress { resolver.delivered() }
-        DebugTrace.log("\(digest.short) end \(o.start)..<\(o.offset) of \(o.stopAt) status=\(o.status) verdict=\(o.verdict) \(o.why)")
+        DebugTrace.log(
+            "\(digest.short) end \(o.start)..<\(o.offset) of \(o.stopAt) status=\(o.status) verdict=\(o.verdict) \(o.why)"
+        )
 
         if o.verdict == .writeFailed { return fail(.io(operation: "write", path: path, errno: o.writeErrno)) }
         if (300..<400).contains(o.status) {
-            if let refused = resolver.redirect(from: o.url, status: o.status, to: o.redirectURL) { return fail(refused) }
+            if let refused = resolver.redirect(from: o.url, status: o.status, to: o.redirectURL) {
+                return fail(refused)
+            }
             requeue(PieceQueue.Piece(range: o.remainder, attempts: flight.attempts))
             return []
         }
@@ -194,7 +211,9 @@ struct BlobPolicy {
             coldSince = coldSince ?? now
             let delay = min(5, 0.5 * Double(1 << min(flight.attempts, 4)))
             coldUntil = now + delay
-            DebugTrace.log("\(digest.short) \(o.url) answered a range with the whole blob: a cold cache? asking again in \(delay)s")
+            DebugTrace.log(
+                "\(digest.short) \(o.url) answered a range with the whole blob: a cold cache? asking again in \(delay)s"
+            )
             requeue(PieceQueue.Piece(range: flight.range, attempts: flight.attempts + 1, notBefore: now + delay))
             return []
         }
@@ -209,13 +228,18 @@ struct BlobPolicy {
             return others
         }
         if o.verdict == .overlap {
-            return fail(.network(url: o.url, message: "internal error: a range overlapped bytes already sealed for hashing; nothing was stored"))
+            return fail(
+                .network(
+                    url: o.url,
+                    message: "internal error: a range overlapped bytes already sealed for hashing; nothing was stored"))
         }
         if o.unretryable { return fail(.network(url: o.url, message: o.why)) }
         if let served = o.servedSize, served != size {
             // Not a glitch: the server has another blob than the manifest
             // describes. Retrying cannot fix that.
-            return fail(.network(url: o.url, message: "\(o.why): the server's blob is \(served) bytes, the manifest says \(size)"))
+            return fail(
+                .network(
+                    url: o.url, message: "\(o.why): the server's blob is \(served) bytes, the manifest says \(size)"))
         }
         // Only the server's own verdict counts: a 2xx/3xx cut short is a
         // network failure, whatever the status line said.
@@ -280,7 +304,9 @@ struct BlobPolicy {
             }
             delay = max(delay, wait)
         }
-        DebugTrace.log("\(digest.short) retry \(o.remainder) in \(ByteFormat.oneDecimal(delay))s (attempt \(attempts), failure \(failures)): \(o.why)")
+        DebugTrace.log(
+            "\(digest.short) retry \(o.remainder) in \(ByteFormat.oneDecimal(delay))s (attempt \(attempts), failure \(failures)): \(o.why)"
+        )
         requeue(PieceQueue.Piece(range: o.remainder, attempts: attempts, notBefore: now + delay))
         return []
     }
@@ -302,7 +328,9 @@ struct BlobPolicy {
             }
             delay = max(delay, wait)
         }
-        DebugTrace.log("\(digest.short) refused \(o.remainder) while others receive; again in \(ByteFormat.oneDecimal(delay))s: \(o.why)")
+        DebugTrace.log(
+            "\(digest.short) refused \(o.remainder) while others receive; again in \(ByteFormat.oneDecimal(delay))s: \(o.why)"
+        )
         var piece = PieceQueue.Piece(range: o.remainder, attempts: flight.attempts, notBefore: now + delay)
         // A wait the server asked for (Retry-After) is kept.
         piece.refused = RetryPolicy.retryAfter(o.retryAfter) == nil

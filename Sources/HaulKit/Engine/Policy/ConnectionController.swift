@@ -171,7 +171,11 @@ struct ConnectionController: Sendable, Equatable {
                 // It helped: grow again from here.
                 reprobeAfter = settings.reprobe
                 phase = .ramp(previousLimit: limit, rate: rate)
-                if limit < settings.ceiling { limit = min(settings.ceiling, limit + 1) } else { phase = .hold(knee: rate, since: now, low: 0) }
+                if limit < settings.ceiling {
+                    limit = min(settings.ceiling, limit + 1)
+                } else {
+                    phase = .hold(knee: rate, since: now, low: 0)
+                }
             } else {
                 limit = held
                 reprobeAfter = min(reprobeAfter * 2, 16 * settings.reprobe)

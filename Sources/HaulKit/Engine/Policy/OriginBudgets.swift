@@ -39,7 +39,8 @@ struct OriginBudgets: Sendable {
 
     /// Every progress tick, with the ranges open to each origin.
     mutating func tick(now: Double, active: [String: Int]) {
-        for (origin, since) in lastUsed where now - since > Self.forgetAfter && active[origin] == nil && delivered[origin] == nil {
+        for (origin, since) in lastUsed
+        where now - since > Self.forgetAfter && active[origin] == nil && delivered[origin] == nil {
             controllers.removeValue(forKey: origin)
             lastUsed.removeValue(forKey: origin)
         }

@@ -62,8 +62,11 @@ struct PieceQueue {
         }
         guard let gap = unassigned.first else { return nil }
         let remaining = unassigned.reduce(Int64(0)) { $0 + Int64($1.count) }
-        var length = min(Int64(gap.count), SplitPolicy.nextPieceSize(remaining: remaining, connections: connections,
-                                                                     maxPiece: maxPiece, minPiece: minPiece))
+        var length = min(
+            Int64(gap.count),
+            SplitPolicy.nextPieceSize(
+                remaining: remaining, connections: connections,
+                maxPiece: maxPiece, minPiece: minPiece))
         if Int64(gap.count) - length < minPiece / 2 { length = Int64(gap.count) }
         let piece = gap.lowerBound..<gap.lowerBound + length
         if piece == gap { unassigned.removeFirst() } else { unassigned[0] = piece.upperBound..<gap.upperBound }

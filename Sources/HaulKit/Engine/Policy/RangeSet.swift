@@ -20,7 +20,8 @@ struct RangeSet: Equatable, Sendable {
         guard !r.isEmpty else { return }
         // First range whose end reaches r's start: everything before it is
         // strictly left of r and not adjacent.
-        var lo = 0, hi = ranges.count
+        var lo = 0
+        var hi = ranges.count
         while lo < hi {
             let mid = (lo + hi) / 2
             if ranges[mid].upperBound < r.lowerBound { lo = mid + 1 } else { hi = mid }

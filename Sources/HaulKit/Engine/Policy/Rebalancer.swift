@@ -73,8 +73,10 @@ struct Rebalancer {
         // aborts the old response, wasting what is already in flight.
         guard let (f, eta) = best, eta >= minStealSeconds else { return nil }
         let rate = f.rate ?? median ?? 1
-        guard let cut = SplitPolicy.splitPoint(offset: f.offset, end: f.stopAt, rate: rate,
-                                               newRate: median ?? rate, minPiece: minPieceSize)
+        guard
+            let cut = SplitPolicy.splitPoint(
+                offset: f.offset, end: f.stopAt, rate: rate,
+                newRate: median ?? rate, minPiece: minPieceSize)
         else { return nil }
         return .split(blob: f.blob, transfer: f.transfer, at: cut)
     }
@@ -91,17 +93,21 @@ struct Rebalancer {
         if flights.contains(where: { now - $0.lastByteAt < 1 }) {
             for f in flights where now - f.lastByteAt >= peerStallSeconds {
                 abandoned.append(f)
-                actions.append(.abandon(blob: f.blob, transfer: f.transfer,
-                                        why: "no data for \(Int(now - f.lastByteAt)) s while other connections receive"))
+                actions.append(
+                    .abandon(
+                        blob: f.blob, transfer: f.transfer,
+                        why: "no data for \(Int(now - f.lastByteAt)) s while other connections receive"))
             }
         }
         for f in flights where !abandoned.contains(f) {
             guard let rate = f.rate, now - f.lastSplitAt >= Self.splitSpacing else { continue }
             let peers = flights.compactMap { $0.transfer == f.transfer ? nil : $0.rate }
             guard let median = expectedRate(peers: peers),
-                  SplitPolicy.isSlow(rate: rate, peerMedian: median, age: now - f.startedAt),
-                  let cut = SplitPolicy.splitPoint(offset: f.offset, end: f.stopAt, rate: rate,
-                                                   newRate: median, minPiece: minPieceSize) else { continue }
+                SplitPolicy.isSlow(rate: rate, peerMedian: median, age: now - f.startedAt),
+                let cut = SplitPolicy.splitPoint(
+                    offset: f.offset, end: f.stopAt, rate: rate,
+                    newRate: median, minPiece: minPieceSize)
+            else { continue }
             actions.append(.split(blob: f.blob, transfer: f.transfer, at: cut))
         }
         return actions

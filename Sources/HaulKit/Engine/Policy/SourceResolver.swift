@@ -118,7 +118,8 @@ struct SourceResolver: Equatable {
         // says (Ollama #18512: `x/transfer/redirect.go`
         // `validateRedirectScheme`; --insecure relaxes address checks only).
         guard let to = URLParts(target), let from = URLParts(url), let base = URLParts(blobURL),
-              !(to.scheme == "http" && base.scheme == "https") else {
+            !(to.scheme == "http" && base.scheme == "https")
+        else {
             return .network(url: url, message: Self.refusal(redirectTo: target))
         }
         redirects += 1
@@ -157,8 +158,9 @@ struct SourceResolver: Equatable {
     /// The message for a redirect that is not followed.
     static func refusal(redirectTo target: String) -> String {
         let scheme = target.prefix { $0 != ":" }.lowercased()
-        return scheme == "http" ? "refusing redirect from https to http (\"\(HaulError.quoted(target))\"): an https registry's blobs "
-            + "must stay on https (--insecure does not change that)"
+        return scheme == "http"
+            ? "refusing redirect from https to http (\"\(HaulError.quoted(target))\"): an https registry's blobs "
+                + "must stay on https (--insecure does not change that)"
             : "refusing redirect to \"\(HaulError.quoted(target))\": only http and https are followed"
     }
 

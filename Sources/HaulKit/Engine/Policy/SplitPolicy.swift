@@ -34,7 +34,8 @@ enum SplitPolicy {
     static func splitPoint(offset: Int64, end: Int64, rate: Double, newRate: Double, minPiece: Int64) -> Int64? {
         let remaining = end - offset
         guard remaining >= 2 * minPiece || (remaining >= minPiece + alignment && rate < newRate) else { return nil }
-        let r = max(rate, 1), n = max(newRate, 1)
+        let r = max(rate, 1)
+        let n = max(newRate, 1)
         let keep = Double(remaining) * r / (r + n)
         var cut = offset + Int64(keep)
         cut = (cut + alignment - 1) / alignment * alignment
@@ -47,7 +48,9 @@ enum SplitPolicy {
     /// `fraction` of the median rate of its peers. One ten times slower than
     /// its peers is unmistakable sooner: it gets half the grace (measured in
     /// bench scenario 4, where every tenth connection runs at 1/20).
-    static func isSlow(rate: Double, peerMedian: Double, age: Double, grace: Double = 1.0, fraction: Double = 0.3) -> Bool {
+    static func isSlow(rate: Double, peerMedian: Double, age: Double, grace: Double = 1.0, fraction: Double = 0.3)
+        -> Bool
+    {
         guard peerMedian > 0, rate < peerMedian * fraction else { return false }
         return age >= (rate < peerMedian * 0.1 ? grace / 2 : grace)
     }

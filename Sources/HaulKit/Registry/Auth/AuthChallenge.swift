@@ -45,7 +45,10 @@ public struct AuthChallenge: Sendable, Equatable {
                         atNextScheme = true
                         break
                     }
-                    guard let value = s.parameterValue() else { malformed = true; break }
+                    guard let value = s.parameterValue() else {
+                        malformed = true
+                        break
+                    }
                     if parameters[name.lowercased()] == nil { parameters[name.lowercased()] = value }
                     s.skipSpaces()
                     guard s.peek == 0x2C else { break }
@@ -131,7 +134,7 @@ public struct AuthChallenge: Sendable, Equatable {
                     out.append(b)
                 }
             }
-            return nil   // unterminated
+            return nil  // unterminated
         }
 
         static func isAlnum(_ b: UInt8) -> Bool {

@@ -40,7 +40,9 @@ public struct OllamaKey: Sendable {
         }
         guard count == 1, r.string() != nil, let secret = r.string() else { throw bad("expected exactly one key") }
         var p = SSHReader(secret)
-        guard let check1 = p.uint32(), let check2 = p.uint32(), check1 == check2 else { throw bad("corrupt private section") }
+        guard let check1 = p.uint32(), let check2 = p.uint32(), check1 == check2 else {
+            throw bad("corrupt private section")
+        }
         guard p.string() == Array("ssh-ed25519".utf8) else { throw bad("not an ed25519 key") }
         guard let pub = p.string(), pub.count == 32, let priv = p.string(), priv.count == 64 else {
             throw bad("malformed ed25519 key")

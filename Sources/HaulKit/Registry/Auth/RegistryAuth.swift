@@ -17,8 +17,10 @@ public struct RegistryAuth: Sendable {
     let tokens = TokenCache()
 
     /// Authentication from explicit values; anonymous by default.
-    public init(credentials: CredentialSource = CredentialSource(), ollamaKeyPath: String? = nil,
-                huggingFace: HuggingFace = HuggingFace()) {
+    public init(
+        credentials: CredentialSource = CredentialSource(), ollamaKeyPath: String? = nil,
+        huggingFace: HuggingFace = HuggingFace()
+    ) {
         self.credentials = credentials
         self.ollamaKeyPath = ollamaKeyPath
         self.huggingFace = huggingFace
@@ -27,8 +29,11 @@ public struct RegistryAuth: Sendable {
     /// `HAUL_REGISTRY_AUTH` and docker's config (`DOCKER_CONFIG`, else
     /// `~/.docker/config.json`), `~/.ollama/id_ed25519`, and Hugging Face's
     /// `HF_TOKEN`/token file and `HF_ENDPOINT`: as `ollama` and `haul` read them.
-    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> RegistryAuth {
-        RegistryAuth(credentials: .fromEnvironment(environment), ollamaKeyPath: OllamaKey.defaultPath(environment),
-                     huggingFace: .fromEnvironment(environment))
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
+        -> RegistryAuth
+    {
+        RegistryAuth(
+            credentials: .fromEnvironment(environment), ollamaKeyPath: OllamaKey.defaultPath(environment),
+            huggingFace: .fromEnvironment(environment))
     }
 }

@@ -30,8 +30,10 @@ final class RegistryAuthorizer: Sendable {
     let addressPolicy: AddressPolicy
     private let current = Mutex<String?>(nil)
 
-    init(engine: Engine, tokens: TokenCache, credentials: RegistryCredentials?, ollamaKeyPath: String?,
-         huggingFace: HuggingFace = HuggingFace(), registry: String, repository: String, addressPolicy: AddressPolicy) {
+    init(
+        engine: Engine, tokens: TokenCache, credentials: RegistryCredentials?, ollamaKeyPath: String?,
+        huggingFace: HuggingFace = HuggingFace(), registry: String, repository: String, addressPolicy: AddressPolicy
+    ) {
         self.addressPolicy = addressPolicy
         self.engine = engine
         self.tokens = tokens
@@ -67,8 +69,9 @@ final class RegistryAuthorizer: Sendable {
             guard let credentials else { throw HaulError.unauthorized(Self.credentialsHint) }
             value = credentials.basicAuthorization
         } else {
-            throw HaulError.unauthorized("the registry asks for authentication Haul does not support: "
-                + HaulError.quoted(challengeHeader ?? "(no WWW-Authenticate header)"))
+            throw HaulError.unauthorized(
+                "the registry asks for authentication Haul does not support: "
+                    + HaulError.quoted(challengeHeader ?? "(no WWW-Authenticate header)"))
         }
         if value == rejected { throw HaulError.unauthorized(refusal) }
         current.withLock { $0 = value }
@@ -81,14 +84,17 @@ final class RegistryAuthorizer: Sendable {
         return authorization == nil ? Self.credentialsHint : "access denied"
     }
 
-    static let credentialsHint = "authentication required: give credentials with --username and --password-stdin, "
+    static let credentialsHint =
+        "authentication required: give credentials with --username and --password-stdin, "
         + "HAUL_REGISTRY_AUTH=HOST=USER:PASSWORD, or docker login"
 
     private func bearerAuthorization(_ challenge: AuthChallenge, rejected: String?) async throws -> String {
         guard let realm = challenge["realm"], let realmParts = URLParts(realm) else {
             throw HaulError.unauthorized("the registry's token realm is missing or not an http(s) URL")
         }
-        guard let registryParts = URLParts(registry) else { throw HaulError.unauthorized("bad registry URL \(registry)") }
+        guard let registryParts = URLParts(registry) else {
+            throw HaulError.unauthorized("bad registry URL \(registry)")
+        }
         let sameHost = realmParts.host == registryParts.host && realmParts.port == registryParts.port
         // A secret is not sent in clear text to a host the user did not
         // name: an http realm is only used on the registry's own host.
@@ -100,21 +106,25 @@ final class RegistryAuthorizer: Sendable {
         let service = challenge["service"] ?? ""
         let scope = challenge["scope"] ?? "repository:\(repository):pull"
         // HF's hosts share their tokens, as they share the realm.
-        let origin = huggingFaceRealm ? "huggingface" : "\(registryParts.scheme)://\(registryParts.host):\(registryParts.port)"
+        let origin =
+            huggingFaceRealm ? "huggingface" : "\(registryParts.scheme)://\(registryParts.host):\(registryParts.port)"
         let identity = credentials?.identity ?? (hfAuthorization == nil ? "anonymous" : "HF_TOKEN")
         let key = TokenCache.Key(registry: origin, identity: identity, realm: realm, service: service, scope: scope)
         let rejectedToken = rejected.flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
         let token = try await tokens.token(for: key, rejected: rejectedToken) { [self] in
-            try await fetchToken(realm: realm, service: service, scope: scope, ownRealm: sameHost || huggingFaceRealm,
-                                 hfAuthorization: hfAuthorization)
+            try await fetchToken(
+                realm: realm, service: service, scope: scope, ownRealm: sameHost || huggingFaceRealm,
+                hfAuthorization: hfAuthorization)
         }
         return "Bearer " + token
     }
 
     /// `ownRealm`: the realm is the registry's own, so Ollama's key may sign
     /// for it. `hfAuthorization`: HF_TOKEN, for a realm of Hugging Face's.
-    private func fetchToken(realm: String, service: String, scope: String, ownRealm: Bool,
-                            hfAuthorization: String?) async throws -> TokenCache.Token {
+    private func fetchToken(
+        realm: String, service: String, scope: String, ownRealm: Bool,
+        hfAuthorization: String?
+    ) async throws -> TokenCache.Token {
         let url = Self.tokenURL(realm: realm, service: service, scope: scope)
         if let credentials {
             return try await requestToken(url: url, authorization: credentials.basicAuthorization)
@@ -123,8 +133,9 @@ final class RegistryAuthorizer: Sendable {
             do {
                 return try await requestToken(url: url, authorization: hfAuthorization)
             } catch HaulError.unauthorized(let why) {
-                throw HaulError.unauthorized("Hugging Face refused HF_TOKEN (\(why)): check the token, or unset HF_TOKEN "
-                    + "for public models")
+                throw HaulError.unauthorized(
+                    "Hugging Face refused HF_TOKEN (\(why)): check the token, or unset HF_TOKEN "
+                        + "for public models")
             }
         }
         if ownRealm, let path = ollamaKeyPath, let key = try OllamaKey.load(path: path) {
@@ -139,15 +150,19 @@ final class RegistryAuthorizer: Sendable {
     }
 
     private func requestToken(url: String, authorization: String?) async throws -> TokenCache.Token {
-        let response = try await engine.fetch(HTTPRequest(url: url, headers: authorization.map { ["Authorization: \($0)"] } ?? [],
-                                                          followRedirects: true, limit: 256 << 10, addressPolicy: addressPolicy))
+        let response = try await engine.fetch(
+            HTTPRequest(
+                url: url, headers: authorization.map { ["Authorization: \($0)"] } ?? [],
+                followRedirects: true, limit: 256 << 10, addressPolicy: addressPolicy))
         switch response.status {
         case 200:
             break
         case 401, 403:
-            throw HaulError.unauthorized("the token server refused: \(response.status): \(RegistryClient.errorText(response.body))")
+            throw HaulError.unauthorized(
+                "the token server refused: \(response.status): \(RegistryClient.errorText(response.body))")
         default:
-            throw HaulError.unauthorized("token request failed: \(response.status): \(RegistryClient.errorText(response.body))")
+            throw HaulError.unauthorized(
+                "token request failed: \(response.status): \(RegistryClient.errorText(response.body))")
         }
         struct Reply: Decodable {
             var token: String?
@@ -155,8 +170,9 @@ final class RegistryAuthorizer: Sendable {
             var expires_in: Double?
         }
         guard let reply = try? JSONDecoder().decode(Reply.self, from: Data(response.body)),
-              let token = reply.token ?? reply.access_token, !token.isEmpty,
-              token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            let token = reply.token ?? reply.access_token, !token.isEmpty,
+            token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
+        else {
             throw HaulError.unauthorized("the token server's answer has no usable token")
         }
         // Docker's spec: 60 s when unstated. Renewed a little early, so a
@@ -176,8 +192,10 @@ final class RegistryAuthorizer: Sendable {
     /// Ollama's token URL (Ollama's `server/auth.go` `getAuthorizationToken`): the realm's query plus
     /// `service`, each `scope`, `ts` and a random `nonce`, keys sorted as
     /// Go's `url.Values.Encode` sorts them, since the URL is what is signed.
-    static func ollamaTokenURL(realm: String, service: String, scope: String,
-                               now: Date = Date(), nonce: [UInt8] = (0..<16).map { _ in UInt8.random(in: 0...255) }) -> String {
+    static func ollamaTokenURL(
+        realm: String, service: String, scope: String,
+        now: Date = Date(), nonce: [UInt8] = (0..<16).map { _ in UInt8.random(in: 0...255) }
+    ) -> String {
         var base = realm
         var values: [(String, String)] = []
         if let q = realm.firstIndex(of: "?") {
@@ -185,7 +203,9 @@ final class RegistryAuthorizer: Sendable {
             for pair in realm[realm.index(after: q)...].split(separator: "&") {
                 let kv = pair.split(separator: "=", maxSplits: 1)
                 let k = String(kv[0]).removingPercentEncoding ?? String(kv[0])
-                let v = kv.count > 1 ? (String(kv[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "") : ""
+                let v =
+                    kv.count > 1
+                    ? (String(kv[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "") : ""
                 values.append((k, v))
             }
         }
@@ -208,7 +228,8 @@ final class RegistryAuthorizer: Sendable {
         for b in text.utf8 {
             switch b {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."),
+                UInt8(ascii: "~"):
                 out.unicodeScalars.append(Unicode.Scalar(b))
             case UInt8(ascii: " "):
                 out += "+"
@@ -220,6 +241,8 @@ final class RegistryAuthorizer: Sendable {
     }
 }
 
-private extension String {
-    func leftPadded(to n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
+extension String {
+    fileprivate func leftPadded(to n: Int) -> String {
+        count >= n ? self : String(repeating: "0", count: n - count) + self
+    }
 }

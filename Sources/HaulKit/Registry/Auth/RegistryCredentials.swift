@@ -56,7 +56,9 @@ public struct CredentialSource: Sendable {
     /// Reads `HAUL_REGISTRY_AUTH` and `DOCKER_CONFIG`/`HOME`. A malformed
     /// `HAUL_REGISTRY_AUTH` gives no credentials here; commands call
     /// `parse(registryAuth:)` first to report it.
-    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> CredentialSource {
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
+        -> CredentialSource
+    {
         let explicit = (try? parse(registryAuth: environment["HAUL_REGISTRY_AUTH"] ?? "")) ?? [:]
         let dockerDir = environment["DOCKER_CONFIG"] ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.docker")
         return CredentialSource(explicit: explicit, dockerConfigPath: dockerDir + "/config.json")
@@ -70,10 +72,13 @@ public struct CredentialSource: Sendable {
         for entry in text.split(whereSeparator: { $0 == "," || $0 == "\n" }) {
             let entry = entry.trimmingCharacters(in: .whitespaces)
             if entry.isEmpty { continue }
-            guard let eq = entry.firstIndex(of: "="), let credentials = RegistryCredentials(pair: String(entry[entry.index(after: eq)...])),
-                  let host = normalizedHost(String(entry[..<eq])) else {
-                throw .authentication("HAUL_REGISTRY_AUTH: each entry is HOST=USER:PASSWORD, naming the registry the "
-                    + "credentials are for (entry \(out.count + 1) is not)")
+            guard let eq = entry.firstIndex(of: "="),
+                let credentials = RegistryCredentials(pair: String(entry[entry.index(after: eq)...])),
+                let host = normalizedHost(String(entry[..<eq]))
+            else {
+                throw .authentication(
+                    "HAUL_REGISTRY_AUTH: each entry is HOST=USER:PASSWORD, naming the registry the "
+                        + "credentials are for (entry \(out.count + 1) is not)")
             }
             out[host] = credentials
         }
@@ -84,7 +89,9 @@ public struct CredentialSource: Sendable {
     /// bare host.
     static func normalizedHost(_ text: String) -> String? {
         let host = text.trimmingCharacters(in: .whitespaces).lowercased()
-        guard !host.isEmpty, host.allSatisfy({ $0.isLetter || $0.isNumber || "-.:[]_".contains($0) }) else { return nil }
+        guard !host.isEmpty, host.allSatisfy({ $0.isLetter || $0.isNumber || "-.:[]_".contains($0) }) else {
+            return nil
+        }
         return host
     }
 
@@ -92,7 +99,8 @@ public struct CredentialSource: Sendable {
     public func credentials(for host: String) -> RegistryCredentials? {
         if let bound = explicit[host.lowercased()] { return bound }
         guard let path = dockerConfigPath, FileSystem.exists(path),
-              let bytes = try? FileSystem.readFile(path, limit: 1 << 20) else { return nil }
+            let bytes = try? FileSystem.readFile(path, limit: 1 << 20)
+        else { return nil }
         return Self.dockerCredentials(config: bytes, host: host)
     }
 
@@ -101,13 +109,18 @@ public struct CredentialSource: Sendable {
     /// in `auth`, or `username`/`password`.
     static func dockerCredentials(config: [UInt8], host: String) -> RegistryCredentials? {
         struct Config: Decodable {
-            struct Entry: Decodable { var auth: String?; var username: String?; var password: String? }
+            struct Entry: Decodable {
+                var auth: String?
+                var username: String?
+                var password: String?
+            }
             var auths: [String: Entry]?
         }
         guard let auths = (try? JSONDecoder().decode(Config.self, from: Data(config)))?.auths else { return nil }
         for (key, entry) in auths where Self.hostOf(key) == host.lowercased() {
             if let auth = entry.auth, let data = Data(base64Encoded: auth),
-               let credentials = RegistryCredentials(pair: String(decoding: data, as: UTF8.self)) {
+                let credentials = RegistryCredentials(pair: String(decoding: data, as: UTF8.self))
+            {
                 return credentials
             }
             if let username = entry.username, let password = entry.password {

@@ -37,8 +37,10 @@ final class TokenCache: Sendable {
     /// A valid token for `key`: the cached one unless it is `rejected` or
     /// about to expire, else the one `fetch` gets (a fetch already running
     /// for the key is awaited instead of repeated).
-    func token(for key: Key, rejected: String? = nil, now: Double = Date().timeIntervalSince1970,
-               fetch: @escaping @Sendable () async throws -> Token) async throws -> String {
+    func token(
+        for key: Key, rejected: String? = nil, now: Double = Date().timeIntervalSince1970,
+        fetch: @escaping @Sendable () async throws -> Token
+    ) async throws -> String {
         let task = entries.withLock { entries -> Task<Token, any Error> in
             switch entries[key] {
             case .ready(let token) where token.value != rejected && token.expires > now:

@@ -80,7 +80,9 @@ public struct GGUFMetadata: Sendable, Equatable {
     /// `general.` and `tokenizer.` (Ollama's `KV` accessors).
     public subscript(key: String) -> Value? {
         var key = key
-        if !key.hasPrefix("general.") && !key.hasPrefix("tokenizer."), case .string(let arch)? = self["general.architecture"] {
+        if !key.hasPrefix("general.") && !key.hasPrefix("tokenizer."),
+            case .string(let arch)? = self["general.architecture"]
+        {
             key = arch + "." + key
         }
         return keyValues.last { $0.key == key }?.value
@@ -105,10 +107,15 @@ public struct GGUFMetadata: Sendable, Equatable {
         }
         let fd = file.rawValue
         var magic = [UInt8](repeating: 0, count: 4)
-        guard pread(fd, &magic, 4, 0) == 4, magic == Array("GGUF".utf8) || magic == Array("FUGG".utf8) else { return nil }
+        guard pread(fd, &magic, 4, 0) == 4, magic == Array("GGUF".utf8) || magic == Array("FUGG".utf8) else {
+            return nil
+        }
         var reader = GGUFReader(size: size) { (offset, buffer) throws(GGUFError) -> Int in
             let n = FileSystem.retrying { pread(fd, buffer.baseAddress, buffer.count, off_t(offset)) }
-            if n < 0 { throw GGUFError("cannot read the model file: \(HaulError.io(operation: "read", path: path, errno: errno))") }
+            if n < 0 {
+                throw GGUFError(
+                    "cannot read the model file: \(HaulError.io(operation: "read", path: path, errno: errno))")
+            }
             return n
         }
         let metadata = try parse(&reader, keepArraysUpTo: keepArraysUpTo)
@@ -161,7 +168,9 @@ public struct GGUFMetadata: Sendable, Equatable {
         for _ in 0..<tensorCount {
             let name = try r.string()
             let dimensions = try r.u32()
-            guard dimensions <= maxDimensions else { throw GGUFError("tensor \"\(HaulError.quoted(name))\" has \(dimensions) dimensions") }
+            guard dimensions <= maxDimensions else {
+                throw GGUFError("tensor \"\(HaulError.quoted(name))\" has \(dimensions) dimensions")
+            }
             var shape: [UInt64] = []
             var elements: UInt64 = 1
             for _ in 0..<dimensions {
@@ -181,7 +190,9 @@ public struct GGUFMetadata: Sendable, Equatable {
         return GGUFMetadata(version: version, keyValues: keyValues, tensors: tensors, parameterCount: parameters)
     }
 
-    private static func value(of type: UInt32, _ r: inout GGUFReader, keep: Int?, budget: inout Int) throws(GGUFError) -> Value {
+    private static func value(of type: UInt32, _ r: inout GGUFReader, keep: Int?, budget: inout Int) throws(GGUFError)
+        -> Value
+    {
         switch type {
         case 0: return .uint8(try r.u8())
         case 1: return .int8(Int8(bitPattern: try r.u8()))
@@ -290,7 +301,9 @@ struct GGUFReader {
 
     private mutating func refill() throws(GGUFError) {
         var chunk = [UInt8](repeating: 0, count: Int(min(64 << 10, remaining)))
-        let n = try chunk.withUnsafeMutableBufferPointer { (buffer) throws(GGUFError) -> Int in try source(offset, buffer) }
+        let n = try chunk.withUnsafeMutableBufferPointer { (buffer) throws(GGUFError) -> Int in
+            try source(offset, buffer)
+        }
         guard n > 0 else { throw GGUFError("the file ends inside its metadata") }
         window = Array(chunk[0..<n])
         at = 0

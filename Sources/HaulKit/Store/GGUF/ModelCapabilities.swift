@@ -43,12 +43,17 @@ enum ModelCapabilities {
         }
     }
 
-    static func derive(config: [String], gguf: GGUFMetadata?, hasProjector: Bool, template: String, family: String) -> [String] {
-        derive(config: config, gguf: gguf.map(GGUFFacts.init), hasProjector: hasProjector,
-               template: TemplateFacts(TemplateScan(template)), family: family)
+    static func derive(config: [String], gguf: GGUFMetadata?, hasProjector: Bool, template: String, family: String)
+        -> [String]
+    {
+        derive(
+            config: config, gguf: gguf.map(GGUFFacts.init), hasProjector: hasProjector,
+            template: TemplateFacts(TemplateScan(template)), family: family)
     }
 
-    static func derive(config: [String], gguf: GGUFFacts?, hasProjector: Bool, template: TemplateFacts, family: String) -> [String] {
+    static func derive(config: [String], gguf: GGUFFacts?, hasProjector: Bool, template: TemplateFacts, family: String)
+        -> [String]
+    {
         var out: [String] = []
         func add(_ capability: String) { if !out.contains(capability) { out.append(capability) } }
         config.forEach(add)

@@ -17,7 +17,10 @@ struct TemplateScan: Sendable, Equatable {
         // Open blocks (`range`, `if`, `with`, `define`, `block`): whether each
         // is a range over .Messages, and whether text other than white space
         // came since its body (or `else`) began.
-        struct Block { var overMessages: Bool; var hasText: Bool }
+        struct Block {
+            var overMessages: Bool
+            var hasText: Bool
+        }
         var blocks: [Block] = [Block(overMessages: false, hasText: false)]
         // Open blocks over .Messages, counted: asking the stack at every
         // action would cost its depth each time.
@@ -44,8 +47,9 @@ struct TemplateScan: Sendable, Equatable {
             let keyword = String(decoding: Self.trimmed(code).prefix(while: { !Self.isSpace($0) }), as: UTF8.self)
             switch keyword {
             case "range", "if", "with", "define", "block":
-                let block = Block(overMessages: keyword == "range" && Self.contains(code, Array(".Messages".utf8)),
-                                  hasText: false)
+                let block = Block(
+                    overMessages: keyword == "range" && Self.contains(code, Array(".Messages".utf8)),
+                    hasText: false)
                 if block.overMessages { overMessages += 1 }
                 blocks.append(block)
             case "else":
@@ -97,7 +101,13 @@ struct TemplateScan: Sendable, Equatable {
         var escaped = false
         for c in action {
             if let q = quote {
-                if escaped { escaped = false } else if c == UInt8(ascii: "\\") && q != UInt8(ascii: "`") { escaped = true } else if c == q { quote = nil }
+                if escaped {
+                    escaped = false
+                } else if c == UInt8(ascii: "\\") && q != UInt8(ascii: "`") {
+                    escaped = true
+                } else if c == q {
+                    quote = nil
+                }
             } else if c == UInt8(ascii: "\"") || c == UInt8(ascii: "`") || c == UInt8(ascii: "'") {
                 quote = c
                 out.append(UInt8(ascii: " "))
@@ -139,7 +149,8 @@ struct TemplateScan: Sendable, Equatable {
     }
 
     private static func trimmed(_ code: [UInt8]) -> ArraySlice<UInt8> {
-        guard let first = code.firstIndex(where: { !isSpace($0) }), let last = code.lastIndex(where: { !isSpace($0) }) else {
+        guard let first = code.firstIndex(where: { !isSpace($0) }), let last = code.lastIndex(where: { !isSpace($0) })
+        else {
             return []
         }
         return code[first...last]
