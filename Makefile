@@ -9,7 +9,7 @@ REGISTRY := Tests/registry/testregistry.py
 DEMO := .demo
 PREFIX ?= /usr/local
 
-.PHONY: fuzz all build test demo clean bench bench-ab docs install cwarn embedder-check
+.PHONY: fuzz all build test unit format format-check demo clean bench bench-ab docs install cwarn embedder-check
 
 all: build
 
@@ -24,12 +24,37 @@ build:
 # real transfers, and on 2 cores tests running beside them (several hundred
 # MB pulls, processes awaited on the cooperative pool) starve those timings.
 VENV := Tests/.venv
-test: cwarn
+test: cwarn format-check
 	@scripts/deps test
 	$(SWIFT) build -c release
 	$(SWIFT) build --build-tests
 	HAUL_BIN=$(abspath $(BIN)) HAUL_TEST_PYTHON=$(abspath $(VENV))/bin/python $(SWIFT) test --skip-build --no-parallel
 	$(MAKE) --no-print-directory docs
+
+# The fast tests alone: HaulKit's unit tests (the engine's policy against a
+# scripted transport, parsers, the store) and the daemon's routes in process.
+# No servers, no release build; well under a minute once built.
+unit:
+	@scripts/deps build
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --filter 'HaulKitTests|HaulServerTests'
+
+# One style, kept by the formatters: swift-format (the toolchain's, with
+# .swift-format) for Swift, clang-format (.clang-format) for CShims/.
+# `make format` rewrites; `make format-check` (part of `make test`) fails
+# on any difference and names the files.
+SWIFT_SOURCES := Sources Tests Examples Package.swift
+C_SOURCES = CShims/*.c CShims/include/*.h Tests/faults/*.c
+SWIFT_FORMAT = $(dir $(shell PATH="$(PATH)" command -v $(SWIFT)))swift-format
+format:
+	@scripts/deps format
+	$(SWIFT_FORMAT) format -i -r $(SWIFT_SOURCES)
+	clang-format -i $(C_SOURCES)
+
+format-check:
+	@scripts/deps format
+	$(SWIFT_FORMAT) lint --strict -r $(SWIFT_SOURCES)
+	clang-format --dry-run -Werror $(C_SOURCES)
 
 # The C shim compiles without a warning under -Wall -Wextra. (Flags like
 # these cannot live in Package.swift: SwiftPM refuses a package with
