@@ -24,7 +24,7 @@ struct APIError: HTTPResponseError {
             self.init(status: .notFound, message: "model '\(asked)' not found")
         case HaulError.noCompatibleManifest, HaulError.unknownRunner:
             // Ollama's `writeShowError`: a runner the model has no child for is the client's mistake.
-            self.init(status: .badRequest, message: (error as? HaulError)?.description ?? "\(error)")
+            self.init(status: .badRequest, message: HaulError.text(of: error))
         default:
             self.init(status: .internalServerError, message: store.clientMessage(for: error))
         }
@@ -35,8 +35,13 @@ struct APIError: HTTPResponseError {
         self.message = message
     }
 
+    /// Ollama's error body.
+    private struct Body: Encodable {
+        let error: String
+    }
+
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        JSONResponse.text(ProgressJSON.error(message), status: status)
+        JSONResponse.bytes(try GoJSON.encode(Body(error: message)), status: status)
     }
 }
 
@@ -48,19 +53,13 @@ enum JSONResponse {
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    /// A JSON text written by `ProgressJSON` (the NDJSON vocabulary).
-    static func text(_ json: String, status: HTTPResponse.Status = .ok) -> Response {
-        Response(
-            status: status, headers: [.contentType: "application/json; charset=utf-8"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: json)))
-    }
 }
 
 extension ModelStore {
     /// An error's text for a client of the daemon: the models directory is
     /// the daemon's business, so it is named, not shown.
     func clientMessage(for error: any Error) -> String {
-        let text = (error as? HaulError)?.description ?? "\(error)"
+        let text = HaulError.text(of: error)
         return text.replacingOccurrences(of: root, with: "$OLLAMA_MODELS")
     }
 }

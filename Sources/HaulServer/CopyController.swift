@@ -19,21 +19,21 @@ struct CopyController {
     }
 
     private func copy(_ request: Request) async throws(APIError) -> Response {
-        let body = try await RequestJSON.decode(Body.self, from: request)
+        let body = try await OllamaRequestDecoder.decode(Body.self, from: request)
         let source = body.source ?? ""
         let destination = body.destination ?? ""
         guard let from = try? ModelName(parsing: source) else {
-            throw .badRequest("source \(ProgressJSON.quote(String(source.prefix(256)))) is invalid")
+            throw .badRequest("source \(String(source.prefix(256)).goQuoted) is invalid")
         }
         guard let to = try? ModelName(parsing: destination) else {
-            throw .badRequest("destination \(ProgressJSON.quote(String(destination.prefix(256)))) is invalid")
+            throw .badRequest("destination \(String(destination.prefix(256)).goQuoted) is invalid")
         }
         do {
             try await haul.copy(from, to: to)
             return Response(status: .ok)
         } catch .modelNotFound {
             // CopyHandler quotes with %q, unlike ShowHandler's '%s'.
-            throw APIError(status: .notFound, message: "model \(ProgressJSON.quote(source)) not found")
+            throw APIError(status: .notFound, message: "model \(source.goQuoted) not found")
         } catch {
             throw APIError(error, store: haul.store, asked: source)
         }
@@ -48,7 +48,7 @@ struct CopyController {
             throw .badRequest("invalid digest format")
         }
         guard FileManager.default.fileExists(atPath: haul.store.blobPath(digest)) else {
-            throw APIError(status: .notFound, message: "blob \(ProgressJSON.quote(text)) not found")
+            throw APIError(status: .notFound, message: "blob \(text.goQuoted) not found")
         }
         return Response(status: .ok)
     }

@@ -1,3 +1,4 @@
+import Foundation
 import HaulKit
 import Hummingbird
 import Logging
@@ -47,7 +48,7 @@ enum EventStream {
         do {
             for try await _ in events {}
             logger.info("\(what): success")
-            return JSONResponse.text(ProgressJSON.status("success"))
+            return JSONResponse.bytes(Data(ProgressJSON.status("success").utf8))
         } catch {
             let message = store.clientMessage(for: error)
             logger.notice("\(what): \(message)")

@@ -7,11 +7,19 @@ struct InfoController {
     func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
         router.get("/") { _, _ in Self.running() }
         router.head("/") { _, _ in Self.running() }
-        router.get("/api/version") { _, _ in JSONResponse.text("{\"version\":\(ProgressJSON.quote(Versions.ollama()))}")
-        }
+        router.get("/api/version") { _, _ in Version(version: Versions.ollama()) }
         router.head("/api/version") { _, _ in Response(status: .ok) }
         // Haul runs no models; clients poll this for what is loaded.
-        router.get("/api/ps") { _, _ in JSONResponse.text("{\"models\":[]}") }
+        router.get("/api/ps") { _, _ in Running(models: []) }
+    }
+
+    struct Version: GoJSONResponse {
+        let version: String
+    }
+
+    /// Ollama's `ProcessResponse`; always empty here.
+    struct Running: GoJSONResponse {
+        let models: [String]
     }
 
     private static func running() -> Response {

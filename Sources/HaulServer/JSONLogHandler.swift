@@ -44,26 +44,63 @@ public struct JSONLogHandler: LogHandler {
         var all = metadata
         if let provided = metadataProvider?.get() { all.merge(provided) { $1 } }
         if let own = event.metadata { all.merge(own) { $1 } }
-        var line = "{\"ts\":\(ProgressJSON.quote(Self.timestamp()))"
-        line += ",\"level\":\(ProgressJSON.quote(event.level.rawValue))"
-        line += ",\"label\":\(ProgressJSON.quote(label))"
-        line += ",\"message\":\(ProgressJSON.quote(event.message.description))"
-        // The record's own keys win over metadata with the same name.
-        for key in all.keys.sorted() where !["ts", "level", "label", "message"].contains(key) {
-            line += ",\(ProgressJSON.quote(key)):\(Self.json(all[key]!))"
-        }
-        write(line + "}\n")
+        let line = Line(
+            ts: Self.timestamp(), level: event.level.rawValue, label: label, message: event.message.description,
+            metadata: all)
+        // Strings only: nothing in a line can fail to encode.
+        write(((try? OrderedJSONEncoder().encodeToString(line)) ?? "{}") + "\n")
     }
 
-    static func json(_ value: Logger.Metadata.Value) -> String {
-        switch value {
-        case .string(let s): return ProgressJSON.quote(s)
-        case .stringConvertible(let c): return ProgressJSON.quote(c.description)
-        case .array(let a): return "[" + a.map(json).joined(separator: ",") + "]"
-        case .dictionary(let d):
-            return "{" + d.keys.sorted().map { "\(ProgressJSON.quote($0)):\(json(d[$0]!))" }.joined(separator: ",")
-                + "}"
+    /// One line: the record's own keys first, then the metadata's, sorted
+    /// (the record's own win over metadata of the same name).
+    private struct Line: Encodable {
+        let ts: String
+        let level: String
+        let label: String
+        let message: String
+        let metadata: Logger.Metadata
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: Key.self)
+            for (key, value) in [("ts", ts), ("level", level), ("label", label), ("message", message)] {
+                try container.encode(value, forKey: Key(key))
+            }
+            for key in metadata.keys.sorted() where !["ts", "level", "label", "message"].contains(key) {
+                try container.encode(Value(metadata[key]!), forKey: Key(key))
+            }
         }
+    }
+
+    /// A metadata value as JSON: strings, arrays, objects with sorted keys.
+    private struct Value: Encodable {
+        let value: Logger.Metadata.Value
+
+        init(_ value: Logger.Metadata.Value) { self.value = value }
+
+        func encode(to encoder: any Encoder) throws {
+            switch value {
+            case .string(let s):
+                var container = encoder.singleValueContainer()
+                try container.encode(s)
+            case .stringConvertible(let c):
+                var container = encoder.singleValueContainer()
+                try container.encode(c.description)
+            case .array(let items):
+                var container = encoder.unkeyedContainer()
+                for item in items { try container.encode(Value(item)) }
+            case .dictionary(let d):
+                var container = encoder.container(keyedBy: Key.self)
+                for key in d.keys.sorted() { try container.encode(Value(d[key]!), forKey: Key(key)) }
+            }
+        }
+    }
+
+    private struct Key: CodingKey {
+        let stringValue: String
+        var intValue: Int? { nil }
+        init(_ key: String) { stringValue = key }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
     }
 
     private static func timestamp() -> String {

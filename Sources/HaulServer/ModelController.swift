@@ -96,7 +96,7 @@ struct ModelController {
     }
 
     func show(_ request: Request) async throws(APIError) -> Response {
-        let body = try await RequestJSON.decode(NameBody.self, from: request)
+        let body = try await OllamaRequestDecoder.decode(NameBody.self, from: request)
         let (asked, name, verbose) = try modelName(of: body)
         var runner: String?
         if let requested = body.runner, !requested.trimmingCharacters(in: .whitespaces).isEmpty {
@@ -110,7 +110,7 @@ struct ModelController {
         if body.all_manifests == true {
             // Ollama's `GetAllManifestsInfo`.
             if runner != nil { throw .badRequest("runner cannot be used with all_manifests") }
-            return try await showAll(name, asked: asked, verbose: verbose)
+            return try await showAll(name, asked: asked, verbose: verbose).encoded()
         }
         do {
             // Ollama keeps no array unless asked to be verbose (`getModelData`).
@@ -131,7 +131,7 @@ struct ModelController {
     /// `ShowResponse`), and the children's licences together; a plain
     /// manifest is one element. Children are shown by runner, which Ollama
     /// keeps unique within a list (`create --list`).
-    private func showAll(_ name: ModelName, asked: String, verbose: Bool) async throws(APIError) -> Response {
+    private func showAll(_ name: ModelName, asked: String, verbose: Bool) async throws(APIError) -> ShowManifests {
         let store = haul.store
         let children = store.localChildren(of: name)
         var entries: [Data] = []
@@ -154,17 +154,16 @@ struct ModelController {
         } catch {
             throw APIError(error, store: store, asked: asked)
         }
-        var out = Data("{\"manifests\":[".utf8)
-        for (index, entry) in entries.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(entry)
-        }
-        out.append(Data("]".utf8))
-        if !licenses.isEmpty {
-            out.append(Data(",\"license\":\(ProgressJSON.quote(licenses.joined(separator: "\n")))".utf8))
-        }
-        out.append(Data("}".utf8))
-        return JSONResponse.bytes(out)
+        return ShowManifests(
+            manifests: entries.map(JSONFragment.init),
+            license: licenses.isEmpty ? nil : licenses.joined(separator: "\n"))
+    }
+
+    /// Ollama's `ShowManifestsResponse`. Each show was encoded where it was
+    /// read, off the pool, and is placed as it is.
+    struct ShowManifests: GoJSONResponse {
+        let manifests: [JSONFragment]
+        let license: String?
     }
 
     /// One model's `/api/show` answer.
@@ -230,14 +229,14 @@ struct ModelController {
     /// The name as the client wrote it (Ollama's errors quote it so) and
     /// as parsed.
     private func modelName(in request: Request) async throws(APIError) -> (String, ModelName, verbose: Bool) {
-        try modelName(of: try await RequestJSON.decode(NameBody.self, from: request))
+        try modelName(of: try await OllamaRequestDecoder.decode(NameBody.self, from: request))
     }
 
     private func modelName(of body: NameBody) throws(APIError) -> (String, ModelName, verbose: Bool) {
         // ShowHandler's words; DeleteHandler's `modelref.ErrModelRequired` says the same.
         if body.modelName.trimmingCharacters(in: .whitespaces).isEmpty { throw .badRequest("model is required") }
         guard let name = try? ModelName(parsing: body.modelName) else {
-            throw .badRequest("name \(ProgressJSON.quote(String(body.modelName.prefix(256)))) is invalid")
+            throw .badRequest("name \(String(body.modelName.prefix(256)).goQuoted) is invalid")
         }
         return (body.modelName, name, body.verbose ?? false)
     }

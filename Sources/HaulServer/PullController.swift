@@ -26,10 +26,15 @@ struct PullController {
     }
 
     func pull(_ request: Request) async throws(APIError) -> Response {
-        let body = try await RequestJSON.decode(Body.self, from: request)
+        let body = try await OllamaRequestDecoder.decode(Body.self, from: request)
         let name = body.modelName
-        if ModelName.isCloudReference(name) { throw .badRequest(HaulError.cloudModel(name).description) }
-        guard let parsed = try? ModelName(parsing: name) else { throw .badRequest("invalid model name") }
+        let parsed: ModelName
+        do {
+            parsed = try ModelName(pulling: name)
+        } catch {
+            // Ollama's 400s: the cloud model's text, or "invalid model name".
+            throw .badRequest(error.description)
+        }
         // An unknown runner is a 400 before anything starts (Ollama's
         // `normalizeRunner` in `PullHandler`).
         if let runner = body.runner, !runner.trimmingCharacters(in: .whitespaces).isEmpty,

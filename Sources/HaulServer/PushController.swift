@@ -24,7 +24,7 @@ struct PushController {
     }
 
     func push(_ request: Request) async throws(APIError) -> Response {
-        let body = try await RequestJSON.decode(Body.self, from: request)
+        let body = try await OllamaRequestDecoder.decode(Body.self, from: request)
         let text = body.modelName
         // Ollama's own message when neither field is given.
         guard !text.isEmpty else { throw .badRequest("model is required") }

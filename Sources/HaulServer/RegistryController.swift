@@ -26,34 +26,39 @@ struct RegistryController {
     static let apiVersion: HTTPField = HTTPField(
         name: HTTPField.Name("Docker-Distribution-Api-Version")!, value: "registry/2.0")
     static let contentDigest = HTTPField.Name("Docker-Content-Digest")!
-    static let defaultRegistry = "registry.ollama.ai"
 
     func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
         // Hummingbird matches "/v2/" here too.
-        router.get("/v2") { request, _ in authorized(request) ?? Self.json("{}", status: .ok) }
-        router.head("/v2") { request, _ in authorized(request) ?? Self.json("", status: .ok) }
+        router.get("/v2") { request, _ in
+            try authorize(request)
+            return Self.json("{}", status: .ok)
+        }
+        router.head("/v2") { request, _ in
+            try authorize(request)
+            return Self.json("", status: .ok)
+        }
         router.get("/v2/:namespace/:model/manifests/:reference") { request, context in
-            if let refusal = authorized(request) { return refusal }
+            try authorize(request)
             return try await manifest(request, context, body: true)
         }
         router.head("/v2/:namespace/:model/manifests/:reference") { request, context in
-            if let refusal = authorized(request) { return refusal }
+            try authorize(request)
             return try await manifest(request, context, body: false)
         }
         router.get("/v2/:namespace/:model/blobs/:digest") { request, context in
-            if let refusal = authorized(request) { return refusal }
+            try authorize(request)
             return try await blob(request, context, body: true)
         }
         router.head("/v2/:namespace/:model/blobs/:digest") { request, context in
-            if let refusal = authorized(request) { return refusal }
+            try authorize(request)
             return try await blob(request, context, body: false)
         }
     }
 
-    /// Nil when the request may go on; else the 401 to answer. The token is
-    /// compared in constant time.
-    private func authorized(_ request: Request) -> Response? {
-        guard let token = node.token else { return nil }
+    /// Returns when the request may go on; else throws the 401 to answer.
+    /// The token is compared in constant time.
+    private func authorize(_ request: Request) throws(RegistryError) {
+        guard let token = node.token else { return }
         let header = request.headers[.authorization] ?? ""
         var offered = ""
         if header.lowercased().hasPrefix("bearer ") {
@@ -64,10 +69,9 @@ struct RegistryController {
         {
             offered = String(pair[pair.index(after: colon)...])
         }
-        if Self.constantTimeEqual(Array(offered.utf8), Array(token.utf8)) { return nil }
-        var response = Self.error(.unauthorized, "UNAUTHORIZED", "authentication required")
-        response.headers[.wwwAuthenticate] = "Basic realm=\"haul\""
-        return response
+        if Self.constantTimeEqual(Array(offered.utf8), Array(token.utf8)) { return }
+        throw RegistryError(
+            .unauthorized, "UNAUTHORIZED", "authentication required", challenge: "Basic realm=\"haul\"")
     }
 
     private static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
@@ -83,7 +87,7 @@ struct RegistryController {
     private func repository(_ request: Request, _ context: some RequestContext) -> (
         host: String, namespace: String, model: String
     )? {
-        let host = request.uri.queryParameters.get("ns") ?? Self.defaultRegistry
+        let host = request.uri.queryParameters.get("ns") ?? ModelName.defaultHost
         guard node.registries.contains(host.lowercased()),
             let namespace = context.parameters.get("namespace"), let model = context.parameters.get("model"),
             let name = try? ModelName(parsing: "\(host)/\(namespace)/\(model)")
@@ -104,28 +108,28 @@ struct RegistryController {
 
     private func manifest(_ request: Request, _ context: some RequestContext, body: Bool) async throws -> Response {
         guard let repo = repository(request, context), let reference = context.parameters.get("reference") else {
-            return Self.error(.notFound, "NAME_UNKNOWN", "repository name not known to registry")
+            throw RegistryError(.notFound, "NAME_UNKNOWN", "repository name not known to registry")
         }
         let served: (raw: [UInt8], mediaType: String)?
         if reference.hasPrefix("sha256:") {
             served = byDigest(reference, in: repo)
         } else {
             guard let name = try? ModelName(parsing: "\(repo.host)/\(repo.namespace)/\(repo.model):\(reference)") else {
-                return Self.error(.notFound, "MANIFEST_UNKNOWN", "manifest unknown")
+                throw RegistryError(.notFound, "MANIFEST_UNKNOWN", "manifest unknown")
             }
             if let found = byTag(name, request: request) {
                 if pullThrough.allows(repo.host) { metrics?.pullThrough("hit") }
                 served = found
             } else if pullThrough.allows(repo.host) {
-                if let refusal = Self.crossSiteRefusal(request) { return refusal }
+                try Self.refuseCrossSite(request)
                 do {
                     try await pullThrough.pull(name)
                 } catch HaulError.manifestNotFound {
                     metrics?.pullThrough("error")
-                    return Self.error(.notFound, "MANIFEST_UNKNOWN", "manifest unknown")
+                    throw RegistryError(.notFound, "MANIFEST_UNKNOWN", "manifest unknown")
                 } catch {
                     metrics?.pullThrough("error")
-                    return Self.error(
+                    throw RegistryError(
                         .badGateway, "UNKNOWN", "pull-through failed: \(haul.store.clientMessage(for: error))")
                 }
                 metrics?.pullThrough("miss")
@@ -134,7 +138,7 @@ struct RegistryController {
                 served = nil
             }
         }
-        guard let served else { return Self.error(.notFound, "MANIFEST_UNKNOWN", "manifest unknown") }
+        guard let served else { throw RegistryError(.notFound, "MANIFEST_UNKNOWN", "manifest unknown") }
         var headers: HTTPFields = [.contentType: served.mediaType, .contentLength: "\(served.raw.count)"]
         headers[Self.contentDigest] = Digest(hashing: served.raw).description
         headers.append(Self.apiVersion)
@@ -190,7 +194,7 @@ struct RegistryController {
         guard let repo = repository(request, context), let text = context.parameters.get("digest"),
             let digest = try? Digest(parsing: text)
         else {
-            return Self.error(.notFound, "BLOB_UNKNOWN", "blob unknown to registry")
+            throw RegistryError(.notFound, "BLOB_UNKNOWN", "blob unknown to registry")
         }
         // Only blobs of this repository's stored manifests: the store is not
         // a bag of digests for anyone who can guess one.
@@ -208,12 +212,12 @@ struct RegistryController {
             // that runs on another runner asks for it): the node pulls that
             // child, so the fleet still fetches it from upstream once.
             if !isKnown, let (name, runner) = absentChild(digest, in: repo) {
-                if let refusal = Self.crossSiteRefusal(request) { return refusal }
+                try Self.refuseCrossSite(request)
                 do {
                     try await pullThrough.pull(name, runner: runner)
                 } catch {
                     metrics?.pullThrough("error")
-                    return Self.error(
+                    throw RegistryError(
                         .badGateway, "UNKNOWN", "pull-through failed: \(haul.store.clientMessage(for: error))")
                 }
                 metrics?.pullThrough("miss")
@@ -224,7 +228,7 @@ struct RegistryController {
         guard isKnown, let attributes = try? FileManager.default.attributesOfItem(atPath: path),
             let size = (attributes[.size] as? NSNumber)?.int64Value
         else {
-            return Self.error(.notFound, "BLOB_UNKNOWN", "blob unknown to registry")
+            throw RegistryError(.notFound, "BLOB_UNKNOWN", "blob unknown to registry")
         }
         var headers: HTTPFields = [.contentType: "application/octet-stream", .acceptRanges: "bytes"]
         headers[Self.contentDigest] = digest.description
@@ -268,11 +272,11 @@ struct RegistryController {
     /// comes from in `Sec-Fetch-Site` and how in `Sec-Fetch-Mode`;
     /// registry clients send neither, and a page of the node's own origin
     /// or a URL typed by the user (`same-origin`, `none`) is let through.
-    static func crossSiteRefusal(_ request: Request) -> Response? {
+    static func refuseCrossSite(_ request: Request) throws(RegistryError) {
         let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!]?.lowercased()
         let mode = request.headers[HTTPField.Name("Sec-Fetch-Mode")!]?.lowercased()
-        guard site == "cross-site" || site == "same-site" || mode == "no-cors" else { return nil }
-        return error(.forbidden, "DENIED", "a pull-through is not started for a request from another site")
+        guard site == "cross-site" || site == "same-site" || mode == "no-cors" else { return }
+        throw RegistryError(.forbidden, "DENIED", "a pull-through is not started for a request from another site")
     }
 
     static func json(_ text: String, status: HTTPResponse.Status) -> Response {
@@ -280,12 +284,34 @@ struct RegistryController {
         headers.append(apiVersion)
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
     }
+}
 
-    /// The distribution API's error document.
-    static func error(_ status: HTTPResponse.Status, _ code: String, _ message: String) -> Response {
-        json(
-            "{\"errors\":[{\"code\":\(ProgressJSON.quote(code)),\"message\":\(ProgressJSON.quote(message))}]}",
-            status: status)
+/// A refusal of the distribution API (`/v2/`), thrown by its handlers and
+/// answered with the API's error document (`{"errors":[{"code","message"}]}`)
+/// and its version header; a 401 names the scheme to answer with.
+struct RegistryError: HTTPResponseError {
+    let status: HTTPResponse.Status
+    let code: String
+    let message: String
+    var challenge: String?
+
+    init(_ status: HTTPResponse.Status, _ code: String, _ message: String, challenge: String? = nil) {
+        (self.status, self.code, self.message, self.challenge) = (status, code, message, challenge)
+    }
+
+    private struct Document: Encodable {
+        struct Entry: Encodable {
+            let code: String
+            let message: String
+        }
+        let errors: [Entry]
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        let body = try OrderedJSONEncoder().encodeToString(Document(errors: [.init(code: code, message: message)]))
+        var response = RegistryController.json(body, status: status)
+        if let challenge { response.headers[.wwwAuthenticate] = challenge }
+        return response
     }
 }
 

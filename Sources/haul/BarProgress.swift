@@ -58,7 +58,7 @@ final class BarProgress: ProgressView {
                         + "(\(ByteFormat.decimal(plan.missingBytes)) downloaded) in \(ByteFormat.oneDecimal(elapsed))s"
                         + (plan.missingBytes > 0 ? ", \(ByteFormat.decimal(Int64(rate)))/s" : "")))
         } else if let error, title != nil {
-            lines.append(.status("failed: " + ((error as? HaulError)?.description ?? "\(error)")))
+            lines.append(.status("failed: " + HaulError.text(of: error)))
         }
         board.draw(force: true)
         board.groupFinished()

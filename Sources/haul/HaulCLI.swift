@@ -38,7 +38,7 @@ func parseLimitRate(_ option: String?, _ environment: [String: String]) throws -
 
 /// Prints `Error: <message>` the way the ollama CLI does and exits non-zero.
 func fail(_ error: any Error) -> ExitCode {
-    let message = (error as? HaulError)?.description ?? "\(error)"
+    let message = HaulError.text(of: error)
     Terminal.standardError.write("Error: \(message)\n")
     return ExitCode(1)
 }

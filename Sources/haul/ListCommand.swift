@@ -51,7 +51,7 @@ struct ListCommand: AsyncParsableCommand {
                         let remote = try await haul.remoteDigest(of: model.name, insecure: insecure)
                         return (index, remote.short, remote == model.tagDigest ? "up to date" : "outdated")
                     } catch {
-                        let message = (error as? HaulError)?.description ?? "\(error)"
+                        let message = HaulError.text(of: error)
                         return (index, "-", "unreachable: " + message.prefix(160))
                     }
                 }
@@ -66,43 +66,5 @@ struct ListCommand: AsyncParsableCommand {
             rows.append([model.name.displayShortest, model.tagDigest.short, state.0, state.1])
         }
         Table.print(rows)
-    }
-}
-
-struct RemoveCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "rm", abstract: "Remove a model and the blobs only it used.")
-
-    @Argument(help: "Models to remove.")
-    var names: [String]
-
-    func run() throws {
-        let store = ModelStore.fromEnvironment()
-        for name in names {
-            do {
-                let removal = try store.remove(ModelName(parsing: name))
-                print("deleted '\(name)'")
-                if let first = removal.unreadable.first {
-                    Terminal.standardError.write(
-                        "note: " + ModelStore.sweepNotice(first, count: removal.unreadable.count) + "\n")
-                }
-            } catch {
-                throw fail(error)
-            }
-        }
-    }
-}
-
-/// "2 minutes ago", as ollama list prints.
-enum Age {
-    static func describe(_ seconds: Double) -> String {
-        let s = max(0, Int(seconds))
-        func unit(_ n: Int, _ name: String) -> String { n == 1 ? "1 \(name) ago" : "\(n) \(name)s ago" }
-        if s < 60 { return s < 2 ? "Less than a second ago" : unit(s, "second") }
-        if s < 3600 { return unit(s / 60, "minute") }
-        if s < 86400 { return unit(s / 3600, "hour") }
-        if s < 86400 * 7 { return unit(s / 86400, "day") }
-        if s < 86400 * 30 { return unit(s / (86400 * 7), "week") }
-        return unit(s / (86400 * 30), "month")
     }
 }

@@ -21,9 +21,16 @@ struct PartialsCommand: ParsableCommand {
             commandName: "list", abstract: "List interrupted downloads.",
             aliases: ["ls"])
 
+        @Flag(help: "Print JSON (downloads, imports, uploads), exact byte counts instead of a table.")
+        var json = false
+
         func run() throws {
             let now = Date()
             let store = ModelStore.fromEnvironment()
+            if json {
+                print(try PartialsJSON(store: store).encoded())
+                return
+            }
             var rows = [["DIGEST", "MODEL", "PROGRESS", "ON DISK", "MODIFIED"]]
             for p in store.partials() {
                 let percent = p.size > 0 ? Int(Double(p.completed) * 100 / Double(p.size)) : 0
@@ -128,5 +135,63 @@ enum Table {
             }.joined()
             Swift.print(line)
         }
+    }
+}
+
+/// `haul partials --json`: what the table shows, in exact numbers, for
+/// scripts (the bench polls it to kill a pull half way and reads how much a
+/// resume keeps), so nothing outside HaulKit reads a resume journal.
+struct PartialsJSON: Encodable {
+    struct Download: Encodable {
+        let digest: String
+        let model: String?
+        let size: Int64
+        /// Bytes a resume keeps.
+        let completed: Int64
+        /// Bytes from the start whose hash state is kept.
+        let hashed: Int64
+        let allocated: Int64
+        let in_use: Bool
+        let modified: Double
+    }
+
+    struct Import: Encodable {
+        let name: String
+        let allocated: Int64
+        let in_use: Bool
+        let modified: Double
+    }
+
+    struct Upload: Encodable {
+        let digest: String
+        let registry: String
+        let repository: String
+        let size: Int64
+    }
+
+    let downloads: [Download]
+    let imports: [Import]
+    let uploads: [Upload]
+
+    init(store: ModelStore) {
+        downloads = store.partials().map {
+            Download(
+                digest: $0.digest.description, model: $0.model, size: $0.size, completed: $0.completed,
+                hashed: $0.hashed, allocated: $0.allocated, in_use: $0.inUse,
+                modified: $0.modified.timeIntervalSince1970)
+        }
+        imports = store.stagedImports().map {
+            Import(
+                name: $0.name, allocated: $0.allocated, in_use: $0.inUse, modified: $0.modified.timeIntervalSince1970)
+        }
+        uploads = store.pendingUploads().map {
+            Upload(digest: $0.digest.description, registry: $0.registry, repository: $0.repository, size: $0.size)
+        }
+    }
+
+    func encoded() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
     }
 }

@@ -25,13 +25,8 @@ final class JSONProgress: ProgressView {
     init(model: String? = nil) { self.model = model }
 
     func handle(_ event: PullEvent) {
-        if let line = ProgressJSON.line(for: event) {
-            write(line)
-        } else if case .source(let digest, let host) = event {
-            // Haul's own line, beside Ollama's: where a blob came from.
-            write(
-                "{\"status\":\"source\",\"digest\":\(ProgressJSON.quote(digest.description)),\"host\":\(ProgressJSON.quote(host))}"
-            )
+        if let line = ProgressJSON.line(for: event, model: model) {
+            Terminal.standardOutput.write(line + "\n")
         } else if case .notice(let text) = event {
             Terminal.standardError.write("haul: \(model.map { $0 + ": " } ?? "")\(text)\n")
         }
@@ -39,12 +34,7 @@ final class JSONProgress: ProgressView {
 
     func finish(error: (any Error)?) {
         guard let error else { return }
-        write(ProgressJSON.error((error as? HaulError)?.description ?? "\(error)"))
-    }
-
-    private func write(_ object: String) {
-        guard let model else { return Terminal.standardOutput.write(object + "\n") }
-        Terminal.standardOutput.write("{\"model\":\(ProgressJSON.quote(model)),\(object.dropFirst())\n")
+        Terminal.standardOutput.write(ProgressJSON.error(HaulError.text(of: error), model: model) + "\n")
     }
 }
 

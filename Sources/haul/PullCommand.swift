@@ -128,7 +128,7 @@ struct PullCommand: AsyncParsableCommand {
         if fixed { config.adaptiveConnections = false }
         if let hashMode { config.hashMode = hashMode }
         if directIO { config.directIO = true }
-        if let stallTimeout { config.stallTimeout = stallTimeout }
+        if let stallTimeout { config.stallTimeout = .seconds(stallTimeout) }
         tls.apply(to: &config)
         config.maxBytesPerSecond = try parseLimitRate(limitRate, environment)
         let server = OllamaHost.fromEnvironment(environment)
@@ -174,14 +174,11 @@ struct PullCommand: AsyncParsableCommand {
         let interrupts = Interrupts { _ in
             if let remotePull { remotePull.cancel() } else { Task { await haul.shutdown() } }
         }
-        var kept: [Digest: Int64] = [:]
+        var progress = PullProgress()
         var failure: (any Error)?
         do {
             for try await event in events {
-                switch event {
-                case .resuming(let p), .progress(let p): kept[p.digest] = p.completed
-                default: break
-                }
+                progress.apply(event)
                 view.handle(event)
             }
         } catch {
@@ -204,7 +201,7 @@ struct PullCommand: AsyncParsableCommand {
                         + "run 'haul pull \(name)' again to resume.\n")
             } else {
                 Terminal.standardError.write(
-                    "\nInterrupted: \(ByteFormat.decimal(kept.values.reduce(0, +))) downloaded so far is kept. "
+                    "\nInterrupted: \(ByteFormat.decimal(progress.partialBytes)) downloaded so far is kept. "
                         + "Run 'haul pull \(name)' again to resume.\n")
             }
             throw ExitCode(130)
@@ -306,7 +303,7 @@ struct PullCommand: AsyncParsableCommand {
             throw ExitCode(130)
         }
         guard failures.isEmpty else {
-            let lines = failures.map { "  \($0.model): " + (($0.error as? HaulError)?.description ?? "\($0.error)") }
+            let lines = failures.map { "  \($0.model): " + HaulError.text(of: $0.error) }
             Terminal.standardError.write(
                 "Error: \(failures.count) of \(models.count) models failed:\n" + lines.joined(separator: "\n") + "\n")
             throw ExitCode(1)

@@ -37,6 +37,14 @@ struct RemotePull {
     }
 
     /// Sends the request. Stopping the iteration also closes it.
+    /// Ollama's `PullRequest`, as the daemon reads it.
+    private struct Body: Encodable {
+        let model: String
+        let insecure: Bool
+        let runner: String?
+        let stream: Bool
+    }
+
     func start() -> Running {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: PullEvent.self)
         let running = Running(stream, continuation)
@@ -49,9 +57,8 @@ struct RemotePull {
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.setValue("application/x-ndjson", forHTTPHeaderField: "Accept")
         request.setValue(Versions.userAgent, forHTTPHeaderField: "User-Agent")
-        let runnerField = runner.map { ",\"runner\":" + ProgressJSON.quote($0) } ?? ""
-        request.httpBody = Data(
-            ("{\"model\":\(ProgressJSON.quote(name)),\"insecure\":\(insecure)\(runnerField),\"stream\":true}").utf8)
+        request.httpBody = try? OrderedJSONEncoder().encode(
+            Body(model: name, insecure: insecure, runner: runner, stream: true))
         request.timeoutInterval = 24 * 3600
         let reader = StreamReader(continuation: continuation)
         let session = URLSession(configuration: .ephemeral, delegate: reader, delegateQueue: nil)

@@ -112,7 +112,7 @@ struct VerifyCommand: AsyncParsableCommand {
         }
         await haul.shutdown()
         for (name, error) in broken {
-            err.write("Error: \(name): \((error as? HaulError)?.description ?? "\(error)")\n")
+            err.write("Error: \(name): \(HaulError.text(of: error))\n")
         }
         if !broken.isEmpty { throw ExitCode(1) }
     }

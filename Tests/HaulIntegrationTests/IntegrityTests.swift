@@ -90,8 +90,8 @@ import Testing
             var c = EngineConfiguration()
             c.connections = 4
             c.maxPieceSize = 128 << 10
-            c.minCutSize = 64 << 10
-            c.minPieceSize = 64 << 10
+            c.minNewPieceSize = 64 << 10
+            c.minSplitSize = 64 << 10
             c.directIO = directIO
             c.stageSize = 16 << 10
             return c

@@ -300,7 +300,7 @@ import Testing
     /// name, instead of running without the limit it carries.
     @Test func anOptionLibcurlRefusesFailsLoudly() async throws {
         var config = EngineConfiguration()
-        config.connectTimeout = -1
+        config.connectTimeout = .seconds(-1)
         let haul = Haul(store: ModelStore(root: TempDir("haul-models").path), configuration: config, prune: false)
         let (_, error) = await collect(haul.pull("127.0.0.1:9/library/x", insecure: true))
         #expect(

@@ -144,11 +144,30 @@ import Testing
         #expect(
             listed.stdout.contains(blob.digest.short) && listed.stdout.contains("library/medium"), "\(listed.stdout)")
 
-        let resumed = try pull(registry, model, models: models.path)
+        // The same in numbers, for scripts: what a resume keeps, read by
+        // HaulKit's rules (nothing else parses a journal).
+        let json = try haul(["partials", "--json"], models: models.path)
+        let listing = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        let download = try #require((listing?["downloads"] as? [[String: Any]])?.first, "\(json.stdout)")
+        #expect(download["digest"] as? String == blob.digest.description)
+        #expect((download["completed"] as? Int).map(Int64.init) == j.ranges, "\(json.stdout)")
+        #expect((download["hashed"] as? Int).map(Int64.init) == j.hashed, "\(json.stdout)")
+
+        let resumed = try pull(registry, model, models: models.path, env: ["HAUL_LOG_FORMAT": "json"])
         #expect(resumed.status == 0, "\(resumed.stderr.suffix(1000))")
         expectVerified(model, in: models.path)
         let served = try await registry.bytesServed(blob.digest)
         #expect(Double(served) <= Double(blob.size) * 1.03, "served \(served) for \(blob.size)")
+        // The pull's log line says the resume took the hash over where the
+        // journal had it, and hashed only the rest.
+        let line = try #require(
+            resumed.stderr.split(separator: "\n").first { $0.contains("\"message\":\"pull\"") }, "\(resumed.stderr)")
+        let record = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let resumedHashed = Int64(record["resumed_hashed"] as? String ?? "")
+        let hashed = Int64(record["hashed"] as? String ?? "")
+        #expect(resumedHashed == j.hashed, "\(line)")
+        let others = model.layers.filter { $0.digest != blob.digest }.reduce(0) { $0 + $1.size }
+        #expect(hashed.map { $0 >= blob.size - j.hashed && $0 <= blob.size - j.hashed + others } == true, "\(line)")
     }
 
     @Test func resetsTruncationsAndServerErrorsAreRetried() async throws {

@@ -53,6 +53,21 @@ struct PullProgressTests {
         #expect(progress.blob(big.digest)?.bytesPerSecond == 100)  // 100 bytes in the 1 s since it resumed
     }
 
+    /// What one run did, apart from what earlier runs left: the pull log's
+    /// bytes and hashes, and what an interrupted pull keeps.
+    @Test func thisRunsBytesAndHashesAreTakenApartFromEarlierRuns() throws {
+        var progress = try planned()
+        progress.apply(.resuming(BlobProgress(digest: big.digest, total: 1000, completed: 600, hashed: 512)), now: 1)
+        #expect(progress.downloadedBytes == 0 && progress.hashedBytes == 0)
+        #expect(progress.resumedHashedBytes == 512, "the stored blob's hash is not a resume")
+        #expect(progress.partialBytes == 600, "the stored blob is not a partial")
+        progress.apply(.progress(BlobProgress(digest: big.digest, total: 1000, completed: 1000, hashed: 1000)), now: 2)
+        progress.apply(.progress(BlobProgress(digest: config.digest, total: 50, completed: 50, hashed: 50)), now: 2)
+        #expect(progress.downloadedBytes == 400 + 50)
+        #expect(progress.hashedBytes == 488 + 50)
+        #expect(progress.partialBytes == 1050)
+    }
+
     @Test func progressNeverGoesBackwardsNorPastTheBlob() throws {
         var progress = try planned()
         progress.apply(.progress(BlobProgress(digest: big.digest, total: 1000, completed: 800, hashed: 800)), now: 1)

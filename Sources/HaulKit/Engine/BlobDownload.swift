@@ -149,14 +149,16 @@ final class BlobDownload {
     }
 
     /// Hands a checkpoint to the journal writer every `checkpointBytes` of
-    /// new data or `checkpointInterval` seconds, whichever comes first, so a
+    /// new data or `checkpointInterval`, whichever comes first, so a
     /// crash loses little. The writer coalesces, so a slow disk only makes
     /// checkpoints sparser, never stalls the loop.
     func checkpointIfDue(now: Double, config: EngineConfiguration) {
         guard !isDone else { return }
         let bytes = written.count
         guard bytes > checkpointed.bytes else { return }
-        guard bytes - checkpointed.bytes >= config.checkpointBytes || now - checkpointed.at >= config.checkpointInterval
+        guard
+            bytes - checkpointed.bytes >= config.checkpointBytes
+                || now - checkpointed.at >= MonotonicClock.seconds(config.checkpointInterval)
         else { return }
         checkpointed = (bytes, now)
         job.checkpoints.checkpoint(snapshot())

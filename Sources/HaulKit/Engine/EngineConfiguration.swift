@@ -27,11 +27,23 @@ public struct EngineConfiguration: Sendable {
     public var openBlobs = 32
     /// Largest piece a connection is handed at once.
     public var maxPieceSize: Int64 = 64 << 20
-    /// Smallest piece cut for a connection (pieces shrink toward this as the
-    /// unassigned part of a blob runs out).
-    public var minCutSize: Int64 = 4 << 20
-    /// Smallest part split off a running range.
-    public var minPieceSize: Int64 = 1 << 20
+    /// Smallest piece handed to a connection from what no range covers yet
+    /// (pieces shrink toward this as the unassigned part of a blob runs out).
+    public var minNewPieceSize: Int64 = 4 << 20
+    /// Smallest part split off a running range (slow-tail splits, steals).
+    public var minSplitSize: Int64 = 1 << 20
+    /// The former name of `minNewPieceSize`.
+    @available(*, deprecated, renamed: "minNewPieceSize")
+    public var minCutSize: Int64 {
+        get { minNewPieceSize }
+        set { minNewPieceSize = newValue }
+    }
+    /// The former name of `minSplitSize`.
+    @available(*, deprecated, renamed: "minSplitSize")
+    public var minPieceSize: Int64 {
+        get { minSplitSize }
+        set { minSplitSize = newValue }
+    }
     /// An idle connection only takes over a range expected to need at least
     /// this many more seconds.
     public var minStealSeconds = 1.0
@@ -59,24 +71,26 @@ public struct EngineConfiguration: Sendable {
     /// Failed transfers of one blob in all, progress or not, before it
     /// fails: stops a server that always breaks after a few bytes.
     public var failureBudget = 60
-    /// Seconds without a byte before a connection counts as stalled, even
-    /// with no peers to compare against (curl's low-speed limit).
-    public var stallTimeout = 15
+    /// Time without a byte before a connection counts as stalled, even
+    /// with no peers to compare against (curl's low-speed limit; whole
+    /// seconds).
+    public var stallTimeout: Duration = .seconds(15)
     /// A connection that received nothing for this long while its peers
     /// kept receiving is abandoned and its range given to a fresh one.
-    public var peerStallSeconds = 3.0
+    public var peerStall: Duration = .seconds(3)
     /// A resume checkpoint is taken after this many new bytes of a blob...
     public var checkpointBytes: Int64 = 4 << 20
-    /// ...or this many seconds, whichever comes first. Each is recorded at
+    /// ...or after this long, whichever comes first. Each is recorded at
     /// once for a process crash; every `durableCheckpointBytes` or
     /// `durableCheckpointInterval` one is also made power-loss safe.
-    public var checkpointInterval = 0.5
+    public var checkpointInterval: Duration = .milliseconds(500)
     /// New bytes of a blob between checkpoints that survive a power cut (after an `fdatasync`).
     public var durableCheckpointBytes: Int64 = 64 << 20
-    /// Seconds between checkpoints that survive a power cut.
-    public var durableCheckpointInterval = 2.0
-    /// Seconds to wait for a connection (TCP and TLS) before retrying.
-    public var connectTimeout = 30
+    /// Time between checkpoints that survive a power cut.
+    public var durableCheckpointInterval: Duration = .seconds(2)
+    /// How long to wait for a connection (TCP and TLS) before retrying
+    /// (whole seconds).
+    public var connectTimeout: Duration = .seconds(30)
     /// All ranges of all pulls together receive at most this many bytes a
     /// second (`--limit-rate`, `HAUL_LIMIT_RATE`); nil: no limit.
     public var maxBytesPerSecond: Int64? = nil

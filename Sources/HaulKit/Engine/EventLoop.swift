@@ -311,14 +311,14 @@ final class EventLoop {
 
     /// Snapshots of the running ranges that may be split, of the blobs
     /// `include` admits.
-    private func flights(_ include: (BlobDownload) -> Bool = { _ in true }) -> [Rebalancer.Flight] {
-        var out: [Rebalancer.Flight] = []
+    private func flights(_ include: (BlobDownload) -> Bool = { _ in true }) -> [Rebalancer.Running] {
+        var out: [Rebalancer.Running] = []
         for id in blobOrder {
             guard let blob = blobs[id], blob.policy.resolver.isSplittable, !blob.isDone, include(blob) else { continue }
             let resolving = blob.policy.resolvingTransfer
             for t in blob.transfers where t.piece != resolving {
                 out.append(
-                    Rebalancer.Flight(
+                    Rebalancer.Running(
                         blob: id, transfer: t.piece, offset: t.state.received, stopAt: t.state.stopAt,
                         rate: t.rate, startedAt: t.startedAt, lastByteAt: t.lastByteAt,
                         lastSplitAt: t.lastSplitAt))

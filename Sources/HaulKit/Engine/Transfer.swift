@@ -299,10 +299,14 @@ final class Transfer {
             "CURLOPT_REDIR_PROTOCOLS_STR")
         check(hl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, followRedirects ? 1 : 0), "CURLOPT_FOLLOWLOCATION")
         check(hl_easy_setopt_long(easy, CURLOPT_MAXREDIRS, 10), "CURLOPT_MAXREDIRS")
-        check(hl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT, config.connectTimeout), "CURLOPT_CONNECTTIMEOUT")
+        check(
+            hl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT, Self.wholeSeconds(config.connectTimeout)),
+            "CURLOPT_CONNECTTIMEOUT")
         // Stall guard: abort when fewer than 1 byte/s arrives for the timeout.
         check(hl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, 1), "CURLOPT_LOW_SPEED_LIMIT")
-        check(hl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, config.stallTimeout), "CURLOPT_LOW_SPEED_TIME")
+        check(
+            hl_easy_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, Self.wholeSeconds(config.stallTimeout)),
+            "CURLOPT_LOW_SPEED_TIME")
         check(hl_easy_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1), "CURLOPT_TCP_KEEPALIVE")
         check(hl_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, config.receiveBufferSize), "CURLOPT_BUFFERSIZE")
         check(hl_easy_setopt_str(easy, CURLOPT_USERAGENT, config.userAgent), "CURLOPT_USERAGENT")
@@ -325,6 +329,11 @@ final class Transfer {
             check(
                 hl_easy_setopt_ptr(easy, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList)), "CURLOPT_HTTPHEADER")
         }
+    }
+
+    /// curl takes these limits in whole seconds; a fraction counts as one.
+    private static func wholeSeconds(_ duration: Duration) -> Int {
+        Int(MonotonicClock.seconds(duration).rounded(.up))
     }
 
     /// Releases curl and C memory. The handle must already be out of the

@@ -13,4 +13,12 @@ extension ModelName {
 
     /// A cloud model (`:cloud`, `-cloud`): Ollama runs it remotely, and there is nothing to pull.
     public var isCloud: Bool { Self.isCloudReference(description) }
+
+    /// The name to pull that a user typed. A cloud reference is refused
+    /// first (`cloudModel`), before parsing: its `:20b:cloud` spelling is
+    /// not a valid name, and "invalid model name" would not say why.
+    public init(pulling text: String) throws(HaulError) {
+        if Self.isCloudReference(text) { throw .cloudModel(text) }
+        try self.init(parsing: text)
+    }
 }

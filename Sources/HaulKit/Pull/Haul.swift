@@ -87,8 +87,7 @@ public final class Haul: Sendable {
         PullEvent, any Error
     > {
         run(name) { puller, emit in
-            if ModelName.isCloudReference(name) { throw HaulError.cloudModel(name) }
-            try await puller.pull(ModelName(parsing: name), insecure: insecure, runner: Self.runner(runner), emit: emit)
+            try await puller.pull(ModelName(pulling: name), insecure: insecure, runner: Self.runner(runner), emit: emit)
         }
     }
 

@@ -137,6 +137,12 @@ public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The text a user is shown for any error: a `HaulError`'s own
+    /// description, Swift's for anything else.
+    public static func text(of error: any Error) -> String {
+        (error as? HaulError)?.description ?? "\(error)"
+    }
+
     /// Untrusted text shown in a message: bounded and free of control bytes.
     static func quoted(_ text: String, limit: Int = 120) -> String {
         var out = ""

@@ -1,27 +1,52 @@
 import Foundation
 
-/// Ollama's `/api/pull` NDJSON encoding of pull events (Ollama's `api/types.go` `ProgressResponse`):
-/// fields in Ollama's order, `completed` omitted when 0, one object per line.
+/// Ollama's `/api/pull` and `/api/push` NDJSON lines (Ollama's
+/// `api/types.go` `ProgressResponse`): `status`, `digest`, `total`,
+/// `completed` in that order, numbers left out when 0, one object per line.
+/// Written by `OrderedJSONEncoder`, read back by `parse`.
 public enum ProgressJSON {
+    /// The line for `event` in `haul pull --json`: Ollama's line, or Haul's
+    /// own for a blob's source (`{"status":"source","digest":…,"host":…}`);
+    /// with `model`, the line names it first (for output that mixes several
+    /// pulls). Nil for events with no line.
+    public static func line(for event: PullEvent, model: String?) -> String? {
+        var wire: Wire
+        if case .source(let digest, let host) = event {
+            wire = Wire(status: "source", digest: digest.description)
+            wire.host = host
+        } else {
+            guard let ollama = self.wire(for: event) else { return nil }
+            wire = ollama
+        }
+        wire.model = model
+        return wire.text
+    }
+
+    /// The `{"error":…}` line of `haul pull --json`, naming `model` first
+    /// when given.
+    public static func error(_ message: String, model: String?) -> String {
+        var wire = Wire(error: message)
+        wire.model = model
+        return wire.text
+    }
+
     /// The line for `event`, or nil for events Ollama has no line for.
-    public static func line(for event: PullEvent) -> String? {
+    public static func line(for event: PullEvent) -> String? { wire(for: event)?.text }
+
+    private static func wire(for event: PullEvent) -> Wire? {
         switch event {
         case .progress(let p):
-            var s = "{\"status\":\(quote("pulling \(p.digest.short)")),\"digest\":\(quote(p.digest.description))"
-            if p.total != 0 { s += ",\"total\":\(p.total)" }
-            if p.completed != 0 { s += ",\"completed\":\(p.completed)" }
-            return s + "}"
+            return Wire(
+                status: "pulling \(p.digest.short)", digest: p.digest.description, total: p.total,
+                completed: p.completed)
         case .manifestProgress(let total, let completed):
             // Ollama's `downloadWithTransfer` progress for a list's child.
-            var s = "{\"status\":\"pulling model\",\"digest\":\"sha256:model\""
-            if total != 0 { s += ",\"total\":\(total)" }
-            if completed != 0 { s += ",\"completed\":\(completed)" }
-            return s + "}"
+            return Wire(status: "pulling model", digest: "sha256:model", total: total, completed: completed)
         case .notice, .source:
             // Haul's own: Ollama's stream has no such lines.
             return nil
         default:
-            return statusText(event).map(status)
+            return statusText(event).map { Wire(status: $0) }
         }
     }
 
@@ -29,10 +54,7 @@ public enum ProgressJSON {
     /// blob the registry had is reported as pushed whole).
     public static func line(for event: PushEvent) -> String {
         func pushing(_ digest: Digest, _ total: Int64, _ completed: Int64) -> String {
-            var s = "{\"status\":\(quote("pushing \(digest.short)")),\"digest\":\(quote(digest.description))"
-            if total != 0 { s += ",\"total\":\(total)" }
-            if completed != 0 { s += ",\"completed\":\(completed)" }
-            return s + "}"
+            Wire(status: "pushing \(digest.short)", digest: digest.description, total: total, completed: completed).text
         }
         switch event {
         case .retrievingManifest: return status("retrieving manifest")
@@ -65,12 +87,34 @@ public enum ProgressJSON {
         case error(String)
     }
 
-    private struct Wire: Decodable {
+    /// One line as Ollama's struct declares it, both ways: written by
+    /// `OrderedJSONEncoder` (fields in this order, nil ones left out), read
+    /// by `parse`.
+    struct Wire: Codable {
+        /// Haul's own, for `haul pull --json` of several models at once.
+        var model: String?
         var status: String?
         var digest: String?
         var total: Int64?
         var completed: Int64?
+        /// Haul's own: where a blob came from (`status` "source").
+        var host: String?
         var error: String?
+
+        /// A progress or status line; numbers of 0 are left out.
+        init(status: String, digest: String? = nil, total: Int64 = 0, completed: Int64 = 0) {
+            self.status = status
+            self.digest = digest
+            self.total = total == 0 ? nil : total
+            self.completed = completed == 0 ? nil : completed
+        }
+
+        init(error: String) { self.error = error }
+
+        var text: String {
+            // Strings and integers only: nothing here can fail to encode.
+            (try? OrderedJSONEncoder().encodeToString(self)) ?? "{}"
+        }
     }
 
     /// Reads one line of an `/api/pull` stream (the inverse of `line(for:)`;
@@ -107,32 +151,16 @@ public enum ProgressJSON {
     }
 
     /// The `{"error":…}` object Ollama ends a failed stream with.
-    public static func error(_ message: String) -> String { "{\"error\":\(quote(message))}" }
+    public static func error(_ message: String) -> String {
+        Wire(error: message).text
+    }
 
     /// A `{"status":…}` object.
-    public static func status(_ text: String) -> String { "{\"status\":\(quote(text))}" }
+    public static func status(_ text: String) -> String { Wire(status: text).text }
 
     /// A JSON string literal.
-    public static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
+    @available(*, deprecated, message: "encode an Encodable value; Go's %q is String.goQuoted")
+    public static func quote(_ text: String) -> String { OrderedJSONEncoder.quote(text) }
 }
 
 /// Splits a byte stream into lines, holding at most `limit` bytes of an

@@ -49,6 +49,11 @@ public struct PullProgress: Sendable, Equatable {
         public internal(set) var hashed: Int64
         /// Where the blob is.
         public internal(set) var state: BlobState
+        /// Bytes that were on disk before this pull: all of a stored blob,
+        /// what an earlier run left of a resumed one.
+        public internal(set) var resumed: Int64
+        /// Bytes whose hash this pull took over from an earlier run.
+        public internal(set) var resumedHashed: Int64
         var meter = RateMeter()
 
         /// This blob's rate over the last few seconds; nil until measured.
@@ -73,6 +78,17 @@ public struct PullProgress: Sendable, Equatable {
     public var totalBytes: Int64 { blobs.reduce(0) { $0 + $1.total } }
     /// Bytes of the model on disk now.
     public var completedBytes: Int64 { blobs.reduce(0) { $0 + $1.completed } }
+    /// Bytes this pull downloaded (what was on disk before does not count).
+    public var downloadedBytes: Int64 { blobs.reduce(0) { $0 + max(0, $1.completed - $1.resumed) } }
+    /// Bytes this pull hashed: a resume starts from the saved hash state.
+    public var hashedBytes: Int64 { blobs.reduce(0) { $0 + max(0, $1.hashed - $1.resumedHashed) } }
+    /// Bytes whose hashing resumes took over from earlier runs.
+    public var resumedHashedBytes: Int64 {
+        blobs.reduce(0) { $0 + ($1.state == .stored ? 0 : $1.resumedHashed) }
+    }
+    /// Bytes of blobs that were not stored when the pull began, on disk
+    /// now (this run's and earlier runs'): what an interrupted pull keeps.
+    public var partialBytes: Int64 { blobs.reduce(0) { $0 + ($1.state == .stored ? 0 : $1.completed) } }
     /// 0...1; 0 until the manifest is known, 1 for a model of empty blobs.
     public var fraction: Double {
         guard !blobs.isEmpty else { return phase == .done ? 1 : 0 }
@@ -104,9 +120,10 @@ public struct PullProgress: Sendable, Equatable {
             phase = .downloading
             blobs = plan.blobs.map { layer in
                 let stored = plan.cached.contains(layer.digest)
+                let held = stored ? layer.size : 0
                 return Blob(
-                    digest: layer.digest, total: layer.size, completed: stored ? layer.size : 0,
-                    hashed: stored ? layer.size : 0, state: stored ? .stored : .waiting)
+                    digest: layer.digest, total: layer.size, completed: held, hashed: held,
+                    state: stored ? .stored : .waiting, resumed: held, resumedHashed: held)
             }
             index = Dictionary(blobs.enumerated().map { ($1.digest, $0) }, uniquingKeysWith: { first, _ in first })
             meter = RateMeter()
@@ -114,6 +131,10 @@ public struct PullProgress: Sendable, Equatable {
         case .resuming(let p):
             // Data from an earlier run: completed, but not part of the rate.
             update(p, now: now, countsTowardRate: false)
+            if let i = index[p.digest] {
+                blobs[i].resumed = max(blobs[i].resumed, blobs[i].completed)
+                blobs[i].resumedHashed = max(blobs[i].resumedHashed, blobs[i].hashed)
+            }
         case .progress(let p):
             update(p, now: now, countsTowardRate: true)
         case .verifying:

@@ -2,7 +2,8 @@ import Foundation
 import Logging
 
 /// One pull as the log records it, once, when it ends: the model, its
-/// manifest digest, the bytes this run downloaded, the seconds it took, the
+/// manifest digest, the bytes this run downloaded and hashed (and the hash
+/// state it resumed from), the seconds it took, the
 /// hosts the blobs came from, and the outcome. Fed the pull's events as
 /// they pass; a value, so the pull's task owns it.
 struct PullRecord: Sendable {
@@ -10,25 +11,18 @@ struct PullRecord: Sendable {
     let started = MonotonicClock.now()
     private(set) var model: String?
     private(set) var digest: String?
-    /// Per blob: the bytes it had on disk when first reported (a resume)
-    /// and the most it reported since.
-    private var first: [Digest: Int64] = [:]
-    private var last: [Digest: Int64] = [:]
+    /// The bytes per blob, counted by the same rules as every progress view.
+    private var progress = PullProgress()
     private(set) var hosts: Set<String> = []
 
     init(asked: String) { self.asked = asked }
 
     mutating func note(_ event: PullEvent) {
+        progress.apply(event, now: 0)
         switch event {
         case .plan(let plan):
             model = plan.name.displayShortest
             digest = plan.manifestDigest.description
-        case .resuming(let p):
-            first[p.digest] = max(first[p.digest] ?? 0, p.completed)
-            last[p.digest] = max(last[p.digest] ?? 0, p.completed)
-        case .progress(let p):
-            if first[p.digest] == nil { first[p.digest] = 0 }
-            last[p.digest] = max(last[p.digest] ?? 0, p.completed)
         case .source(_, let host):
             // Bounded: one per distinct source host, at most the blobs'.
             if hosts.count < 64 { hosts.insert(host) }
@@ -38,7 +32,7 @@ struct PullRecord: Sendable {
     }
 
     /// Bytes this run wrote (what was on disk before it does not count).
-    var downloadedBytes: Int64 { last.reduce(0) { $0 + max(0, $1.value - (first[$1.key] ?? 0)) } }
+    var downloadedBytes: Int64 { progress.downloadedBytes }
 
     /// The line's metadata: `outcome` is `success` or `failure`, with the
     /// failure's class (`reason`) and text (`error`).
@@ -47,6 +41,8 @@ struct PullRecord: Sendable {
         var m: Logger.Metadata = [
             "model": .string(model ?? asked),
             "bytes": .stringConvertible(downloadedBytes),
+            "hashed": .stringConvertible(progress.hashedBytes),
+            "resumed_hashed": .stringConvertible(progress.resumedHashedBytes),
             "seconds": .string(String(format: "%.3f", seconds)),
             "sources": .array(hosts.sorted().map { .string($0) }),
             "outcome": .string(error == nil ? "success" : "failure")
@@ -54,7 +50,7 @@ struct PullRecord: Sendable {
         if let digest { m["digest"] = .string(digest) }
         if let error {
             m["reason"] = .string(HaulMetrics.reason(error))
-            m["error"] = .string((error as? HaulError)?.description ?? "\(error)")
+            m["error"] = .string(HaulError.text(of: error))
         }
         return m
     }

@@ -352,7 +352,7 @@ struct Puller: Sendable {
                     ))
                 return
             }
-            let durable = (config.durableCheckpointBytes, config.durableCheckpointInterval)
+            let durable = (config.durableCheckpointBytes, MonotonicClock.seconds(config.durableCheckpointInterval))
             let partial = try await BlockingIO.run(with: fd) { fd throws(HaulError) in
                 try PartialBlob(
                     locked: fd, files: files, digest: layer.digest, size: layer.size, model: model,

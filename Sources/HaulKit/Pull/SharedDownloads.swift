@@ -12,7 +12,7 @@ import Synchronization
 final class SharedDownloads: Sendable {
     typealias Work = @Sendable (_ emit: @escaping @Sendable (PullEvent) -> Void) async throws -> Void
 
-    private struct Flight {
+    private struct Download {
         let id: UInt64
         var task: Task<Void, Never>?
         var watchers: [UInt64: AsyncThrowingStream<PullEvent, any Error>.Continuation] = [:]
@@ -23,7 +23,7 @@ final class SharedDownloads: Sendable {
         var stopping = false
     }
 
-    private let flights = Mutex<[Digest: Flight]>([:])
+    private let flights = Mutex<[Digest: Download]>([:])
     private let nextID = Atomic<UInt64>(0)
 
     /// One pull's watch of one blob's download.
@@ -50,7 +50,7 @@ final class SharedDownloads: Sendable {
             // starts when it is gone, and resumes from its last checkpoint.
             let previous = flights[digest]?.task
             let id = nextID.add(1, ordering: .relaxed).newValue
-            var flight = Flight(id: id)
+            var flight = Download(id: id)
             flight.watchers[watcher] = continuation
             flight.task = Task {
                 await previous?.value

@@ -13,6 +13,9 @@ public struct PartialDownload: Sendable, Equatable {
     /// Bytes a resume would keep (0 without a valid journal: the data would
     /// be fetched again).
     public let completed: Int64
+    /// Bytes from the start whose SHA-256 state the journal keeps: a resume
+    /// hashes only what follows.
+    public let hashed: Int64
     /// The model whose pull started it, as recorded in the journal.
     public let model: String?
     /// When its journal (or data) last changed.
@@ -44,7 +47,8 @@ extension ModelStore {
             out.append(
                 PartialDownload(
                     digest: digest, size: journal?.size ?? Int64(st.st_size),
-                    completed: journal?.point.ranges.count ?? 0, model: journal?.model,
+                    completed: journal?.point.ranges.count ?? 0, hashed: journal?.point.hashed ?? 0,
+                    model: journal?.model,
                     modified: Date(timeIntervalSince1970: mtime),
                     allocated: Int64(st.st_blocks) * 512, inUse: isLocked(path)))
         }

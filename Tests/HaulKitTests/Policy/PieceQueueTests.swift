@@ -6,7 +6,7 @@ import Testing
     let mib: Int64 = 1 << 20
 
     func queue(size: Int64, written: RangeSet = RangeSet()) -> PieceQueue {
-        PieceQueue(size: size, written: written, connections: 4, maxPiece: 8 << 20, minPiece: 1 << 20)
+        PieceQueue(size: size, written: written, connections: 4, maxPiece: 8 << 20, minSize: 1 << 20)
     }
 
     @Test func piecesTileTheGapsInOffsetOrder() {
@@ -24,13 +24,13 @@ import Testing
     /// near 1/16 of the blob: the bytes a resume after a kill hashes again.
     @Test func piecesInFlightHoldAboutASixteenthOfTheBlob() {
         let size: Int64 = 2 << 30
-        var q = PieceQueue(size: size, written: RangeSet(), connections: 16, maxPiece: 64 << 20, minPiece: 1 << 20)
+        var q = PieceQueue(size: size, written: RangeSet(), connections: 16, maxPiece: 64 << 20, minSize: 1 << 20)
         let first = (0..<16).compactMap { _ in q.take(now: 0) }
         #expect(first.allSatisfy { $0.range.count == 8 << 20 })
         #expect(first.reduce(Int64(0)) { $0 + Int64($1.range.count) } <= size / 16)
         // A small blob still gets whole minimum pieces, a huge one the configured maximum.
-        #expect(PieceQueue.pieceCap(size: 8 << 20, connections: 16, minPiece: 1 << 20) == 1 << 20)
-        #expect(PieceQueue.pieceCap(size: 64 << 30, connections: 16, minPiece: 1 << 20) == 256 << 20)
+        #expect(PieceQueue.pieceCap(size: 8 << 20, connections: 16, minSize: 1 << 20) == 1 << 20)
+        #expect(PieceQueue.pieceCap(size: 64 << 30, connections: 16, minSize: 1 << 20) == 256 << 20)
     }
 
     @Test func retriesComeFirstOnceDueAndInOffsetOrder() {

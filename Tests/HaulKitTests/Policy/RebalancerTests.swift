@@ -10,8 +10,8 @@ import Testing
     func flight(
         _ n: UInt64, offset: Int64 = 0, end: Int64, rate: Double?, started: Double = 0,
         lastByte: Double = 10, lastSplit: Double = 0
-    ) -> Rebalancer.Flight {
-        Rebalancer.Flight(
+    ) -> Rebalancer.Running {
+        Rebalancer.Running(
             blob: 1, transfer: n, offset: offset, stopAt: end, rate: rate, startedAt: started,
             lastByteAt: lastByte, lastSplitAt: lastSplit)
     }

@@ -24,7 +24,7 @@ struct ScriptedTransport {
         var config = EngineConfiguration()
         config.connections = connections
         config.maxPieceSize = 8 << 20
-        config.minCutSize = 1 << 20
+        config.minNewPieceSize = 1 << 20
         configure(&config)
         policy = BlobPolicy(
             digest: Self.digest, size: size, url: url, path: "/models/blob",

@@ -9,7 +9,7 @@ import Testing
         var sizes: [Int64] = []
         while at < size {
             let n = SplitPolicy.nextPieceSize(
-                remaining: size - at, connections: 16, maxPiece: 64 << 20, minPiece: 4 << 20)
+                remaining: size - at, connections: 16, maxPiece: 64 << 20, minSize: 4 << 20)
             #expect(n > 0 && n <= 64 << 20 || n == size - at)
             sizes.append(n)
             at += n
@@ -23,19 +23,19 @@ import Testing
             #expect(sizes.count >= 32)
             #expect(sizes.last! <= 6 << 20)
         }
-        #expect(SplitPolicy.nextPieceSize(remaining: 0, connections: 16, maxPiece: 64 << 20, minPiece: 4 << 20) == 0)
+        #expect(SplitPolicy.nextPieceSize(remaining: 0, connections: 16, maxPiece: 64 << 20, minSize: 4 << 20) == 0)
     }
 
     @Test func equalRatesSplitInHalf() throws {
         let cut = try #require(
-            SplitPolicy.splitPoint(offset: 0, end: 64 << 20, rate: 10, newRate: 10, minPiece: 1 << 20))
+            SplitPolicy.splitPoint(offset: 0, end: 64 << 20, rate: 10, newRate: 10, minSplit: 1 << 20))
         #expect(cut == 32 << 20)
     }
 
     @Test func aSlowRangeKeepsOnlyWhatItCanFinishInTime() throws {
         // A connection at a tenth of the peers' rate keeps ~1/11 of its rest.
         let cut = try #require(
-            SplitPolicy.splitPoint(offset: 10 << 20, end: 120 << 20, rate: 1, newRate: 10, minPiece: 1 << 20))
+            SplitPolicy.splitPoint(offset: 10 << 20, end: 120 << 20, rate: 1, newRate: 10, minSplit: 1 << 20))
         let kept = Double(cut - (10 << 20))
         let total = Double(110 << 20)
         #expect(abs(kept / total - 1.0 / 11.0) < 0.01)
@@ -43,8 +43,8 @@ import Testing
     }
 
     @Test func tinyRemaindersAreNotSplit() {
-        #expect(SplitPolicy.splitPoint(offset: 0, end: 1 << 20, rate: 10, newRate: 10, minPiece: 1 << 20) == nil)
-        #expect(SplitPolicy.splitPoint(offset: 5, end: 5 + (3 << 19), rate: 10, newRate: 10, minPiece: 1 << 20) == nil)
+        #expect(SplitPolicy.splitPoint(offset: 0, end: 1 << 20, rate: 10, newRate: 10, minSplit: 1 << 20) == nil)
+        #expect(SplitPolicy.splitPoint(offset: 5, end: 5 + (3 << 19), rate: 10, newRate: 10, minSplit: 1 << 20) == nil)
     }
 
     @Test func slownessNeedsAGracePeriodAndAClearGap() {

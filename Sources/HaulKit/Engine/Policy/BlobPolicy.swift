@@ -18,7 +18,7 @@ struct BlobPolicy {
     }
 
     /// A range request in flight, as the policy sees it.
-    struct Flight: Equatable {
+    struct OpenRange: Equatable {
         let id: UInt64
         let range: Range<Int64>
         let attempts: Int
@@ -33,7 +33,7 @@ struct BlobPolicy {
     let path: String
     private(set) var queue: PieceQueue
     private(set) var resolver: SourceResolver
-    private(set) var flights: [Flight] = []
+    private(set) var flights: [OpenRange] = []
     private(set) var isDone = false
     /// Failed transfers in all, progress or not: the budget that ends a pull
     /// that keeps failing in new ways.
@@ -63,7 +63,7 @@ struct BlobPolicy {
         self.path = path
         self.queue = PieceQueue(
             size: size, written: written, connections: config.connections,
-            maxPiece: config.maxPieceSize, minPiece: config.minCutSize)
+            maxPiece: config.maxPieceSize, minSize: config.minNewPieceSize)
         self.resolver = SourceResolver(blobURL: url)
         self.retryLimit = config.retryLimit
         self.failureBudget = config.failureBudget
@@ -105,7 +105,7 @@ struct BlobPolicy {
         let id = nextID
         nextID += 1
         flights.append(
-            Flight(id: id, range: piece.range, attempts: piece.attempts, resolving: target.settles, synced: start))
+            OpenRange(id: id, range: piece.range, attempts: piece.attempts, resolving: target.settles, synced: start))
         if target.settles { resolver.startedResolving() }
         DebugTrace.log(
             "\(digest.short) start \(piece.range) \(target.resolving ? "resolving" : target.settles ? "opening" : "to") \(URLParts(target.url)?.host ?? "")"
@@ -288,7 +288,7 @@ struct BlobPolicy {
         return now - since < max(30, Double(size) / 20e6)
     }
 
-    private mutating func retry(_ flight: Flight, _ o: PieceOutcome, status: Int, now: Double) -> [Action] {
+    private mutating func retry(_ flight: OpenRange, _ o: PieceOutcome, status: Int, now: Double) -> [Action] {
         if (status == 429 || status == 503) && flights.contains(where: { $0.synced > $0.range.lowerBound }) {
             return throttled(flight, o, now: now)
         }
@@ -319,7 +319,7 @@ struct BlobPolicy {
     /// it, whatever `--connections` asked. (The origin's
     /// `ConnectionController` lowers the count meanwhile.) Once no other
     /// range receives, a refusal is a failure again.
-    private mutating func throttled(_ flight: Flight, _ o: PieceOutcome, now: Double) -> [Action] {
+    private mutating func throttled(_ flight: OpenRange, _ o: PieceOutcome, now: Double) -> [Action] {
         throttles += 1
         var delay = RetryPolicy.backoff(attempt: min(throttles, 6), random: jitter())
         if let wait = RetryPolicy.retryAfter(o.retryAfter) {
@@ -338,7 +338,7 @@ struct BlobPolicy {
         return []
     }
 
-    private mutating func removeFlight(_ id: UInt64) -> Flight? {
+    private mutating func removeFlight(_ id: UInt64) -> OpenRange? {
         guard let i = flights.firstIndex(where: { $0.id == id }) else { return nil }
         return flights.remove(at: i)
     }

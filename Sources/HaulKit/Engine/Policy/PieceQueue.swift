@@ -26,15 +26,15 @@ struct PieceQueue {
     private(set) var unassigned: [Range<Int64>]
     private let connections: Int
     private let maxPiece: Int64
-    private let minPiece: Int64
+    private let minSize: Int64
 
-    init(size: Int64, written: RangeSet, connections: Int, maxPiece: Int64, minPiece: Int64) {
+    init(size: Int64, written: RangeSet, connections: Int, maxPiece: Int64, minSize: Int64) {
         self.size = size
         self.written = written
         self.unassigned = written.gaps(in: 0..<size)
         self.connections = connections
-        self.maxPiece = min(maxPiece, Self.pieceCap(size: size, connections: connections, minPiece: minPiece))
-        self.minPiece = minPiece
+        self.maxPiece = min(maxPiece, Self.pieceCap(size: size, connections: connections, minSize: minSize))
+        self.minSize = minSize
     }
 
     /// Pieces go out in offset order, so what is on disk beyond the hash
@@ -43,9 +43,9 @@ struct PieceQueue {
     /// the blob per connection keep that near 1/16 of the blob (bench
     /// scenario 6) at the cost of more requests per blob (a 2 GiB blob on 16
     /// connections: 8 MiB pieces, not 64).
-    static func pieceCap(size: Int64, connections: Int, minPiece: Int64) -> Int64 {
+    static func pieceCap(size: Int64, connections: Int, minSize: Int64) -> Int64 {
         let cap = size / Int64(16 * max(connections, 1))
-        return max(minPiece, cap / SplitPolicy.alignment * SplitPolicy.alignment)
+        return max(minSize, cap / SplitPolicy.alignment * SplitPolicy.alignment)
     }
 
     var hasWork: Bool { !pending.isEmpty || !unassigned.isEmpty }
@@ -66,8 +66,8 @@ struct PieceQueue {
             Int64(gap.count),
             SplitPolicy.nextPieceSize(
                 remaining: remaining, connections: connections,
-                maxPiece: maxPiece, minPiece: minPiece))
-        if Int64(gap.count) - length < minPiece / 2 { length = Int64(gap.count) }
+                maxPiece: maxPiece, minSize: minSize))
+        if Int64(gap.count) - length < minSize / 2 { length = Int64(gap.count) }
         let piece = gap.lowerBound..<gap.lowerBound + length
         if piece == gap { unassigned.removeFirst() } else { unassigned[0] = piece.upperBound..<gap.upperBound }
         return Piece(range: piece)

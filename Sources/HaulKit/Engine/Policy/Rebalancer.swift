@@ -6,7 +6,7 @@
 /// snapshots of its transfers and carries out the actions.
 struct Rebalancer {
     /// A running range request of a splittable blob.
-    struct Flight: Equatable {
+    struct Running: Equatable {
         let blob: UInt64
         let transfer: UInt64
         let offset: Int64
@@ -24,7 +24,7 @@ struct Rebalancer {
         case abandon(blob: UInt64, transfer: UInt64, why: String)
     }
 
-    private let minPieceSize: Int64
+    private let minSplitSize: Int64
     private let minStealSeconds: Double
     private let peerStallSeconds: Double
     /// Seconds between two splits of one range.
@@ -34,9 +34,9 @@ struct Rebalancer {
     private(set) var typicalRate: Double?
 
     init(config: EngineConfiguration) {
-        minPieceSize = config.minPieceSize
+        minSplitSize = config.minSplitSize
         minStealSeconds = config.minStealSeconds
-        peerStallSeconds = config.peerStallSeconds
+        peerStallSeconds = MonotonicClock.seconds(config.peerStall)
     }
 
     /// A range completed: `bytes` in `seconds`.
@@ -61,9 +61,9 @@ struct Rebalancer {
     /// range expected to finish last, if that is worth a new connection.
     /// Before any rate is known nothing is: the split would only abort a
     /// response already on its way and fetch its bytes twice.
-    func steal(_ flights: [Flight]) -> Action? {
+    func steal(_ flights: [Running]) -> Action? {
         let median = expectedRate(peers: flights.compactMap(\.rate))
-        var best: (Flight, Double)?
+        var best: (Running, Double)?
         for f in flights {
             guard let rate = f.rate ?? median else { continue }
             let eta = Double(f.stopAt - f.offset) / max(rate, 1)
@@ -76,17 +76,17 @@ struct Rebalancer {
         guard
             let cut = SplitPolicy.splitPoint(
                 offset: f.offset, end: f.stopAt, rate: rate,
-                newRate: median ?? rate, minPiece: minPieceSize)
+                newRate: median ?? rate, minSplit: minSplitSize)
         else { return nil }
         return .split(blob: f.blob, transfer: f.transfer, at: cut)
     }
 
     /// Every progress tick: abandon silent connections while others
     /// receive, split the remainder of slow ones.
-    func rebalance(_ flights: [Flight], now: Double) -> [Action] {
+    func rebalance(_ flights: [Running], now: Double) -> [Action] {
         guard flights.count >= 2 else { return [] }
         var actions: [Action] = []
-        var abandoned: [Flight] = []
+        var abandoned: [Running] = []
         // A connection that went silent while others still receive is cut
         // loose at once instead of holding its range (and the hash frontier)
         // until curl's absolute stall timeout.
@@ -106,7 +106,7 @@ struct Rebalancer {
                 SplitPolicy.isSlow(rate: rate, peerMedian: median, age: now - f.startedAt),
                 let cut = SplitPolicy.splitPoint(
                     offset: f.offset, end: f.stopAt, rate: rate,
-                    newRate: median, minPiece: minPieceSize)
+                    newRate: median, minSplit: minSplitSize)
             else { continue }
             actions.append(.split(blob: f.blob, transfer: f.transfer, at: cut))
         }

@@ -18,29 +18,29 @@ enum SplitPolicy {
     /// together without having to abort each other's ranges. Pieces go out
     /// in offset order, so the hash frontier trails the fastest connection by
     /// about connections x piece size.
-    static func nextPieceSize(remaining: Int64, connections: Int, maxPiece: Int64, minPiece: Int64) -> Int64 {
+    static func nextPieceSize(remaining: Int64, connections: Int, maxPiece: Int64, minSize: Int64) -> Int64 {
         guard remaining > 0 else { return 0 }
         var piece = remaining / Int64(2 * max(connections, 1))
         piece = (piece + alignment - 1) / alignment * alignment
-        piece = min(maxPiece, max(minPiece, piece))
+        piece = min(maxPiece, max(minSize, piece))
         // Never leave a runt behind.
-        return remaining - piece < minPiece / 2 ? remaining : piece
+        return remaining - piece < minSize / 2 ? remaining : piece
     }
 
     /// Where a new connection expected to run at `newRate` should start
     /// taking over `[offset, end)` from one running at `rate`, so that both
     /// finish at the same time; nil if the part taken would be smaller than
-    /// `minPiece` or the part kept would be trivial.
-    static func splitPoint(offset: Int64, end: Int64, rate: Double, newRate: Double, minPiece: Int64) -> Int64? {
+    /// `minSplit` or the part kept would be trivial.
+    static func splitPoint(offset: Int64, end: Int64, rate: Double, newRate: Double, minSplit: Int64) -> Int64? {
         let remaining = end - offset
-        guard remaining >= 2 * minPiece || (remaining >= minPiece + alignment && rate < newRate) else { return nil }
+        guard remaining >= 2 * minSplit || (remaining >= minSplit + alignment && rate < newRate) else { return nil }
         let r = max(rate, 1)
         let n = max(newRate, 1)
         let keep = Double(remaining) * r / (r + n)
         var cut = offset + Int64(keep)
         cut = (cut + alignment - 1) / alignment * alignment
         cut = max(cut, offset + alignment)
-        guard end - cut >= minPiece else { return nil }
+        guard end - cut >= minSplit else { return nil }
         return cut
     }
 

@@ -1,13 +1,21 @@
 import Foundation
 import Hummingbird
 
-/// Reading an API request's JSON body: bounded, strictly typed, and every
-/// refusal a 400 (or 413) that says what was wrong.
-enum RequestJSON {
+/// How Ollama's API reads a request's JSON body: bounded, strictly typed,
+/// and every refusal an `APIError` 400 (or 413) in Ollama's words. `haul
+/// serve`'s context uses it as its `requestDecoder`; the routes decode
+/// through it whatever context mounts them, because these texts are part of
+/// the API (Ollama's clients show them), not a choice of the embedder.
+struct OllamaRequestDecoder: RequestDecoder {
     /// Requests are a model name and a few flags; nothing legitimate comes
     /// near this.
     static let maxBytes = 64 << 10
 
+    func decode<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext) async throws -> T {
+        try await Self.decode(type, from: request)
+    }
+
+    /// `decode`, with its one error type.
     static func decode<T: Decodable>(_ type: T.Type, from request: Request) async throws(APIError) -> T {
         let buffer: ByteBuffer
         do {
