@@ -87,10 +87,12 @@ demo:
 
 # Haul vs the SHA-256 ceiling, aria2c, curl and hf_transfer on loopback
 # nginx; writes bench/RESULTS.md and bench/chart.png (see bench/run.py).
+# SCENARIOS=9,10 runs those alone and stores their results beside the rest
+# (bench/results.json, RESULTS.md rendered again).
 bench:
 	@scripts/deps bench
 	$(SWIFT) build -c release
-	python3 bench/run.py
+	python3 bench/run.py $(if $(SCENARIOS),--only $(SCENARIOS) --merge)
 
 # Two Haul binaries, paired and alternating on the 2 GiB pull from loopback
 # nginx: the A/B a change to the hot path comes with (bench/ab.py).

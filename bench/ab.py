@@ -14,7 +14,9 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import run  # noqa: E402  (the bench's harness: nginx, models, measurement)
+import harness  # noqa: E402  (the bench's harness: processes, measurement)
+import models  # noqa: E402
+import peers  # noqa: E402
 
 
 def main():
@@ -25,11 +27,11 @@ def main():
     ap.add_argument("--connections", type=int, default=8)
     args = ap.parse_args()
     binaries = {"A": os.path.abspath(args.a), "B": os.path.abspath(args.b)}
-    os.makedirs(run.WORK, exist_ok=True)
-    run.ensure_peers()
-    models = run.ensure_models()
-    hexd, size = run.blob_of(models["big"])
-    ng = run.Nginx()
+    os.makedirs(harness.WORK, exist_ok=True)
+    peers.ensure_peers()
+    generated = models.ensure_models()
+    hexd, size = harness.blob_of(generated["big"])
+    ng = peers.Nginx()
     extra = ["--fixed", "--connections", str(args.connections)]
     rows = []
     try:
@@ -37,23 +39,23 @@ def main():
             row = {}
             # Alternate who goes first: a run's writeback slows the next.
             for k in (("A", "B") if i % 2 == 0 else ("B", "A")):
-                run.HAUL = binaries[k]
-                row[k] = run.haul_pull(ng, "big", extra)
+                harness.HAUL = binaries[k]
+                row[k] = peers.haul_pull(ng, "big", extra)
                 if i == 0:
-                    run.check_blob(hexd)
-            run.log("pair %d: A %.2f s (%.2f cpu), B %.2f s (%.2f cpu)" % (
+                    harness.check_blob(hexd)
+            harness.log("pair %d: A %.2f s (%.2f cpu), B %.2f s (%.2f cpu)" % (
                 i + 1, row["A"]["wall"], row["A"]["cpu"], row["B"]["wall"], row["B"]["cpu"]))
             rows.append(row)
     finally:
         ng.stop()
-    gib = size / run.GIB
+    gib = size / harness.GIB
     ratios = [r["B"]["wall"] / r["A"]["wall"] for r in rows]
     out = {"pairs": rows, "wall_ratio_median": statistics.median(ratios), "wall_ratios": ratios}
     for k in ("A", "B"):
         out[k] = {"binary": binaries[k], "wall_median": statistics.median(r[k]["wall"] for r in rows),
                   "cpu_per_gib_median": statistics.median(r[k]["cpu"] for r in rows) / gib,
                   "rss_mib_max": max(r[k]["rss"] for r in rows)}
-    run.log("B / A wall, median of %d pairs: %.3f; CPU s/GiB A %.2f, B %.2f; peak RSS A %.0f, B %.0f MiB" % (
+    harness.log("B / A wall, median of %d pairs: %.3f; CPU s/GiB A %.2f, B %.2f; peak RSS A %.0f, B %.0f MiB" % (
         len(rows), out["wall_ratio_median"], out["A"]["cpu_per_gib_median"], out["B"]["cpu_per_gib_median"],
         out["A"]["rss_mib_max"], out["B"]["rss_mib_max"]))
     json.dump(out, sys.stdout, indent=1)
