@@ -10,11 +10,15 @@ import Foundation
 package struct OrderedJSONEncoder: Sendable {
     package init() {}
 
-    package func encode(_ value: some Encodable) throws -> Data { Data(try encodeToString(value).utf8) }
+    package func encode(_ value: some Encodable) throws -> Data { Data(try bytes(value)) }
 
     package func encodeToString(_ value: some Encodable) throws -> String {
+        String(decoding: try bytes(value), as: UTF8.self)
+    }
+
+    private func bytes(_ value: some Encodable) throws -> [UInt8] {
         let root = try node(value, codingPath: [])
-        var out = ""
+        var out: [UInt8] = []
         root.write(to: &out)
         return out
     }
@@ -22,9 +26,9 @@ package struct OrderedJSONEncoder: Sendable {
     /// A JSON string literal, escaped as every line Haul writes escapes it:
     /// quote, backslash and control characters; everything else as is.
     package static func quote(_ text: String) -> String {
-        var out = ""
+        var out: [UInt8] = []
         NodeBox.write(string: text, to: &out)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 }
 
@@ -78,50 +82,57 @@ final class NodeBox {
         fields = other.fields
     }
 
-    func write(to out: inout String) {
+    func write(to out: inout [UInt8]) {
         switch kind {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .number(let n): out += n
+        case .null: out += "null".utf8
+        case .bool(let b): out += (b ? "true" : "false").utf8
+        case .number(let n): out += n.utf8
         case .string(let s): Self.write(string: s, to: &out)
         case .array:
-            out += "["
+            out.append(UInt8(ascii: "["))
             for (i, item) in items.enumerated() {
-                if i > 0 { out += "," }
+                if i > 0 { out.append(UInt8(ascii: ",")) }
                 item.write(to: &out)
             }
-            out += "]"
+            out.append(UInt8(ascii: "]"))
         case .object:
-            out += "{"
+            out.append(UInt8(ascii: "{"))
             for (i, (key, value)) in fields.enumerated() {
-                if i > 0 { out += "," }
+                if i > 0 { out.append(UInt8(ascii: ",")) }
                 Self.write(string: key, to: &out)
-                out += ":"
+                out.append(UInt8(ascii: ":"))
                 value.write(to: &out)
             }
-            out += "}"
+            out.append(UInt8(ascii: "}"))
         }
     }
 
-    static func write(string s: String, to out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
+    /// A string literal: runs of bytes that need no escape are copied at
+    /// once (a 4 MiB template is one run, not four million appends).
+    static func write(string s: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var text = s
+        text.withUTF8 { bytes in
+            var run = 0
+            for (i, byte) in bytes.enumerated() where byte < 0x20 || byte == 0x22 || byte == 0x5C {
+                out.append(contentsOf: bytes[run..<i])
+                run = i + 1
+                switch byte {
+                case 0x22: out += #"\""#.utf8
+                case 0x5C: out += #"\\"#.utf8
+                case 0x0A: out += #"\n"#.utf8
+                case 0x0D: out += #"\r"#.utf8
+                case 0x09: out += #"\t"#.utf8
+                default:
+                    let hex = Array("0123456789abcdef".utf8)
+                    out += #"\u00"#.utf8
+                    out.append(hex[Int(byte >> 4)])
+                    out.append(hex[Int(byte & 0xF)])
                 }
             }
+            out.append(contentsOf: bytes[run...])
         }
-        out += "\""
+        out.append(UInt8(ascii: "\""))
     }
 }
 
