@@ -27,6 +27,17 @@ import Testing
         #expect(ProgressJSON.error("a \"b\"\n\u{1}") == #"{"error":"a \"b\"\n\u0001"}"#)
     }
 
+    /// Haul's own fields (`model`, `host`) are written for `haul pull
+    /// --json`, and a server's line is read for Ollama's alone: a server
+    /// that sends those names with other types is still understood, as
+    /// before they were written.
+    @Test func haulsOwnFieldsAreWrittenButNotReadFromAServer() throws {
+        let source = try #require(ProgressJSON.line(for: .source(digest: digest, host: "cdn.example"), model: "m"))
+        #expect(source == #"{"model":"m","status":"source","digest":"\#(digest)","host":"cdn.example"}"#)
+        let line = #"{"status":"pulling manifest","model":7,"host":["x"]}"#
+        #expect(try ProgressJSON.parse(Array(line.utf8)) == .event(.pullingManifest))
+    }
+
     @Test func byteFormatIsDecimalLikeOllama() {
         #expect(ByteFormat.decimal(999) == "999 B")
         #expect(ByteFormat.decimal(2_019_377_376) == "2.0 GB")

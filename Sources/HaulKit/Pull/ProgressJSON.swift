@@ -111,6 +111,20 @@ public enum ProgressJSON {
 
         init(error: String) { self.error = error }
 
+        /// What a server's line is read for: Ollama's fields only. Haul's
+        /// own (`model`, `host`) are written, never read, so a server that
+        /// sends them with other types still has its lines understood.
+        private enum ReadKeys: String, CodingKey { case status, digest, total, completed, error }
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: ReadKeys.self)
+            status = try c.decodeIfPresent(String.self, forKey: .status)
+            digest = try c.decodeIfPresent(String.self, forKey: .digest)
+            total = try c.decodeIfPresent(Int64.self, forKey: .total)
+            completed = try c.decodeIfPresent(Int64.self, forKey: .completed)
+            error = try c.decodeIfPresent(String.self, forKey: .error)
+        }
+
         var text: String {
             // Strings and integers only: nothing here can fail to encode.
             (try? OrderedJSONEncoder().encodeToString(self)) ?? "{}"
