@@ -136,7 +136,7 @@ clean:
 # haul-fuzz target is built by SwiftPM itself, every module instrumented,
 # in a build directory of its own (so the usual one is left alone).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = name manifest content-range journal www-authenticate gguf template response
+FUZZ_TARGETS = name manifest content-range journal www-authenticate gguf template response numbers manifest-list
 FUZZ_BUILD = $(SWIFT) build --scratch-path .build/fuzz --product haul-fuzz --sanitize=fuzzer --sanitize=address \
 	-Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address -Xswiftc -DFUZZING
 fuzz:

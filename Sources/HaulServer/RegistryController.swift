@@ -101,7 +101,9 @@ struct RegistryController {
         let host =
             ((try? ModelName(host: repo.host, namespace: repo.namespace, model: repo.model, tag: "latest"))?
             .storeIdentity.host ?? repo.host).lowercased()
-        return haul.store.list().filter {
+        // That repository's directories alone: a request's work is bounded
+        // by what it names, not by what the store holds.
+        return haul.store.list(host: host, namespace: repo.namespace, model: repo.model).filter {
             $0.name.host.lowercased() == host && $0.name.namespace == repo.namespace && $0.name.model == repo.model
         }
     }
@@ -312,33 +314,5 @@ struct RegistryError: HTTPResponseError {
         var response = RegistryController.json(body, status: status)
         if let challenge { response.headers[.wwwAuthenticate] = challenge }
         return response
-    }
-}
-
-/// One `Range: bytes=…` request header, as RFC 9110 §14.1.2 reads it. A
-/// list of ranges is answered with the whole blob, which the RFC allows.
-enum ByteRange: Equatable {
-    case whole
-    case part(ClosedRange<Int64>)
-    case unsatisfiable
-
-    static func parse(_ value: String, size: Int64) -> ByteRange {
-        let v = value.trimmingCharacters(in: .whitespaces)
-        guard v.lowercased().hasPrefix("bytes="), !v.contains(",") else { return .whole }
-        let spec = v.dropFirst(6).trimmingCharacters(in: .whitespaces)
-        guard let dash = spec.firstIndex(of: "-") else { return .whole }
-        let first = spec[..<dash].trimmingCharacters(in: .whitespaces)
-        let last = spec[spec.index(after: dash)...].trimmingCharacters(in: .whitespaces)
-        if first.isEmpty {
-            // The last N bytes.
-            guard let n = Int64(last) else { return .whole }
-            guard n > 0, size > 0 else { return .unsatisfiable }
-            return .part(max(0, size - n)...(size - 1))
-        }
-        guard let start = Int64(first), start >= 0 else { return .whole }
-        guard start < size else { return .unsatisfiable }
-        if last.isEmpty { return .part(start...(size - 1)) }
-        guard let end = Int64(last), end >= start else { return .whole }
-        return .part(start...min(end, size - 1))
     }
 }

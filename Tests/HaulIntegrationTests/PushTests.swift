@@ -329,6 +329,27 @@ import FoundationNetworking
         #expect(back.status == 0, "\(back.stderr)")
     }
 
+    /// A cut PATCH makes Haul ask the session where it is; a registry
+    /// answering `Range: 0-9223372036854775807` there trapped Haul (and
+    /// the daemon, and every rerun, from the journal). Now that session is
+    /// no session: the blob starts over in a new one and the push ends
+    /// verified.
+    @Test func aSessionStatusBeyondAnyBlobStartsANewSession() async throws {
+        let (models, name) = try Self.store()
+        let root = TempDir("haul-push-destination")
+        try FileManager.default.createDirectory(atPath: root.sub("blobs"), withIntermediateDirectories: true)
+        let destination = try TestRegistry(root: root.path, cdn: false)
+        try await destination.arm([
+            ["kind": "cut", "target": "upload", "min_size": 16 << 20],
+            ["kind": "range-huge", "target": "session-status", "times": 100]
+        ])
+        let target = "\(destination.host)/team/tiny:v1"
+        let r = try haul(["push", name, target, "--insecure", "--chunk-size", "16M"], models: models.path)
+        #expect(r.status == 0, "\(r.status): \(r.stderr)")
+        let back = try haul(["pull", target, "--insecure", "-q"], models: TempDir("haul-models").path)
+        #expect(back.status == 0, "\(back.stderr)")
+    }
+
     /// Destinations that misbehave: each is retried to a verified result,
     /// or ends in one clear line naming the blob or the manifest.
     @Test func misbehavingDestinationsAreRetriedOrNamed() async throws {
@@ -351,7 +372,14 @@ import FoundationNetworking
                 ["kind": "rewrite", "target": "manifest-put"], false,
                 "push manifest: the registry stored the manifest as sha256:"
             ),
-            (["kind": "digest-lie", "target": "blob-put"], false, ": the registry stored it as sha256:")
+            (["kind": "digest-lie", "target": "blob-put"], false, ": the registry stored it as sha256:"),
+            // `last + 1` on Int64.max trapped (exit 132) before any check.
+            (["kind": "range-huge", "target": "upload", "min_size": 16 << 20], false, "sent Range"),
+            // Progress of one byte per chunk: bytes sent, not answers, end it.
+            (
+                ["kind": "one-byte", "target": "upload", "min_size": 1, "times": 100_000], false,
+                "the registry keeps too little of each chunk"
+            )
         ]
         for c in cases {
             let root = TempDir("haul-push-destination")
@@ -371,6 +399,10 @@ import FoundationNetworking
                 #expect(back.status == 0, "\(kind): \(back.stderr)")
             } else {
                 #expect(r.status == 1 && r.stderr.contains(c.says), "\(kind): \(r.stderr)")
+                // No loop resends without bound: at most twice the model and a chunk.
+                let received = try await destination.counter("upload_bytes")
+                let total = Self.fixture.model.layers.reduce(0) { $0 + $1.size }
+                #expect(received <= 2 * total + 16 << 20, "\(kind): received \(received) for \(total)")
                 #expect(r.stderr.split(separator: "\n").count <= 6, "\(kind): one clear line, not a dump: \(r.stderr)")
             }
         }

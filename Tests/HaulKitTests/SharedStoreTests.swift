@@ -409,6 +409,72 @@ import Testing
                 && Runner.normalize("cuda") == nil)
     }
 
+    /// A list naming one child 256 times (and another twice, under two
+    /// runners) keeps each distinct child once, where it first appears:
+    /// selection is Ollama's (first child per runner), the bytes and so
+    /// the tag's digest are as sent, and a listing reads the child once.
+    @Test func aListNamingOneChildManyTimesKeepsItOnce() throws {
+        let dir = TempDir("haul-dup-list")
+        let ollama = try OllamaStore(dir.path)
+        let child = try ollama.image([(Self.model, "weights")], runner: "llamacpp")
+        let other = try ollama.image([(Self.model, "other weights")])
+        var entries = [OllamaStore.Child](
+            repeating: .reference(manifest: child.bytes, runner: "llamacpp", stored: true), count: 255)
+        entries.append(.reference(manifest: other.bytes, runner: "ggml", stored: true))
+        let bytes = try ollama.list(entries)
+        let list = try ManifestList(bytes: bytes)
+        #expect(list.children.map(\.digest) == [Digest(hashing: child.bytes), Digest(hashing: other.bytes)])
+        #expect(list.raw == bytes && list.digest == Digest(hashing: bytes))
+        #expect(list.select(preferences: ["ggml"]) { _ in true }?.digest == Digest(hashing: other.bytes))
+        // The same child under two runners is two entries (each runner selects it).
+        let three: [OllamaStore.Child] = [
+            .reference(manifest: child.bytes, runner: "llamacpp", stored: true),
+            .reference(manifest: child.bytes, runner: "ggml", stored: true),
+            .reference(manifest: child.bytes, runner: "llamacpp", stored: true)
+        ]
+        let twoRunners = try ManifestList(bytes: try ollama.list(three))
+        #expect(twoRunners.children.map(\.runner) == ["llamacpp", "ggml"])
+        try ollama.linkV2("dup", bytes)
+        let rows = ollama.store.list()
+        #expect(rows.count == 2, "one row per distinct child present: \(rows.map(\.id))")
+    }
+
+    /// A manifest read once is not read again while its file is the same
+    /// file (device, inode, size, times); a file rewritten in place is.
+    @Test func aManifestFileIsReadOncePerIdentity() throws {
+        let dir = TempDir("haul-manifest-cache")
+        let ollama = try OllamaStore(dir.path)
+        let image = try ollama.image([(Self.model, "weights")])
+        let path = try ollama.legacy("cached", image.bytes)
+        let cache = ManifestCache(limit: 1 << 20)
+        var reads = 0
+        func entry() throws -> ManifestCache.Entry {
+            let fd = try FileDescriptor.open(path, O_RDONLY)
+            return try cache.entry(try fd.status()) { () throws(HaulError) in
+                reads += 1
+                return try fd.readAll(limit: Manifest.maxBytes)
+            }
+        }
+        #expect(try entry().digest == Digest(hashing: image.bytes))
+        _ = try entry()
+        #expect(reads == 1)
+        // Rewritten in place with other bytes of the same length: read anew.
+        var changed = image.bytes
+        changed[changed.count - 2] = UInt8(ascii: " ")
+        try Data(changed).write(to: URL(fileURLWithPath: path))
+        #expect(try entry().digest == Digest(hashing: changed))
+        #expect(reads == 2)
+        // The bytes held stay within the limit: the oldest entries go.
+        let small = ManifestCache(limit: 600)
+        for i in 0..<20 {
+            let p = dir.sub("m\(i)")
+            try Data(image.bytes).write(to: URL(fileURLWithPath: p))
+            let fd = try FileDescriptor.open(p, O_RDONLY)
+            _ = try small.entry(try fd.status()) { () throws(HaulError) in try fd.readAll(limit: Manifest.maxBytes) }
+            #expect(small.heldBytes <= 600)
+        }
+    }
+
     /// An inline child is named by the SHA-256 of Go's encoding of it
     /// (Ollama's `ChildManifestDigest`): field order, omitted empties, a
     /// nil slice as null and HTML-safe escapes, as Go 1.22+ writes them.

@@ -12,8 +12,43 @@ import CShims
 enum FuzzTargets {
     static let all: [String: @Sendable ([UInt8]) -> Void] = [
         "name": name, "manifest": manifest, "content-range": contentRange, "journal": journal,
-        "www-authenticate": wwwAuthenticate, "gguf": gguf, "template": template, "response": response
+        "www-authenticate": wwwAuthenticate, "gguf": gguf, "template": template, "response": response,
+        "numbers": numbers, "manifest-list": manifestList
     ]
+
+    /// Every number from outside (`WireNumber`, a session's `Range`, a
+    /// client's `Range`, `Retry-After`): whatever the text, nothing traps,
+    /// and what is accepted is within its bounds. The first 8 bytes are a
+    /// blob size for the client's range; the rest is the text.
+    static func numbers(_ data: [UInt8]) {
+        guard data.count >= 8 else { return }
+        let size = Int64(bitPattern: data.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }) & ((1 << 41) - 1)
+        let text = String(decoding: data.dropFirst(8), as: UTF8.self)
+        let bounds: ClosedRange<Int64> = 0...Manifest.maxBlobSize
+        if let n = WireNumber.parse(text, in: bounds) {
+            check(bounds.contains(n), "\(n) outside \(bounds)")
+            let digits = text.trimmingCharacters(in: [" ", "\t"])
+            check(digits.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }, "\(text.debugDescription) read as \(n)")
+            check(WireNumber.parse(String(n), in: bounds) == n, "\(n) does not read back")
+        }
+        if let held = try? UploadPlan.held(fromRange: text, from: "fuzz") {
+            check((0...Manifest.maxBlobSize).contains(held), "held \(held)")
+        }
+        switch ByteRange.parse(text, size: size) {
+        case .part(let r): check(r.lowerBound >= 0 && r.upperBound < size, "range \(r) of \(size)")
+        case .whole, .unsatisfiable: break
+        }
+        if let wait = RetryPolicy.retryAfter(text) { check(wait >= 0 && !wait.isNaN, "Retry-After \(wait)") }
+    }
+
+    /// Manifest lists: whatever decodes keeps its bytes, at most
+    /// `maxChildren` children, each distinct.
+    static func manifestList(_ data: [UInt8]) {
+        guard let list = try? ManifestList(bytes: data) else { return }
+        check(list.raw == data, "raw bytes not kept")
+        check(list.children.count <= ManifestList.maxChildren, "\(list.children.count) children")
+        check(Set(list.children.map(\.key)).count == list.children.count, "a child listed twice")
+    }
 
     /// Go templates (any model's template layer): the scan ends, every
     /// field it reports is a lower-cased identifier, and the result does

@@ -10,6 +10,11 @@ Faults (armed through /_faults, "target": "upload" or "manifest-put"):
   {"kind": "status", "status": N}   answer N to the request, body discarded
   {"kind": "rewrite"}      (manifest-put) store the manifest re-indented
   {"kind": "offsite"}      (POST) put the session on another host
+  {"kind": "range-huge"}   answer a PATCH with Range: 0-9223372036854775807
+  {"kind": "one-byte"}     keep one byte of each PATCH (two of the first), so
+                           the session grows a little with every chunk
+  {"kind": "range-huge", "target": "session-status"}  a session's GET answers
+                           Range: 0-9223372036854775807
   {"kind": "digest-lie", "target": "blob-put"}  (closing PUT) store the blob,
                            then report another Docker-Content-Digest
 Each "times" uses (default 1); "min_size" bounds the body size it applies to.
@@ -140,8 +145,10 @@ def _session(h, method, state, query, repo, sid):
         return h.send_json(404, {"errors": [{"code": "BLOB_UPLOAD_UNKNOWN", "message": "blob upload unknown"}]}) or True
     held = _held(state, sid)
     if method == "GET":
+        huge = state.take_fault(0, target="session-status")
         h.send_response(204)
-        for k, v in _range_headers(h, repo, sid, held).items():
+        claimed = (1 << 63) if huge and huge["kind"] == "range-huge" else held
+        for k, v in _range_headers(h, repo, sid, claimed).items():
             h.send_header(k, v)
         h.send_header("Content-Length", "0")
         h.end_headers()
@@ -168,11 +175,16 @@ def _session(h, method, state, query, repo, sid):
             _drop(h)
             return True
         data, _ = _read_body(h)
+        if fault and fault["kind"] == "one-byte":
+            # Two bytes into an empty session: "0-0" would say none.
+            data = data[:2 if held == 0 else 1]
         if not (fault and fault["kind"] == "forget"):
             with open(_upload_path(state, sid), "ab") as f:
                 f.write(data)
         held = _held(state, sid)
         claimed = held + (1 << 20) if fault and fault["kind"] == "range-lie" else held
+        if fault and fault["kind"] == "range-huge":
+            claimed = 1 << 63
         h.send_json(202, {}, _range_headers(h, repo, sid, claimed))
         return True
     if method == "PUT":

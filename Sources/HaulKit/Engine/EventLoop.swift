@@ -244,7 +244,7 @@ final class EventLoop {
             }
             budgets.throttled(
                 t.origin, now: now, receiving: receiving,
-                retryAfter: o.retryAfter.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) })
+                retryAfter: RetryPolicy.retryAfter(o.retryAfter).map { min($0, RetryPolicy.maxRetryAfter) })
         } else if code == CURLE_RECV_ERROR || code == CURLE_SEND_ERROR || code == CURLE_PARTIAL_FILE {
             budgets.reset(t.origin, now: now)
         }

@@ -61,10 +61,24 @@ struct BlobUploader: Sendable {
         let resumedAt = session.held
         progress(session.held)
         var failures = 0
+        var budget = ResendBudget(size: size)
         while true {
             try Task.checkCancellation()
             let plan = UploadPlan(size: size, chunk: chunk, registryMinimum: session.minimum)
             let step = plan.next(held: session.held)
+            // A registry that keeps a little of each chunk (one byte, say)
+            // makes progress every time and would be sent the blob over and
+            // over: bytes sent, not answers, bound the loop.
+            switch step {
+            case .patch(let range), .finish(let range):
+                guard budget.spend(range.upperBound - range.lowerBound, chunk: plan.chunk) else {
+                    throw HaulError.push(
+                        blob: digest,
+                        "\(origin) kept only \(session.held) of \(size) bytes after \(budget.sent) were sent; "
+                            + "the registry keeps too little of each chunk (try again later, or with another --chunk-size)"
+                    )
+                }
+            }
             let response: HTTPResponse
             do {
                 switch step {
@@ -100,7 +114,7 @@ struct BlobUploader: Sendable {
                 }
                 // The registry's word is what it holds; a registry claiming
                 // more than it was sent is not believed.
-                let held = UploadPlan.held(fromRange: response.headers["range"]) ?? range.upperBound
+                let held = try heldBytes(response, digest) ?? range.upperBound
                 guard held <= range.upperBound else {
                     throw HaulError.push(
                         blob: digest, "the registry says it holds \(held) bytes after \(range.upperBound) were sent")
@@ -245,7 +259,7 @@ struct BlobUploader: Sendable {
                 if let plan = PartPlan(size: size, saved: saved) {
                     return Session(url: url, held: plan.held, parts: plan)
                 }
-            } else if let status = try? await status(of: url) {
+            } else if let status = try? await status(of: url, digest: digest) {
                 return status
             }
         }
@@ -269,8 +283,7 @@ struct BlobUploader: Sendable {
                 "the registry put the upload session at \(HaulError.quoted(location ?? "(nowhere)")), "
                     + "not on its own host; Haul sends the blob and credentials only to the registry itself")
         }
-        var session = Session(
-            url: url, held: 0, minimum: response.headers["oci-chunk-min-length"].flatMap { Int64($0) })
+        var session = Session(url: url, held: 0, minimum: Self.chunkMinimum(response))
         if ollama != nil || ModelName.publicHosts.contains(AddressPolicy.bare(registry.host.authority)) {
             // The public registry gets the requests Ollama sends it, the
             // only ones known to work there.
@@ -282,18 +295,17 @@ struct BlobUploader: Sendable {
 
     /// `GET <session>`: how much the registry holds (204 and `Range`);
     /// nil when it no longer knows the session.
-    private func status(of url: String) async throws -> Session? {
+    private func status(of url: String, digest: Digest) async throws -> Session? {
         let response = try await registry.send(registry.request(url))
         guard response.status == 204 || response.status == 202 || response.status == 200 else { return nil }
         return Session(
             url: registry.sessionURL(response.headers["location"]) ?? url,
-            held: UploadPlan.held(fromRange: response.headers["range"]) ?? 0,
-            minimum: response.headers["oci-chunk-min-length"].flatMap { Int64($0) })
+            held: try heldBytes(response, digest) ?? 0, minimum: Self.chunkMinimum(response))
     }
 
     /// The session as the registry sees it now, or a new one when it is gone.
     private func refresh(_ session: Session, digest: Digest, size: Int64) async throws -> Session {
-        if let now = try? await status(of: session.url) {
+        if let now = try? await status(of: session.url, digest: digest) {
             var now = now
             now.minimum = now.minimum ?? session.minimum
             return now
@@ -307,6 +319,21 @@ struct BlobUploader: Sendable {
             .init(
                 origin: registry.host.origin, repository: registry.name.repository, digest: digest.description,
                 size: size, location: session.parts?.next ?? session.url, parts: session.parts?.saved), digest: digest)
+    }
+
+    /// What the registry's `Range` says it holds; a number out of bounds
+    /// is an error naming the registry.
+    private func heldBytes(_ response: HTTPResponse, _ digest: Digest) throws(HaulError) -> Int64? {
+        do { return try UploadPlan.held(fromRange: response.headers["range"], from: registry.host.origin) } catch {
+            throw HaulError.push(blob: digest, "\(error)")
+        }
+    }
+
+    /// The registry's `OCI-Chunk-Min-Length`: a minimum beyond any blob
+    /// (or not a number) is ignored, and the registry may then refuse a
+    /// chunk, which ends the push with its own words.
+    static func chunkMinimum(_ response: HTTPResponse) -> Int64? {
+        response.headers["oci-chunk-min-length"].flatMap { WireNumber.parse($0, in: 1...Manifest.maxBlobSize) }
     }
 
     static func isNetwork(_ error: HaulError) -> Bool {

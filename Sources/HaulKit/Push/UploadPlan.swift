@@ -25,6 +25,7 @@ struct UploadPlan: Sendable, Equatable {
 
     init(size: Int64, chunk: Int64 = Self.defaultChunk, registryMinimum: Int64? = nil) {
         self.size = size
+        // The registry's minimum is bounded by its reader (`chunkMinimum`).
         self.chunk = max(1, max(chunk, registryMinimum ?? 0))
     }
 
@@ -49,11 +50,19 @@ struct UploadPlan: Sendable, Equatable {
     /// (`registry/handlers/blobupload.go`): read as 0, since a chunk is
     /// never one byte and resending a byte costs nothing. Nil for no header
     /// or anything that is not a session's progress (a range not from 0).
-    static func held(fromRange header: String?) -> Int64? {
+    /// A `0-<last>` whose `last` is not a byte of a blob Haul could hold
+    /// (above `Manifest.maxBlobSize`, or not a number) is an error naming
+    /// `sender`: `0-9223372036854775807` plus one would trap.
+    static func held(fromRange header: String?, from sender: String) throws(WireNumber.Invalid) -> Int64? {
         guard var text = header?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
         if text.hasPrefix("bytes=") { text.removeFirst(6) }
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 2, parts[0] == "0", let last = Int64(parts[1]), last >= 0 else { return nil }
+        guard parts.count == 2, parts[0] == "0" else { return nil }
+        let bounds: ClosedRange<Int64> = 0...(Manifest.maxBlobSize - 1)
+        guard let last = WireNumber.parse(parts[1], in: bounds) else {
+            throw WireNumber.Invalid(
+                sender: sender, field: "Range", value: HaulError.quoted(String(header!.prefix(64))), bounds: bounds)
+        }
         return last == 0 ? 0 : last + 1
     }
 }

@@ -36,14 +36,23 @@ public struct ManifestList: Sendable {
             !runner.isEmpty && (mediaType.isEmpty || mediaType == Manifest.mediaTypes[0])
         }
 
-        public static func == (a: Child, b: Child) -> Bool {
-            a.mediaType == b.mediaType && a.digest == b.digest && a.runner == b.runner && a.format == b.format
+        public static func == (a: Child, b: Child) -> Bool { a.key == b.key }
+
+        /// What makes two entries the same child.
+        struct Key: Hashable {
+            let mediaType: String
+            let digest: Digest
+            let runner: String
+            let format: String
         }
+
+        var key: Key { Key(mediaType: mediaType, digest: digest, runner: runner, format: format) }
     }
 
     /// The bytes as received or stored: what the tag's digest is of.
     public let raw: [UInt8]
-    /// The children, in the list's order (the order selection honours).
+    /// The distinct children, in the list's order (the order selection
+    /// honours); a child listed again is kept once, where it first appears.
     public let children: [Child]
 
     /// The list's digest: SHA-256 of its bytes.
@@ -75,9 +84,16 @@ public struct ManifestList: Sendable {
         guard entries.count <= Self.maxChildren else {
             throw .manifestInvalid("manifest list with \(entries.count) children, at most \(Self.maxChildren) allowed")
         }
+        // One entry per distinct child, the first kept: a list naming one
+        // child 256 times would otherwise make every listing read, hash
+        // and hold it 256 times. Selection is unchanged (Ollama's
+        // `selectManifestWithPreferences` takes the first child of each
+        // runner), and the bytes, so the tag's digest, are kept as sent.
         var children: [Child] = []
+        var seen = Set<Child.Key>()
         for (index, entry) in entries.enumerated() {
-            children.append(try Self.child(entry, index: index))
+            let child = try Self.child(entry, index: index)
+            if seen.insert(child.key).inserted { children.append(child) }
         }
         self.raw = bytes
         self.children = children

@@ -34,15 +34,26 @@ extension ModelStore {
     /// first (Ollama's `namedManifestRefs`, a glob: directories reached
     /// through links count). The entries themselves are taken as they are,
     /// links and dangling links included.
-    func manifestRefs() -> [ManifestRef] {
+    func manifestRefs() -> [ManifestRef] { manifestRefs(in: nil) }
+
+    /// The entries of one repository (`host` matched without case), or of
+    /// all with nil: a request that names a repository reads only its
+    /// directories, whatever else the store holds.
+    func manifestRefs(in repository: (host: String, namespace: String, model: String)?) -> [ManifestRef] {
         var refs: [ManifestRef] = []
         for root in [ManifestRoot.v2, .legacy] {
             let top = directory(of: root)
             for host in FileSystem.listDirectory(top) where FileSystem.isDirectory(top + "/" + host) {
+                if let repository, Self.identityHost(ofDirectory: host, in: root) != Self.identityHost(repository.host)
+                {
+                    continue
+                }
                 let h = top + "/" + host
-                for namespace in FileSystem.listDirectory(h) where FileSystem.isDirectory(h + "/" + namespace) {
+                let namespaces = repository.map { [$0.namespace] } ?? FileSystem.listDirectory(h)
+                for namespace in namespaces where FileSystem.isDirectory(h + "/" + namespace) {
                     let n = h + "/" + namespace
-                    for model in FileSystem.listDirectory(n) where FileSystem.isDirectory(n + "/" + model) {
+                    let models = repository.map { [$0.model] } ?? FileSystem.listDirectory(n)
+                    for model in models where FileSystem.isDirectory(n + "/" + model) {
                         let m = n + "/" + model
                         for tag in FileSystem.listDirectory(m) where !FileSystem.isRealDirectory(m + "/" + tag) {
                             let name = Self.storedName([host, namespace, model, tag], in: root)?.storeIdentity
@@ -53,6 +64,20 @@ extension ModelStore {
             }
         }
         return refs
+    }
+
+    /// A host as store identities spell it, lower-cased: the public
+    /// registry under one spelling.
+    static func identityHost(_ host: String) -> String {
+        let lower = host.lowercased()
+        return ModelName.publicHosts.contains(lower) ? ModelName.defaultHost : lower
+    }
+
+    /// The identity host of a host directory of `root` (`%3A` is `:` in v2).
+    static func identityHost(ofDirectory host: String, in root: ManifestRoot) -> String {
+        identityHost(
+            root == .v2
+                ? host.replacingOccurrences(of: "%3A", with: ":").replacingOccurrences(of: "%3a", with: ":") : host)
     }
 
     /// The entry `name` resolves to, as Ollama resolves it: the v2 entry,
@@ -77,10 +102,10 @@ extension ModelStore {
 
     /// One entry per name, as listings show them: the entry each name
     /// resolves to.
-    func namedRefs() -> [ManifestRef] {
+    func namedRefs(in repository: (host: String, namespace: String, model: String)? = nil) -> [ManifestRef] {
         var seen = Set<ModelName>()
         var out: [ManifestRef] = []
-        for ref in manifestRefs() {
+        for ref in manifestRefs(in: repository) {
             guard let name = ref.name, seen.insert(name).inserted, let resolved = resolve(name) else { continue }
             out.append(resolved)
         }
@@ -101,17 +126,23 @@ extension ModelStore {
         if let inline = child.inline { return inline }
         let path = blobPath(child.digest)
         guard let fd = try FileDescriptor.openExisting(path, O_RDONLY | O_NOFOLLOW) else { return nil }
-        let bytes: [UInt8]
-        do { bytes = try fd.readAll(limit: Manifest.maxBytes) } catch {
+        let entry: ManifestCache.Entry
+        do { entry = try StoredManifest.cached(fd, try fd.status(), path: path) } catch .storedManifest(_, let problem)
+        {
+            throw .storedManifest(path: path, problem: problem)
+        } catch {
             throw .storedManifest(path: path, problem: "cannot be read as a manifest (\(error))")
         }
-        guard Digest(hashing: bytes) == child.digest else {
+        guard entry.digest == child.digest else {
             throw .storedManifest(path: path, problem: "does not hash to its name")
         }
-        guard !ManifestList.isList(bytes) else {
+        switch entry.content {
+        case .success(.image(let manifest)): return manifest
+        case .success(.list):
             throw .storedManifest(path: path, problem: "is a manifest list inside a manifest list")
-        }
-        do { return try Manifest(bytes: bytes) } catch {
+        case .failure where ManifestList.isList(entry.raw):
+            throw .storedManifest(path: path, problem: "is a manifest list inside a manifest list")
+        case .failure(let error):
             throw .storedManifest(path: path, problem: "is not a manifest Haul can read (\(error))")
         }
     }
@@ -151,10 +182,12 @@ extension ModelStore {
     /// Every stored model, as Ollama's `/api/tags` enumerates them: a row
     /// per plain manifest, and a row per child present of each list; and
     /// every entry that could not be read.
-    func catalog() -> (models: [LocalModel], unreadable: [UnreadableManifest]) {
+    func catalog(in repository: (host: String, namespace: String, model: String)? = nil) -> (
+        models: [LocalModel], unreadable: [UnreadableManifest]
+    ) {
         var models: [LocalModel] = []
         var unreadable: [UnreadableManifest] = []
-        for ref in namedRefs() {
+        for ref in namedRefs(in: repository) {
             guard let name = ref.name, !name.isShadowTag else { continue }
             do {
                 let stored = try StoredManifest.read(ref.path, name: name, root: ref.root, store: self)
@@ -184,6 +217,15 @@ extension ModelStore {
             }
         }
         return (models.sorted { $0.modified > $1.modified }, unreadable)
+    }
+
+    /// The stored models of one repository, as `list()` shows them, read
+    /// from that repository's directories alone (`host` matched without
+    /// case, as stored hosts are spelled).
+    public func list(host: String, namespace: String, model: String) -> [LocalModel] {
+        // Parts that are not a name's (`..`, `/`) name no directory here.
+        guard (try? ModelName(host: host, namespace: namespace, model: model, tag: "latest")) != nil else { return [] }
+        return catalog(in: (host, namespace, model)).models
     }
 
     /// Every named manifest that could not be read, in either tree.

@@ -51,54 +51,66 @@ extension ModelStore {
         var digests = Set<Digest>()
         var st = stat()
         guard lstat(path, &st) == 0 else { return (digests, nil) }  // gone meanwhile
-        let bytes: [UInt8]
         var problem: UnreadableManifest?
+        let entry: ManifestCache.Entry
         if (st.st_mode & S_IFMT) == S_IFLNK {
             // The blob the link names is kept even when the link cannot be
             // followed: it may be about to be written.
             let named = FileSystem.basename(of: StoredManifest.realPath(path) ?? StoredManifest.linkText(path))
             if let digest = Digest(ollamaSpelling: named) { digests.insert(digest) }
             do {
-                bytes = try StoredManifest.verifiedBytes(path, root: root, store: self).bytes
+                entry = try StoredManifest.verifiedEntry(path, root: root, store: self).entry
             } catch {
                 problem = UnreadableManifest(path: path, problem: Self.problem(error))
                 // A blob of this store that no longer hashes to its name
                 // still names what it kept.
                 guard let damaged = linkedBlobBytes(path) else { return (digests, problem) }
-                bytes = damaged
+                digests.formUnion(DigestScan.digests(in: damaged))
+                return (digests.union(listChildren(of: damaged, mentioning: DigestScan.digests(in: damaged))), problem)
             }
         } else {
             do {
-                bytes = try StoredManifest.verifiedBytes(path, root: root, store: self).bytes
+                entry = try StoredManifest.verifiedEntry(path, root: root, store: self).entry
             } catch {
                 return (digests, UnreadableManifest(path: path, problem: Self.problem(error)))
             }
-            digests.insert(Digest(hashing: bytes))
+            digests.insert(entry.digest)
         }
-        digests.formUnion(DigestScan.digests(in: bytes))
-        if ManifestList.isList(bytes) {
-            // Every digest the list mentions is kept; the blobs read for
-            // what they name in turn are its children (at most
-            // `maxChildren`, as a list may hold), so one hostile list of
-            // 4 MiB of digests cannot make a removal read the whole store.
-            let mentioned = DigestScan.digests(in: bytes)
-            digests.formUnion(mentioned)
-            let children: [Digest]
-            if let list = try? ManifestList(bytes: bytes) {
-                children = list.children.map(\.digest)
-            } else {
-                children = Array(mentioned.sorted().prefix(ManifestList.maxChildren))
-            }
-            digests.formUnion(children)
-            for child in children {
-                guard let size = FileSystem.size(blobPath(child)), size <= Int64(Manifest.maxBytes),
-                    let fd = try? FileDescriptor.open(blobPath(child), O_RDONLY | O_NOFOLLOW),
-                    let childBytes = try? fd.readAll(limit: Manifest.maxBytes)
-                else { continue }
-                digests.formUnion(DigestScan.digests(in: childBytes))
-            }
+        digests.formUnion(entry.mentioned)
+        switch entry.content {
+        case .success(.list(let list)):
+            digests.formUnion(listChildren(list.children.map(\.digest)))
+        case .failure where ManifestList.isList(entry.raw):
+            digests.formUnion(listChildren(of: entry.raw, mentioning: entry.mentioned))
+        default:
+            break
         }
         return (digests, problem)
+    }
+
+    /// What a list's bytes keep through its children when they cannot be
+    /// decoded as a list: the first `maxChildren` digests they mention
+    /// are read as children.
+    private func listChildren(of bytes: [UInt8], mentioning mentioned: Set<Digest>) -> Set<Digest> {
+        guard ManifestList.isList(bytes) else { return [] }
+        let children = (try? ManifestList(bytes: bytes))?.children.map(\.digest)
+        return listChildren(children ?? Array(mentioned.sorted().prefix(ManifestList.maxChildren)))
+    }
+
+    /// The children themselves and every digest their manifest blobs
+    /// mention (each distinct child once, from `ManifestCache`), so one
+    /// hostile list of 4 MiB of digests cannot make a removal read the
+    /// whole store: a list holds at most `maxChildren`.
+    private func listChildren(_ children: [Digest]) -> Set<Digest> {
+        var digests = Set(children)
+        for child in Set(children) {
+            let path = blobPath(child)
+            guard let fd = try? FileDescriptor.open(path, O_RDONLY | O_NOFOLLOW), let status = try? fd.status(),
+                let entry = try? StoredManifest.cached(fd, status, path: path)
+            else { continue }
+            digests.formUnion(entry.mentioned)
+        }
+        return digests
     }
 
     /// The bytes of the blob a link leads to when it leads to this store's

@@ -53,20 +53,15 @@ public struct StoredManifest: Sendable {
     static func read(_ path: String, name: ModelName, root: ManifestRoot, store: ModelStore) throws(HaulError)
         -> StoredManifest
     {
-        let (raw, linked, mtime) = try verifiedBytes(path, root: root, store: store)
+        let (entry, linked, mtime) = try verifiedEntry(path, root: root, store: store)
         let content: Content
-        if ManifestList.isList(raw) {
-            content = .list(try parsed { () throws(HaulError) in try ManifestList(bytes: raw) })
-        } else {
-            content = .image(try parsed { () throws(HaulError) in try Manifest(bytes: raw) })
-        }
-        func parsed<T>(_ body: () throws(HaulError) -> T) throws(HaulError) -> T {
-            do { return try body() } catch {
-                throw .storedManifest(path: path, problem: "is not a manifest Haul can read (\(error))")
-            }
+        switch entry.content {
+        case .success(let decoded): content = decoded
+        case .failure(let error):
+            throw .storedManifest(path: path, problem: "is not a manifest Haul can read (\(error))")
         }
         return StoredManifest(
-            name: name.storeIdentity, path: path, root: root, raw: raw, digest: Digest(hashing: raw),
+            name: name.storeIdentity, path: path, root: root, raw: entry.raw, digest: entry.digest,
             linkedBlob: linked, modified: Date(timeIntervalSince1970: mtime), content: content)
     }
 
@@ -75,22 +70,32 @@ public struct StoredManifest: Sendable {
     static func verifiedBytes(_ path: String, root: ManifestRoot, store: ModelStore)
         throws(HaulError) -> (bytes: [UInt8], linked: Digest?, mtime: Double)
     {
+        let (entry, linked, mtime) = try verifiedEntry(path, root: root, store: store)
+        return (entry.raw, linked, mtime)
+    }
+
+    /// The entry's bytes, digest and decoding once checked (from
+    /// `ManifestCache` when this very file was read before), the blob it
+    /// links to (if a link), and its modification time.
+    static func verifiedEntry(_ path: String, root: ManifestRoot, store: ModelStore)
+        throws(HaulError) -> (entry: ManifestCache.Entry, linked: Digest?, mtime: Double)
+    {
         var st = stat()
         guard lstat(path, &st) == 0 else {
             throw errno == ENOENT ? HaulError.modelNotFound(path) : .io(operation: "lstat", path: path, errno: errno)
         }
         switch st.st_mode & S_IFMT {
         case S_IFLNK:
-            return try linkedBytes(path, store: store)
+            return try linkedEntry(path, store: store)
         case S_IFREG:
             let directory = store.directory(of: root)
             guard let real = realPath(path), let realRoot = realPath(directory), real.hasPrefix(realRoot + "/") else {
                 throw .storedManifest(path: path, problem: "resolves outside \(directory)")
             }
             let fd = try FileDescriptor.open(real, O_RDONLY | O_NOFOLLOW)
-            let bytes = try readBounded(fd, path: path)
             let status = try fd.status()
-            return (bytes, nil, Self.seconds(status.st_mtim))
+            let entry = try cached(fd, status, path: path)
+            return (entry, nil, Self.seconds(status.st_mtim))
         default:
             throw .storedManifest(path: path, problem: "is neither a file nor a link to a blob")
         }
@@ -98,8 +103,8 @@ public struct StoredManifest: Sendable {
 
     /// A link's bytes: only from this store's `blobs/sha256-<hex>`, only if
     /// the link leads to that very file, only if they hash to `<hex>`.
-    private static func linkedBytes(_ path: String, store: ModelStore) throws(HaulError) -> (
-        bytes: [UInt8], linked: Digest?, mtime: Double
+    private static func linkedEntry(_ path: String, store: ModelStore) throws(HaulError) -> (
+        entry: ManifestCache.Entry, linked: Digest?, mtime: Double
     ) {
         guard let target = realPath(path) else {
             throw .storedManifest(path: path, problem: "is a link to a missing blob (\(linkText(path)))")
@@ -117,11 +122,22 @@ public struct StoredManifest: Sendable {
         else {
             throw .storedManifest(path: path, problem: "links to \(HaulError.quoted(target)), not to \(blob)")
         }
-        let bytes = try readBounded(fd, path: path)
-        guard Digest(hashing: bytes) == digest else {
+        let entry = try cached(fd, status, path: path)
+        guard entry.digest == digest else {
             throw .storedManifest(path: path, problem: "links to \(blob), whose bytes do not hash to its name")
         }
-        return (bytes, digest, seconds(status.st_mtim))
+        return (entry, digest, seconds(status.st_mtim))
+    }
+
+    /// The open file's entry: from the cache, or read (at most
+    /// `Manifest.maxBytes`; a larger file is refused without reading it).
+    static func cached(_ fd: borrowing FileDescriptor, _ status: stat, path: String) throws(HaulError)
+        -> ManifestCache.Entry
+    {
+        guard Int64(status.st_size) <= Int64(Manifest.maxBytes) else {
+            throw .storedManifest(path: path, problem: "is larger than \(Manifest.maxBytes) bytes")
+        }
+        return try ManifestCache.shared.entry(status) { () throws(HaulError) in try readBounded(fd, path: path) }
     }
 
     private static func readBounded(_ fd: borrowing FileDescriptor, path: String) throws(HaulError) -> [UInt8] {

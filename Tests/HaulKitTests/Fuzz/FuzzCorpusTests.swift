@@ -19,7 +19,10 @@ import Testing
         }
     }
 
-    @Test(arguments: ["name", "manifest", "content-range", "journal", "www-authenticate", "gguf", "response"])
+    @Test(arguments: [
+        "name", "manifest", "content-range", "journal", "www-authenticate", "gguf", "response", "numbers",
+        "manifest-list"
+    ])
     func corpusKeepsItsInvariants(target: String) throws {
         let run = try #require(FuzzTargets.all[target])
         let inputs = Self.inputs(target)

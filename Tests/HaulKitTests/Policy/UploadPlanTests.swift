@@ -23,13 +23,42 @@ import Testing
     }
 
     @Test(arguments: [("0-99", Int64(100)), ("bytes=0-15", 16), ("0-0", 0), (" 0-1 ", 2)])
-    func aRangeHeaderIsWhatTheRegistryHolds(header: String, held: Int64) {
-        #expect(UploadPlan.held(fromRange: header) == held)
+    func aRangeHeaderIsWhatTheRegistryHolds(header: String, held: Int64) throws {
+        #expect(try UploadPlan.held(fromRange: header, from: "r.test") == held)
     }
 
-    @Test(arguments: [nil, "", "5-99", "0-", "-5", "0-x", "0-9-9", "0--1"])
-    func anythingElseIsNotAnAnswer(header: String?) {
-        #expect(UploadPlan.held(fromRange: header) == nil)
+    @Test(arguments: [nil, "", "5-99", "-5", "0-9-9", "0--1"])
+    func anythingElseIsNotAnAnswer(header: String?) throws {
+        #expect(try UploadPlan.held(fromRange: header, from: "r.test") == nil)
+    }
+
+    /// A session's progress whose last byte is no byte of a blob Haul could
+    /// hold is an error naming the registry, never `last + 1` on
+    /// `Int64.max` (which trapped and took the daemon down).
+    @Test(arguments: [
+        "0-9223372036854775807", "bytes=0-9223372036854775806", "0-99999999999999999999999", "0-1099511627776",
+        "0-", "0-x", "0-+5", "0-1e9"
+    ])
+    func aProgressBeyondAnyBlobIsAnErrorNamingTheRegistry(header: String) {
+        #expect(throws: WireNumber.Invalid.self) { try UploadPlan.held(fromRange: header, from: "r.test") }
+        do {
+            _ = try UploadPlan.held(fromRange: header, from: "https://r.test")
+        } catch {
+            #expect(error.description.contains("https://r.test sent Range"))
+        }
+    }
+
+    /// Bytes sent bound every upload loop: twice the blob and one chunk.
+    @Test func theResendBudgetEndsAtTwiceTheBlobAndOneChunk() {
+        var budget = ResendBudget(size: 100)
+        #expect(ResendBudget.limit(size: 100, chunk: 16) == 216)
+        var spent = 0
+        while budget.spend(16, chunk: 16) { spent += 1 }
+        #expect(spent == 13 && budget.sent == 208)
+        #expect(budget.spend(8, chunk: 16) && !budget.spend(1, chunk: 16))
+        #expect(ResendBudget.limit(size: .max, chunk: .max) == .max)
+        var huge = ResendBudget(size: 1)
+        #expect(!huge.spend(.max, chunk: 1) && huge.sent == 0)
     }
 
     /// A session's `Location` stays on the registry: credentials go with

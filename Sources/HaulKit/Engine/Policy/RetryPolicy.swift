@@ -47,7 +47,10 @@ enum RetryPolicy {
     static func retryAfter(_ value: String?, now: Date = Date()) -> Double? {
         guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
         if value.allSatisfy(\.isASCIIDigit) {
-            return value.count > 9 ? .greatestFiniteMagnitude : Double(value)
+            // More than a billion seconds reads as "too long" (the caller
+            // refuses waits beyond `maxRetryAfter`), never as a number
+            // that overflows a deadline.
+            return WireNumber.parse(value, in: 0...999_999_999).map(Double.init) ?? .greatestFiniteMagnitude
         }
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
