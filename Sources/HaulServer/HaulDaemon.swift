@@ -100,10 +100,9 @@ public struct HaulDaemon: Service {
         public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
             -> Node
         {
-            let listed = OllamaEnvironment.string("HAUL_SERVE_REGISTRIES", environment).split(separator: ",")
-                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let listed = EnvironmentHosts.readable(OllamaEnvironment.string("HAUL_SERVE_REGISTRIES", environment))
             return Node(
-                registries: listed,
+                registries: listed.map(\.authority),
                 token: Optional(OllamaEnvironment.string("HAUL_NODE_TOKEN", environment)).flatMap {
                     $0.isEmpty ? nil : $0
                 })

@@ -23,17 +23,7 @@ actor PullThrough {
     /// `http://host[:port]` (plain HTTP).
     static func upstreams(from value: String?) -> [String: Bool] {
         var out: [String: Bool] = [:]
-        for entry in (value ?? "").split(separator: ",") {
-            var host = entry.trimmingCharacters(in: .whitespaces).lowercased()
-            var insecure = false
-            if host.hasPrefix("http://") {
-                host.removeFirst(7)
-                insecure = true
-            }
-            if host.hasPrefix("https://") { host.removeFirst(8) }
-            while host.hasSuffix("/") { host.removeLast() }
-            if !host.isEmpty { out[host] = insecure }
-        }
+        for entry in EnvironmentHosts.readable(value) { out[entry.authority] = entry.scheme == "http" }
         return out
     }
 

@@ -63,7 +63,17 @@ struct ServeCommand: AsyncParsableCommand {
         config.privateAddresses = .daemon(environment)
         let logger = LogFormat.logger(environment, whenUnset: true)!
         let metrics = DaemonMetrics()
-        let metricsHost = environment["HAUL_METRICS_ADDR"].flatMap { $0.isEmpty ? nil : OllamaHost(parsing: $0) }
+        let metricsHost: OllamaHost?
+        do throws(ConfigurationError) {
+            // Every host list and address the daemon reads, in one grammar:
+            // a value it cannot read stops it here, naming the variable.
+            for variable in ["HAUL_ALLOW_PRIVATE", "HAUL_PULL_THROUGH", "HAUL_SERVE_REGISTRIES"] {
+                _ = try EnvironmentHosts.list(variable, environment)
+            }
+            metricsHost = try EnvironmentHosts.listenAddress("HAUL_METRICS_ADDR", environment)
+        } catch {
+            throw ValidationError("\(error)")
+        }
         let haul = Haul.fromEnvironment(
             environment, configuration: config, logger: logger,
             metrics: HaulMetrics(factory: metrics.factory))

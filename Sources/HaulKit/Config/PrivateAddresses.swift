@@ -15,15 +15,12 @@ public enum PrivateAddresses: Sendable, Equatable {
     case onlyListed(Set<String>)
 
     /// The daemon's rule from `HAUL_ALLOW_PRIVATE` and `HAUL_PULL_THROUGH`
-    /// (comma-separated hosts, ports ignored).
+    /// (comma-separated, in `ConfiguredHost`'s spellings; schemes and
+    /// ports ignored: `http://10.0.0.9:5000` exempts `10.0.0.9`).
+    /// `EnvironmentHosts.list` refuses what this skips, at `haul serve`'s
+    /// startup.
     public static func daemon(_ environment: [String: String]) -> PrivateAddresses {
-        var hosts = Set<String>()
-        for key in ["HAUL_ALLOW_PRIVATE", "HAUL_PULL_THROUGH"] {
-            for item in (environment[key] ?? "").split(separator: ",") {
-                let host = AddressPolicy.bare(item.trimmingCharacters(in: .whitespaces))
-                if !host.isEmpty { hosts.insert(host) }
-            }
-        }
-        return .onlyListed(hosts)
+        let keys = ["HAUL_ALLOW_PRIVATE", "HAUL_PULL_THROUGH"]
+        return .onlyListed(Set(keys.flatMap { EnvironmentHosts.readable(environment[$0]) }.map(\.host)))
     }
 }
