@@ -7,6 +7,7 @@ import Hummingbird
 /// copy is a second manifest naming the same blobs, never a blob copied.
 struct CopyController {
     let haul: Haul
+    let writes: WriteGuard
 
     func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
         router.post("/api/copy") { request, _ in try await copy(request) }
@@ -19,6 +20,7 @@ struct CopyController {
     }
 
     private func copy(_ request: Request) async throws(APIError) -> Response {
+        try writes.authorize(request)
         let body = try await OllamaRequestDecoder.decode(Body.self, from: request)
         let source = body.source ?? ""
         let destination = body.destination ?? ""

@@ -33,6 +33,8 @@ public struct HaulDaemon: Service {
     let pullThrough: PullThrough
     /// What `/v2/` serves, and to whom.
     public let node: Node
+    /// Who may change models or send them to a registry.
+    public let writes: Writes
     /// What listings and shows read of each blob, kept across requests.
     let facts = ModelFacts()
     let onListening: @Sendable (OllamaHost) -> Void
@@ -77,6 +79,39 @@ public struct HaulDaemon: Service {
         }
     }
 
+    /// Who may change the store or send to a registry through the API
+    /// (`/api/pull`, `/api/push`, `/api/copy`, `/api/delete`), and where
+    /// pushes may use the daemon's credentials. The default is Ollama's:
+    /// no token, and no push with the daemon's credentials.
+    public struct Writes: Sendable {
+        /// When set, those routes answer only requests that carry it, as a
+        /// bearer token or as the password of Basic authentication.
+        public var token: String?
+        /// Registries (`host[:port]`) the daemon's clients may push to
+        /// with the credentials it holds for them. A push to a registry it
+        /// holds none for needs no listing.
+        public var pushRegistries: [String]
+
+        /// Rules from explicit values; by default no token, and pushes only
+        /// where the daemon holds no credentials.
+        public init(token: String? = nil, pushRegistries: [String] = []) {
+            self.token = token
+            self.pushRegistries = pushRegistries
+        }
+
+        /// `HAUL_API_TOKEN`, else `HAUL_NODE_TOKEN` (a node that guards
+        /// `/v2/` guards its writes too), and `HAUL_PUSH_REGISTRIES`
+        /// (comma-separated `host[:port]`).
+        public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
+            -> Writes
+        {
+            let token = ["HAUL_API_TOKEN", "HAUL_NODE_TOKEN"].lazy.map { OllamaEnvironment.string($0, environment) }
+                .first { !$0.isEmpty }
+            let push = EnvironmentHosts.readable(OllamaEnvironment.string("HAUL_PUSH_REGISTRIES", environment))
+            return Writes(token: token, pushRegistries: push.map(\.authority))
+        }
+    }
+
     /// What the distribution API (`/v2/`) hands out, and to whom: the
     /// operator's choice, since the store may hold models pulled with the
     /// operator's own credentials.
@@ -117,6 +152,8 @@ public struct HaulDaemon: Service {
     ///     comma-separated, as `HAUL_PULL_THROUGH`); by default none. They
     ///     are served too: listing one is the choice to hand out its models.
     ///   - node: which registries' models `/v2/` serves, and its token.
+    ///   - writes: who may change models or push them, and where pushes
+    ///     may use the daemon's credentials.
     ///   - metrics: the registry `GET /metrics` renders; give its `factory`
     ///     to the `Haul` (`HaulMetrics(factory:)`) so the pulls' metrics
     ///     are in it. Nil: no `/metrics`.
@@ -126,7 +163,7 @@ public struct HaulDaemon: Service {
     ///     (useful with port 0).
     public init(
         haul: Haul, host: OllamaHost, access: Access? = nil, pullThrough: String? = nil, node: Node = Node(),
-        metrics: DaemonMetrics? = nil, metricsHost: OllamaHost? = nil,
+        writes: Writes = Writes(), metrics: DaemonMetrics? = nil, metricsHost: OllamaHost? = nil,
         logger: Logger = Logger(label: "haul"), onListening: @escaping @Sendable (OllamaHost) -> Void = { _ in }
     ) {
         self.haul = haul
@@ -140,6 +177,7 @@ public struct HaulDaemon: Service {
         var node = node
         node.registries.formUnion(upstreams.keys)
         self.node = node
+        self.writes = writes
         self.onListening = onListening
     }
 
@@ -195,10 +233,11 @@ public struct HaulDaemon: Service {
             MetricsController(metrics: metrics, store: haul.store).addRoutes(to: routes)
         }
         InfoController().addRoutes(to: routes)
-        PullController(haul: haul, logger: logger).addRoutes(to: routes)
-        PushController(haul: haul, logger: logger).addRoutes(to: routes)
-        ModelController(haul: haul, facts: facts).addRoutes(to: routes)
-        CopyController(haul: haul).addRoutes(to: routes)
+        let writes = WriteGuard(writes)
+        PullController(haul: haul, writes: writes, logger: logger).addRoutes(to: routes)
+        PushController(haul: haul, writes: writes, logger: logger).addRoutes(to: routes)
+        ModelController(haul: haul, facts: facts, writes: writes).addRoutes(to: routes)
+        CopyController(haul: haul, writes: writes).addRoutes(to: routes)
         OpenAIController(haul: haul).addRoutes(to: routes)
         RegistryController(haul: haul, pullThrough: pullThrough, node: node, metrics: metrics).addRoutes(to: routes)
         routes.addPreflights()

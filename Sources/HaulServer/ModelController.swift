@@ -13,6 +13,7 @@ import Hummingbird
 struct ModelController {
     let haul: Haul
     let facts: ModelFacts
+    let writes: WriteGuard
 
     func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
         router.get("/api/tags") { _, _ in try await tags() }
@@ -203,6 +204,7 @@ struct ModelController {
     /// Deletes the manifest and the blobs no other model uses; 200 with an
     /// empty body, as Ollama answers.
     func delete(_ request: Request) async throws(APIError) -> Response {
+        try writes.authorize(request)
         let (asked, name, _) = try await modelName(in: request)
         do {
             // Deleting waits for the store's deletion lock: off the

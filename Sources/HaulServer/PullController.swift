@@ -19,6 +19,7 @@ struct PullController {
     }
 
     let haul: Haul
+    let writes: WriteGuard
     let logger: Logger
 
     func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
@@ -26,6 +27,7 @@ struct PullController {
     }
 
     func pull(_ request: Request) async throws(APIError) -> Response {
+        try writes.authorize(request)
         let body = try await OllamaRequestDecoder.decode(Body.self, from: request)
         let name = body.modelName
         let parsed: ModelName

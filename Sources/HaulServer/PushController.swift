@@ -17,6 +17,7 @@ struct PushController {
     }
 
     let haul: Haul
+    let writes: WriteGuard
     let logger: Logger
 
     func addRoutes<Context: RequestContext>(to router: some RouterMethods<Context>) {
@@ -24,11 +25,13 @@ struct PushController {
     }
 
     func push(_ request: Request) async throws(APIError) -> Response {
+        try writes.authorize(request)
         let body = try await OllamaRequestDecoder.decode(Body.self, from: request)
         let text = body.modelName
         // Ollama's own message when neither field is given.
         guard !text.isEmpty else { throw .badRequest("model is required") }
         guard let parsed = try? ModelName(parsing: text) else { throw .badRequest("invalid model name") }
+        try writes.allowPush(parsed, auth: haul.auth)
         logger.info("push \(parsed.displayShortest): started")
         // To the registry the name names, under the stored spelling.
         let events = haul.push(parsed, to: parsed, insecure: body.insecure ?? false)

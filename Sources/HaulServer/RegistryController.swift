@@ -56,30 +56,10 @@ struct RegistryController {
     }
 
     /// Returns when the request may go on; else throws the 401 to answer.
-    /// The token is compared in constant time.
     private func authorize(_ request: Request) throws(RegistryError) {
-        guard let token = node.token else { return }
-        let header = request.headers[.authorization] ?? ""
-        var offered = ""
-        if header.lowercased().hasPrefix("bearer ") {
-            offered = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
-        } else if header.lowercased().hasPrefix("basic "),
-            let decoded = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
-            let pair = String(data: decoded, encoding: .utf8), let colon = pair.firstIndex(of: ":")
-        {
-            offered = String(pair[pair.index(after: colon)...])
-        }
-        if Self.constantTimeEqual(Array(offered.utf8), Array(token.utf8)) { return }
+        guard let token = node.token, !BearerToken.matches(request, token) else { return }
         throw RegistryError(
             .unauthorized, "UNAUTHORIZED", "authentication required", challenge: "Basic realm=\"haul\"")
-    }
-
-    private static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        var difference = UInt8(a.count == b.count ? 0 : 1)
-        for i in 0..<max(a.count, b.count) {
-            difference |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0)
-        }
-        return difference == 0
     }
 
     /// `(registry, namespace, model)` of a request; nil when the names are

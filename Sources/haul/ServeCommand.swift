@@ -67,7 +67,8 @@ struct ServeCommand: AsyncParsableCommand {
         do throws(ConfigurationError) {
             // Every host list and address the daemon reads, in one grammar:
             // a value it cannot read stops it here, naming the variable.
-            for variable in ["HAUL_ALLOW_PRIVATE", "HAUL_PULL_THROUGH", "HAUL_SERVE_REGISTRIES"] {
+            for variable in ["HAUL_ALLOW_PRIVATE", "HAUL_PULL_THROUGH", "HAUL_SERVE_REGISTRIES", "HAUL_PUSH_REGISTRIES"]
+            {
                 _ = try EnvironmentHosts.list(variable, environment)
             }
             metricsHost = try EnvironmentHosts.listenAddress("HAUL_METRICS_ADDR", environment)
@@ -80,6 +81,7 @@ struct ServeCommand: AsyncParsableCommand {
         let daemon = HaulDaemon(
             haul: haul, host: host, access: .fromEnvironment(environment, listeningOn: host),
             pullThrough: environment["HAUL_PULL_THROUGH"], node: .fromEnvironment(environment),
+            writes: .fromEnvironment(environment),
             metrics: metrics, metricsHost: metricsHost, logger: logger
         ) { bound in
             Terminal.standardOutput.write("haul serve: listening on \(bound.clientURL), models in \(haul.store.root)\n")

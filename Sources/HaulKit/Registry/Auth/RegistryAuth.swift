@@ -26,6 +26,15 @@ public struct RegistryAuth: Sendable {
         self.huggingFace = huggingFace
     }
 
+    /// Whether pushing `name` would send something of the operator's: the
+    /// credentials held for its registry, or, for Ollama's public
+    /// registry, a signature by the Ollama key (which names its owner).
+    public func holdsCredentials(for name: ModelName) -> Bool {
+        if credentials.credentials(for: name.host) != nil { return true }
+        guard name.isPublicHost, let key = ollamaKeyPath else { return false }
+        return FileSystem.exists(key)
+    }
+
     /// `HAUL_REGISTRY_AUTH` and docker's config (`DOCKER_CONFIG`, else
     /// `~/.docker/config.json`), `~/.ollama/id_ed25519`, and Hugging Face's
     /// `HF_TOKEN`/token file and `HF_ENDPOINT`: as `ollama` and `haul` read them.
