@@ -132,4 +132,121 @@ import Testing
             "POST", "/api/pull", body: #"{"model":"\#(registry.host)/library/tiny","insecure":true,"stream":false}"#)
         #expect(pulled.status == 200, "\(pulled.body)")
     }
+
+    /// With a proxy configured and `NO_PROXY` naming loopback, the cloud
+    /// metadata address and a private range (a usual corporate and cloud
+    /// setting), a registry's redirects to them were reached directly: the
+    /// guard was off for any transfer whose first URL had a proxy. Now each
+    /// socket is judged by the address it connects to, and only the proxy's
+    /// own address and port are exempt. The CLI and the daemon, in a
+    /// namespace with no route out; the listeners redirected to count every
+    /// connection and must see none.
+    @Test(.timeLimit(.minutes(5))) func behindAProxyNoProxyHostsAreStillJudgedPerSocket() async throws {
+        let ns = try Self.namespace()
+        for inside in ["169.254.169.254/32", "10.9.8.7/32"] { try ns.addAddress(inside) }
+        let work = TempDir("haul-proxied")
+        let pki = try TestPKI(ipAddresses: [Self.publicAddress])
+        let root = Self.fixture.dir.path
+        // Listeners that only count connections, where the redirects lead.
+        let counter = """
+            import socket, sys, threading
+            log = open(sys.argv[1], "a", buffering=1)
+            def serve(host, port):
+                s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((host, port)); s.listen(16)
+                while True:
+                    c, _ = s.accept(); log.write("%s:%d\\n" % (host, port)); c.close()
+            for h, p in [("127.0.0.1", 9443), ("169.254.169.254", 443), ("10.9.8.7", 443)]:
+                threading.Thread(target=serve, args=(h, p), daemon=True).start()
+            print("ready", flush=True)
+            threading.Event().wait()
+            """
+        try counter.write(toFile: work.sub("counter.py"), atomically: true, encoding: .utf8)
+        let counted = ns.command("/usr/bin/python3", [work.sub("counter.py"), work.sub("connections.log")])
+        let listeners = try BackgroundProcess(counted.arguments, executable: counted.executable, models: "", logs: work)
+        let conf = """
+            daemon off; user root; worker_processes 1; pid \(work.sub("nginx.pid")); error_log \(work.sub("error.log"));
+            events {}
+            http {
+              ssl_certificate \(pki.serverCert); ssl_certificate_key \(pki.serverKey);
+              server { listen \(Self.publicAddress):8443 ssl;
+                location ~ "^/v2/([^/]+)/([^/]+)/manifests/([^/]+)$" { types { } default_type application/vnd.docker.distribution.manifest.v2+json; alias \(root)/manifests/$1/$2/$3; }
+                location ~ "^/v2/[^/]+/[^/]+/blobs/sha256:([0-9a-f]{64})$" { return 307 https://127.0.0.1:9443/blobs/sha256-$1; } }
+              server { listen \(Self.publicAddress):8444 ssl;
+                location ~ "^/v2/([^/]+)/([^/]+)/manifests/([^/]+)$" { types { } default_type application/vnd.docker.distribution.manifest.v2+json; alias \(root)/manifests/$1/$2/$3; }
+                location ~ "^/v2/[^/]+/[^/]+/blobs/" { return 307 https://169.254.169.254/latest/meta-data/; } }
+              server { listen \(Self.publicAddress):8446 ssl;
+                location ~ "^/v2/([^/]+)/([^/]+)/manifests/([^/]+)$" { types { } default_type application/vnd.docker.distribution.manifest.v2+json; alias \(root)/manifests/$1/$2/$3; }
+                location ~ "^/v2/[^/]+/[^/]+/blobs/" { return 307 https://10.9.8.7/blob; } }
+            }
+            """
+        try conf.write(toFile: work.sub("nginx.conf"), atomically: true, encoding: .utf8)
+        let nginx = ns.command("/usr/sbin/nginx", ["-p", work.path, "-c", work.sub("nginx.conf")])
+        let server = try BackgroundProcess(nginx.arguments, executable: nginx.executable, models: "", logs: work)
+        let proxy = try await Tinyproxy(namespace: ns)
+        defer {
+            // nginx's master stops its workers on SIGTERM (on SIGKILL they
+            // would keep the log pipes open, and wait() with them).
+            server.send(SIGTERM)
+            server.wait()
+            listeners.send(SIGKILL)
+            listeners.wait()
+        }
+        #expect(
+            try await waitUntil(timeout: 20) {
+                try ns.run(
+                    "/usr/bin/curl",
+                    [
+                        "-s", "-o", "/dev/null", "--proxy", proxy.url, "--cacert", pki.caCert,
+                        "https://\(Self.publicAddress):8443/"
+                    ]
+                ).status == 0 && listeners.stdout.contains("ready")
+            }, "nginx, tinyproxy and the listeners started: \(server.stderr) \(listeners.stderr)")
+        let environment = [
+            "HTTPS_PROXY": proxy.url, "NO_PROXY": "localhost,127.0.0.1,169.254.169.254,10.0.0.0/8"
+        ]
+        let cases = [
+            (8443, "127.0.0.1 resolves to 127.0.0.1, a loopback address: refused"),
+            (8444, "169.254.169.254 resolves to 169.254.169.254, a link-local address: refused"),
+            (8446, "10.9.8.7 resolves to 10.9.8.7, a private or reserved address: refused")
+        ]
+        for (port, expected) in cases {
+            let models = TempDir("haul-models")
+            var env = environment
+            env["OLLAMA_MODELS"] = models.path
+            let r = try ns.run(
+                haulBinary, ["pull", "\(Self.publicAddress):\(port)/library/tiny", "--ca-file", pki.caCert],
+                environment: env)
+            #expect(r.status != 0 && r.stderr.contains(expected), "CLI, port \(port): \(r.stderr.suffix(500))")
+            #expect(ModelStore(root: models.path).list().isEmpty)
+        }
+        #expect(proxy.log.contains("CONNECT"), "the registry was reached through the proxy: \(proxy.log)")
+
+        // The daemon, with the same settings, asked by a client.
+        let models = TempDir("haul-models")
+        let daemonPort = 11434 + Int.random(in: 2001...4000)
+        var daemonEnvironment = environment
+        daemonEnvironment["OLLAMA_HOST"] = "127.0.0.1:\(daemonPort)"
+        let daemon = try BackgroundProcess(
+            ["netns", "exec", ns.name, haulBinary, "serve", "--ca-file", pki.caCert], executable: "/usr/sbin/ip",
+            models: models.path, environment: daemonEnvironment, logs: TempDir("haul-logs"))
+        defer {
+            daemon.send(SIGTERM)
+            daemon.wait()
+        }
+        #expect(
+            try await waitUntil(timeout: 20) {
+                try ns.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "http://127.0.0.1:\(daemonPort)/api/version"])
+                    .status == 0
+            }, "haul serve started: \(daemon.stderr)")
+        for (port, expected) in cases {
+            let body = #"{"model":"\#(Self.publicAddress):\#(port)/library/tiny","stream":false}"#
+            let r = try ns.run(
+                "/usr/bin/curl", ["-s", "-X", "POST", "http://127.0.0.1:\(daemonPort)/api/pull", "-d", body])
+            #expect(r.stdout.contains(expected), "daemon, port \(port): \(r.stdout) \(r.stderr)")
+        }
+        #expect(ModelStore(root: models.path).list().isEmpty)
+        let connections = (try? String(contentsOfFile: work.sub("connections.log"), encoding: .utf8)) ?? ""
+        #expect(connections.isEmpty, "an inside listener was reached: \(connections)")
+    }
 }

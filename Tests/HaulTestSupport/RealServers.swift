@@ -200,9 +200,10 @@ package final class Tinyproxy {
     /// What tinyproxy logged (one line per request, CONNECTs included).
     package var log: String { (try? String(contentsOfFile: dir.sub("tinyproxy.log"), encoding: .utf8)) ?? "" }
 
-    package init() async throws {
+    /// In `namespace` when given (its own loopback), else on this one.
+    package init(namespace: NetworkNamespace? = nil) async throws {
         dir = TempDir("haul-tinyproxy")
-        port = freePort()
+        port = namespace == nil ? freePort() : Int.random(in: 20000...30000)
         let config = """
             Port \(port)
             Listen 127.0.0.1
@@ -215,9 +216,21 @@ package final class Tinyproxy {
 
             """
         try config.write(toFile: dir.sub("tinyproxy.conf"), atomically: true, encoding: .utf8)
-        process = try BackgroundProcess(
-            ["-d", "-c", dir.sub("tinyproxy.conf")], executable: "/usr/bin/tinyproxy",
-            models: "", logs: dir)
+        let command = (executable: "/usr/bin/tinyproxy", arguments: ["-d", "-c", dir.sub("tinyproxy.conf")])
+        let inside = namespace?.command(command.executable, command.arguments) ?? command
+        process = try BackgroundProcess(inside.arguments, executable: inside.executable, models: "", logs: dir)
+        if let namespace {
+            // Its port is on the namespace's loopback: ask from inside.
+            guard
+                try await waitUntil(
+                    timeout: 20,
+                    {
+                        try namespace.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "http://127.0.0.1:\(port)/"])
+                            .status == 0
+                    })
+            else { throw TestFailure("tinyproxy did not start in \(namespace.name): \(process.stderr)") }
+            return
+        }
         guard try await waitForListener(port: port) else {
             throw TestFailure("tinyproxy did not start: \(process.stderr)")
         }

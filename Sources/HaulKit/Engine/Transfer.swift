@@ -267,7 +267,8 @@ final class Transfer {
         share: OpaquePointer, config: EngineConfiguration, addressPolicy: AddressPolicy
     ) {
         if !addressPolicy.allowPrivate {
-            let guarded = ConnectionGuard(policy: addressPolicy, proxied: config.proxies.proxy(for: url) != nil)
+            let guarded = ConnectionGuard(
+                policy: addressPolicy, proxy: config.proxies.proxy(for: url).flatMap(ProxyEndpoint.init))
             guarded.easy = easy
             connectionGuard = guarded
             // A C function pointer passed through curl_easy_setopt's

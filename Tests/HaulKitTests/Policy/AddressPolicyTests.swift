@@ -71,3 +71,27 @@ import Testing
         #expect(PrivateAddresses.daemon([:]) == .onlyListed([]))
     }
 }
+
+/// The proxy a transfer may reach without an address check: its host and
+/// port as curl reads the proxy's URL.
+@Suite struct ProxyEndpointTests {
+    @Test(arguments: [
+        ("http://127.0.0.1:3128", "127.0.0.1", 3128), ("127.0.0.1:3128", "127.0.0.1", 3128),
+        ("http://proxy.corp", "proxy.corp", 1080), ("https://proxy.corp", "proxy.corp", 443),
+        ("http://user:pw@[::1]:8080/", "::1", 8080), ("socks5h://10.0.0.1:1081", "10.0.0.1", 1081)
+    ])
+    func aProxyIsItsHostAndPort(url: String, host: String, port: Int) throws {
+        let endpoint = try #require(ProxyEndpoint(url))
+        #expect(endpoint.host == host && endpoint.port == port)
+    }
+
+    @Test func onlyTheProxysOwnAddressAndPortAreItsEndpoint() throws {
+        let endpoint = try #require(ProxyEndpoint("http://127.0.0.1:3128"))
+        #expect(endpoint.isEndpoint(try #require(IPAddress("127.0.0.1")), port: 3128))
+        #expect(endpoint.isEndpoint(try #require(IPAddress("::ffff:127.0.0.1")), port: 3128))
+        #expect(!endpoint.isEndpoint(try #require(IPAddress("127.0.0.1")), port: 6379), "another port of its host")
+        #expect(!endpoint.isEndpoint(try #require(IPAddress("127.0.0.2")), port: 3128))
+        let named = try #require(ProxyEndpoint("http://localhost:3128"))
+        #expect(named.isEndpoint(try #require(IPAddress("127.0.0.1")), port: 3128))
+    }
+}
