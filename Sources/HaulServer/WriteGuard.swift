@@ -13,8 +13,9 @@ import Hummingbird
 ///   `/v2/` guards its writes too), as `Authorization: Bearer` or the
 ///   password of Basic authentication;
 /// - a push to a registry the daemon holds credentials for (an entry of
-///   `HAUL_REGISTRY_AUTH` or docker's config, or the Ollama key for the
-///   public registry) is refused unless the operator listed that registry
+///   `HAUL_REGISTRY_AUTH` or docker's config, the Ollama key for the
+///   public registry, the HF token for Hugging Face: see
+///   `RegistryAuth.holdsCredentials`) is refused unless the operator listed that registry
 ///   in `HAUL_PUSH_REGISTRIES`: a client must not publish under the
 ///   operator's name by copying a model to it.
 ///

@@ -144,3 +144,26 @@ final class Counter: Sendable {
     }
     var value: Int { count.withLock { $0 } }
 }
+
+/// What a daemon's push would send of the operator's, under every spelling
+/// of the registry's host (the attacker's pass found `ollama.com:443` and
+/// the HF token unguarded).
+@Suite struct HeldCredentialsTests {
+    @Test func everySpellingOfARegistryTheOperatorHoldsCredentialsForIsCounted() throws {
+        let dir = TempDir("haul-held")
+        let key = dir.sub("id_ed25519")
+        try Data("key".utf8).write(to: URL(fileURLWithPath: key))
+        let auth = RegistryAuth(
+            credentials: CredentialSource(explicit: ["registry.corp:5000": .init(username: "u", password: "p")]),
+            ollamaKeyPath: key,
+            huggingFace: HuggingFace(token: "hf_secret", endpoint: "http://127.0.0.1:35111"))
+        for held in [
+            "registry.corp:5000/a/b", "ollama.com/a/b", "ollama.com:443/a/b", "registry.ollama.ai:443/a/b",
+            "REGISTRY.OLLAMA.AI/a/b", "hf.co/a/b", "huggingface.co:443/a/b", "127.0.0.1:35111/a/b"
+        ] {
+            #expect(auth.holdsCredentials(for: try ModelName(parsing: held)), "\(held)")
+        }
+        #expect(!auth.holdsCredentials(for: try ModelName(parsing: "127.0.0.1:5000/a/b")))
+        #expect(!RegistryAuth().holdsCredentials(for: try ModelName(parsing: "ollama.com:443/a/b")))
+    }
+}

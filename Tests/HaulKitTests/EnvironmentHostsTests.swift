@@ -72,3 +72,13 @@ import Testing
         #expect(try! EnvironmentHosts.listenAddress("HAUL_METRICS_ADDR", ["HAUL_METRICS_ADDR": " "]) == nil)
     }
 }
+
+/// Text from outside quoted in an error or a log line: C0 and C1 controls,
+/// DEL, U+2028/U+2029 and bidirectional overrides become `?`.
+@Suite struct QuotedTextTests {
+    @Test func controlsSeparatorsAndOverridesAreReplaced() {
+        let hostile = "a\u{1B}[2Jb\u{85}c\u{9B}d\u{2028}e\u{2029}f\u{202E}g\u{2066}h\u{7F}i"
+        #expect(HaulError.quoted(hostile) == "a?[2Jb?c?d?e?f?g?h?i")
+        #expect(HaulError.quoted("llama3.2 — ünïcode ✓") == "llama3.2 — ünïcode ✓")
+    }
+}

@@ -144,10 +144,21 @@ public enum HaulError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Untrusted text shown in a message: bounded and free of control bytes.
+    /// What a terminal or a log reader may take for something else: C0 and
+    /// C1 controls, DEL, line and paragraph separators (U+2028, U+2029,
+    /// which end a line for JavaScript and some log viewers) and the
+    /// bidirectional overrides and isolates that reorder what is shown.
+    static func isUnsafe(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0..<0x20, 0x7F...0x9F, 0x2028, 0x2029, 0x202A...0x202E, 0x2066...0x2069: return true
+        default: return false
+        }
+    }
+
     static func quoted(_ text: String, limit: Int = 120) -> String {
         var out = ""
         for scalar in text.unicodeScalars.prefix(limit) {
-            out += scalar.value < 0x20 || scalar.value == 0x7F ? "?" : String(scalar)
+            out += isUnsafe(scalar) ? "?" : String(scalar)
         }
         return text.unicodeScalars.count > limit ? out + "…" : out
     }

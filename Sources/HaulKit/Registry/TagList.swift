@@ -11,6 +11,9 @@ extension RegistryClient {
     /// Every tag of the repository, in the registry's order.
     func tags() async throws -> [String] {
         var out: [String] = []
+        // Seen tags, so that dropping repeats is linear (a registry may
+        // repeat one tag on every page, or list 10,000 on one).
+        var seen = Set<String>()
         var url = "\(host.root)/\(name.repository)/tags/list?n=1000"
         for _ in 0..<(Self.maxTags / 1000 + 1) {
             let response = try await send(request(url, headers: ["Accept: application/json"]))
@@ -25,7 +28,7 @@ extension RegistryClient {
             }
             for tag in page.tags ?? [] where (try? ModelName(parsing: "\(name.host)/\(name.repository):\(tag)")) != nil
             {
-                if !out.contains(tag) { out.append(tag) }
+                if seen.insert(tag).inserted { out.append(tag) }
                 if out.count >= Self.maxTags { return out }
             }
             guard let next = Self.nextPage(response.headers["link"]).flatMap({ sessionURL($0) }) else { return out }

@@ -125,6 +125,6 @@ struct ResumeJournal: Equatable, Sendable {
     /// Model names are validated before they get here; this only keeps a
     /// newline from breaking the format.
     private static func clean(_ text: String) -> String {
-        String(text.unicodeScalars.prefix(400).map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
+        String(text.unicodeScalars.prefix(400).map { HaulError.isUnsafe($0) ? "?" : Character($0) })
     }
 }

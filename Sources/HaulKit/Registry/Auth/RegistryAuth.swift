@@ -26,13 +26,33 @@ public struct RegistryAuth: Sendable {
         self.huggingFace = huggingFace
     }
 
-    /// Whether pushing `name` would send something of the operator's: the
-    /// credentials held for its registry, or, for Ollama's public
-    /// registry, a signature by the Ollama key (which names its owner).
+    /// Whether pushing `name` could send something of the operator's: the
+    /// credentials held for its registry; for Ollama's public registry, a
+    /// signature by the Ollama key (which names its owner); for Hugging
+    /// Face or its `HF_ENDPOINT`, the HF token. Hosts are compared without
+    /// port, case or a trailing dot, so `ollama.com:443` is the public
+    /// registry too (its realm is its own, and the key would sign).
     public func holdsCredentials(for name: ModelName) -> Bool {
         if credentials.credentials(for: name.host) != nil { return true }
-        guard name.isPublicHost, let key = ollamaKeyPath else { return false }
-        return FileSystem.exists(key)
+        let host = Self.bareHost(name.host)
+        if ModelName.publicHosts.contains(host), let key = ollamaKeyPath, FileSystem.exists(key) { return true }
+        if huggingFace.token != nil {
+            if HuggingFace.hosts.contains(host) { return true }
+            // The endpoint gets the token only at its own origin: its host
+            // and port (a name without a port may mean either default).
+            if let endpoint = huggingFace.endpoint.flatMap(URLParts.init), Self.bareHost(endpoint.host) == host {
+                let port = ConfiguredHost(parsing: name.host)?.port
+                if port == endpoint.port || (port == nil && [80, 443].contains(endpoint.port)) { return true }
+            }
+        }
+        return false
+    }
+
+    /// A host without brackets, port or trailing dot, lower-cased.
+    static func bareHost(_ host: String) -> String {
+        var h = AddressPolicy.bare(host)
+        while h.hasSuffix(".") { h.removeLast() }
+        return h
     }
 
     /// `HAUL_REGISTRY_AUTH` and docker's config (`DOCKER_CONFIG`, else
