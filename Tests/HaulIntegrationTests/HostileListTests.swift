@@ -31,6 +31,9 @@ import FoundationNetworking
         let list = try ollama.list(
             Array(repeating: .reference(manifest: child, runner: "llamacpp", stored: true), count: 256))
         for i in 1...5 { try ollama.linkV2("example.com/hostile/list:v\(i)", list) }
+        // Files changed in the last second or two are not kept by the
+        // manifest cache (coarse timestamps); a store is older than that.
+        Thread.sleep(forTimeInterval: 2.1)
         return dir
     }
 

@@ -82,8 +82,14 @@ final class ManifestCache: Sendable {
         let entry = Entry(
             raw: raw, digest: Digest(hashing: raw), content: content, mentioned: DigestScan.digests(in: raw))
         // Bytes read are as long as the file was when it was stat'ed, or
-        // the file changed meanwhile: then the entry is used this once.
-        guard raw.count == Int(identity.size) else { return entry }
+        // the file changed meanwhile: then the entry is used this once. A
+        // file changed within the last second is not kept either: a file
+        // system with coarse timestamps gives a second write in the same
+        // tick the same change time (git's "racy" rule).
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let recent = Int64(now.tv_sec) - identity.changed < 2
+        guard raw.count == Int(identity.size), !recent else { return entry }
         keep(entry, as: identity)
         return entry
     }
