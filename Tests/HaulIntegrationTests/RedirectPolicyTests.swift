@@ -24,6 +24,17 @@ import Testing
         return ns
     }
 
+    /// An nginx server block on the public-looking address: manifests from
+    /// `root`, every blob answered with a 307 to `blobsTo` (`$1` is the
+    /// digest's hex).
+    static func redirectingRegistry(port: Int, root: String, blobsTo: String) -> String {
+        """
+        server { listen \(publicAddress):\(port) ssl;
+            location ~ "^/v2/([^/]+)/([^/]+)/manifests/([^/]+)$" { types { } default_type application/vnd.docker.distribution.manifest.v2+json; alias \(root)/manifests/$1/$2/$3; }
+            location ~ "^/v2/[^/]+/[^/]+/blobs/sha256:([0-9a-f]{64})$" { return 307 \(blobsTo); } }
+        """
+    }
+
     /// The CLI, over TLS to a public registry (no `--insecure`, which
     /// would turn the check off as Ollama's does): the registry's 307 to a
     /// CDN on 127.0.0.1, to 169.254.169.254, and a manifest's 307 to
@@ -40,12 +51,8 @@ import Testing
               log_format plain '$server_port $status $request_uri';
               access_log \(work.sub("access.log")) plain;
               ssl_certificate \(pki.serverCert); ssl_certificate_key \(pki.serverKey);
-              server { listen \(Self.publicAddress):8443 ssl;
-                location ~ "^/v2/([^/]+)/([^/]+)/manifests/([^/]+)$" { types { } default_type application/vnd.docker.distribution.manifest.v2+json; alias \(root)/manifests/$1/$2/$3; }
-                location ~ "^/v2/[^/]+/[^/]+/blobs/sha256:([0-9a-f]{64})$" { return 307 https://127.0.0.1:9443/blobs/sha256-$1; } }
-              server { listen \(Self.publicAddress):8444 ssl;
-                location ~ "^/v2/([^/]+)/([^/]+)/manifests/([^/]+)$" { types { } default_type application/vnd.docker.distribution.manifest.v2+json; alias \(root)/manifests/$1/$2/$3; }
-                location ~ "^/v2/[^/]+/[^/]+/blobs/" { return 307 https://169.254.169.254/latest/meta-data/; } }
+              \(Self.redirectingRegistry(port: 8443, root: root, blobsTo: "https://127.0.0.1:9443/blobs/sha256-$1"))
+              \(Self.redirectingRegistry(port: 8444, root: root, blobsTo: "https://169.254.169.254/latest/meta-data/"))
               server { listen \(Self.publicAddress):8445 ssl;
                 location ~ "^/v2/([^/]+)/([^/]+)/manifests/([^/]+)$" { return 307 https://127.0.0.1:9443/manifests/$1/$2/$3; } }
               server { listen 127.0.0.1:9443 ssl; location /blobs/ { root \(root); } }
@@ -169,15 +176,9 @@ import Testing
             events {}
             http {
               ssl_certificate \(pki.serverCert); ssl_certificate_key \(pki.serverKey);
-              server { listen \(Self.publicAddress):8443 ssl;
-                location ~ "^/v2/([^/]+)/([^/]+)/manifests/([^/]+)$" { types { } default_type application/vnd.docker.distribution.manifest.v2+json; alias \(root)/manifests/$1/$2/$3; }
-                location ~ "^/v2/[^/]+/[^/]+/blobs/sha256:([0-9a-f]{64})$" { return 307 https://127.0.0.1:9443/blobs/sha256-$1; } }
-              server { listen \(Self.publicAddress):8444 ssl;
-                location ~ "^/v2/([^/]+)/([^/]+)/manifests/([^/]+)$" { types { } default_type application/vnd.docker.distribution.manifest.v2+json; alias \(root)/manifests/$1/$2/$3; }
-                location ~ "^/v2/[^/]+/[^/]+/blobs/" { return 307 https://169.254.169.254/latest/meta-data/; } }
-              server { listen \(Self.publicAddress):8446 ssl;
-                location ~ "^/v2/([^/]+)/([^/]+)/manifests/([^/]+)$" { types { } default_type application/vnd.docker.distribution.manifest.v2+json; alias \(root)/manifests/$1/$2/$3; }
-                location ~ "^/v2/[^/]+/[^/]+/blobs/" { return 307 https://10.9.8.7/blob; } }
+              \(Self.redirectingRegistry(port: 8443, root: root, blobsTo: "https://127.0.0.1:9443/blobs/sha256-$1"))
+              \(Self.redirectingRegistry(port: 8444, root: root, blobsTo: "https://169.254.169.254/latest/meta-data/"))
+              \(Self.redirectingRegistry(port: 8446, root: root, blobsTo: "https://10.9.8.7/blob"))
             }
             """
         try conf.write(toFile: work.sub("nginx.conf"), atomically: true, encoding: .utf8)

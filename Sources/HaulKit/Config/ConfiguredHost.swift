@@ -1,9 +1,5 @@
 import Foundation
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// One host an operator names in the environment (`HAUL_ALLOW_PRIVATE`,
 /// `HAUL_PULL_THROUGH`, `HAUL_SERVE_REGISTRIES`), read one way wherever it
 /// is read. The spellings the README shows are accepted:
@@ -78,8 +74,8 @@ public struct ConfiguredHost: Sendable, Hashable, CustomStringConvertible {
     }
 
     static func isIPv6(_ text: String) -> Bool {
-        var address = in6_addr()
-        return inet_pton(AF_INET6, text, &address) == 1
+        if case .v6? = IPAddress(text) { return true }
+        return false
     }
 }
 

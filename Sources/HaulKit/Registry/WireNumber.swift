@@ -27,23 +27,21 @@ public enum WireNumber {
         }
     }
 
-    /// The most digits read: 18 decimal digits always fit in Int64, so
-    /// the accumulation below cannot overflow before the bound is checked.
-    static let maxDigits = 18
-
     /// `text` (surrounding spaces and tabs allowed) as a decimal number
-    /// within `bounds`; nil for anything else, including a number with
-    /// more than 18 digits once leading zeros are dropped.
+    /// within `bounds`; nil for anything else, including a number beyond
+    /// Int64 (each step of the accumulation reports its overflow, so no
+    /// length of digits can trap).
     public static func parse(_ text: some StringProtocol, in bounds: ClosedRange<Int64>) -> Int64? {
         var digits = Substring(text).utf8.drop { $0 == 0x20 || $0 == 0x09 }
         while let last = digits.last, last == 0x20 || last == 0x09 { digits = digits.dropLast() }
         guard !digits.isEmpty else { return nil }
-        let significant = digits.drop { $0 == 0x30 }
-        guard significant.count <= maxDigits else { return nil }
         var value: Int64 = 0
         for byte in digits {
             guard byte >= 0x30, byte <= 0x39 else { return nil }
-            value = value * 10 + Int64(byte - 0x30)
+            let (shifted, o1) = value.multipliedReportingOverflow(by: 10)
+            let (next, o2) = shifted.addingReportingOverflow(Int64(byte &- 0x30))
+            guard !o1, !o2 else { return nil }
+            value = next
         }
         return bounds.contains(value) ? value : nil
     }

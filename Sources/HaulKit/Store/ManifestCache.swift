@@ -88,7 +88,10 @@ final class ManifestCache: Sendable {
         // tick the same change time (git's "racy" rule).
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        let recent = Int64(now.tv_sec) - identity.changed < 2
+        // A change time from the file system is not trusted to be sane: a
+        // difference that overflows counts as recent (not kept).
+        let (age, overflow) = Int64(now.tv_sec).subtractingReportingOverflow(identity.changed)
+        let recent = overflow || age < 2
         guard raw.count == Int(identity.size), !recent else { return entry }
         keep(entry, as: identity)
         return entry
