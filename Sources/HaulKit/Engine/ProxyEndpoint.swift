@@ -34,20 +34,27 @@ struct ProxyEndpoint: Sendable, Equatable {
     }
 
     /// Whether a socket to `address:port` is a connection to this proxy.
-    /// The host's addresses are resolved when first needed and again when
-    /// an address is not among them (DNS may have moved the proxy); this
-    /// lookup blocks the loop for as long as the resolver takes, once per
-    /// proxy and process in the usual case.
-    func isEndpoint(_ address: IPAddress, port: Int) -> Bool {
+    /// The host's addresses are resolved when first needed, and again for
+    /// an address on the proxy's port that is not among them, at most once
+    /// in `refresh` seconds (DNS may have moved the proxy). The lookup
+    /// blocks the loop for as long as the resolver takes, so it is bounded
+    /// by time, not by how many connections a registry makes.
+    func isEndpoint(_ address: IPAddress, port: Int, now: Double = MonotonicClock.now()) -> Bool {
         guard port == self.port else { return false }
         if let literal = IPAddress(host) { return literal.unmapped == address.unmapped }
-        if Self.cache.withLock({ $0[host] })?.contains(address.unmapped) == true { return true }
+        let cached = Self.cache.withLock { $0[host] }
+        if let cached, cached.addresses.contains(address.unmapped) || now - cached.at < Self.refresh {
+            return cached.addresses.contains(address.unmapped)
+        }
         let fresh = Self.resolve(host)
-        Self.cache.withLock { $0[host] = fresh }
+        Self.cache.withLock { $0[host] = (fresh, now) }
         return fresh.contains(address.unmapped)
     }
 
-    private static let cache = Mutex<[String: [IPAddress]]>([:])
+    /// The fewest seconds between two lookups of one proxy's host.
+    static let refresh = 30.0
+
+    private static let cache = Mutex<[String: (addresses: [IPAddress], at: Double)]>([:])
 
     /// Every address `host` resolves to, unmapped.
     static func resolve(_ host: String) -> [IPAddress] {
